@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// ReleaseStatus is where a deploy attempt stands.
+type ReleaseStatus int
+
+// The zero ReleaseStatus is invalid.
+const (
+	Building  ReleaseStatus = iota + 1 // the build is running
+	Failed                             // the build or its start failed; see Release.Detail
+	Succeeded                          // the build finished and may go live
+)
+
+// String returns "building", "failed" or "succeeded".
+func (rs ReleaseStatus) String() string {
+	switch rs {
+	case Building:
+		return "building"
+	case Failed:
+		return "failed"
+	case Succeeded:
+		return "succeeded"
+	}
+	return fmt.Sprintf("ReleaseStatus(%d)", int(rs))
+}
+
+// ParseReleaseStatus is the inverse of ReleaseStatus.String.
+func ParseReleaseStatus(s string) (ReleaseStatus, error) {
+	switch s {
+	case "building":
+		return Building, nil
+	case "failed":
+		return Failed, nil
+	case "succeeded":
+		return Succeeded, nil
+	}
+	return 0, fmt.Errorf("parse release status %q: want building, failed or succeeded", s)
+}
+
+// Release is one deploy attempt of an app.
+type Release struct {
+	App        string
+	Number     int           // 1, 2, 3... per app, assigned by CreateRelease
+	Revision   string        // git commit hash
+	Status     ReleaseStatus // Building, then Failed or Succeeded
+	Pusher     string        // name of the key that pushed
+	Detail     string        // failure reason, one line, or empty
+	Build      string        // opaque build metadata (JSON) written by the deployer
+	CreatedAt  time.Time
+	FinishedAt time.Time // zero while building
+}
+
+// CreateRelease records a new deploy attempt of app, numbered one past the
+// app's latest release, in status Building. It returns ErrNotFound when
+// there is no such app.
+func (s *Store) CreateRelease(ctx context.Context, app, revision, pusher string) (Release, error) {
+	r := Release{App: app, Revision: revision, Status: Building, Pusher: pusher, CreatedAt: now()}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := appExists(ctx, tx, app); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx,
+			"SELECT COALESCE(MAX(number), 0) + 1 FROM releases WHERE app = ?", app).Scan(&r.Number)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			"INSERT INTO releases (app, number, revision, status, pusher, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+			r.App, r.Number, r.Revision, r.Status.String(), r.Pusher, toDB(r.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return Release{}, fmt.Errorf("create release of app %s: %w", app, err)
+	}
+	return r, nil
+}
+
+// FinishRelease records the outcome of a deploy attempt: status Failed or
+// Succeeded, a one-line failure detail and the deployer's build metadata.
+// It returns ErrNotFound when there is no such release.
+func (s *Store) FinishRelease(ctx context.Context, app string, number int, status ReleaseStatus, detail, build string) error {
+	if status != Failed && status != Succeeded {
+		return fmt.Errorf("finish release %d of app %s: status %v is not an outcome", number, app, status)
+	}
+	res, err := s.db.ExecContext(ctx,
+		"UPDATE releases SET status = ?, detail = ?, build = ?, finished_at = ? WHERE app = ? AND number = ?",
+		status.String(), detail, build, toDB(now()), app, number)
+	if err != nil {
+		return fmt.Errorf("finish release %d of app %s: %w", number, app, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("finish release %d of app %s: %w", number, app, err)
+	} else if n == 0 {
+		return fmt.Errorf("finish release %d of app %s: %w", number, app, ErrNotFound)
+	}
+	return nil
+}
+
+const releaseSelect = `SELECT app, number, revision, status, pusher, detail, build, created_at, finished_at
+FROM releases`
+
+// Release returns one release of app, or ErrNotFound.
+func (s *Store) Release(ctx context.Context, app string, number int) (Release, error) {
+	rs, err := s.queryReleases(ctx, releaseSelect+" WHERE app = ? AND number = ?", app, number)
+	if err != nil {
+		return Release{}, fmt.Errorf("get release %d of app %s: %w", number, app, err)
+	}
+	if len(rs) == 0 {
+		return Release{}, fmt.Errorf("get release %d of app %s: %w", number, app, ErrNotFound)
+	}
+	return rs[0], nil
+}
+
+// Releases returns every release of app, newest first. It returns
+// ErrNotFound when there is no such app.
+func (s *Store) Releases(ctx context.Context, app string) ([]Release, error) {
+	rs, err := s.queryReleases(ctx, releaseSelect+" WHERE app = ? ORDER BY number DESC", app)
+	if err == nil && len(rs) == 0 {
+		err = appExists(ctx, s.db, app)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list releases of app %s: %w", app, err)
+	}
+	return rs, nil
+}
+
+// FailBuilding marks every release still Building as Failed with the given
+// detail and returns how many it marked. The daemon calls it at start: a
+// build that was running when the previous daemon died will never finish.
+func (s *Store) FailBuilding(ctx context.Context, detail string) (int, error) {
+	res, err := s.db.ExecContext(ctx,
+		"UPDATE releases SET status = ?, detail = ?, finished_at = ? WHERE status = ?",
+		Failed.String(), detail, toDB(now()), Building.String())
+	if err != nil {
+		return 0, fmt.Errorf("fail unfinished builds: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("fail unfinished builds: %w", err)
+	}
+	return int(n), nil
+}
+
+func (s *Store) queryReleases(ctx context.Context, query string, args ...any) ([]Release, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rs []Release
+	for rows.Next() {
+		var r Release
+		var status string
+		var created, finished int64
+		err := rows.Scan(&r.App, &r.Number, &r.Revision, &status, &r.Pusher, &r.Detail, &r.Build, &created, &finished)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status, err = ParseReleaseStatus(status); err != nil {
+			return nil, fmt.Errorf("release %d of app %s: %w", r.Number, r.App, err)
+		}
+		r.CreatedAt = fromDB(created)
+		r.FinishedAt = fromDB(finished)
+		rs = append(rs, r)
+	}
+	return rs, rows.Err()
+}

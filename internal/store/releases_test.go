@@ -1,0 +1,210 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestReleaseStatusString(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		rs   ReleaseStatus
+		want string
+	}{
+		{Building, "building"},
+		{Failed, "failed"},
+		{Succeeded, "succeeded"},
+		{0, "ReleaseStatus(0)"},
+	}
+	for _, tt := range tests {
+		if got := tt.rs.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+		if tt.rs == 0 {
+			continue
+		}
+		if back, err := ParseReleaseStatus(tt.want); err != nil || back != tt.rs {
+			t.Errorf("ParseReleaseStatus(%q) = %v, %v", tt.want, back, err)
+		}
+	}
+	if _, err := ParseReleaseStatus("done"); err == nil {
+		t.Error("ParseReleaseStatus(done) succeeded")
+	}
+}
+
+func TestReleaseNumberingPerApp(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	mustApp(t, s, "a", "b")
+	steps := []struct {
+		app  string
+		want int
+	}{
+		{"a", 1}, {"a", 2}, {"b", 1}, {"a", 3}, {"b", 2},
+	}
+	for _, st := range steps {
+		r, err := s.CreateRelease(ctx, st.app, "rev", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Number != st.want {
+			t.Errorf("release of %s numbered %d, want %d", st.app, r.Number, st.want)
+		}
+	}
+	// A failed release still takes its number.
+	if err := s.FinishRelease(ctx, "a", 3, Failed, "boom", ""); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.CreateRelease(ctx, "a", "rev", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Number != 4 {
+		t.Errorf("release after a failed one numbered %d, want 4", r.Number)
+	}
+}
+
+func TestReleaseLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	mustApp(t, s, "web")
+	before := time.Now().Add(-time.Second)
+	r, err := s.CreateRelease(ctx, "web", "0123abcd", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Release{App: "web", Number: 1, Revision: "0123abcd", Status: Building, Pusher: "alice", CreatedAt: r.CreatedAt}
+	if r != want || r.CreatedAt.Before(before) {
+		t.Errorf("CreateRelease = %+v, want %+v", r, want)
+	}
+	got, err := s.Release(ctx, "web", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != r {
+		t.Errorf("Release = %+v, want %+v", got, r)
+	}
+
+	build := `{"venv":"sha256:ff","procs":["web","worker"]}`
+	if err := s.FinishRelease(ctx, "web", 1, Succeeded, "", build); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Release(ctx, "web", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != Succeeded || got.Build != build || got.Detail != "" {
+		t.Errorf("finished release = %+v", got)
+	}
+	if got.FinishedAt.IsZero() || got.FinishedAt.Before(got.CreatedAt) {
+		t.Errorf("FinishedAt = %v, CreatedAt = %v", got.FinishedAt, got.CreatedAt)
+	}
+
+	tests := []struct {
+		name    string
+		app     string
+		number  int
+		status  ReleaseStatus
+		wantErr error
+	}{
+		{"unknown number", "web", 9, Failed, ErrNotFound},
+		{"unknown app", "nope", 1, Failed, ErrNotFound},
+		{"not an outcome", "web", 1, Building, nil},
+		{"zero status", "web", 1, 0, nil},
+	}
+	for _, tt := range tests {
+		err := s.FinishRelease(ctx, tt.app, tt.number, tt.status, "x", "")
+		if err == nil {
+			t.Errorf("%s: FinishRelease succeeded", tt.name)
+		} else if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+	if _, err := s.Release(ctx, "web", 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Release(web, 2) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestReleasesNewestFirst(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	mustApp(t, s, "web", "other", "empty")
+	for _, rev := range []string{"r1", "r2", "r3"} {
+		if _, err := s.CreateRelease(ctx, "web", rev, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateRelease(ctx, "other", "x", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.Releases(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs []string
+	for _, r := range rs {
+		revs = append(revs, r.Revision)
+	}
+	if len(revs) != 3 || revs[0] != "r3" || revs[1] != "r2" || revs[2] != "r1" {
+		t.Errorf("Releases revisions = %v, want [r3 r2 r1]", revs)
+	}
+	rs, err = s.Releases(ctx, "empty")
+	if err != nil || len(rs) != 0 {
+		t.Errorf("Releases of an app without any = %v, %v", rs, err)
+	}
+}
+
+func TestFailBuilding(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	mustApp(t, s, "a", "b")
+	for _, app := range []string{"a", "a", "a", "b"} {
+		if _, err := s.CreateRelease(ctx, app, "rev", "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.FinishRelease(ctx, "a", 1, Succeeded, "", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRelease(ctx, "a", 2, Failed, "build failed", ""); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := s.FailBuilding(ctx, "interrupted by daemon restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("FailBuilding = %d, want 2", n)
+	}
+	type id struct {
+		app    string
+		number int
+	}
+	want := map[id]struct {
+		status ReleaseStatus
+		detail string
+	}{
+		{"a", 1}: {Succeeded, ""},
+		{"a", 2}: {Failed, "build failed"},
+		{"a", 3}: {Failed, "interrupted by daemon restart"},
+		{"b", 1}: {Failed, "interrupted by daemon restart"},
+	}
+	for k, w := range want {
+		r, err := s.Release(ctx, k.app, k.number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != w.status || r.Detail != w.detail || r.FinishedAt.IsZero() {
+			t.Errorf("release %v = %v %q finished %v, want %v %q", k, r.Status, r.Detail, r.FinishedAt, w.status, w.detail)
+		}
+	}
+	if n, err := s.FailBuilding(ctx, "again"); err != nil || n != 0 {
+		t.Errorf("second FailBuilding = %d, %v; want 0", n, err)
+	}
+}
