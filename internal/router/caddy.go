@@ -1,0 +1,369 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const (
+	minBackoff   = 500 * time.Millisecond
+	maxBackoff   = 10 * time.Second
+	stopGrace    = 10 * time.Second
+	startTimeout = 15 * time.Second
+	pollInterval = 50 * time.Millisecond
+)
+
+// ProcessOptions says how to run a managed Caddy.
+type ProcessOptions struct {
+	Bin string   // caddy binary (a path, or a name looked up in PATH)
+	Dir string   // <root>/caddy: boot.json, caddy.log, XDG config and data dirs
+	Env []string // extra environment, e.g. GOMAXPROCS=1
+}
+
+// Caddy is a Caddy process hop3 started and supervises: one goroutine owns
+// it, restarts it with backoff when it dies, and restores every desired
+// route in the restarted process's boot config.
+type Caddy struct {
+	po       ProcessOptions
+	bin      string
+	r        *Router
+	logger   *slog.Logger
+	sock     string // admin socket path; empty for a TCP admin address
+	logPath  string
+	bootPath string
+
+	ctx      context.Context // cancelled by Stop
+	cancel   context.CancelFunc
+	killNow  chan struct{} // closed when Stop's ctx ends before a graceful exit
+	killOnce sync.Once
+	done     chan struct{} // closed when the supervising goroutine returns
+
+	mu       sync.Mutex
+	pid      int
+	restarts int
+}
+
+// proc is one run of the Caddy binary.
+type proc struct {
+	cmd     *exec.Cmd
+	pid     int
+	started time.Time
+	done    chan struct{} // closed once cmd.Wait returned; err is set then
+	err     error
+}
+
+// StartCaddy starts `caddy run --config <Dir>/boot.json`, where boot.json is
+// the full config of r's desired routes, and returns once the admin API
+// answers. ctx bounds the start only; the process runs until Stop. Caddy
+// runs in its own process group and is killed if hop3 dies, writes its
+// output to <Dir>/caddy.log, and keeps its state in <Dir>/config and
+// <Dir>/data instead of $HOME.
+func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.Logger) (*Caddy, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if r.Attached() {
+		return nil, errors.New("start caddy: router is attached to an external caddy")
+	}
+	if !filepath.IsAbs(po.Dir) {
+		return nil, fmt.Errorf("start caddy: dir %q is not absolute", po.Dir)
+	}
+	bin, err := exec.LookPath(po.Bin)
+	if err != nil {
+		return nil, fmt.Errorf("start caddy: %w", err)
+	}
+	admin := r.Options().AdminListen
+	if admin == "" {
+		return nil, errors.New("start caddy: options have no admin listen address")
+	}
+	var sock string
+	if s, ok := strings.CutPrefix(admin, "unix/"); ok {
+		sock, _, _ = strings.Cut(s, "|")
+	}
+	for _, d := range []string{po.Dir, filepath.Join(po.Dir, "config"), filepath.Join(po.Dir, "data")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("start caddy: %w", err)
+		}
+	}
+	c := &Caddy{
+		po:       po,
+		bin:      bin,
+		r:        r,
+		logger:   logger.With("component", "caddy"),
+		sock:     sock,
+		logPath:  filepath.Join(po.Dir, "caddy.log"),
+		bootPath: filepath.Join(po.Dir, "boot.json"),
+		killNow:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	var first *proc
+	n, err := r.restore(ctx, func(ctx context.Context, cfg []byte) error {
+		var err error
+		first, err = c.start(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("start caddy: %w", err)
+	}
+	c.logger.Info("caddy started", "pid", first.pid, "routes", n, "admin", admin, "log", c.logPath)
+	go c.supervise(first)
+	return c, nil
+}
+
+// PID returns the process id of the running Caddy, or 0 while none runs.
+func (c *Caddy) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pid
+}
+
+// Restarts returns how many times Caddy was started again after dying.
+func (c *Caddy) Restarts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restarts
+}
+
+// LogPath returns the file Caddy's output goes to.
+func (c *Caddy) LogPath() string { return c.logPath }
+
+// Stop shuts Caddy down gracefully: SIGTERM to its process group, then
+// SIGKILL after 10s, or as soon as ctx ends. Caddy is not restarted after.
+func (c *Caddy) Stop(ctx context.Context) error {
+	c.cancel()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+	}
+	c.killOnce.Do(func() { close(c.killNow) })
+	<-c.done
+	return fmt.Errorf("stop caddy: killed: %w", ctx.Err())
+}
+
+// supervise owns the process: it restarts Caddy when it dies and stops it
+// when Stop is called.
+func (c *Caddy) supervise(p *proc) {
+	defer close(c.done)
+	delay := minBackoff
+	for {
+		select {
+		case <-c.ctx.Done():
+			c.terminate(p)
+			c.setPID(0)
+			return
+		case <-p.done:
+		}
+		c.setPID(0)
+		c.r.forget()
+		// A process that ran for a while earns a fast restart again.
+		if time.Since(p.started) > maxBackoff {
+			delay = minBackoff
+		}
+		c.logger.Warn("caddy exited unexpectedly; restarting it and restoring every route",
+			"pid", p.pid, "err", exitText(p.err), "ran", time.Since(p.started).Round(time.Millisecond),
+			"restart_in", delay, "log", c.logPath)
+		for {
+			t := time.NewTimer(delay)
+			select {
+			case <-c.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(delay*2, maxBackoff)
+			np, n, err := c.restart()
+			if err == nil {
+				p = np
+				c.logger.Info("caddy restarted; routes restored", "pid", p.pid, "routes", n, "log", c.logPath)
+				break
+			}
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.logger.Error("caddy restart failed", "err", err, "retry_in", delay, "log", c.logPath)
+		}
+	}
+}
+
+func (c *Caddy) restart() (*proc, int, error) {
+	var np *proc
+	n, err := c.r.restore(c.ctx, func(ctx context.Context, cfg []byte) error {
+		var err error
+		np, err = c.start(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	c.mu.Lock()
+	c.restarts++
+	c.mu.Unlock()
+	return np, n, nil
+}
+
+func (c *Caddy) setPID(pid int) {
+	c.mu.Lock()
+	c.pid = pid
+	c.mu.Unlock()
+}
+
+// start writes the boot config, runs Caddy and waits until its admin API
+// answers; Caddy applies the boot config before that.
+func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
+	if err := writeFileAtomic(c.bootPath, cfg); err != nil {
+		return nil, err
+	}
+	if c.sock != "" {
+		if err := clearStaleSocket(c.sock); err != nil {
+			return nil, err
+		}
+	}
+	logf, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open caddy log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(c.bin, "run", "--config", c.bootPath)
+	cmd.Dir = c.po.Dir
+	// Later entries win, so these override anything inherited.
+	cmd.Env = append(os.Environ(),
+		"XDG_CONFIG_HOME="+filepath.Join(c.po.Dir, "config"),
+		"XDG_DATA_HOME="+filepath.Join(c.po.Dir, "data"),
+	)
+	cmd.Env = append(cmd.Env, c.po.Env...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run caddy: %w", err)
+	}
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := c.waitReady(ctx, p); err != nil {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		<-p.done
+		return nil, err
+	}
+	c.setPID(p.pid)
+	return p, nil
+}
+
+func (c *Caddy) waitReady(ctx context.Context, p *proc) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		// GET /config/ waits for Caddy's config lock, which the boot load
+		// holds until the servers run: an answer means routes are live.
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		err := c.r.client.Get(pctx, "/config/", nil)
+		pcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("caddy exited during start (%s); log %s ends: %s", exitText(p.err), c.logPath, logTail(c.logPath))
+		case <-ctx.Done():
+			return fmt.Errorf("caddy admin API did not answer: %w; last error: %v; log %s", ctx.Err(), err, c.logPath)
+		case <-t.C:
+		}
+	}
+}
+
+// terminate stops the process group: SIGTERM, then SIGKILL after the grace
+// period or when Stop's context ends.
+func (c *Caddy) terminate(p *proc) {
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return
+	case <-t.C:
+		c.logger.Warn("caddy did not stop in time; killing it", "pid", p.pid, "grace", stopGrace)
+	case <-c.killNow:
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// clearStaleSocket removes a socket file left by a killed Caddy, after
+// checking that nothing listens on it: Caddy can not bind over it.
+func clearStaleSocket(sock string) error {
+	fi, err := os.Lstat(sock)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check admin socket: %w", err)
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("check admin socket: %s exists and is not a socket", sock)
+	}
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("check admin socket: %s is in use by another process", sock)
+	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale admin socket: %w", err)
+	}
+	return nil
+}
+
+func writeFileAtomic(name string, data []byte) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write caddy boot config: %w", err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("write caddy boot config: %w", err)
+	}
+	return nil
+}
+
+// logTail returns the last lines of Caddy's log for error messages.
+func logTail(name string) string {
+	f, err := os.Open(name)
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	defer f.Close()
+	const n = 2048
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}

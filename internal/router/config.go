@@ -1,0 +1,595 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ServerName is the key of hop3's server under apps/http/servers. In
+// attached mode it is the only part of someone else's config hop3 touches.
+const ServerName = "hop3"
+
+// Ids of the objects hop3 addresses through /id/.
+const (
+	serverID   = "hop3_server"
+	catchAllID = "hop3_catchall"
+	errorID    = "hop3_error"
+	appPrefix  = "hop3_app_"
+)
+
+// DefaultUpstreamWait is how long a request waits for an app that does not
+// answer (restarting, crashed) before it gets the 502 page.
+const DefaultUpstreamWait = 10 * time.Second
+
+// streamCloseDelay keeps WebSockets and other upgraded connections open
+// across config reloads; without it every admin change closes them all.
+const streamCloseDelay = "8h"
+
+// TLSMode says how the edge terminates TLS.
+type TLSMode int
+
+const (
+	// TLSOff serves plain HTTP only.
+	TLSOff TLSMode = iota
+	// TLSInternal serves HTTPS with certificates from Caddy's local CA.
+	TLSInternal
+	// TLSACME serves HTTPS with certificates obtained from an ACME CA.
+	TLSACME
+)
+
+// String returns the name ParseTLSMode accepts.
+func (m TLSMode) String() string {
+	switch m {
+	case TLSOff:
+		return "off"
+	case TLSInternal:
+		return "internal"
+	case TLSACME:
+		return "acme"
+	default:
+		return "TLSMode(" + strconv.Itoa(int(m)) + ")"
+	}
+}
+
+// ParseTLSMode parses "off", "internal" or "acme".
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "off", "":
+		return TLSOff, nil
+	case "internal":
+		return TLSInternal, nil
+	case "acme":
+		return TLSACME, nil
+	default:
+		return TLSOff, fmt.Errorf("parse tls mode %q: want off, internal or acme", s)
+	}
+}
+
+// Options configures the edge as a whole.
+type Options struct {
+	HTTPAddr    string  // e.g. "127.0.0.1:8080" or ":80"
+	HTTPSAddr   string  // used when TLS != TLSOff, e.g. ":443"
+	TLS         TLSMode // TLSOff, TLSInternal or TLSACME
+	ACMEEmail   string  // account email for TLSACME
+	ACMECA      string  // ACME directory URL, e.g. a staging CA; empty means Caddy's default
+	AdminListen string  // "unix//<root>/caddy/admin.sock|0600"
+	Domain      string  // default app domain, for the 404 page text only
+
+	// UpstreamWait is how long a request keeps retrying an app that does
+	// not accept connections before it gets the 502 page; 0 means
+	// DefaultUpstreamWait.
+	UpstreamWait time.Duration
+}
+
+// StaticPath is a URL prefix served from a directory by Caddy's file_server
+// instead of the app: Prefix "/static" and Dir D serve /static/x.css from
+// D/x.css.
+type StaticPath struct {
+	Prefix string // "/static"
+	Dir    string // absolute
+}
+
+// Route is everything the edge needs to know about one app.
+type Route struct {
+	App         string
+	Hosts       []string     // non-empty
+	Upstreams   []string     // Caddy dial addresses: "unix//abs/web.sock" or "127.0.0.1:5001"
+	Static      string       // absolute dir: the app is a static site served by file_server
+	StaticPaths []StaticPath // served by file_server before the app
+	CatchAll    string       // SPA fallback file relative to Static, e.g. "index.html"
+	Stopped     bool         // answer 503 with the "app stopped" page
+	HTTPSOnly   bool         // redirect http to https (308); ignored with TLSOff
+	MaxBodySize int64        // 0 = unlimited
+}
+
+var (
+	appNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	labelRe   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+)
+
+// Validate reports the first problem that would make the route unsafe or
+// meaningless in Caddy's config.
+func (r Route) Validate() error {
+	if !appNameRe.MatchString(r.App) {
+		return fmt.Errorf("validate route: app name %q must match %s", r.App, appNameRe)
+	}
+	if err := r.validate(); err != nil {
+		return fmt.Errorf("validate route %s: %w", r.App, err)
+	}
+	return nil
+}
+
+func (r Route) validate() error {
+	if len(r.Hosts) == 0 {
+		return errors.New("no hosts")
+	}
+	seen := make(map[string]bool, len(r.Hosts))
+	for _, h := range r.Hosts {
+		if err := validateHost(h); err != nil {
+			return err
+		}
+		if seen[strings.ToLower(h)] {
+			return fmt.Errorf("host %q listed twice", h)
+		}
+		seen[strings.ToLower(h)] = true
+	}
+	switch {
+	case r.Stopped:
+		// A stopped app may keep its upstreams; they are simply not used.
+	case r.Static != "" && len(r.Upstreams) > 0:
+		return errors.New("a static site has no upstreams")
+	case r.Static == "" && len(r.Upstreams) == 0:
+		return errors.New("no upstreams and no static dir")
+	}
+	for _, u := range r.Upstreams {
+		if err := validateUpstream(u); err != nil {
+			return err
+		}
+	}
+	if r.Static != "" {
+		if err := validateDir(r.Static); err != nil {
+			return fmt.Errorf("static: %w", err)
+		}
+	}
+	if r.CatchAll != "" {
+		if r.Static == "" {
+			return errors.New("catch-all file needs a static dir")
+		}
+		c := r.CatchAll
+		if strings.HasPrefix(c, "/") || path.Clean(c) != c || c == "." || strings.HasPrefix(c, "../") || c == ".." || strings.ContainsAny(c, "{}\\") {
+			return fmt.Errorf("catch-all file %q must be a clean path relative to the static dir", c)
+		}
+	}
+	prefixes := make(map[string]bool, len(r.StaticPaths))
+	for _, sp := range r.StaticPaths {
+		p := sp.Prefix
+		if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p || strings.ContainsAny(p, "*?[]{}\\% ") {
+			return fmt.Errorf("static path prefix %q must be a clean absolute URL path such as /static", p)
+		}
+		if prefixes[p] {
+			return fmt.Errorf("static path prefix %q listed twice", p)
+		}
+		prefixes[p] = true
+		if err := validateDir(sp.Dir); err != nil {
+			return fmt.Errorf("static path %s: %w", p, err)
+		}
+	}
+	if r.MaxBodySize < 0 {
+		return fmt.Errorf("max body size %d is negative", r.MaxBodySize)
+	}
+	return nil
+}
+
+func validateHost(h string) error {
+	name := strings.ToLower(h)
+	name = strings.TrimPrefix(name, "*.")
+	if ip := net.ParseIP(name); ip != nil && !strings.Contains(name, ":") {
+		return nil
+	}
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("host %q is not a valid hostname", h)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if len(label) > 63 || !labelRe.MatchString(label) {
+			return fmt.Errorf("host %q is not a valid hostname", h)
+		}
+	}
+	return nil
+}
+
+func validateUpstream(u string) error {
+	if strings.ContainsAny(u, "{}| \t\n") {
+		return fmt.Errorf("upstream %q has forbidden characters", u)
+	}
+	if sock, ok := strings.CutPrefix(u, "unix/"); ok {
+		if !filepath.IsAbs(sock) || filepath.Clean(sock) != sock {
+			return fmt.Errorf("upstream %q: socket path must be absolute and clean", u)
+		}
+		// The kernel limits sun_path to 108 bytes including the NUL.
+		if len(sock) > 107 {
+			return fmt.Errorf("upstream %q: socket path longer than 107 bytes", u)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(u)
+	if err != nil || host == "" {
+		return fmt.Errorf("upstream %q must be unix//path or host:port", u)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("upstream %q: bad port", u)
+	}
+	return nil
+}
+
+func validateDir(d string) error {
+	if !filepath.IsAbs(d) || filepath.Clean(d) != d {
+		return fmt.Errorf("dir %q must be absolute and clean", d)
+	}
+	// Caddy expands {placeholders} in file_server roots.
+	if strings.ContainsAny(d, "{}") {
+		return fmt.Errorf("dir %q must not contain braces", d)
+	}
+	return nil
+}
+
+// validateRoutes checks every route and that no two claim the same app or
+// host: Caddy would silently send a shared host to whichever came first.
+func validateRoutes(routes []Route) error {
+	apps := make(map[string]bool, len(routes))
+	hosts := make(map[string]string)
+	for _, r := range routes {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		if apps[r.App] {
+			return fmt.Errorf("validate routes: app %s listed twice", r.App)
+		}
+		apps[r.App] = true
+		for _, h := range r.Hosts {
+			h = strings.ToLower(h)
+			if other, ok := hosts[h]; ok {
+				return fmt.Errorf("validate routes: host %s claimed by both %s and %s", h, other, r.App)
+			}
+			hosts[h] = r.App
+		}
+	}
+	return nil
+}
+
+// validate checks the options for the given config shape.
+func (o Options) validate() error {
+	if _, err := addrPort(o.HTTPAddr); err != nil {
+		return fmt.Errorf("validate options: http addr: %w", err)
+	}
+	switch o.TLS {
+	case TLSOff:
+	case TLSInternal, TLSACME:
+		if _, err := addrPort(o.HTTPSAddr); err != nil {
+			return fmt.Errorf("validate options: https addr: %w", err)
+		}
+		if o.HTTPSAddr == o.HTTPAddr {
+			return errors.New("validate options: http and https addrs are the same")
+		}
+	default:
+		return fmt.Errorf("validate options: unknown tls mode %s", o.TLS)
+	}
+	if o.Domain != "" {
+		if err := validateHost(o.Domain); err != nil {
+			return fmt.Errorf("validate options: domain: %w", err)
+		}
+	}
+	if strings.ContainsAny(o.ACMEEmail+o.ACMECA, "{} \t\n") {
+		return errors.New("validate options: acme email and ca must not contain braces or spaces")
+	}
+	if o.UpstreamWait < 0 {
+		return errors.New("validate options: negative upstream wait")
+	}
+	return nil
+}
+
+func addrPort(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("%q must be host:port or :port", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q: bad port", addr)
+	}
+	return n, nil
+}
+
+// obj is a JSON object of Caddy's config; encoding/json sorts map keys, so
+// the output is deterministic and "@id" comes first.
+type obj = map[string]any
+
+// Config returns the full Caddy JSON config for POST /load or
+// `caddy run --config`.
+func Config(opts Options, routes []Route) ([]byte, error) {
+	cfg, err := configObj(opts, routes)
+	if err != nil {
+		return nil, err
+	}
+	return marshal(cfg)
+}
+
+func configObj(opts Options, routes []Route) (obj, error) {
+	srv, err := serverObj(opts, routes)
+	if err != nil {
+		return nil, err
+	}
+	admin := obj{"config": obj{"persist": false}}
+	if opts.AdminListen != "" {
+		admin["listen"] = opts.AdminListen
+	}
+	httpApp := obj{"servers": obj{ServerName: srv}}
+	apps := obj{"http": httpApp}
+	if opts.TLS != TLSOff {
+		// http_port tells Caddy which of the server's listeners stays
+		// plain HTTP; every other listener gets TLS.
+		httpPort, _ := addrPort(opts.HTTPAddr)
+		httpsPort, _ := addrPort(opts.HTTPSAddr)
+		httpApp["http_port"] = httpPort
+		httpApp["https_port"] = httpsPort
+		// Never let Caddy try to install its root into the system
+		// trust store (it would ask for a password or fail).
+		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
+		issuer := obj{"module": "internal"}
+		if opts.TLS == TLSACME {
+			issuer = obj{"module": "acme"}
+			if opts.ACMEEmail != "" {
+				issuer["email"] = opts.ACMEEmail
+			}
+			if opts.ACMECA != "" {
+				issuer["ca"] = opts.ACMECA
+			}
+		}
+		// One policy without subjects covers every host, including
+		// hosts of apps added later by Set, so adding an app never
+		// needs a second admin call to the tls app. Automatic HTTPS
+		// finds the names to manage in the host matchers of the
+		// server's top-level routes.
+		apps["tls"] = obj{"automation": obj{"policies": []any{obj{"issuers": []any{issuer}}}}}
+	}
+	return obj{"admin": admin, "apps": apps}, nil
+}
+
+// serverObj builds hop3's server: one server for both ports. Caddy enables
+// TLS on every listener except the one on http_port, so a single route list
+// serves HTTP and HTTPS and a change to an app is one admin call.
+//
+// App routes are top-level routes of the server rather than children of
+// one "apps" subroute: automatic HTTPS only looks at the host matchers of
+// top-level routes, and would manage no certificate otherwise. New routes
+// are therefore inserted at index 0 so they stay before the catch-all.
+func serverObj(opts Options, routes []Route) (obj, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := validateRoutes(routes); err != nil {
+		return nil, err
+	}
+	sorted := slices.Clone(routes)
+	slices.SortFunc(sorted, func(a, b Route) int { return strings.Compare(a.App, b.App) })
+	list := make([]any, 0, len(sorted)+1)
+	for _, r := range sorted {
+		list = append(list, appRoute(opts, r))
+	}
+	list = append(list, catchAllRoute(opts))
+	srv := obj{
+		"@id":    serverID,
+		"routes": list,
+		// Errors inside app routes are answered by each app's subroute;
+		// this is the last resort so no error ever ends as an empty page.
+		"errors": obj{"routes": []any{obj{
+			"@id":    errorID,
+			"handle": []any{errorResponse("{http.error.status_code}", page("{http.error.status_code} {http.error.status_text}", "The request could not be completed."))},
+		}}},
+	}
+	if opts.TLS == TLSOff {
+		srv["listen"] = []any{opts.HTTPAddr}
+		srv["automatic_https"] = obj{"disable": true}
+	} else {
+		srv["listen"] = []any{opts.HTTPAddr, opts.HTTPSAddr}
+		// hop3 redirects per app (HTTPSOnly); Caddy's automatic
+		// redirects would take every app off plain HTTP.
+		srv["automatic_https"] = obj{"disable_redirects": true}
+	}
+	return srv, nil
+}
+
+// AppID is the "@id" of an app's route.
+func AppID(app string) string { return appPrefix + app }
+
+// appRoute builds one app's route: a host matcher and a subroute whose
+// children carry ids derived from the app's.
+func appRoute(opts Options, r Route) obj {
+	id := AppID(r.App)
+	hosts := make([]any, len(r.Hosts))
+	for i, h := range r.Hosts {
+		hosts[i] = strings.ToLower(h)
+	}
+	var sub []any
+	if r.HTTPSOnly && opts.TLS != TLSOff {
+		httpsPort, _ := addrPort(opts.HTTPSAddr)
+		loc := "https://{http.request.host}{http.request.uri}"
+		if httpsPort != 443 {
+			loc = "https://{http.request.host}:" + strconv.Itoa(httpsPort) + "{http.request.uri}"
+		}
+		sub = append(sub, obj{
+			"@id":   id + "_redirect",
+			"match": []any{obj{"protocol": "http"}},
+			"handle": []any{obj{
+				"handler":     "static_response",
+				"status_code": 308,
+				"headers":     obj{"Location": []any{loc}},
+			}},
+		})
+	}
+	if r.Stopped {
+		sub = append(sub, obj{
+			"@id": id + "_stopped",
+			"handle": []any{obj{
+				"handler":     "static_response",
+				"status_code": 503,
+				"headers":     obj{"Content-Type": []any{htmlType}, "Retry-After": []any{"60"}},
+				"body":        page(r.App+" is stopped", "The app "+r.App+" is stopped. Its owner can start it again."),
+			}},
+		})
+	} else {
+		sub = append(sub, serveRoutes(opts, r, id)...)
+	}
+	return obj{
+		"@id":      id,
+		"match":    []any{obj{"host": hosts}},
+		"terminal": true,
+		"handle": []any{obj{
+			"handler": "subroute",
+			"routes":  sub,
+			"errors": obj{"routes": []any{
+				obj{
+					"@id":    id + "_down",
+					"match":  []any{obj{"vars": obj{"{http.error.status_code}": []any{"502", "503", "504"}}}},
+					"handle": []any{errorResponse("{http.error.status_code}", page(r.App+" is not answering", "The app "+r.App+" did not answer. It may be starting or restarting; try again in a moment."))},
+				},
+				obj{
+					"@id":    id + "_error",
+					"handle": []any{errorResponse("{http.error.status_code}", page("{http.error.status_code} {http.error.status_text}", "The request to "+r.App+" could not be completed."))},
+				},
+			}},
+		}},
+	}
+}
+
+// hiddenFiles are never served by file_server: a static dir built from a
+// repository may still hold them.
+var hiddenFiles = []any{".git", ".env"}
+
+func serveRoutes(opts Options, r Route, id string) []any {
+	var sub []any
+	if r.MaxBodySize > 0 {
+		sub = append(sub, obj{
+			"@id":    id + "_limit",
+			"handle": []any{obj{"handler": "request_body", "max_size": r.MaxBodySize}},
+		})
+	}
+	// Longer prefixes first, so /static/admin wins over /static.
+	paths := slices.Clone(r.StaticPaths)
+	slices.SortStableFunc(paths, func(a, b StaticPath) int { return len(b.Prefix) - len(a.Prefix) })
+	for i, sp := range paths {
+		sub = append(sub, obj{
+			"@id":   id + "_static_" + strconv.Itoa(i),
+			"match": []any{obj{"path": []any{sp.Prefix + "/*"}}},
+			"handle": []any{
+				// file_server appends the whole request path to its
+				// root, so the prefix goes first.
+				obj{"handler": "rewrite", "strip_path_prefix": sp.Prefix},
+				obj{"handler": "file_server", "root": sp.Dir, "hide": hiddenFiles},
+			},
+		})
+	}
+	if r.Static != "" {
+		if r.CatchAll != "" {
+			sub = append(sub, obj{
+				"@id": id + "_spa",
+				"match": []any{obj{"file": obj{
+					"root":      r.Static,
+					"try_files": []any{"{http.request.uri.path}", "{http.request.uri.path}/", "/" + r.CatchAll},
+				}}},
+				"handle": []any{obj{"handler": "rewrite", "uri": "{http.matchers.file.relative}"}},
+			})
+		}
+		sub = append(sub, obj{
+			"@id":    id + "_files",
+			"handle": []any{obj{"handler": "file_server", "root": r.Static, "hide": hiddenFiles}},
+		})
+		return sub
+	}
+	ups := make([]any, len(r.Upstreams))
+	for i, u := range r.Upstreams {
+		ups[i] = obj{"dial": u}
+	}
+	wait := opts.UpstreamWait
+	if wait == 0 {
+		wait = DefaultUpstreamWait
+	}
+	sub = append(sub, obj{
+		"@id": id + "_app",
+		"handle": []any{obj{
+			"@id":       id + "_proxy",
+			"handler":   "reverse_proxy",
+			"upstreams": ups,
+			// Dial errors (the socket is missing or nobody accepts)
+			// are retried for every method: requests wait while an app
+			// restarts instead of failing.
+			"load_balancing": obj{"try_duration": wait.String(), "try_interval": "250ms"},
+			// Config changes must never close WebSockets.
+			"stream_close_delay": streamCloseDelay,
+			// Stream responses (SSE, long polls) as they are written.
+			"flush_interval": -1,
+			// The transport keeps upstream keep-alive on: turning it off
+			// costs 15-25% throughput.
+		}},
+	})
+	return sub
+}
+
+func catchAllRoute(opts Options) obj {
+	msg := "No app is deployed at this address."
+	if opts.Domain != "" {
+		msg += " Apps of this server answer at <app>." + opts.Domain + "."
+	}
+	return obj{
+		"@id": catchAllID,
+		"handle": []any{obj{
+			"handler":     "static_response",
+			"status_code": 404,
+			"headers":     obj{"Content-Type": []any{htmlType}},
+			"body":        page("404 no such app", msg),
+		}},
+	}
+}
+
+const htmlType = "text/html; charset=utf-8"
+
+func errorResponse(status, body string) obj {
+	return obj{
+		"handler":     "static_response",
+		"status_code": status,
+		"headers":     obj{"Content-Type": []any{htmlType}},
+		"body":        body,
+	}
+}
+
+// page renders one of hop3's pages. Caddy expands {placeholders} in bodies,
+// so the markup has no braces of its own.
+func page(title, msg string) string {
+	t := html.EscapeString(title)
+	return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + t + "</title></head>\n" +
+		"<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto;padding:0 1em\">\n" +
+		"<h1>" + t + "</h1>\n<p>" + html.EscapeString(msg) + "</p>\n<p style=\"color:#888\">hop3</p>\n</body></html>\n"
+}
+
+// marshal encodes indented JSON without escaping <, > and & so the pages
+// stay readable in golden files and in GET /config.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("marshal caddy config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
