@@ -1,0 +1,305 @@
+// Package buildpacks detects what kind of app was pushed and builds it into
+// a new release directory: a Python virtualenv, a Node.js node_modules tree
+// and front-end build, Go binaries, or nothing at all for static and generic
+// apps.
+//
+// A build writes only into the release directory and into caches. Dependency
+// environments (Python virtualenvs, node_modules trees) live in a per-app
+// store, Spec.EnvsDir, under a name derived from a hash of everything that
+// went into them. An environment is built under a temporary name, marked
+// complete, and renamed into place; once complete it is never modified,
+// because a running release may use it. A push whose dependencies did not
+// change therefore reuses the environment of the previous push.
+package buildpacks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultGranianVersion is the Granian release installed into every Python
+// virtualenv unless the app sets GRANIAN_VERSION or pins granian itself.
+const DefaultGranianVersion = "2.8.7"
+
+// packVersion is mixed into every environment hash. Bump it when a change to
+// this package makes environments built by an older version unfit for reuse.
+const packVersion = "1"
+
+// The buildpack names reported in Result.Packs.
+const (
+	PackPython  = "python"
+	PackNode    = "node"
+	PackGo      = "go"
+	PackStatic  = "static"
+	PackGeneric = "generic"
+)
+
+// ErrNoMatch is returned (wrapped or as is) by Detect and Build when nothing
+// in the pushed tree tells what to build.
+var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod or a Procfile")
+
+// Reporter receives Heroku-style progress. The caller implements it and
+// decides on colour and indentation.
+type Reporter interface {
+	Step(msg string)   // printed as "-----> msg"
+	Info(msg string)   // printed as "       msg"
+	Output() io.Writer // raw output of the build tools streams here as it happens
+}
+
+// Tools names the external programs a build may run. Each is an absolute
+// path or a name looked up on PATH; an empty field means the default name
+// ("uv", "python3", "node", "npm", "go").
+type Tools struct {
+	UV, Python, Node, NPM, Go string
+}
+
+// Spec describes one build.
+type Spec struct {
+	App string
+	// Dir is the release directory holding the checked-out source; build
+	// output goes here.
+	Dir string
+	// Env holds the app's config vars and the repository's .env. Build tools
+	// see it on top of the server's own environment.
+	Env map[string]string
+	// CacheDir holds tool caches shared by all apps: CacheDir/uv,
+	// CacheDir/pip, CacheDir/npm, CacheDir/go-build, CacheDir/go-mod.
+	CacheDir string
+	// EnvsDir is the app's store of immutable dependency environments.
+	EnvsDir string
+	Tools   Tools
+	// NoCache builds dependency environments from scratch instead of reusing
+	// a complete one. Existing environments are left untouched.
+	NoCache bool
+	// HasStatic tells that the Procfile has a static: entry.
+	HasStatic bool
+	// HasProcfile tells that the app has a Procfile.
+	HasProcfile bool
+	// Report receives progress; nil discards it.
+	Report Reporter
+}
+
+// Result describes a successful build.
+type Result struct {
+	// Packs lists the buildpacks that ran, main language first.
+	Packs []string
+	// Env holds additions to the runtime environment. PATH is complete:
+	// the new directories followed by the PATH of Spec.Env, or of the
+	// server when Spec.Env has none.
+	Env map[string]string
+	// Venv is the absolute path of the Python virtualenv (Python apps only);
+	// <Venv>/bin/granian exists.
+	Venv string
+	// Envs lists the environment directories in Spec.EnvsDir that this
+	// build used or created. Pass those of the live releases to PruneEnvs.
+	Envs []string
+	// CacheHits names the environments that were reused: "python-venv",
+	// "node-modules".
+	CacheHits []string
+}
+
+// Detect tells which buildpacks apply to the source tree in dir, main
+// language first. The first match wins: Python (requirements.txt,
+// pyproject.toml or uv.lock), Node.js (package.json), Go (go.mod), static
+// (hasStatic, or an index.html and no language files), generic (a Procfile
+// and nothing to build). A Python app with a package.json also gets Node.js,
+// for its front end.
+func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("detect: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("detect: %s is not a directory", dir)
+	}
+	has := func(name string) bool {
+		info, err := os.Stat(filepath.Join(dir, name))
+		return err == nil && info.Mode().IsRegular()
+	}
+	switch {
+	case has("requirements.txt") || has("pyproject.toml") || has("uv.lock"):
+		if has("package.json") {
+			return []string{PackPython, PackNode}, nil
+		}
+		return []string{PackPython}, nil
+	case has("package.json"):
+		return []string{PackNode}, nil
+	case has("go.mod"):
+		return []string{PackGo}, nil
+	case hasStatic || has("index.html"):
+		return []string{PackStatic}, nil
+	case hasProcfile:
+		return []string{PackGeneric}, nil
+	}
+	return nil, ErrNoMatch
+}
+
+// ReadProcfilePath returns the path of the app's Procfile relative to dir:
+// "hop3/Procfile" when that file exists, else "Procfile". The boolean tells
+// whether the returned file exists.
+func ReadProcfilePath(dir string) (string, bool) {
+	for _, name := range []string{"hop3/Procfile", "Procfile"} {
+		info, err := os.Stat(filepath.Join(dir, filepath.FromSlash(name)))
+		if err == nil && info.Mode().IsRegular() {
+			return name, true
+		}
+	}
+	return "Procfile", false
+}
+
+// Build detects the app in spec.Dir and builds it there. On failure the tools'
+// own error lines have already gone to spec.Report.Output(); the returned
+// error is a single line fit to show the pusher.
+func Build(ctx context.Context, spec Spec) (Result, error) {
+	if spec.Dir == "" {
+		return Result{}, errors.New("build: no release directory given")
+	}
+	dir, err := filepath.Abs(spec.Dir)
+	if err != nil {
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	packs, err := Detect(dir, spec.HasStatic, spec.HasProcfile)
+	if err != nil {
+		return Result{}, err
+	}
+	b := newBuilder(spec, dir)
+	b.res.Packs = packs
+	for i, pack := range packs {
+		switch pack {
+		case PackPython:
+			b.rep.Step("Python app detected")
+			err = b.buildPython(ctx)
+		case PackNode:
+			if i == 0 {
+				b.rep.Step("Node.js app detected")
+			} else {
+				b.rep.Step("Node.js front end detected (package.json)")
+			}
+			err = b.buildNode(ctx)
+		case PackGo:
+			b.rep.Step("Go app detected")
+			err = b.buildGo(ctx)
+		case PackStatic:
+			b.rep.Step("Static site detected")
+			b.rep.Info("Nothing to build")
+		case PackGeneric:
+			b.rep.Step("Generic app detected (Procfile)")
+			b.rep.Info("Nothing to build")
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("build %s app: %w", pack, err)
+		}
+	}
+	b.finishEnv()
+	return b.res, nil
+}
+
+// builder carries the state of one Build.
+type builder struct {
+	spec Spec
+	dir  string // absolute release directory
+	rep  Reporter
+	out  io.Writer
+	// env is the environment of the build tools: the server's environment,
+	// then Spec.Env, then what earlier packs added (a Node front end build
+	// sees the Python virtualenv).
+	env map[string]string
+	// basePath is the PATH that runtime PATH prefixes are put in front of.
+	basePath string
+	// pathPrefix lists runtime PATH directories, in order.
+	pathPrefix []string
+	res        Result
+}
+
+func newBuilder(spec Spec, dir string) *builder {
+	rep := spec.Report
+	if rep == nil {
+		rep = nopReporter{}
+	}
+	out := rep.Output()
+	if out == nil {
+		out = io.Discard
+	}
+	env := make(map[string]string)
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	for k, v := range spec.Env {
+		env[k] = v
+	}
+	return &builder{
+		spec:     spec,
+		dir:      dir,
+		rep:      rep,
+		out:      out,
+		env:      env,
+		basePath: env["PATH"],
+		res:      Result{Env: make(map[string]string)},
+	}
+}
+
+// addRuntimeEnv records a runtime variable and makes later build steps see it
+// too, unless the app set the variable itself.
+func (b *builder) addRuntimeEnv(key, value string) {
+	if _, ok := b.spec.Env[key]; ok {
+		return
+	}
+	b.res.Env[key] = value
+	b.env[key] = value
+}
+
+// addRuntimePath puts dir on the runtime PATH, after the directories added
+// before it, and on the PATH of later build steps.
+func (b *builder) addRuntimePath(dir string) {
+	b.pathPrefix = append(b.pathPrefix, dir)
+	b.env["PATH"] = joinPath(append(append([]string(nil), b.pathPrefix...), b.basePath)...)
+}
+
+func (b *builder) finishEnv() {
+	if len(b.pathPrefix) > 0 {
+		b.res.Env["PATH"] = joinPath(append(append([]string(nil), b.pathPrefix...), b.basePath)...)
+	}
+}
+
+func joinPath(parts ...string) string {
+	var keep []string
+	for _, p := range parts {
+		if p != "" {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, string(os.PathListSeparator))
+}
+
+func (b *builder) hit(name string) {
+	b.res.CacheHits = append(b.res.CacheHits, name)
+}
+
+// has reports whether the release directory holds the regular file name.
+func (b *builder) has(name string) bool {
+	info, err := os.Stat(filepath.Join(b.dir, name))
+	return err == nil && info.Mode().IsRegular()
+}
+
+// since formats the time elapsed since start for progress lines.
+func since(start time.Time) string {
+	d := time.Since(start)
+	if d < 10*time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Step(string)       {}
+func (nopReporter) Info(string)       {}
+func (nopReporter) Output() io.Writer { return io.Discard }

@@ -1,0 +1,265 @@
+package buildpacks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// interpreter is a Python found on the machine.
+type interpreter struct {
+	path    string // sys.executable: the real binary, not a pyenv shim
+	version string // e.g. "3.11.7"
+}
+
+// pyRequest is the Python version an app asks for.
+type pyRequest struct {
+	text   string // as the app wrote it, normalised: "3.11" or "3.11.7"
+	source string // where it came from: "PYTHON_VERSION", ".python-version", "runtime.txt"
+	parts  []int  // major[, minor[, patch]]
+}
+
+var pyVersionRe = regexp.MustCompile(`(\d+)(?:\.(\d+))?(?:\.(\d+))?`)
+
+// parsePyRequest reads a version as written in .python-version ("3.11",
+// "cpython-3.11.7-linux-x86_64-gnu"), runtime.txt ("python-3.11.7") or
+// PYTHON_VERSION ("3.11").
+func parsePyRequest(raw, source string) (pyRequest, error) {
+	m := pyVersionRe.FindStringSubmatch(raw)
+	if m == nil {
+		return pyRequest{}, fmt.Errorf("cannot read a Python version from %s: %q", source, strings.TrimSpace(raw))
+	}
+	r := pyRequest{source: source}
+	var text []string
+	for _, s := range m[1:] {
+		if s == "" {
+			break
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return pyRequest{}, fmt.Errorf("cannot read a Python version from %s: %q", source, strings.TrimSpace(raw))
+		}
+		r.parts = append(r.parts, n)
+		text = append(text, s)
+	}
+	r.text = strings.Join(text, ".")
+	return r, nil
+}
+
+// matches reports whether version satisfies the request on the parts the
+// request gives, ignoring the patch level: 3.11 and 3.11.2 both take 3.11.7.
+func (r pyRequest) matches(version string) bool {
+	have := versionParts(version)
+	for i := 0; i < len(r.parts) && i < 2; i++ {
+		if i >= len(have) || have[i] != r.parts[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// exact reports whether version is exactly the requested patch release.
+func (r pyRequest) exact(version string) bool {
+	if len(r.parts) < 3 {
+		return false
+	}
+	have := versionParts(version)
+	return len(have) >= 3 && have[0] == r.parts[0] && have[1] == r.parts[1] && have[2] == r.parts[2]
+}
+
+func versionParts(v string) []int {
+	var out []int
+	for _, s := range strings.Split(v, ".") {
+		n, err := strconv.Atoi(strings.TrimLeftFunc(s, func(r rune) bool { return r < '0' || r > '9' }))
+		if err != nil {
+			break
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// requestedPython returns the version the app asks for, if any: the
+// PYTHON_VERSION variable, else .python-version, else runtime.txt.
+func (b *builder) requestedPython() (pyRequest, bool, error) {
+	if v := strings.TrimSpace(b.spec.Env["PYTHON_VERSION"]); v != "" {
+		r, err := parsePyRequest(v, "PYTHON_VERSION")
+		return r, true, err
+	}
+	for _, name := range []string{".python-version", "runtime.txt"} {
+		data, err := os.ReadFile(filepath.Join(b.dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return pyRequest{}, false, fmt.Errorf("read %s: %w", name, err)
+		}
+		line := firstSignificantLine(string(data))
+		if line == "" {
+			continue
+		}
+		r, err := parsePyRequest(line, name)
+		return r, true, err
+	}
+	return pyRequest{}, false, nil
+}
+
+// firstSignificantLine returns the first line that is neither blank nor a
+// comment.
+func firstSignificantLine(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			return line
+		}
+	}
+	return ""
+}
+
+// findPython picks the interpreter for the virtualenv. Without a requested
+// version it is Tools.Python (default python3). With one, it is the first
+// interpreter on PATH, python3.X before python3, whose major.minor matches,
+// preferring an exact patch release when one was asked for.
+func (b *builder) findPython(ctx context.Context) (interpreter, error) {
+	req, requested, err := b.requestedPython()
+	if err != nil {
+		return interpreter{}, err
+	}
+	if !requested {
+		path, err := b.tool(b.spec.Tools.Python, "python3")
+		if err != nil {
+			return interpreter{}, fmt.Errorf("find Python: %w", err)
+		}
+		return queryPython(ctx, b.env, path)
+	}
+
+	seen := make(map[string]bool)
+	var first interpreter
+	try := func(path string) (interpreter, bool) {
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			path = real
+		}
+		if seen[path] {
+			return interpreter{}, false
+		}
+		seen[path] = true
+		in, err := queryPython(ctx, b.env, path)
+		if err != nil || !req.matches(in.version) {
+			return interpreter{}, false
+		}
+		return in, true
+	}
+	var candidates []string
+	if b.spec.Tools.Python != "" {
+		if p, err := b.tool(b.spec.Tools.Python, ""); err == nil {
+			candidates = append(candidates, p)
+		}
+	}
+	names := []string{"python3"}
+	if len(req.parts) >= 2 {
+		names = []string{fmt.Sprintf("python%d.%d", req.parts[0], req.parts[1]), "python3"}
+	}
+	for _, name := range names {
+		for _, dir := range pathDirs(b.env["PATH"]) {
+			if p := filepath.Join(dir, name); isExecutable(p) {
+				candidates = append(candidates, p)
+			}
+		}
+	}
+	for _, c := range candidates {
+		in, ok := try(c)
+		if !ok {
+			continue
+		}
+		if len(req.parts) < 3 || req.exact(in.version) {
+			return in, nil
+		}
+		if first.path == "" {
+			first = in
+		}
+	}
+	if first.path != "" {
+		b.rep.Info(fmt.Sprintf("Python %s is not installed; using %s, the same minor release", req.text, first.version))
+		return first, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return interpreter{}, err
+	}
+	avail := b.availablePythons(ctx)
+	list := "none"
+	if len(avail) > 0 {
+		list = strings.Join(avail, ", ")
+	}
+	return interpreter{}, fmt.Errorf("Python %s requested by %s is not installed; available: %s", req.text, req.source, list)
+}
+
+var pyNameRe = regexp.MustCompile(`^python3(\.\d+)?$`)
+
+// availablePythons lists the versions of the interpreters on PATH, in PATH
+// order, without duplicates. It runs only on the error path: asking every
+// interpreter (pyenv shims are slow to answer) costs a second or so.
+func (b *builder) availablePythons(ctx context.Context) []string {
+	seenPath := make(map[string]bool)
+	seenVersion := make(map[string]bool)
+	var versions []string
+	for _, dir := range pathDirs(b.env["PATH"]) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if !pyNameRe.MatchString(e.Name()) {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
+			if seenPath[p] || !isExecutable(p) {
+				continue
+			}
+			seenPath[p] = true
+			in, err := queryPython(ctx, b.env, p)
+			if err != nil || seenVersion[in.version] {
+				continue
+			}
+			seenVersion[in.version] = true
+			versions = append(versions, in.version)
+		}
+	}
+	return versions
+}
+
+func pathDirs(pathList string) []string {
+	var dirs []string
+	for _, d := range filepath.SplitList(pathList) {
+		if d != "" && filepath.IsAbs(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// queryPython asks an interpreter its version and real location. -I keeps
+// the app's PYTHONPATH and friends out of the answer.
+func queryPython(ctx context.Context, env map[string]string, path string) (interpreter, error) {
+	out, err := output(ctx, env, "", path, "-I", "-c",
+		"import platform, sys; print(platform.python_version()); print(sys.executable)")
+	if err != nil {
+		return interpreter{}, err
+	}
+	version, exe, _ := strings.Cut(out, "\n")
+	version, exe = strings.TrimSpace(version), strings.TrimSpace(exe)
+	if len(versionParts(version)) < 2 {
+		return interpreter{}, fmt.Errorf("%s: unexpected version %q", path, version)
+	}
+	if exe == "" || !filepath.IsAbs(exe) {
+		exe = path
+	}
+	return interpreter{path: exe, version: version}, nil
+}
