@@ -1,0 +1,89 @@
+package buildpacks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// buildGo compiles every main package of the module into <Dir>/bin, each
+// binary named after its package directory (the module's last path element
+// for a main package at the root), which the Procfile then runs as
+// bin/<name>. Modules come through the Go module proxy into CacheDir/go-mod;
+// compiled packages are kept in CacheDir/go-build, so a push that changes
+// little compiles little. VCS stamping is off because the release directory
+// need not be a repository git can read.
+func (b *builder) buildGo(ctx context.Context) error {
+	goTool, err := b.tool(b.spec.Tools.Go, "go")
+	if err != nil {
+		return fmt.Errorf("find go: %w", err)
+	}
+	env := withEnv(b.env, nil)
+	if b.spec.CacheDir != "" {
+		cacheDir, err := filepath.Abs(b.spec.CacheDir)
+		if err != nil {
+			return err
+		}
+		env["GOCACHE"] = filepath.Join(cacheDir, "go-build")
+		env["GOMODCACHE"] = filepath.Join(cacheDir, "go-mod")
+	}
+	// The go command finds its own GOROOT from its location; a GOROOT
+	// inherited from the server could belong to another toolchain.
+	delete(env, "GOROOT")
+	if _, set := b.spec.Env["GOROOT"]; set {
+		env["GOROOT"] = b.spec.Env["GOROOT"]
+	}
+
+	version, err := output(ctx, env, b.dir, goTool, "env", "GOVERSION")
+	if err != nil {
+		return fmt.Errorf("ask go its version: %w", err)
+	}
+	b.rep.Info("Using " + version)
+
+	bin := filepath.Join(b.dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return fmt.Errorf("create bin: %w", err)
+	}
+	before := binaries(bin)
+	b.rep.Step("Building Go binaries into bin/")
+	start := time.Now()
+	// The trailing separator makes -o a directory, which lets go build
+	// write one binary per main package.
+	if err := b.run(ctx, command{label: "go build", dir: b.dir, env: env,
+		argv: []string{goTool, "build", "-buildvcs=false", "-o", bin + string(os.PathSeparator), "./..."}}); err != nil {
+		return err
+	}
+	var built []string
+	for name := range binaries(bin) {
+		if !before[name] {
+			built = append(built, "bin/"+name)
+		}
+	}
+	if len(built) == 0 {
+		b.rep.Info("No main package found: nothing was written to bin/")
+	} else {
+		slices.Sort(built)
+		b.rep.Info(fmt.Sprintf("Built %s in %s", strings.Join(built, ", "), since(start)))
+	}
+	b.addRuntimePath(bin)
+	return nil
+}
+
+// binaries lists the executable files in dir.
+func binaries(dir string) map[string]bool {
+	found := make(map[string]bool)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return found
+	}
+	for _, e := range entries {
+		if isExecutable(filepath.Join(dir, e.Name())) {
+			found[e.Name()] = true
+		}
+	}
+	return found
+}

@@ -1,0 +1,3 @@
+module example.com/myservice
+
+go 1.22
