@@ -160,9 +160,9 @@ func (p *proc) supervise(first chan<- error) {
 			p.quick = 0
 		}
 		if p.quick > p.sv.opts.MaxRestarts {
-			p.set(Crashed)
 			p.log.Error("process crashed: giving up after repeated quick failures; it stays down until reset or started again",
 				"failures", p.quick, "restarts", p.st.Restarts, "last_exit", p.st.LastExit, "log", p.spec.LogPath)
+			p.set(Crashed)
 			if !p.awaitReset() {
 				return
 			}
