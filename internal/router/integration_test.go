@@ -1,0 +1,719 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin finds the real Caddy: $HOP3_CADDY, then .tools/bin/caddy at the
+// module root, then PATH.
+func caddyBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HOP3_CADDY"); p != "" {
+		return p
+	}
+	if dir, err := os.Getwd(); err == nil {
+		for ; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				p := filepath.Join(dir, ".tools", "bin", "caddy")
+				if _, err := os.Stat(p); err == nil {
+					return p
+				}
+				break
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+	}
+	if p, err := exec.LookPath("caddy"); err == nil {
+		return p
+	}
+	t.Skip("caddy binary not found: set HOP3_CADDY, run scripts that install .tools/bin/caddy, or put caddy in PATH")
+	return ""
+}
+
+// freePort returns a loopback port that was free a moment ago; callers
+// retry when Caddy then finds it taken.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// edge is a managed Caddy started for one test.
+type edge struct {
+	r         *Router
+	caddy     *Caddy
+	client    *Client
+	dir       string
+	httpPort  int
+	httpsPort int
+}
+
+// startEdge starts a managed Caddy with routes already in its boot config.
+func startEdge(t *testing.T, mode TLSMode, wait time.Duration, routes []Route) *edge {
+	t.Helper()
+	bin := caddyBin(t)
+	dir := shortDir(t)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for attempt := 0; ; attempt++ {
+		e := &edge{dir: dir, httpPort: freePort(t)}
+		opts := Options{
+			HTTPAddr:     "127.0.0.1:" + strconv.Itoa(e.httpPort),
+			TLS:          mode,
+			AdminListen:  "unix/" + filepath.Join(dir, "admin.sock") + "|0600",
+			Domain:       "test",
+			UpstreamWait: wait,
+		}
+		if mode != TLSOff {
+			e.httpsPort = freePort(t)
+			opts.HTTPSAddr = "127.0.0.1:" + strconv.Itoa(e.httpsPort)
+		}
+		c, err := NewClient(opts.AdminListen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.client = c
+		e.r = New(opts, c, logger)
+		if err := e.r.SetDesired(routes); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		e.caddy, err = StartCaddy(ctx, ProcessOptions{Bin: bin, Dir: filepath.Join(dir, "caddy"), Env: []string{"GOMAXPROCS=1"}}, e.r, logger)
+		cancel()
+		if err != nil && strings.Contains(err.Error(), "address already in use") && attempt < 4 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("StartCaddy: %v", err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := e.caddy.Stop(ctx); err != nil {
+				t.Errorf("Stop: %v", err)
+			}
+		})
+		return e
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// httpClient dials Caddy's loopback ports whatever host the URL names, so
+// requests carry real app hostnames. Its idle connections are closed before
+// Caddy is stopped: Go's server waits 5s for a connection that never sent
+// a request before it counts as idle.
+func (e *edge) httpClient(t *testing.T, roots *x509.CertPool) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			_, port, _ := net.SplitHostPort(addr)
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", "127.0.0.1:"+port)
+		},
+		TLSClientConfig:     &tls.Config{RootCAs: roots},
+		MaxIdleConnsPerHost: 16,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func (e *edge) url(host, path string) string {
+	return "http://" + host + ":" + strconv.Itoa(e.httpPort) + path
+}
+
+func (e *edge) tlsURL(host, path string) string {
+	return "https://" + host + ":" + strconv.Itoa(e.httpsPort) + path
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func get(t *testing.T, c *http.Client, url string) reply {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read: %v", url, err)
+	}
+	return reply{resp.StatusCode, resp.Header, string(b)}
+}
+
+// startApp serves a tiny HTTP app on a unix socket and returns its Caddy
+// dial address. Each answer names the app.
+func startApp(t *testing.T, dir, name string) string {
+	t.Helper()
+	sock := filepath.Join(dir, name+".sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app=%s path=%s host=%s proto=%s", name, r.URL.Path, r.Host, r.Header.Get("X-Forwarded-Proto"))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "unix/" + sock
+}
+
+func TestCaddyRouting(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	static := filepath.Join(dir, "static")
+	site := filepath.Join(dir, "site")
+	for _, d := range []string{static, filepath.Join(site, "docs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{
+		filepath.Join(static, "x.css"):         "body{color:red}",
+		filepath.Join(site, "index.html"):      "spa index",
+		filepath.Join(site, "docs", "a.txt"):   "doc a",
+		filepath.Join(site, "docs/index.html"): "docs index",
+		filepath.Join(static, ".env"):          "SECRET=1",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := Route{App: "one", Hosts: []string{"one.test"}, Upstreams: []string{startApp(t, dir, "one")},
+		StaticPaths: []StaticPath{{Prefix: "/static", Dir: static}}}
+	two := Route{App: "two", Hosts: []string{"two.test", "www.two.test"}, Upstreams: []string{startApp(t, dir, "two")}}
+	down := Route{App: "down", Hosts: []string{"down.test"}, Upstreams: []string{"unix/" + filepath.Join(dir, "nobody.sock")}}
+	stopped := Route{App: "sleepy", Hosts: []string{"sleepy.test"}, Stopped: true}
+	spa := Route{App: "spa", Hosts: []string{"spa.test"}, Static: site, CatchAll: "index.html"}
+	limited := Route{App: "small", Hosts: []string{"small.test"}, Upstreams: []string{startApp(t, dir, "small")}, MaxBodySize: 10}
+
+	e := startEdge(t, TLSOff, time.Second, []Route{one, two, down, stopped, spa, limited})
+	c := e.httpClient(t, nil)
+	ctx := context.Background()
+
+	tests := []struct {
+		name   string
+		host   string
+		path   string
+		status int
+		body   string // substring
+		header string // a header that must be set
+	}{
+		{"app one", "one.test", "/hello", 200, "app=one path=/hello host=one.test:", ""},
+		{"app two", "two.test", "/", 200, "app=two", ""},
+		{"second host of two", "www.two.test", "/", 200, "app=two", ""},
+		{"host match ignores case", "ONE.test", "/", 200, "app=one", ""},
+		{"unknown host", "nope.test", "/", 404, "No app is deployed at this address", "Content-Type"},
+		{"upstream down", "down.test", "/", 502, "down is not answering", "Content-Type"},
+		{"stopped", "sleepy.test", "/", 503, "sleepy is stopped", "Retry-After"},
+		{"static path by caddy", "one.test", "/static/x.css", 200, "body{color:red}", "Etag"},
+		{"static path missing file", "one.test", "/static/none.css", 404, "404 Not Found", ""},
+		{"dotenv hidden", "one.test", "/static/.env", 404, "", ""},
+		{"path beside static goes to app", "one.test", "/staticky", 200, "app=one path=/staticky", ""},
+		{"spa file", "spa.test", "/docs/a.txt", 200, "doc a", "Last-Modified"},
+		{"spa dir index", "spa.test", "/docs/", 200, "docs index", ""},
+		{"spa fallback", "spa.test", "/some/client/route", 200, "spa index", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := get(t, c, e.url(tc.host, tc.path))
+			if got.status != tc.status || !strings.Contains(got.body, tc.body) {
+				t.Fatalf("GET %s%s = %d %q, want %d containing %q", tc.host, tc.path, got.status, got.body, tc.status, tc.body)
+			}
+			if tc.header != "" && got.header.Get(tc.header) == "" {
+				t.Errorf("header %s missing: %v", tc.header, got.header)
+			}
+		})
+	}
+
+	t.Run("max body size", func(t *testing.T) {
+		resp, err := c.Post(e.url("small.test", "/up"), "text/plain", strings.NewReader(strings.Repeat("x", 100)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("oversized body: status %d, want 413", resp.StatusCode)
+		}
+	})
+
+	t.Run("set, replace and remove", func(t *testing.T) {
+		before := e.r.Changes()
+		three := Route{App: "three", Hosts: []string{"three.test"}, Upstreams: []string{startApp(t, dir, "three")}}
+		if err := e.r.Set(ctx, three); err != nil {
+			t.Fatalf("Set new: %v", err)
+		}
+		if got := get(t, c, e.url("three.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=three") {
+			t.Fatalf("new app: %d %q", got.status, got.body)
+		}
+		if err := e.r.Set(ctx, three); err != nil {
+			t.Fatal(err)
+		}
+		// Point three at two's socket: replaced in place.
+		three.Upstreams = two.Upstreams
+		if err := e.r.Set(ctx, three); err != nil {
+			t.Fatalf("Set replace: %v", err)
+		}
+		if got := get(t, c, e.url("three.test", "/")); !strings.Contains(got.body, "app=two") {
+			t.Fatalf("replaced upstream not used: %q", got.body)
+		}
+		if err := e.r.Remove(ctx, "three"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.r.Remove(ctx, "three"); err != nil {
+			t.Fatalf("second Remove: %v", err)
+		}
+		if got := get(t, c, e.url("three.test", "/")); got.status != 404 {
+			t.Fatalf("removed app: %d", got.status)
+		}
+		if n := e.r.Changes() - before; n != 3 {
+			t.Errorf("Changes grew by %d, want 3 (insert, replace, delete)", n)
+		}
+		// Other apps untouched, catch-all still last.
+		if got := get(t, c, e.url("one.test", "/")); got.status != 200 {
+			t.Errorf("one after changes: %d", got.status)
+		}
+		var ids []struct {
+			ID string `json:"@id"`
+		}
+		if err := e.client.Get(ctx, "/id/hop3_server/routes", &ids); err != nil {
+			t.Fatal(err)
+		}
+		if last := ids[len(ids)-1].ID; last != catchAllID {
+			t.Errorf("last route = %s, want the catch-all", last)
+		}
+	})
+
+	t.Run("sync replaces the set", func(t *testing.T) {
+		if err := e.r.Sync(ctx, []Route{two}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, c, e.url("one.test", "/")); got.status != 404 {
+			t.Errorf("one after Sync without it: %d", got.status)
+		}
+		if got := get(t, c, e.url("two.test", "/")); got.status != 200 {
+			t.Errorf("two after Sync: %d", got.status)
+		}
+	})
+
+	t.Run("persist off", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(e.dir, "caddy", "config", "caddy", "autosave.json")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("caddy wrote autosave.json: %v", err)
+		}
+	})
+}
+
+// TestCaddySetUnderLoad checks that changing one app never breaks another
+// app's requests: no error response, no request routed elsewhere.
+//
+// Every config change makes Caddy shut its old HTTP server down, and Go's
+// net/http closes a connection accepted just before that without
+// answering its first request (and the kernel resets connections still
+// queued on the old SO_REUSEPORT socket). Such a request never reached
+// Caddy's handlers, so it is safe to send again, which the test does
+// once; reused keep-alive connections are retried by Go's client itself.
+func TestCaddySetUnderLoad(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	busy := Route{App: "busy", Hosts: []string{"busy.test"}, Upstreams: []string{startApp(t, dir, "busy")}}
+	other := Route{App: "other", Hosts: []string{"other.test"}, Upstreams: []string{startApp(t, dir, "other")}}
+	e := startEdge(t, TLSOff, 0, []Route{busy, other})
+	c := e.httpClient(t, nil)
+
+	var ok, failed, resent atomic.Int64
+	var firstErr atomic.Value
+	try := func() (bool, error) {
+		resp, err := c.Get(e.url("busy.test", "/load"))
+		if err != nil {
+			return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !bytes.Contains(b, []byte("app=busy")) {
+			return false, fmt.Errorf("status %d body %q err %v", resp.StatusCode, b, err)
+		}
+		return false, nil
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				unanswered, err := try()
+				if unanswered {
+					resent.Add(1)
+					_, err = try()
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(2 * time.Second)
+	sets := 0
+	for i := 0; time.Now().Before(deadline); i++ {
+		o := other
+		o.Hosts = []string{"other.test", "other" + strconv.Itoa(i%2) + ".test"}
+		if err := e.r.Set(ctx, o); err != nil {
+			t.Errorf("Set: %v", err)
+			break
+		}
+		sets++
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests to busy failed during %d changes of other; first: %v", failed.Load(), failed.Load()+ok.Load(), sets, firstErr.Load())
+	}
+	if ok.Load() == 0 || sets < 5 {
+		t.Fatalf("too little happened: %d requests, %d changes", ok.Load(), sets)
+	}
+	t.Logf("%d requests, %d config changes, none failed; %d closed unanswered by the old server and sent again", ok.Load(), sets, resent.Load())
+}
+
+// TestCaddyRestartAfterKill kills Caddy with SIGKILL and expects the
+// supervisor to bring every route back without help.
+func TestCaddyRestartAfterKill(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	a := Route{App: "a", Hosts: []string{"a.test"}, Upstreams: []string{startApp(t, dir, "a")}}
+	b := Route{App: "b", Hosts: []string{"b.test"}, Upstreams: []string{startApp(t, dir, "b")}}
+	e := startEdge(t, TLSOff, 0, []Route{a})
+	ctx := context.Background()
+	// b arrives through the admin API, so only the router remembers it.
+	if err := e.r.Set(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	c := e.httpClient(t, nil)
+	old := e.caddy.PID()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(8 * time.Second)
+	for _, app := range []string{"a", "b"} {
+		for {
+			resp, err := c.Get(e.url(app+".test", "/"))
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && strings.Contains(string(body), "app="+app) {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not answer after the kill (last: %v); caddy log:\n%s", app, err, logTail(e.caddy.LogPath()))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if e.caddy.Restarts() != 1 {
+		t.Errorf("Restarts = %d, want 1", e.caddy.Restarts())
+	}
+	if pid := e.caddy.PID(); pid == old || pid == 0 {
+		t.Errorf("PID after restart = %d (old %d)", pid, old)
+	}
+	// The router is usable at once against the new process.
+	if err := e.r.Remove(ctx, "b"); err != nil {
+		t.Errorf("Remove after restart: %v", err)
+	}
+}
+
+func TestCaddyTLSInternal(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	plain := Route{App: "plain", Hosts: []string{"plain.test"}, Upstreams: []string{startApp(t, dir, "plain")}}
+	secure := Route{App: "secure", Hosts: []string{"secure.test"}, Upstreams: []string{startApp(t, dir, "secure")}, HTTPSOnly: true}
+	e := startEdge(t, TLSInternal, 0, []Route{plain, secure})
+	ctx := context.Background()
+	// An app added after boot must get its certificate too.
+	late := Route{App: "late", Hosts: []string{"late.test"}, Upstreams: []string{startApp(t, dir, "late")}}
+	if err := e.r.Set(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+
+	var pem []byte
+	if err := e.client.Get(ctx, "/pki/ca/local/certificates", &pem); err != nil {
+		t.Fatalf("get local CA: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificates in %q", pem)
+	}
+	c := e.httpClient(t, roots)
+
+	// Certificates are issued in the background after a load.
+	for _, app := range []string{"plain", "secure", "late"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := c.Get(e.tlsURL(app+".test", "/x"))
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(body), "app="+app+" path=/x") || !strings.Contains(string(body), "proto=https") {
+					t.Fatalf("https %s: %d %q", app, resp.StatusCode, body)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("https %s: %v", app, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	if got := get(t, c, e.url("plain.test", "/x")); got.status != 200 || !strings.Contains(got.body, "proto=http") {
+		t.Errorf("plain over http: %d %q", got.status, got.body)
+	}
+	got := get(t, c, e.url("secure.test", "/x?y=1"))
+	want := e.tlsURL("secure.test", "/x?y=1")
+	if got.status != http.StatusPermanentRedirect || got.header.Get("Location") != want {
+		t.Errorf("https-only over http: %d Location %q, want 308 %q", got.status, got.header.Get("Location"), want)
+	}
+}
+
+// TestCaddyAttach runs hop3 against a Caddy someone else owns and checks
+// that only hop3's server changes.
+func TestCaddyAttach(t *testing.T) {
+	t.Parallel()
+	bin := caddyBin(t)
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "admin.sock")
+	var otherPort int
+	var client *Client
+	for attempt := 0; ; attempt++ {
+		otherPort = freePort(t)
+		cfg := fmt.Sprintf(`{"admin":{"listen":"unix/%s","config":{"persist":false}},
+			"apps":{"http":{"servers":{"other":{"listen":["127.0.0.1:%d"],"automatic_https":{"disable":true},
+			"routes":[{"@id":"owner_route","handle":[{"handler":"static_response","body":"owner"}]}]}}}}}`, sock, otherPort)
+		boot := filepath.Join(dir, "owner.json")
+		if err := os.WriteFile(boot, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var logBuf bytes.Buffer
+		cmd := exec.Command(bin, "run", "--config", boot)
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+		cmd.Stderr = &syncWriter{w: &logBuf}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		})
+		var err error
+		if client, err = NewClient("unix/" + sock); err != nil {
+			t.Fatal(err)
+		}
+		ready := false
+		for range 200 {
+			if client.Get(context.Background(), "/config/", nil) == nil {
+				ready = true
+				break
+			}
+			select {
+			case <-exited:
+			case <-time.After(50 * time.Millisecond):
+				continue
+			}
+			break
+		}
+		if ready {
+			break
+		}
+		if attempt >= 4 {
+			t.Fatalf("owner caddy did not start")
+		}
+	}
+	ctx := context.Background()
+	var before json.RawMessage
+	if err := client.Get(ctx, "apps/http/servers/other", &before); err != nil {
+		t.Fatal(err)
+	}
+
+	app := Route{App: "app", Hosts: []string{"app.test"}, Upstreams: []string{startApp(t, dir, "app")}}
+	var r *Router
+	var httpPort int
+	for attempt := 0; ; attempt++ {
+		httpPort = freePort(t)
+		r = New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
+		if err := r.SetDesired([]Route{app}); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Attach(ctx)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
+			t.Fatalf("Attach: %v", err)
+		}
+	}
+	e := &edge{httpPort: httpPort}
+	c := e.httpClient(t, nil)
+	if got := get(t, c, e.url("app.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=app") {
+		t.Fatalf("app through attached server: %d %q", got.status, got.body)
+	}
+	two := Route{App: "two", Hosts: []string{"two.test"}, Upstreams: app.Upstreams}
+	if err := r.Set(ctx, two); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx, []Route{two}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, c, e.url("app.test", "/")); got.status != 404 {
+		t.Errorf("app after Sync without it: %d", got.status)
+	}
+	if got := get(t, c, e.url("two.test", "/")); got.status != 200 {
+		t.Errorf("two: %d", got.status)
+	}
+	if err := r.Remove(ctx, "two"); err != nil {
+		t.Fatal(err)
+	}
+
+	var after json.RawMessage
+	if err := client.Get(ctx, "apps/http/servers/other", &after); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("owner's server changed:\nbefore %s\nafter  %s", before, after)
+	}
+	owner := &edge{httpPort: otherPort}
+	if got := get(t, c, owner.url("anything.test", "/")); got.body != "owner" {
+		t.Errorf("owner's server answers %q", got.body)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func TestStartCaddyStaleSocket(t *testing.T) {
+	t.Parallel()
+	bin := caddyBin(t)
+	tests := []struct {
+		name    string
+		listen  bool // something still listens on the socket
+		wantErr string
+	}{
+		{"stale file is removed", false, ""},
+		{"live socket is refused", true, "in use by another process"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := shortDir(t)
+			sock := filepath.Join(dir, "admin.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.listen {
+				t.Cleanup(func() { ln.Close() })
+			} else {
+				ln.(*net.UnixListener).SetUnlinkOnClose(false)
+				ln.Close()
+			}
+			opts := Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)), AdminListen: "unix/" + sock + "|0600"}
+			client, err := NewClient(opts.AdminListen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := New(opts, client, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			caddy, err := StartCaddy(ctx, ProcessOptions{Bin: bin, Dir: filepath.Join(dir, "caddy")}, r, nil)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("StartCaddy error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("StartCaddy: %v", err)
+			}
+			if err := caddy.Stop(ctx); err != nil {
+				t.Errorf("Stop: %v", err)
+			}
+			if caddy.PID() != 0 {
+				t.Errorf("PID after Stop = %d", caddy.PID())
+			}
+		})
+	}
+}
+
+// TestGoldenConfigsValidate runs every golden config through
+// `caddy validate`, so the golden files are known to be configs Caddy
+// accepts, not just what the builder happens to print.
+func TestGoldenConfigsValidate(t *testing.T) {
+	t.Parallel()
+	bin := caddyBin(t)
+	dir := shortDir(t)
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, "validate", "--config", filepath.Join("testdata", tc.name+".json"))
+			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("caddy validate: %v\n%s", err, out)
+			}
+		})
+	}
+}
