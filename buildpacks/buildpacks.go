@@ -10,6 +10,11 @@
 // complete, and renamed into place; once complete it is never modified,
 // because a running release may use it. A push whose dependencies did not
 // change therefore reuses the environment of the previous push.
+//
+// Environments are named after their kind and hash, "py-<hash>" for a
+// virtualenv and "node-<hash>" for a node_modules tree; a NoCache build adds
+// a nonce ("py-<hash>-<nonce>"). Result.Envs lists those a build used, and
+// PruneEnvs removes the others once no live release needs them.
 package buildpacks
 
 import (
@@ -232,8 +237,15 @@ func newBuilder(spec Spec, dir string) *builder {
 			env[k] = v
 		}
 	}
+	serverPath := env["PATH"]
 	for k, v := range spec.Env {
 		env[k] = v
+	}
+	// A PATH config var written as "/opt/tools/bin:$PATH" means the
+	// server's PATH after the app's directories.
+	if p, ok := spec.Env["PATH"]; ok {
+		p = strings.ReplaceAll(p, "${PATH}", serverPath)
+		env["PATH"] = strings.ReplaceAll(p, "$PATH", serverPath)
 	}
 	return &builder{
 		spec:     spec,
@@ -252,6 +264,12 @@ func (b *builder) addRuntimeEnv(key, value string) {
 	if _, ok := b.spec.Env[key]; ok {
 		return
 	}
+	b.setRuntimeEnv(key, value)
+}
+
+// setRuntimeEnv records a runtime variable the app cannot override, because
+// it names what this build made (VIRTUAL_ENV, NODE_PATH).
+func (b *builder) setRuntimeEnv(key, value string) {
 	b.res.Env[key] = value
 	b.env[key] = value
 }

@@ -129,7 +129,7 @@ func withEnv(base map[string]string, extra map[string]string) map[string]string 
 }
 
 // errNotFound tells that a tool is not installed.
-var errNotFound = errors.New("not found")
+var errNotFound = errors.New("tool not found")
 
 // lookTool resolves a tool: configured (a path or a name) or, when that is
 // empty, def, searched on pathList. It returns an absolute path.
@@ -144,7 +144,7 @@ func lookTool(configured, def, pathList string) (string, error) {
 			return "", err
 		}
 		if !isExecutable(abs) {
-			return "", fmt.Errorf("%s: %w", abs, errNotFound)
+			return "", fmt.Errorf("%w: %s is missing or not executable", errNotFound, abs)
 		}
 		return abs, nil
 	}
@@ -158,7 +158,7 @@ func lookTool(configured, def, pathList string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s on PATH: %w", name, errNotFound)
+	return "", fmt.Errorf("%w: %s is not on PATH", errNotFound, name)
 }
 
 func isExecutable(path string) bool {

@@ -20,7 +20,7 @@ import (
 func (b *builder) buildGo(ctx context.Context) error {
 	goTool, err := b.tool(b.spec.Tools.Go, "go")
 	if err != nil {
-		return fmt.Errorf("find go: %w", err)
+		return err
 	}
 	env := withEnv(b.env, nil)
 	if b.spec.CacheDir != "" {

@@ -69,11 +69,11 @@ func (b *builder) buildNode(ctx context.Context) error {
 	}
 	node, err := b.tool(b.spec.Tools.Node, "node")
 	if err != nil {
-		return fmt.Errorf("find node: %w", err)
+		return err
 	}
 	npm, err := b.tool(b.spec.Tools.NPM, "npm")
 	if err != nil {
-		return fmt.Errorf("find npm: %w", err)
+		return err
 	}
 	nodeVersion, err := output(ctx, b.env, b.dir, node, "--version")
 	if err != nil {
@@ -154,7 +154,7 @@ func (b *builder) buildNode(ctx context.Context) error {
 		}
 	}
 
-	b.addRuntimeEnv("NODE_PATH", modules)
+	b.setRuntimeEnv("NODE_PATH", modules)
 	b.addRuntimePath(filepath.Join(modules, ".bin"))
 	return nil
 }

@@ -79,7 +79,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 
 	uv, uvErr := b.tool(b.spec.Tools.UV, "uv")
 	if uvErr != nil {
-		b.rep.Info(fmt.Sprintf("uv not found (%v); using pip", uvErr))
+		b.rep.Info(fmt.Sprintf("%v; using pip, which is slower", uvErr))
 		uv = ""
 	}
 
@@ -105,7 +105,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := b.pythonKey(ctx, plan, interp, granianVersion)
+	key, err := b.pythonKey(ctx, plan, interp)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 	}
 	b.res.Venv = venv
 	b.res.Envs = append(b.res.Envs, venv)
-	b.addRuntimeEnv("VIRTUAL_ENV", venv)
+	b.setRuntimeEnv("VIRTUAL_ENV", venv)
 	// Without it, what an app prints reaches its log only when a buffer
 	// fills.
 	b.addRuntimeEnv("PYTHONUNBUFFERED", "1")
@@ -213,9 +213,14 @@ func (b *builder) planPython(ctx context.Context, env map[string]string, uv stri
 }
 
 // pythonKey names the virtualenv for plan.
-func (b *builder) pythonKey(ctx context.Context, plan pyPlan, interp interpreter, granianVersion string) (string, error) {
+func (b *builder) pythonKey(ctx context.Context, plan pyPlan, interp interpreter) (string, error) {
 	k := newKeyHash("python-venv")
-	k.add(interp.version, interp.path, plan.mode, plan.granian)
+	// The same interpreter answers to several names (python3, python3.11).
+	real := interp.path
+	if p, err := filepath.EvalSymlinks(real); err == nil {
+		real = p
+	}
+	k.add(interp.version, real, plan.mode, plan.granian)
 	local := plan.project
 	editable := false
 	switch plan.mode {

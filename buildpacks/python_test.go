@@ -236,7 +236,7 @@ func TestPythonPipFallback(t *testing.T) {
 	spec.Tools.UV = filepath.Join(t.TempDir(), "no-uv-here")
 	res := build(t, spec)
 	checkVenv(t, res.Venv, dir, "flask", "app")
-	if !strings.Contains(rep.String(), "using pip") {
+	if !strings.Contains(rep.String(), "using pip, which is slower") {
 		t.Errorf("log:\n%s", rep)
 	}
 }

@@ -133,7 +133,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 	if !requested {
 		path, err := b.tool(b.spec.Tools.Python, "python3")
 		if err != nil {
-			return interpreter{}, fmt.Errorf("find Python: %w", err)
+			return interpreter{}, err
 		}
 		return queryPython(ctx, b.env, path)
 	}

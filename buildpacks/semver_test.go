@@ -68,3 +68,18 @@ func FuzzSatisfies(f *testing.F) {
 		_, _ = satisfies(semver{20, 1, 2}, r)
 	})
 }
+
+func TestCheckNodeVersion(t *testing.T) {
+	t.Parallel()
+	pkg := packageJSON{Engines: map[string]any{"node": "^20"}}
+	if w, err := checkNodeVersion("20.20.2", pkg, ""); err != nil || len(w) != 0 {
+		t.Errorf("^20: %v, %v", w, err)
+	}
+	if _, err := checkNodeVersion("20.20.2", pkg, "22"); err == nil || err.Error() != `Node.js 20.20.2 is installed but NODE_VERSION requires "22"` {
+		t.Errorf("NODE_VERSION 22: %v", err)
+	}
+	pkg.Engines["node"] = "lts/iron"
+	if w, err := checkNodeVersion("20.20.2", pkg, ""); err != nil || len(w) != 1 {
+		t.Errorf("unreadable range: %v, %v", w, err)
+	}
+}
