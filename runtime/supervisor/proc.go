@@ -461,6 +461,12 @@ func (p *proc) runSchedule() {
 			tick = nil
 			return
 		}
+		if !next.After(now) {
+			// Firing at once would spin; a schedule like this is a bug.
+			p.log.Error("schedule returned a time that is not in the future; no more runs", "next", next, "now", now)
+			tick = nil
+			return
+		}
 		tick = p.sv.clock.After(next.Sub(now))
 	}
 	arm()

@@ -258,7 +258,9 @@ func checkExecutable(p string) error {
 
 // newCmd builds the exec.Cmd for spec in a new process group. Pdeathsig
 // kills the leader if hop3 dies; its children are found again through the
-// pid files (CleanupOrphans).
+// pid files (CleanupOrphans). The kernel ties Pdeathsig to the forking
+// thread, and Go only ends a thread when a goroutine exits while locked to
+// it (runtime.LockOSThread), which hop3 must not do.
 func newCmd(spec *Spec) (*exec.Cmd, error) {
 	path, err := resolveCommand(spec.Command[0], spec.Dir, spec.Env)
 	if err != nil {

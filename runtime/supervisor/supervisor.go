@@ -163,6 +163,7 @@ func (s *Supervisor) Start(ctx context.Context, spec Spec) error {
 		if err := old.stop(ctx); err != nil {
 			s.remove(p)
 			s.logs.release(p.lf)
+			close(p.done) // p never ran; a concurrent Stop must not wait for it
 			return fmt.Errorf("start %s: replace previous: %w", spec.Name, err)
 		}
 	}

@@ -270,8 +270,7 @@ func TestStartFailures(t *testing.T) {
 			if _, ok := s.Status(spec.Name); ok {
 				t.Error("failed start left an entry")
 			}
-			ev := waitEvent(t, events, 5*time.Second, isTo(spec.Name, Starting))
-			_ = ev
+			waitEvent(t, events, 5*time.Second, isTo(spec.Name, Starting))
 			pids, _ := os.ReadDir(s.opts.PIDDir)
 			if len(pids) != 0 {
 				t.Errorf("pid files left: %v", pids)
@@ -838,3 +837,70 @@ func TestScheduleStopDuringRun(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestBackoffDelay(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{BackoffBase: time.Second, BackoffMax: 5 * time.Second, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		quick int
+		want  time.Duration
+	}{
+		{0, time.Second}, // after a long run
+		{1, time.Second},
+		{2, 2 * time.Second},
+		{3, 4 * time.Second},
+		{4, 5 * time.Second},
+		{40, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		p := &proc{sv: s, quick: tt.quick}
+		if got := p.delay(); got != tt.want {
+			t.Errorf("delay after %d quick failures = %v, want %v", tt.quick, got, tt.want)
+		}
+	}
+}
+
+func TestStopWhileStartingAndInBackoff(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestSupervisor(t, Options{BackoffBase: time.Hour, BackoffMax: time.Hour})
+	dir := shortDir(t)
+	events, unsub := s.Subscribe()
+	defer unsub()
+
+	// Stopped before it is ready: Start reports it, nothing is left.
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Start(context.Background(), Spec{Name: "never", Command: []string{"sleep", "100"}, Socket: filepath.Join(dir, "n.sock")})
+	}()
+	ev := waitEvent(t, events, 5*time.Second, isTo("never", Starting))
+	st, _ := s.Status("never")
+	if err := s.Stop(context.Background(), "never"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "stopped before ready") {
+		t.Errorf("start = %v", err)
+	}
+	if ev.From != Exited {
+		t.Errorf("first event from %v, want exited", ev.From)
+	}
+	assertGroupGone(t, st.PID)
+
+	// Stopped while waiting (an hour) to restart.
+	if err := s.Start(context.Background(), Spec{Name: "flaky", Command: []string{"sh", "-c", "exit 1"}, Restart: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, events, 5*time.Second, isTo("flaky", Backoff))
+	if err := s.Reset("flaky"); !errors.Is(err, ErrNotCrashed) {
+		t.Errorf("reset in backoff = %v", err)
+	}
+	if err := s.Stop(context.Background(), "flaky"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, events, 5*time.Second, func(ev Event) bool { return ev.Name == "flaky" && ev.From == Backoff && ev.To == Exited })
+	if err := s.Reset("flaky"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("reset after stop = %v", err)
+	}
+}

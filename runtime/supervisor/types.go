@@ -150,7 +150,8 @@ type Status struct {
 	LogPath   string
 }
 
-// Event is a state change of a supervised process.
+// Event is a state change of a supervised process. A process's first event
+// goes from Exited (not yet running) to Starting.
 type Event struct {
 	Name     string
 	From, To State
