@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -334,6 +335,14 @@ func TestCaddyRouting(t *testing.T) {
 		}
 	})
 
+	t.Run("admin error text", func(t *testing.T) {
+		err := e.client.Do(ctx, http.MethodPatch, "/id/hop3_app_x", struct{}{})
+		want := "caddy admin: PATCH /id/hop3_app_x: 404: unknown object ID 'hop3_app_x'"
+		if err == nil || err.Error() != want || !IsNotFound(err) {
+			t.Errorf("error = %v, want %q", err, want)
+		}
+	})
+
 	t.Run("persist off", func(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(e.dir, "caddy", "config", "caddy", "autosave.json")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("caddy wrote autosave.json: %v", err)
@@ -464,6 +473,33 @@ func TestCaddyRestartAfterKill(t *testing.T) {
 	// The router is usable at once against the new process.
 	if err := e.r.Remove(ctx, "b"); err != nil {
 		t.Errorf("Remove after restart: %v", err)
+	}
+}
+
+// TestCaddyStopDuringBackoff stops a Caddy that has just died: the
+// supervisor must give up the restart and return at once.
+func TestCaddyStopDuringBackoff(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	e := startEdge(t, TLSOff, 0, []Route{{App: "a", Hosts: []string{"a.test"}, Upstreams: []string{startApp(t, dir, "a")}}})
+	pid := e.caddy.PID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the supervisor saw the exit.
+	for e.caddy.PID() != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := e.caddy.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if e.caddy.Restarts() != 0 || e.caddy.PID() != 0 {
+		t.Errorf("after Stop: restarts %d, pid %d", e.caddy.Restarts(), e.caddy.PID())
+	}
+	if err := e.client.Get(ctx, "/config/", nil); err == nil {
+		t.Error("a Caddy still answers after Stop")
 	}
 }
 
@@ -715,5 +751,116 @@ func TestGoldenConfigsValidate(t *testing.T) {
 				t.Fatalf("caddy validate: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// startStreamApp serves an app with two long-lived endpoints: an upgraded
+// echo connection (what a WebSocket looks like to a proxy) and /stream,
+// which sends one line, then waits for release before the second.
+func startStreamApp(t *testing.T, dir string, release <-chan struct{}) string {
+	t.Helper()
+	sock := filepath.Join(dir, "stream.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "echo") {
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			brw.Flush()
+			io.Copy(conn, brw)
+			return
+		}
+		// A known length would let a proxy buffer; only flush_interval -1
+		// makes Caddy pass the first line on at once.
+		w.Header().Set("Content-Length", strconv.Itoa(len("first\nsecond\n")))
+		io.WriteString(w, "first\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "second\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "unix/" + sock
+}
+
+// TestCaddyStreams checks that responses stream as they are written and
+// that upgraded connections survive config changes, including a change of
+// their own app's route.
+func TestCaddyStreams(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	release := make(chan struct{})
+	defer close(release)
+	app := Route{App: "live", Hosts: []string{"live.test"}, Upstreams: []string{startStreamApp(t, dir, release)}}
+	other := Route{App: "other", Hosts: []string{"other.test"}, Upstreams: []string{startApp(t, dir, "other")}}
+	e := startEdge(t, TLSOff, 0, []Route{app, other})
+	ctx := context.Background()
+
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(e.httpPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, "101") {
+		t.Fatalf("upgrade answer %q, %v", status, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	echo := func(msg string) {
+		t.Helper()
+		if _, err := io.WriteString(conn, msg+"\n"); err != nil {
+			t.Fatalf("write %s: %v", msg, err)
+		}
+		got, err := br.ReadString('\n')
+		if err != nil || got != msg+"\n" {
+			t.Fatalf("echo %s: got %q, %v", msg, got, err)
+		}
+	}
+	echo("before")
+	o := other
+	o.Hosts = append(o.Hosts, "other2.test")
+	if err := e.r.Set(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	echo("after another app changed")
+	a := app
+	a.Hosts = append(a.Hosts, "live2.test")
+	if err := e.r.Set(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	echo("after its own route changed")
+
+	// The first line arrives while the app still holds the response open.
+	c := e.httpClient(t, nil)
+	c.Timeout = 3 * time.Second
+	resp, err := c.Get(e.url("live.test", "/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || first != "first\n" {
+		t.Fatalf("streamed line = %q, %v", first, err)
 	}
 }
