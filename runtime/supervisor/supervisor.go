@@ -24,7 +24,9 @@ type Options struct {
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 	// MaxRestarts is how many consecutive quick failures are restarted
-	// before the process is marked Crashed.
+	// before the process is marked Crashed: a process that always fails
+	// quickly runs 1+MaxRestarts times and ends with Restarts ==
+	// MaxRestarts. A run of StartSecs or longer resets the count.
 	MaxRestarts int
 	// StartSecs: a run shorter than this is a quick failure.
 	StartSecs time.Duration
