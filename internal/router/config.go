@@ -474,7 +474,7 @@ func appRoute(opts Options, r Route) obj {
 
 // hiddenFiles are never served by file_server: a static dir built from a
 // repository may still hold them.
-var hiddenFiles = []any{".git", ".env"}
+func hiddenFiles() []any { return []any{".git", ".env"} }
 
 func serveRoutes(opts Options, r Route, id string) []any {
 	var sub []any
@@ -495,7 +495,7 @@ func serveRoutes(opts Options, r Route, id string) []any {
 				// file_server appends the whole request path to its
 				// root, so the prefix goes first.
 				obj{"handler": "rewrite", "strip_path_prefix": sp.Prefix},
-				obj{"handler": "file_server", "root": sp.Dir, "hide": hiddenFiles},
+				obj{"handler": "file_server", "root": sp.Dir, "hide": hiddenFiles()},
 			},
 		})
 	}
@@ -512,7 +512,7 @@ func serveRoutes(opts Options, r Route, id string) []any {
 		}
 		sub = append(sub, obj{
 			"@id":    id + "_files",
-			"handle": []any{obj{"handler": "file_server", "root": r.Static, "hide": hiddenFiles}},
+			"handle": []any{obj{"handler": "file_server", "root": r.Static, "hide": hiddenFiles()}},
 		})
 		return sub
 	}

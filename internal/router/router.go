@@ -109,13 +109,10 @@ func (rt Route) clone() Route {
 
 // mutate sends one config-changing call and counts it when it succeeds.
 func (r *Router) mutate(ctx context.Context, method, path string, body any) error {
-	var err error
-	if path == "/load" {
-		b, _ := body.([]byte)
-		err = r.client.Load(ctx, b)
-	} else {
-		err = r.client.Do(ctx, method, path, body)
-	}
+	return r.count(r.client.Do(ctx, method, path, body))
+}
+
+func (r *Router) count(err error) error {
 	if err == nil {
 		r.changes.Add(1)
 	}
@@ -159,7 +156,7 @@ func (r *Router) applyAllLocked(ctx context.Context) error {
 	} else {
 		var cfg []byte
 		if cfg, err = Config(r.opts, routes); err == nil {
-			err = r.mutate(ctx, http.MethodPost, "/load", cfg)
+			err = r.count(r.client.Load(ctx, cfg))
 		}
 	}
 	if err != nil {
@@ -337,9 +334,11 @@ func (r *Router) Remove(ctx context.Context, app string) error {
 
 // Attach switches the router to someone else's Caddy: instead of loading
 // whole configs it manages only apps/http/servers/hop3, creating that
-// server when missing and replacing it (only it) on every Sync. The TLS
-// and PKI apps stay the owner's business; with a TLS mode the server still
-// listens on both addresses and Caddy's automatic HTTPS picks the hosts up.
+// server when missing and replacing it (only it) on every Sync; Set and
+// Remove work as usual. The tls and pki apps and http_port stay the
+// owner's business: with a TLS mode the server listens on both addresses,
+// the owner's http_port decides which one stays plain HTTP, and the
+// owner's automation policies issue the certificates.
 func (r *Router) Attach(ctx context.Context) error {
 	if err := r.lock(ctx); err != nil {
 		return fmt.Errorf("attach to caddy: %w", err)

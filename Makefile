@@ -1,0 +1,32 @@
+# hop3: `make run` sets up what is missing and runs the daemon; `make test`
+# runs every test (unit and end-to-end, against real git, ssh, Caddy, Granian).
+
+GO       ?= go
+TOOLS    ?= $(CURDIR)/.tools
+export HOP3_TEST_CACHE ?= $(CURDIR)/.cache/test
+export PATH := $(TOOLS)/bin:$(PATH)
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+
+.PHONY: all setup build run test test-short fuzz bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hop3 ./cmd/hop3
+
+run: setup build
+	bin/hop3 serve
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m -count=1 ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+clean:
+	rm -rf bin

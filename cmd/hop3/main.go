@@ -1,0 +1,120 @@
+// Command hop3 is a git push-to-deploy server: `hop3 serve` runs the daemon,
+// the other subcommands administer it on the same machine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit status and a message for the user.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func usageError(format string, a ...any) error {
+	return &exitError{code: 2, msg: fmt.Sprintf(format, a...)}
+}
+
+const usage = `usage: hop3 COMMAND [ARGS...]
+
+commands:
+  serve                     run the daemon (SSH git server, process manager, Caddy)
+  keys add NAME             allow the public key on stdin (--role admin|deployer, --apps a,b)
+  keys list                 list allowed keys
+  keys remove NAME          remove a key
+  version                   print hop3's version
+
+Every command takes --root (HOP3_ROOT), the state directory.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, "hop3: "+ee.msg)
+		}
+		return ee.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "hop3: "+err.Error())
+	return 1
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return keys(ctx, args[1:], stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "hop3 "+version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError("unknown command %q (see 'hop3 help')", args[0])
+}
+
+// envDefault returns the HOP3_* environment variable for a flag, or def.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv("HOP3_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+		return v
+	}
+	return def
+}
+
+func defaultRoot() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/hop3"
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".hop3"
+	}
+	return filepath.Join(home, ".hop3")
+}
+
+// findTool locates a helper binary: beside hop3 in ../.tools/bin (where the
+// setup script installs Caddy and uv), else on PATH. It returns name itself
+// when not found, so the error names it when it is used.
+func findTool(name string) string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "..", ".tools", "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Clean(p)
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return name
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"hop3/buildpacks"
+	"hop3/gitserver"
+	"hop3/internal/app"
+	"hop3/internal/router"
+	"hop3/runtime/supervisor"
+)
+
+type serveConfig struct {
+	root, sshAddr, httpAddr, httpsAddr, domain string
+	tls, acmeEmail, acmeCA                     string
+	caddyBin, caddyAdmin, uv, cacheDir         string
+	logLevel                                   string
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	defHTTP := ":8080"
+	if os.Geteuid() == 0 {
+		defHTTP = ":80"
+	}
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.root, "root", envDefault("root", defaultRoot()), "state directory; everything hop3 writes lives under it (HOP3_ROOT)")
+	fs.StringVar(&c.sshAddr, "ssh-addr", envDefault("ssh-addr", ":2222"), "SSH listen address (HOP3_SSH_ADDR)")
+	fs.StringVar(&c.httpAddr, "http-addr", envDefault("http-addr", defHTTP), "where Caddy serves apps over HTTP (HOP3_HTTP_ADDR)")
+	fs.StringVar(&c.httpsAddr, "https-addr", envDefault("https-addr", ":443"), "where Caddy serves apps over HTTPS when --tls is not off (HOP3_HTTPS_ADDR)")
+	fs.StringVar(&c.domain, "domain", envDefault("domain", "localhost"), "apps answer at <app>.<domain> (HOP3_DOMAIN)")
+	fs.StringVar(&c.tls, "tls", envDefault("tls", "off"), "off, internal or acme (HOP3_TLS)")
+	fs.StringVar(&c.acmeEmail, "acme-email", envDefault("acme-email", ""), "contact for the ACME CA (HOP3_ACME_EMAIL)")
+	fs.StringVar(&c.acmeCA, "acme-ca", envDefault("acme-ca", ""), "ACME directory URL, e.g. a staging CA (HOP3_ACME_CA)")
+	fs.StringVar(&c.caddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN; default: .tools/bin/caddy beside hop3, then PATH)")
+	fs.StringVar(&c.uv, "uv", envDefault("uv", ""), "uv binary for Python builds (HOP3_UV)")
+	fs.StringVar(&c.cacheDir, "cache-dir", envDefault("cache-dir", ""), "shared build caches (uv, npm, go); default <root>/cache (HOP3_CACHE_DIR)")
+	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return usageError("serve takes no arguments")
+	}
+	if c.caddyBin == "" {
+		c.caddyBin = findTool("caddy")
+	}
+	if c.uv == "" {
+		c.uv = findTool("uv")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return usageError("bad --log-level %q", c.logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runDaemon(ctx, c, logger, stdout)
+}
+
+func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout io.Writer) error {
+	root, err := filepath.Abs(c.root)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("create root: %w", err)
+	}
+	tlsMode, err := router.ParseTLSMode(c.tls)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	st, err := openStore(root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	// A previous hop3 that was killed may have left its processes running.
+	pidDir := filepath.Join(root, "run", "pids")
+	if n, err := supervisor.CleanupOrphans(pidDir, logger); err != nil {
+		logger.Warn("clean up processes of a previous run", "component", "hop3", "err", err)
+	} else if n > 0 {
+		logger.Warn("stopped processes left by a previous run", "component", "hop3", "count", n)
+	}
+	sup, err := supervisor.New(supervisor.Options{PIDDir: pidDir, Logger: logger})
+	if err != nil {
+		return err
+	}
+
+	httpAddr, err := concreteAddr(c.httpAddr)
+	if err != nil {
+		return err
+	}
+	caddyDir := filepath.Join(root, "caddy")
+	if err := os.MkdirAll(caddyDir, 0o700); err != nil {
+		return err
+	}
+	adminSock := filepath.Join(caddyDir, "admin.sock")
+	opts := router.Options{
+		HTTPAddr:    httpAddr,
+		HTTPSAddr:   c.httpsAddr,
+		TLS:         tlsMode,
+		ACMEEmail:   c.acmeEmail,
+		ACMECA:      c.acmeCA,
+		AdminListen: "unix/" + adminSock + "|0600",
+		Domain:      c.domain,
+	}
+	client, err := router.NewClient("unix/" + adminSock)
+	if err != nil {
+		return err
+	}
+	rt := router.New(opts, client, logger)
+
+	mgr, err := app.New(app.Config{
+		Root:           root,
+		CacheDir:       c.cacheDir,
+		Domain:         c.domain,
+		PublicHTTPAddr: httpAddr,
+		Tools:          buildpacks.Tools{UV: c.uv},
+		Store:          st,
+		Router:         rt,
+		Supervisor:     sup,
+		Logger:         logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	// Caddy boots with every app's route in its first config: one load.
+	routes, err := mgr.Routes(ctx)
+	if err != nil {
+		return err
+	}
+	if err := rt.SetDesired(routes); err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	caddy, err := router.StartCaddy(ctx, router.ProcessOptions{
+		Bin: c.caddyBin,
+		Dir: caddyDir,
+		Env: []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
+	}, rt, logger)
+	if err != nil {
+		return fmt.Errorf("start caddy: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := caddy.Stop(sctx); err != nil {
+			logger.Warn("stop caddy", "component", "hop3", "err", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := sup.StopAll(sctx); err != nil {
+			logger.Warn("stop processes", "component", "hop3", "err", err)
+		}
+	}()
+	if err := mgr.Restore(ctx); err != nil {
+		logger.Error("some apps did not come back", "component", "hop3", "err", err)
+	}
+
+	ssh, err := gitserver.New(gitserver.Config{
+		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
+		Keys:        app.Keys{Store: st},
+		Backend:     mgr,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.sshAddr)
+	if err != nil {
+		return fmt.Errorf("listen for ssh: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- ssh.Serve(ln) }()
+
+	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s\n", ln.Addr(), httpAddr, root)
+	logger.Info("ready", "component", "hop3", "ssh", ln.Addr().String(), "http", httpAddr, "root", root, "caddy", c.caddyBin)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if err != nil {
+			return fmt.Errorf("ssh server: %w", err)
+		}
+	}
+	logger.Info("shutting down", "component", "hop3")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return ssh.Shutdown(sctx)
+}
+
+// concreteAddr resolves port 0 to a free port: Caddy needs a concrete
+// address, and tests pass port 0.
+func concreteAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", usageError("bad address %q: %v", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	p := l.Addr().(*net.TCPAddr).Port
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// caddyProcs gives Caddy half the cores: the proxy competes with the apps
+// for CPU, and on 2 cores GOMAXPROCS=1 gave more throughput through Caddy
+// than the default (see the benchmarks).
+func caddyProcs() int {
+	if v := os.Getenv("HOP3_CADDY_GOMAXPROCS"); v != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return max(1, runtime.NumCPU()/2)
+}

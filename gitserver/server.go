@@ -1,0 +1,321 @@
+// Package gitserver is hop3's SSH front door: host key, public-key
+// authentication, a chain of session middlewares, the git wire protocol
+// (served by the real git receive-pack/upload-pack) and command dispatch.
+package gitserver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Identity is who a session is: derived only from the key whose signature
+// was verified for this connection.
+type Identity struct {
+	Name  string
+	Admin bool
+	Apps  []string // apps a deployer may use
+}
+
+// CanAccess reports whether the identity may see or change app.
+func (id Identity) CanAccess(app string) bool {
+	if id.Admin {
+		return true
+	}
+	for _, a := range id.Apps {
+		if a == app {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys resolves a public key fingerprint (SHA256:...) to an identity.
+// An error means the key is not allowed in.
+type Keys interface {
+	Identify(ctx context.Context, fingerprint string) (Identity, error)
+}
+
+// Session is one SSH command, handed to the backend.
+type Session struct {
+	Identity Identity
+	Args     []string // the command, split like a shell would (never run by one)
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
+	TTY      bool
+	Env      []string // environment variables the client sent
+	Remote   string
+}
+
+// Backend does the work behind a session. Each method returns the exit
+// status sent back to the client.
+type Backend interface {
+	// Receive serves a push (git-receive-pack) to app.
+	Receive(ctx context.Context, s *Session, app string) int
+	// Upload serves a fetch or clone (git-upload-pack) of app.
+	Upload(ctx context.Context, s *Session, app string) int
+	// Command runs any other command.
+	Command(ctx context.Context, s *Session) int
+}
+
+// Config configures a Server.
+type Config struct {
+	HostKeyPath string // created (ed25519) when missing
+	Keys        Keys
+	Backend     Backend
+	Logger      *slog.Logger
+	// IdleTimeout closes a connection with no traffic; MaxTimeout bounds a
+	// whole connection. Zero means the defaults (10 min, none).
+	IdleTimeout time.Duration
+	MaxTimeout  time.Duration
+}
+
+// Server is the SSH server.
+type Server struct {
+	cfg   Config
+	srv   *ssh.Server
+	local *ssh.Server
+	log   *slog.Logger
+}
+
+// LocalIdentity is who a command arriving on the local control socket is:
+// the socket's file mode (0600, owned by hop3's user) is the credential.
+var LocalIdentity = Identity{Name: "local", Admin: true}
+
+// New builds a Server; it loads or creates the host key.
+func New(cfg Config) (*Server, error) {
+	if cfg.Keys == nil || cfg.Backend == nil {
+		return nil, errors.New("gitserver: keys and backend are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 10 * time.Minute
+	}
+	signer, err := loadHostKey(cfg.HostKeyPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "ssh")}
+	s.srv = &ssh.Server{
+		Version:     "hop3",
+		HostSigners: []ssh.Signer{signer},
+		IdleTimeout: cfg.IdleTimeout,
+		MaxTimeout:  cfg.MaxTimeout,
+		// Only public keys; the user name is not a credential. Unknown keys
+		// are refused here, before any session or command exists.
+		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
+			_, err := cfg.Keys.Identify(ctx, gossh.FingerprintSHA256(key))
+			return err == nil
+		},
+		// No forwarding of any kind, no subsystems (sftp): nil callbacks deny.
+		Handler: chain(s.dispatch, s.logged, s.authenticated, s.recovered),
+	}
+	// The control socket speaks the same protocol, so `hop3 COMMAND` on the
+	// server gets the same dispatcher, streams and exit status as ssh.
+	s.local = &ssh.Server{
+		Version:     "hop3",
+		HostSigners: []ssh.Signer{signer},
+		Handler:     chain(s.dispatch, s.logged, s.localIdentity, s.recovered),
+	}
+	return s, nil
+}
+
+func (s *Server) localIdentity(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		sess.Context().SetValue(identityKey{}, LocalIdentity)
+		next(sess)
+	}
+}
+
+// ServeLocal serves the control socket listener l (a unix socket whose mode
+// restricts it to hop3's user) until Shutdown.
+func (s *Server) ServeLocal(l net.Listener) error {
+	err := s.local.Serve(l)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// HostKey returns the server's public host key in authorized_keys form.
+func (s *Server) HostKey() string {
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(s.srv.HostSigners[0].PublicKey())))
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.srv.Serve(l)
+	if errors.Is(err, ssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for open sessions until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.local.Close()
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return s.srv.Close()
+	}
+	return err
+}
+
+type middleware func(ssh.Handler) ssh.Handler
+
+// chain applies middlewares so that the last one listed runs first.
+func chain(h ssh.Handler, mws ...middleware) ssh.Handler {
+	for _, mw := range mws {
+		h = mw(h)
+	}
+	return h
+}
+
+type identityKey struct{}
+
+func (s *Server) recovered(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("session panicked", "panic", r, "stack", string(debug.Stack()))
+				fmt.Fprintln(sess.Stderr(), " !     internal error; see the hop3 log")
+				sess.Exit(1)
+			}
+		}()
+		next(sess)
+	}
+}
+
+// authenticated derives the identity from the key verified for this
+// connection. golang.org/x/crypto guarantees (since the fix for
+// CVE-2024-45337) that the last key passed to the key callback is the one
+// that authenticated, which is the key gliderlabs/ssh exposes here.
+func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		key := sess.PublicKey()
+		if key == nil {
+			fmt.Fprintln(sess.Stderr(), " !     public key authentication required")
+			sess.Exit(1)
+			return
+		}
+		id, err := s.cfg.Keys.Identify(sess.Context(), gossh.FingerprintSHA256(key))
+		if err != nil {
+			fmt.Fprintln(sess.Stderr(), " !     key not allowed")
+			sess.Exit(1)
+			return
+		}
+		sess.Context().SetValue(identityKey{}, id)
+		next(sess)
+	}
+}
+
+func (s *Server) logged(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		id, _ := sess.Context().Value(identityKey{}).(Identity)
+		start := time.Now()
+		s.log.Info("session", "key", id.Name, "remote", sess.RemoteAddr().String(), "command", firstWord(sess.RawCommand()))
+		next(sess)
+		s.log.Info("session done", "key", id.Name, "command", firstWord(sess.RawCommand()), "duration", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func firstWord(cmd string) string {
+	f := strings.Fields(cmd)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+func (s *Server) dispatch(sess ssh.Session) {
+	id, _ := sess.Context().Value(identityKey{}).(Identity)
+	_, _, tty := sess.Pty()
+	if sess.Subsystem() != "" {
+		fmt.Fprintf(sess.Stderr(), " !     subsystem %q is not supported\n", sess.Subsystem())
+		sess.Exit(1)
+		return
+	}
+	session := &Session{
+		Identity: id,
+		Args:     sess.Command(),
+		Stdin:    sess,
+		Stdout:   sess,
+		Stderr:   sess.Stderr(),
+		TTY:      tty,
+		Env:      sess.Environ(),
+		Remote:   sess.RemoteAddr().String(),
+	}
+	ctx := sess.Context()
+	code := 0
+	switch {
+	case len(session.Args) >= 1 && (session.Args[0] == "git-receive-pack" || session.Args[0] == "git-upload-pack"):
+		if len(session.Args) != 2 {
+			fmt.Fprintf(sess.Stderr(), " !     usage: %s APP\n", session.Args[0])
+			sess.Exit(2)
+			return
+		}
+		app, err := RepoName(session.Args[1])
+		if err != nil {
+			fmt.Fprintf(sess.Stderr(), " !     %v\n", err)
+			sess.Exit(1)
+			return
+		}
+		if !id.CanAccess(app) {
+			fmt.Fprintf(sess.Stderr(), " !     key %s may not use app %s\n", id.Name, app)
+			sess.Exit(1)
+			return
+		}
+		if session.Args[0] == "git-receive-pack" {
+			code = s.cfg.Backend.Receive(ctx, session, app)
+		} else {
+			code = s.cfg.Backend.Upload(ctx, session, app)
+		}
+	default:
+		code = s.cfg.Backend.Command(ctx, session)
+	}
+	sess.Exit(code)
+}
+
+func loadHostKey(path string) (ssh.Signer, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		signer, err := gossh.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("read host key %s: %w", path, err)
+		}
+		return signer, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read host key: %w", err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "hop3 host key")
+	if err != nil {
+		return nil, fmt.Errorf("encode host key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create host key dir: %w", err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, fmt.Errorf("write host key: %w", err)
+	}
+	return gossh.NewSignerFromKey(priv)
+}

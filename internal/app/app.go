@@ -1,0 +1,149 @@
+// Package app is hop3's orchestrator: it turns pushes and commands into
+// releases, processes and routes, composing the store, the buildpacks, the
+// process manager and the router.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"hop3/buildpacks"
+	"hop3/gitserver"
+	"hop3/internal/router"
+	"hop3/internal/store"
+	"hop3/runtime/supervisor"
+)
+
+// Router is what the orchestrator needs from the Caddy router.
+type Router interface {
+	Set(ctx context.Context, r router.Route) error
+	Remove(ctx context.Context, app string) error
+}
+
+// Supervisor is what the orchestrator needs from the process manager.
+type Supervisor interface {
+	Start(ctx context.Context, spec supervisor.Spec) error
+	Stop(ctx context.Context, name string) error
+	List() []supervisor.Status
+	Run(ctx context.Context, spec supervisor.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// Config configures a Manager.
+type Config struct {
+	Root           string
+	CacheDir       string // shared build caches; default <Root>/cache
+	Domain         string // apps answer at <app>.<Domain>
+	PublicHTTPAddr string // how URLs are printed, e.g. "127.0.0.1:8080"
+	Tools          buildpacks.Tools
+	GranianVersion string
+	BuildTimeout   time.Duration
+	Store          *store.Store
+	Router         Router
+	Supervisor     Supervisor
+	Logger         *slog.Logger
+}
+
+// Manager runs deploys and commands.
+type Manager struct {
+	cfg   Config
+	paths layout
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]chan struct{}
+}
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil || cfg.Router == nil || cfg.Supervisor == nil {
+		return nil, errors.New("app: store, router and supervisor are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = layout{root: cfg.Root}.cache()
+	}
+	if cfg.BuildTimeout == 0 {
+		cfg.BuildTimeout = 15 * time.Minute
+	}
+	return &Manager{
+		cfg:   cfg,
+		paths: layout{root: cfg.Root},
+		log:   cfg.Logger.With("component", "app"),
+		locks: map[string]chan struct{}{},
+	}, nil
+}
+
+// lock serialises deploys and changes of one app. A caller that has to wait
+// is told so through waiting, once.
+func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(), error) {
+	m.mu.Lock()
+	ch, ok := m.locks[app]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		m.locks[app] = ch
+	}
+	m.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+		if waiting != nil {
+			waiting()
+		}
+		select {
+		case ch <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return func() { <-ch }, nil
+}
+
+// URL is the address an app answers at.
+func (m *Manager) URL(app string) string {
+	host := app + "." + m.cfg.Domain
+	if _, port, err := net.SplitHostPort(m.cfg.PublicHTTPAddr); err == nil && port != "80" && port != "" {
+		host += ":" + port
+	}
+	return "http://" + host + "/"
+}
+
+// Keys adapts the store to the SSH server's key lookup.
+type Keys struct{ Store *store.Store }
+
+var _ gitserver.Keys = Keys{}
+
+// Identify resolves a key fingerprint to an identity.
+func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Identity, error) {
+	key, err := k.Store.KeyByFingerprint(ctx, fingerprint)
+	if err != nil {
+		return gitserver.Identity{}, err
+	}
+	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps}, nil
+}
+
+// oneLine folds an error into the single line users see.
+func oneLine(err error) string {
+	s := strings.TrimSpace(err.Error())
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// errf builds an error for people: it is shown as is.
+func errf(format string, a ...any) error { return fmt.Errorf(format, a...) }

@@ -1,0 +1,373 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"hop3/buildpacks"
+	"hop3/gitserver"
+	"hop3/hooks"
+	"hop3/internal/router"
+	"hop3/internal/store"
+	"hop3/internal/ui"
+	"hop3/procfile"
+	"hop3/runtime/supervisor"
+)
+
+var _ gitserver.Backend = (*Manager)(nil)
+
+// Receive serves a push: the real git receive-pack stores the objects, then a
+// push to main (or master) is built and deployed while the pusher watches.
+// A failed deploy leaves the ref where it was and the old release serving.
+func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string) int {
+	out := ui.New(s.Stderr, ui.ColorFor(s.TTY, s.Env))
+	unlock, err := m.lock(ctx, app, func() {
+		out.Info(fmt.Sprintf("another push to %s is being deployed; waiting for it to finish", app))
+	})
+	if err != nil {
+		return 1
+	}
+	defer unlock()
+	if err := m.ensureApp(ctx, app); err != nil {
+		out.Fail(oneLine(err))
+		return 1
+	}
+	repo := m.paths.repo(app)
+	before, err := refs(repo)
+	if err != nil {
+		out.Fail(oneLine(err))
+		return 1
+	}
+	if err := gitserver.RunPack(ctx, "receive-pack", repo, s); err != nil {
+		m.log.Warn("receive-pack failed", "app", app, "err", err)
+		return 1
+	}
+	after, err := refs(repo)
+	if err != nil {
+		out.Fail(oneLine(err))
+		return 1
+	}
+	plan := hooks.PlanFor(hooks.Diff(before, after))
+	for _, b := range plan.Ignored {
+		out.Info(fmt.Sprintf("branch %s stored, not deployed (push to main or master to deploy)", b))
+	}
+	if plan.Deploy == nil {
+		return 0
+	}
+	if err := m.deploy(ctx, app, plan.Deploy.New, s.Identity.Name, out); err != nil {
+		out.Fail(oneLine(err))
+		if rerr := resetRef(repo, *plan.Deploy); rerr != nil {
+			m.log.Error("restore ref after failed deploy", "app", app, "err", rerr)
+		}
+		return 1
+	}
+	if err := setHead(repo, plan.Deploy.Branch()); err != nil {
+		m.log.Warn("set HEAD", "app", app, "err", err)
+	}
+	return 0
+}
+
+// Upload serves a clone or fetch of an app's repository.
+func (m *Manager) Upload(ctx context.Context, s *gitserver.Session, app string) int {
+	if _, err := m.cfg.Store.App(ctx, app); err != nil {
+		fmt.Fprintf(s.Stderr, " !     no app named %s\n", app)
+		return 1
+	}
+	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.repo(app), s); err != nil {
+		m.log.Warn("upload-pack failed", "app", app, "err", err)
+		return 1
+	}
+	return 0
+}
+
+// Command runs every other SSH command.
+func (m *Manager) Command(ctx context.Context, s *gitserver.Session) int {
+	name := ""
+	if len(s.Args) > 0 {
+		name = s.Args[0]
+	}
+	fmt.Fprintf(s.Stderr, " !     unknown command %q\n", name)
+	return 2
+}
+
+// ensureApp creates an app (record, repository, directories) on first use.
+func (m *Manager) ensureApp(ctx context.Context, app string) error {
+	if _, err := m.cfg.Store.App(ctx, app); errors.Is(err, store.ErrNotFound) {
+		if _, err := m.cfg.Store.CreateApp(ctx, app); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("create app %s: %w", app, err)
+		}
+	} else if err != nil {
+		return err
+	}
+	for _, dir := range []string{m.paths.releases(app), m.paths.data(app), m.paths.logs(app), m.paths.run(app)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	return initRepo(m.paths.repo(app))
+}
+
+// deploy builds revision rev of app into a new release and switches traffic
+// to it. Until the switch nothing that serves the app is touched; any error
+// before it leaves the previous release serving.
+func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, out *ui.Writer) (err error) {
+	st := m.cfg.Store
+	rel, err := st.CreateRelease(ctx, app, rev, pusher)
+	if err != nil {
+		return fmt.Errorf("record release: %w", err)
+	}
+	started := time.Now()
+	out.Step(fmt.Sprintf("Deploying %s v%d (%s)", app, rel.Number, short(rev)))
+	var metaJSON []byte
+	defer func() {
+		status, detail := store.Succeeded, ""
+		if err != nil {
+			status, detail = store.Failed, oneLine(err)
+		}
+		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
+			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)
+		}
+		m.log.Info("deploy", "app", app, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
+	}()
+
+	dir := m.paths.release(app, rel.Number)
+	if err := checkout(m.paths.repo(app), rev, dir); err != nil {
+		return fmt.Errorf("checkout: %w", err)
+	}
+	r, err := m.buildRelease(ctx, app, rel.Number, dir, out)
+	if err != nil {
+		return err
+	}
+	metaJSON, _ = json.Marshal(r.meta)
+	if e, ok := r.procfile.Get("release"); ok && e.Kind == procfile.KindRelease {
+		out.Step("Running release command: " + e.Command)
+		if err := m.runHook(ctx, r, e, out); err != nil {
+			return fmt.Errorf("release command failed: %w", err)
+		}
+	}
+	if err := m.activate(ctx, r, out); err != nil {
+		return err
+	}
+	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
+	return nil
+}
+
+// buildRelease reads the Procfile and builds the checked-out source in dir.
+func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, out *ui.Writer) (release, error) {
+	r := release{app: app, number: number, dir: dir}
+	pf, err := readProcfile(dir)
+	if err != nil {
+		return r, err
+	}
+	r.procfile = pf
+	config, err := m.cfg.Store.Config(ctx, app)
+	if err != nil {
+		return r, err
+	}
+	dotenv, err := readDotenv(dir)
+	if err != nil {
+		return r, err
+	}
+	buildEnv := merge(dotenv, config)
+	_, hasStatic := pf.Get("static")
+	bctx, cancel := context.WithTimeout(ctx, m.cfg.BuildTimeout)
+	defer cancel()
+	res, err := buildpacks.Build(bctx, buildpacks.Spec{
+		App:         app,
+		Dir:         dir,
+		Env:         buildEnv,
+		CacheDir:    m.cfg.CacheDir,
+		EnvsDir:     m.paths.envs(app),
+		Tools:       m.cfg.Tools,
+		HasStatic:   hasStatic,
+		HasProcfile: true,
+		Report:      out,
+	})
+	if err != nil {
+		if bctx.Err() == context.DeadlineExceeded {
+			return r, fmt.Errorf("build timed out after %s", m.cfg.BuildTimeout)
+		}
+		return r, fmt.Errorf("build failed: %w", err)
+	}
+	r.meta = releaseMeta{Packs: res.Packs, Venv: res.Venv, Env: res.Env}
+	r.env, err = m.runtimeEnv(ctx, r)
+	if err != nil {
+		return r, err
+	}
+	r.scale, err = m.cfg.Store.Scale(ctx, app)
+	return r, err
+}
+
+// runtimeEnv composes a release's process environment: system basics, the
+// buildpacks' additions, the repository's .env, then config vars; hop3's own
+// values (APP, DATA_DIR) come last so they can not be spoofed.
+func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
+	config, err := m.cfg.Store.Config(ctx, r.app)
+	if err != nil {
+		return nil, err
+	}
+	dotenv, err := readDotenv(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	systemPath := "/usr/local/bin:/usr/bin:/bin"
+	if p := os.Getenv("PATH"); p != "" {
+		systemPath = p
+	}
+	env := map[string]string{
+		"PATH":             systemPath,
+		"HOME":             m.paths.data(r.app),
+		"LANG":             "C.UTF-8",
+		"PYTHONUNBUFFERED": "1",
+	}
+	for k, v := range r.meta.Env {
+		if k == "PATH" {
+			v = expandPath(v, systemPath)
+		}
+		env[k] = v
+	}
+	env = merge(env, dotenv, config)
+	env["APP"] = r.app
+	env["DATA_DIR"] = m.paths.data(r.app)
+	return env, nil
+}
+
+// activate starts a built release beside the running one, switches traffic
+// to it once it is ready, then stops the old one.
+func (m *Manager) activate(ctx context.Context, r release, out *ui.Writer) error {
+	out.Step("Starting processes")
+	specs, err := m.startRelease(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		out.Info(fmt.Sprintf("%s.%s ready", s.Labels["kind"], s.Labels["index"]))
+	}
+	if err := m.switchTo(r); err != nil {
+		m.stopSpecs(context.WithoutCancel(ctx), specs)
+		return err
+	}
+	if err := m.route(ctx, r); err != nil {
+		// Traffic already moved through the socket symlink; a route error
+		// concerns hosts, and must not stop the new release.
+		out.Fail("routing: " + oneLine(err))
+		m.log.Error("set route", "app", r.app, "err", err)
+	}
+	if err := m.cfg.Store.SetLiveRelease(ctx, r.app, r.number); err != nil {
+		return err
+	}
+	m.stopOthers(context.WithoutCancel(ctx), r.app, r.number)
+	return nil
+}
+
+// routeFor describes how Caddy reaches a release of an app. It depends only
+// on stable paths, so a deploy of the same app produces the same route.
+func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, error) {
+	e, ok := r.procfile.Routed()
+	if !ok {
+		return router.Route{}, false, nil
+	}
+	hosts := []string{r.app + "." + m.cfg.Domain}
+	extra, err := m.cfg.Store.Domains(ctx, r.app)
+	if err != nil {
+		return router.Route{}, false, err
+	}
+	hosts = append(hosts, extra...)
+	route := router.Route{App: r.app, Hosts: hosts}
+	switch e.Kind {
+	case procfile.KindStatic:
+		route.Static = filepath.Join(m.paths.current(r.app), e.Command)
+	case procfile.KindWSGI, procfile.KindASGI:
+		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
+	default:
+		return router.Route{}, false, nil
+	}
+	return route, true, nil
+}
+
+func (m *Manager) route(ctx context.Context, r release) error {
+	route, ok, err := m.routeFor(ctx, r)
+	if err != nil || !ok {
+		return err
+	}
+	return m.cfg.Router.Set(ctx, route)
+}
+
+// runHook runs a one-off Procfile command (release, preflight) in the
+// release's environment, streaming its output.
+func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out *ui.Writer) error {
+	env := copyEnv(r.env)
+	env["PROC_TYPE"] = e.Name
+	w := out.Output()
+	code, err := m.cfg.Supervisor.Run(ctx, supervisor.Spec{
+		Name:    processName(r.app, e.Name, 1, r.number),
+		Command: []string{"/bin/sh", "-c", e.Command},
+		Dir:     r.dir,
+		Env:     envList(env),
+	}, nil, w, w)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("exit status %d", code)
+	}
+	return nil
+}
+
+// readProcfile reads hop3/Procfile, else Procfile.
+func readProcfile(dir string) (*procfile.Procfile, error) {
+	for _, name := range []string{"hop3/Procfile", "Procfile"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		pf, err := procfile.Parse(f)
+		if err != nil {
+			return nil, err
+		}
+		return pf, nil
+	}
+	return nil, errors.New("no Procfile: add one naming your processes, e.g. \"wsgi: app:app\"")
+}
+
+// readDotenv reads the repository's .env (without expanding it against
+// hop3's own environment).
+func readDotenv(dir string) (map[string]string, error) {
+	path := filepath.Join(dir, ".env")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	env, err := godotenv.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf(".env: %w", err)
+	}
+	return env, nil
+}
+
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func short(rev string) string {
+	if len(rev) > 7 {
+		return rev[:7]
+	}
+	return rev
+}

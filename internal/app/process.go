@@ -1,0 +1,256 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"hop3/procfile"
+	"hop3/runtime/supervisor"
+)
+
+// releaseMeta is what a successful build leaves for starting the release
+// again later (daemon restart, restart, rollback) without building it.
+type releaseMeta struct {
+	Packs []string          `json:"packs,omitempty"`
+	Venv  string            `json:"venv,omitempty"`
+	Env   map[string]string `json:"env,omitempty"` // runtime additions from the buildpacks
+}
+
+// release is everything needed to run one release of an app.
+type release struct {
+	app      string
+	number   int
+	dir      string
+	procfile *procfile.Procfile
+	meta     releaseMeta
+	env      map[string]string // the app's environment, without per-process values
+	scale    map[string]int
+}
+
+// processName identifies a process of a release to the supervisor.
+func processName(app, kind string, index, rel int) string {
+	return fmt.Sprintf("%s/%s.%d@%d", app, kind, index, rel)
+}
+
+// releaseSocket is the socket a release's routed process listens on.
+func (m *Manager) releaseSocket(app, kind string, rel int) string {
+	return filepath.Join(m.paths.run(app), fmt.Sprintf("%s.r%d.sock", kind, rel))
+}
+
+// specs lists the processes of a release.
+func (m *Manager) specs(r release) ([]supervisor.Spec, error) {
+	var specs []supervisor.Spec
+	for _, e := range r.procfile.Processes() {
+		count := 1
+		if n, ok := r.scale[e.Name]; ok {
+			count = n
+		}
+		switch e.Kind {
+		case procfile.KindWSGI, procfile.KindASGI:
+			// For Granian the scale is its worker count, not a process count.
+			workers, ok := r.scale[e.Name]
+			if !ok {
+				workers = defaultWorkers(r.env)
+			}
+			if workers == 0 {
+				continue
+			}
+			spec, err := m.granianSpec(r, e, workers)
+			if err != nil {
+				return nil, err
+			}
+			specs = append(specs, spec)
+		default:
+			for i := 1; i <= count; i++ {
+				env := copyEnv(r.env)
+				env["PROC_TYPE"] = e.Name
+				spec := supervisor.Spec{
+					Name:    processName(r.app, e.Name, i, r.number),
+					Labels:  labels(r.app, e.Name, i, r.number),
+					Command: []string{"/bin/sh", "-c", e.Command},
+					Dir:     r.dir,
+					LogPath: m.paths.processLog(r.app, e.Name, i),
+					Restart: true,
+				}
+				if e.Kind == procfile.KindWeb {
+					port, err := freePort()
+					if err != nil {
+						return nil, err
+					}
+					env["PORT"] = strconv.Itoa(port)
+					spec.Port = port
+					spec.HealthPath = r.env["HEALTHCHECK_PATH"]
+				}
+				spec.Env = envList(env)
+				specs = append(specs, spec)
+			}
+		}
+	}
+	return specs, nil
+}
+
+func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervisor.Spec, error) {
+	if r.meta.Venv == "" {
+		return supervisor.Spec{}, errors.New("a wsgi or asgi entry needs a Python app (requirements.txt or pyproject.toml)")
+	}
+	iface := "wsgi"
+	if e.Kind == procfile.KindASGI {
+		iface = "asgi"
+	}
+	sock := m.releaseSocket(r.app, e.Name, r.number)
+	argv := []string{
+		filepath.Join(r.meta.Venv, "bin", "granian"),
+		"--interface", iface,
+		"--uds", sock,
+		"--workers", strconv.Itoa(workers),
+		"--http", "1",
+		"--respawn-failed-workers",
+		"--workers-kill-timeout", "30",
+		"--log-level", "info",
+	}
+	if iface == "wsgi" {
+		argv = append(argv, "--no-ws")
+	}
+	argv = append(argv, e.Command)
+	env := copyEnv(r.env)
+	env["PROC_TYPE"] = e.Name
+	return supervisor.Spec{
+		Name:       processName(r.app, e.Name, 1, r.number),
+		Labels:     labels(r.app, e.Name, 1, r.number),
+		Command:    argv,
+		Dir:        r.dir,
+		Env:        envList(env),
+		LogPath:    m.paths.processLog(r.app, e.Name, 1),
+		Socket:     sock,
+		HealthPath: r.env["HEALTHCHECK_PATH"],
+		Restart:    true,
+	}, nil
+}
+
+// defaultWorkers is Granian's worker count when the app sets none: enough
+// to use a small server's cores without crowding it.
+func defaultWorkers(env map[string]string) int {
+	for _, k := range []string{"GRANIAN_WORKERS", "WEB_CONCURRENCY"} {
+		if n, err := strconv.Atoi(env[k]); err == nil && n > 0 {
+			return n
+		}
+	}
+	return min(2, runtime.NumCPU())
+}
+
+func labels(app, kind string, index, rel int) map[string]string {
+	return map[string]string{"app": app, "kind": kind, "index": strconv.Itoa(index), "release": strconv.Itoa(rel)}
+}
+
+// startRelease starts every process of a release and waits until each is
+// ready. On failure it stops what it started and returns why.
+func (m *Manager) startRelease(ctx context.Context, r release) ([]supervisor.Spec, error) {
+	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
+		return nil, err
+	}
+	specs, err := m.specs(r)
+	if err != nil {
+		return nil, err
+	}
+	var started []supervisor.Spec
+	for _, spec := range specs {
+		if err := m.cfg.Supervisor.Start(ctx, spec); err != nil {
+			m.stopSpecs(context.WithoutCancel(ctx), started)
+			return nil, fmt.Errorf("%s did not start: %w", spec.Labels["kind"], err)
+		}
+		started = append(started, spec)
+	}
+	return started, nil
+}
+
+func (m *Manager) stopSpecs(ctx context.Context, specs []supervisor.Spec) {
+	for _, s := range specs {
+		if err := m.cfg.Supervisor.Stop(ctx, s.Name); err != nil {
+			m.log.Warn("stop process", "process", s.Name, "err", err)
+		}
+	}
+}
+
+// stopOthers stops every process of app that does not belong to release keep
+// (keep 0 stops all of them).
+func (m *Manager) stopOthers(ctx context.Context, app string, keep int) {
+	for _, st := range m.cfg.Supervisor.List() {
+		if st.Labels["app"] != app || st.Labels["release"] == strconv.Itoa(keep) {
+			continue
+		}
+		if err := m.cfg.Supervisor.Stop(ctx, st.Name); err != nil {
+			m.log.Warn("stop process", "process", st.Name, "err", err)
+		}
+	}
+}
+
+// switchTo points the app's stable paths (web socket, current dir) at a
+// release. Each is an atomic rename of a fresh symlink, so Caddy's route
+// never changes and no request sees a missing path.
+func (m *Manager) switchTo(r release) error {
+	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI) {
+		target := filepath.Base(m.releaseSocket(r.app, e.Name, r.number))
+		if err := swapSymlink(target, m.paths.webSocket(r.app)); err != nil {
+			return fmt.Errorf("switch socket: %w", err)
+		}
+	}
+	rel, err := filepath.Rel(m.paths.appDir(r.app), r.dir)
+	if err != nil {
+		return err
+	}
+	if err := swapSymlink(rel, m.paths.current(r.app)); err != nil {
+		return fmt.Errorf("switch current release: %w", err)
+	}
+	return nil
+}
+
+func swapSymlink(target, link string) error {
+	tmp := link + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, link)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("allocate port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func copyEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env)+4)
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// expandPath puts a buildpack's PATH prefix in front of the system PATH.
+func expandPath(prefix, system string) string {
+	return strings.ReplaceAll(prefix, "$PATH", system)
+}

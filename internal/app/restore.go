@@ -1,0 +1,97 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"hop3/internal/router"
+	"hop3/internal/store"
+)
+
+// loadRelease rebuilds the description of an already built release from
+// its directory and recorded metadata, without building anything.
+func (m *Manager) loadRelease(ctx context.Context, app string, number int) (release, error) {
+	rec, err := m.cfg.Store.Release(ctx, app, number)
+	if err != nil {
+		return release{}, fmt.Errorf("release v%d of %s: %w", number, app, err)
+	}
+	r := release{app: app, number: number, dir: m.paths.release(app, number)}
+	if rec.Build != "" {
+		if err := json.Unmarshal([]byte(rec.Build), &r.meta); err != nil {
+			return r, fmt.Errorf("release v%d of %s: bad build record: %w", number, app, err)
+		}
+	}
+	if r.procfile, err = readProcfile(r.dir); err != nil {
+		return r, err
+	}
+	if r.env, err = m.runtimeEnv(ctx, r); err != nil {
+		return r, err
+	}
+	r.scale, err = m.cfg.Store.Scale(ctx, app)
+	return r, err
+}
+
+// Routes lists the route of every app that has a live release: the desired
+// state Caddy is loaded with when hop3 or Caddy starts.
+func (m *Manager) Routes(ctx context.Context) ([]router.Route, error) {
+	apps, err := m.cfg.Store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var routes []router.Route
+	for _, a := range apps {
+		if a.Release == 0 {
+			continue
+		}
+		r, err := m.loadRelease(ctx, a.Name, a.Release)
+		if err != nil {
+			m.log.Error("load release for routing", "app", a.Name, "err", err)
+			continue
+		}
+		route, ok, err := m.routeFor(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			route.Stopped = a.State == store.AppStopped
+			routes = append(routes, route)
+		}
+	}
+	return routes, nil
+}
+
+// Restore starts the live release of every running app, as after a restart
+// of hop3. One app that fails to start does not keep the others down.
+func (m *Manager) Restore(ctx context.Context) error {
+	if n, err := m.cfg.Store.FailBuilding(ctx, "interrupted: hop3 stopped during the deploy"); err != nil {
+		return err
+	} else if n > 0 {
+		m.log.Warn("deploys interrupted by a stop of hop3 marked failed", "count", n)
+	}
+	apps, err := m.cfg.Store.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range apps {
+		if a.Release == 0 || a.State == store.AppStopped {
+			continue
+		}
+		r, err := m.loadRelease(ctx, a.Name, a.Release)
+		if err == nil {
+			_, err = m.startRelease(ctx, r)
+		}
+		if err == nil {
+			err = m.switchTo(r)
+		}
+		if err != nil {
+			m.log.Error("restore app", "app", a.Name, "release", a.Release, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", a.Name, err))
+			continue
+		}
+		m.log.Info("app restored", "app", a.Name, "release", a.Release)
+	}
+	return errors.Join(errs...)
+}
