@@ -8,18 +8,18 @@ import (
 // layout names every path hop3 uses under its root.
 type layout struct{ root string }
 
-func (l layout) db() string                   { return filepath.Join(l.root, "hop3.db") }
-func (l layout) hostKey() string              { return filepath.Join(l.root, "ssh", "host_ed25519") }
-func (l layout) repo(app string) string       { return filepath.Join(l.root, "repos", app+".git") }
-func (l layout) appDir(app string) string     { return filepath.Join(l.root, "apps", app) }
-func (l layout) releases(app string) string   { return filepath.Join(l.appDir(app), "releases") }
-func (l layout) envs(app string) string       { return filepath.Join(l.appDir(app), "envs") }
-func (l layout) data(app string) string       { return filepath.Join(l.root, "data", app) }
-func (l layout) logs(app string) string       { return filepath.Join(l.root, "logs", app) }
-func (l layout) run(app string) string        { return filepath.Join(l.root, "run", app) }
-func (l layout) pids() string                 { return filepath.Join(l.root, "run", "pids") }
-func (l layout) cache() string                { return filepath.Join(l.root, "cache") }
-func (l layout) caddy() string                { return filepath.Join(l.root, "caddy") }
+func (l layout) db() string                 { return filepath.Join(l.root, "hop3.db") }
+func (l layout) hostKey() string            { return filepath.Join(l.root, "ssh", "host_ed25519") }
+func (l layout) repo(app string) string     { return filepath.Join(l.root, "repos", app+".git") }
+func (l layout) appDir(app string) string   { return filepath.Join(l.root, "apps", app) }
+func (l layout) releases(app string) string { return filepath.Join(l.appDir(app), "releases") }
+func (l layout) envs(app string) string     { return filepath.Join(l.appDir(app), "envs") }
+func (l layout) data(app string) string     { return filepath.Join(l.root, "data", app) }
+func (l layout) logs(app string) string     { return filepath.Join(l.root, "logs", app) }
+func (l layout) run(app string) string      { return filepath.Join(l.root, "run", app) }
+func (l layout) pids() string               { return filepath.Join(l.root, "run", "pids") }
+func (l layout) cache() string              { return filepath.Join(l.root, "cache") }
+func (l layout) caddy() string              { return filepath.Join(l.root, "caddy") }
 func (l layout) release(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n))
 }
