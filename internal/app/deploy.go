@@ -14,7 +14,6 @@ import (
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/hooks"
-	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/procfile"
@@ -62,7 +61,6 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 		return 0
 	}
 	if err := m.deploy(ctx, app, plan.Deploy.New, s.Identity.Name, out); err != nil {
-		out.Fail(oneLine(err))
 		if rerr := resetRef(repo, *plan.Deploy); rerr != nil {
 			m.log.Error("restore ref after failed deploy", "app", app, "err", rerr)
 		}
@@ -124,12 +122,21 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, out *ui.W
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
+	if logf, lerr := os.Create(m.paths.buildLog(app, rel.Number)); lerr == nil {
+		defer logf.Close()
+		out = out.Also(logf, false)
+	} else {
+		m.log.Warn("open build log", "app", app, "err", lerr)
+	}
 	out.Step(fmt.Sprintf("Deploying %s v%d (%s)", app, rel.Number, short(rev)))
 	var metaJSON []byte
 	defer func() {
 		status, detail := store.Succeeded, ""
 		if err != nil {
 			status, detail = store.Failed, oneLine(err)
+		}
+		if err != nil {
+			out.Fail(oneLine(err))
 		}
 		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
 			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)
@@ -265,39 +272,6 @@ func (m *Manager) activate(ctx context.Context, r release, out *ui.Writer) error
 	}
 	m.stopOthers(context.WithoutCancel(ctx), r.app, r.number)
 	return nil
-}
-
-// routeFor describes how Caddy reaches a release of an app. It depends only
-// on stable paths, so a deploy of the same app produces the same route.
-func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, error) {
-	e, ok := r.procfile.Routed()
-	if !ok {
-		return router.Route{}, false, nil
-	}
-	hosts := []string{r.app + "." + m.cfg.Domain}
-	extra, err := m.cfg.Store.Domains(ctx, r.app)
-	if err != nil {
-		return router.Route{}, false, err
-	}
-	hosts = append(hosts, extra...)
-	route := router.Route{App: r.app, Hosts: hosts}
-	switch e.Kind {
-	case procfile.KindStatic:
-		route.Static = filepath.Join(m.paths.current(r.app), e.Command)
-	case procfile.KindWSGI, procfile.KindASGI:
-		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
-	default:
-		return router.Route{}, false, nil
-	}
-	return route, true, nil
-}
-
-func (m *Manager) route(ctx context.Context, r release) error {
-	route, ok, err := m.routeFor(ctx, r)
-	if err != nil || !ok {
-		return err
-	}
-	return m.cfg.Router.Set(ctx, route)
 }
 
 // runHook runs a one-off Procfile command (release, preflight) in the

@@ -24,6 +24,11 @@ func (l layout) release(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n))
 }
 
+// buildLog keeps the output of a release's build beside it.
+func (l layout) buildLog(app string, n int) string {
+	return filepath.Join(l.releases(app), strconv.Itoa(n)+".build.log")
+}
+
 // current is a symlink to the live release directory: static files are
 // served through it so a deploy changes no route.
 func (l layout) current(app string) string { return filepath.Join(l.appDir(app), "current") }

@@ -1,6 +1,6 @@
 // Package ui writes Heroku-style progress for people: "-----> " for a step,
 // seven spaces for detail, " !     " for a failure. Colour is decided per
-// writer (per SSH session), never globally.
+// destination (per SSH session), never globally.
 package ui
 
 import (
@@ -14,20 +14,16 @@ import (
 	"github.com/mattn/go-isatty"
 )
 
-// Writer prints progress lines to one destination. It is safe for
-// concurrent use: tool output and step lines may come from several goroutines.
-type Writer struct {
-	mu    sync.Mutex
+// sink is one destination with its own colour choice.
+type sink struct {
 	w     io.Writer
 	step  *color.Color
 	fail  *color.Color
 	ok    *color.Color
-	dim   *color.Color
 	color bool
 }
 
-// New returns a Writer on w, coloured when colour is true.
-func New(w io.Writer, colour bool) *Writer {
+func newSink(w io.Writer, colour bool) sink {
 	mk := func(attrs ...color.Attribute) *color.Color {
 		c := color.New(attrs...)
 		if colour {
@@ -37,14 +33,32 @@ func New(w io.Writer, colour bool) *Writer {
 		}
 		return c
 	}
-	return &Writer{
+	return sink{
 		w:     w,
 		step:  mk(color.FgCyan, color.Bold),
 		fail:  mk(color.FgRed, color.Bold),
 		ok:    mk(color.FgGreen, color.Bold),
-		dim:   mk(color.Faint),
 		color: colour,
 	}
+}
+
+// Writer prints progress lines to one or more destinations. It is safe for
+// concurrent use: tool output and step lines may come from several goroutines.
+type Writer struct {
+	mu    *sync.Mutex
+	sinks []sink
+}
+
+// New returns a Writer on w, coloured when colour is true.
+func New(w io.Writer, colour bool) *Writer {
+	return &Writer{mu: &sync.Mutex{}, sinks: []sink{newSink(w, colour)}}
+}
+
+// Also returns a Writer that writes everything to this writer's
+// destinations and to w (for example a build log kept with the release).
+func (u *Writer) Also(w io.Writer, colour bool) *Writer {
+	sinks := append(append([]sink(nil), u.sinks...), newSink(w, colour))
+	return &Writer{mu: u.mu, sinks: sinks}
 }
 
 // ColorFor reports whether output to a session should be coloured: only on a
@@ -66,32 +80,31 @@ func ColorForFile(f *os.File) bool {
 	return ColorFor(isatty.IsTerminal(f.Fd()), os.Environ())
 }
 
-// Color reports whether this writer colours its output.
-func (u *Writer) Color() bool { return u.color }
-
-func (u *Writer) line(c *color.Color, prefix, msg string) {
+func (u *Writer) line(pick func(sink) *color.Color, prefix, msg string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	fmt.Fprintln(u.w, c.Sprint(prefix+msg))
+	for _, s := range u.sinks {
+		if pick == nil {
+			fmt.Fprintln(s.w, prefix+msg)
+		} else {
+			fmt.Fprintln(s.w, pick(s).Sprint(prefix+msg))
+		}
+	}
 }
 
 // Step prints "-----> msg".
-func (u *Writer) Step(msg string) { u.line(u.step, "-----> ", msg) }
+func (u *Writer) Step(msg string) { u.line(func(s sink) *color.Color { return s.step }, "-----> ", msg) }
 
 // Info prints "       msg".
-func (u *Writer) Info(msg string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	fmt.Fprintln(u.w, "       "+msg)
-}
+func (u *Writer) Info(msg string) { u.line(nil, "       ", msg) }
 
 // Fail prints " !     msg".
-func (u *Writer) Fail(msg string) { u.line(u.fail, " !     ", msg) }
+func (u *Writer) Fail(msg string) { u.line(func(s sink) *color.Color { return s.fail }, " !     ", msg) }
 
 // Success prints "=====> msg", the closing line of a good deploy.
-func (u *Writer) Success(msg string) { u.line(u.ok, "=====> ", msg) }
+func (u *Writer) Success(msg string) { u.line(func(s sink) *color.Color { return s.ok }, "=====> ", msg) }
 
-// Stepf, Infof and Failf are the formatted forms.
+// Stepf prints a formatted step line.
 func (u *Writer) Stepf(format string, a ...any) { u.Step(fmt.Sprintf(format, a...)) }
 
 // Infof prints a formatted detail line.
@@ -101,7 +114,7 @@ func (u *Writer) Infof(format string, a ...any) { u.Info(fmt.Sprintf(format, a..
 func (u *Writer) Failf(format string, a ...any) { u.Fail(fmt.Sprintf(format, a...)) }
 
 // Output returns a writer for a tool's raw output: each line is indented
-// like a detail line, partial lines are held until complete or Flush.
+// like a detail line, partial lines are held until complete.
 func (u *Writer) Output() io.Writer { return &indenter{u: u} }
 
 type indenter struct {
@@ -118,15 +131,11 @@ func (in *indenter) Write(p []byte) (int, error) {
 		}
 		line := string(bytes.TrimRight(in.buf[:i], "\r"))
 		in.buf = in.buf[i+1:]
-		in.u.mu.Lock()
-		fmt.Fprintln(in.u.w, "       "+line)
-		in.u.mu.Unlock()
+		in.u.line(nil, "       ", line)
 	}
 	// Long lines without a newline (progress bars) are flushed as they are.
 	if len(in.buf) > 4096 {
-		in.u.mu.Lock()
-		fmt.Fprintln(in.u.w, "       "+string(in.buf))
-		in.u.mu.Unlock()
+		in.u.line(nil, "       ", string(in.buf))
 		in.buf = in.buf[:0]
 	}
 	return len(p), nil

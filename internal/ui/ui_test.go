@@ -47,3 +47,16 @@ func TestColorFor(t *testing.T) {
 		}
 	}
 }
+
+func TestAlso(t *testing.T) {
+	var a, b bytes.Buffer
+	u := New(&a, true).Also(&b, false)
+	u.Step("both")
+	u.Output().Write([]byte("tool\n"))
+	if !strings.Contains(a.String(), "\x1b[") || strings.Contains(b.String(), "\x1b[") {
+		t.Fatalf("colour per destination broken: %q / %q", a.String(), b.String())
+	}
+	if b.String() != "-----> both\n       tool\n" {
+		t.Fatalf("log got %q", b.String())
+	}
+}
