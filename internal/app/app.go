@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hop3/buildpacks"
@@ -59,6 +60,7 @@ type Manager struct {
 
 	mu    sync.Mutex
 	locks map[string]chan struct{}
+	gen   atomic.Int64 // numbers each start of an app's processes
 }
 
 // New returns a Manager.

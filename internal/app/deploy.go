@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/joho/godotenv"
@@ -60,7 +61,7 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 	if plan.Deploy == nil {
 		return 0
 	}
-	if err := m.deploy(ctx, app, plan.Deploy.New, s.Identity.Name, out); err != nil {
+	if err := m.deploy(ctx, app, plan.Deploy.New, s.Identity.Name, false, out); err != nil {
 		if rerr := resetRef(repo, *plan.Deploy); rerr != nil {
 			m.log.Error("restore ref after failed deploy", "app", app, "err", rerr)
 		}
@@ -115,7 +116,7 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 // deploy builds revision rev of app into a new release and switches traffic
 // to it. Until the switch nothing that serves the app is touched; any error
 // before it leaves the previous release serving.
-func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, out *ui.Writer) (err error) {
+func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) (err error) {
 	st := m.cfg.Store
 	rel, err := st.CreateRelease(ctx, app, rev, pusher)
 	if err != nil {
@@ -141,6 +142,11 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, out *ui.W
 		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
 			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)
 		}
+		msg := fmt.Sprintf("deployed v%d (%s)", rel.Number, short(rev))
+		if err != nil {
+			msg = fmt.Sprintf("deploy of v%d (%s) failed: %s", rel.Number, short(rev), detail)
+		}
+		m.event(ctx, app, "deploy", pusher, msg)
 		m.log.Info("deploy", "app", app, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
 	}()
 
@@ -148,7 +154,7 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, out *ui.W
 	if err := checkout(m.paths.repo(app), rev, dir); err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
-	r, err := m.buildRelease(ctx, app, rel.Number, dir, out)
+	r, err := m.buildRelease(ctx, app, rel.Number, dir, noCache, out)
 	if err != nil {
 		return err
 	}
@@ -159,15 +165,19 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, out *ui.W
 			return fmt.Errorf("release command failed: %w", err)
 		}
 	}
-	if err := m.activate(ctx, r, out); err != nil {
+	if err := m.activate(ctx, r, nil, out); err != nil {
 		return err
 	}
+	if err := st.SetAppState(ctx, app, store.AppRunning); err != nil {
+		return err
+	}
+	m.prune(ctx, app)
 	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
 	return nil
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.
-func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, out *ui.Writer) (release, error) {
+func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, noCache bool, out *ui.Writer) (release, error) {
 	r := release{app: app, number: number, dir: dir}
 	pf, err := readProcfile(dir)
 	if err != nil {
@@ -183,6 +193,16 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		return r, err
 	}
 	buildEnv := merge(dotenv, config)
+	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
+		out.Step("Running preflight command: " + e.Command)
+		pre := release{app: app, number: number, dir: dir, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app)}, buildEnv)}
+		if err := m.runHook(ctx, pre, e, out); err != nil {
+			return r, fmt.Errorf("preflight command failed: %w", err)
+		}
+	}
+	if v := strings.ToLower(buildEnv["HOP3_NO_CACHE"]); v == "1" || v == "true" || v == "yes" {
+		noCache = true
+	}
 	_, hasStatic := pf.Get("static")
 	bctx, cancel := context.WithTimeout(ctx, m.cfg.BuildTimeout)
 	defer cancel()
@@ -195,6 +215,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		Tools:       m.cfg.Tools,
 		HasStatic:   hasStatic,
 		HasProcfile: true,
+		NoCache:     noCache,
 		Report:      out,
 	})
 	if err != nil {
@@ -203,7 +224,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		}
 		return r, fmt.Errorf("build failed: %w", err)
 	}
-	r.meta = releaseMeta{Packs: res.Packs, Venv: res.Venv, Env: res.Env}
+	r.meta = releaseMeta{Packs: res.Packs, Venv: res.Venv, Env: res.Env, Envs: res.Envs}
 	r.env, err = m.runtimeEnv(ctx, r)
 	if err != nil {
 		return r, err
@@ -247,30 +268,41 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 }
 
 // activate starts a built release beside the running one, switches traffic
-// to it once it is ready, then stops the old one.
-func (m *Manager) activate(ctx context.Context, r release, out *ui.Writer) error {
+// to it once it is ready, then stops the old processes. kinds, when
+// non-nil, limits all of this to those Procfile entries (scaling one kind
+// restarts no other).
+func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool, out *ui.Writer) error {
+	r.gen = int(m.gen.Add(1))
 	out.Step("Starting processes")
-	specs, err := m.startRelease(ctx, r)
+	specs, err := m.startRelease(ctx, r, kinds)
 	if err != nil {
 		return err
 	}
 	for _, s := range specs {
+		if s.Schedule != nil {
+			out.Info(fmt.Sprintf("%s.%s scheduled (%s)", s.Labels["kind"], s.Labels["index"], s.Schedule))
+			continue
+		}
 		out.Info(fmt.Sprintf("%s.%s ready", s.Labels["kind"], s.Labels["index"]))
 	}
-	if err := m.switchTo(r); err != nil {
+	if err := m.switchTo(r, kinds); err != nil {
 		m.stopSpecs(context.WithoutCancel(ctx), specs)
 		return err
 	}
 	if err := m.route(ctx, r); err != nil {
 		// Traffic already moved through the socket symlink; a route error
-		// concerns hosts, and must not stop the new release.
+		// concerns hosts or ports, and is reported without undoing the switch.
 		out.Fail("routing: " + oneLine(err))
 		m.log.Error("set route", "app", r.app, "err", err)
 	}
 	if err := m.cfg.Store.SetLiveRelease(ctx, r.app, r.number); err != nil {
 		return err
 	}
-	m.stopOthers(context.WithoutCancel(ctx), r.app, r.number)
+	var stopKinds map[string]bool
+	if kinds != nil {
+		stopKinds = kinds
+	}
+	m.stopOld(context.WithoutCancel(ctx), r.app, r.gen, stopKinds)
 	return nil
 }
 
@@ -281,7 +313,7 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 	env["PROC_TYPE"] = e.Name
 	w := out.Output()
 	code, err := m.cfg.Supervisor.Run(ctx, supervisor.Spec{
-		Name:    processName(r.app, e.Name, 1, r.number),
+		Name:    processName(r.app, e.Name, 1, r.number, 0),
 		Command: []string{"/bin/sh", "-c", e.Command},
 		Dir:     r.dir,
 		Env:     envList(env),

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
@@ -22,12 +23,14 @@ type releaseMeta struct {
 	Packs []string          `json:"packs,omitempty"`
 	Venv  string            `json:"venv,omitempty"`
 	Env   map[string]string `json:"env,omitempty"` // runtime additions from the buildpacks
+	Envs  []string          `json:"envs,omitempty"`
 }
 
 // release is everything needed to run one release of an app.
 type release struct {
 	app      string
 	number   int
+	gen      int // which start of this app's processes; unique per daemon run
 	dir      string
 	procfile *procfile.Procfile
 	meta     releaseMeta
@@ -35,23 +38,54 @@ type release struct {
 	scale    map[string]int
 }
 
-// processName identifies a process of a release to the supervisor.
-func processName(app, kind string, index, rel int) string {
-	return fmt.Sprintf("%s/%s.%d@%d", app, kind, index, rel)
+// processName identifies a process to the supervisor.
+func processName(app, kind string, index, rel, gen int) string {
+	return fmt.Sprintf("%s/%s.%d@v%d.%d", app, kind, index, rel, gen)
 }
 
-// releaseSocket is the socket a release's routed process listens on.
-func (m *Manager) releaseSocket(app, kind string, rel int) string {
-	return filepath.Join(m.paths.run(app), fmt.Sprintf("%s.r%d.sock", kind, rel))
+// releaseSocket is the socket a generation's routed process listens on.
+func (m *Manager) releaseSocket(app, kind string, rel, gen int) string {
+	return filepath.Join(m.paths.run(app), fmt.Sprintf("%s.v%d.%d.sock", kind, rel, gen))
 }
 
-// specs lists the processes of a release.
-func (m *Manager) specs(r release) ([]supervisor.Spec, error) {
+// durationEnv reads a duration config var given in seconds ("60") or as a
+// Go duration ("90s").
+func durationEnv(env map[string]string, key string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(env[key])
+	if v == "" {
+		return def
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// specs lists the processes of a release; kinds, when non-nil, limits them
+// to those Procfile entries.
+func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	var specs []supervisor.Spec
-	for _, e := range r.procfile.Processes() {
-		count := 1
-		if n, ok := r.scale[e.Name]; ok {
-			count = n
+	startTimeout := durationEnv(r.env, "APP_START_TIMEOUT", 60*time.Second)
+	stopTimeout := durationEnv(r.env, "STOP_TIMEOUT", 10*time.Second)
+	base := func(e procfile.Entry, index int, env map[string]string) supervisor.Spec {
+		env["PROC_TYPE"] = e.Name
+		return supervisor.Spec{
+			Name:         processName(r.app, e.Name, index, r.number, r.gen),
+			Labels:       labels(r.app, e.Name, index, r.number, r.gen),
+			Command:      []string{"/bin/sh", "-c", e.Command},
+			Dir:          r.dir,
+			LogPath:      m.paths.processLog(r.app, e.Name, index),
+			StartTimeout: startTimeout,
+			StopTimeout:  stopTimeout,
+			Restart:      true,
+		}
+	}
+	for _, e := range r.procfile.Entries {
+		if kinds != nil && !kinds[e.Name] {
+			continue
 		}
 		switch e.Kind {
 		case procfile.KindWSGI, procfile.KindASGI:
@@ -67,19 +101,23 @@ func (m *Manager) specs(r release) ([]supervisor.Spec, error) {
 			if err != nil {
 				return nil, err
 			}
+			spec.StartTimeout, spec.StopTimeout = startTimeout, stopTimeout
 			specs = append(specs, spec)
-		default:
+		case procfile.KindCron:
+			env := copyEnv(r.env)
+			spec := base(e, 1, env)
+			spec.Restart = false
+			spec.Schedule = e.Cron
+			spec.Env = envList(env)
+			specs = append(specs, spec)
+		case procfile.KindWeb, procfile.KindWorker:
+			count := 1
+			if n, ok := r.scale[e.Name]; ok {
+				count = n
+			}
 			for i := 1; i <= count; i++ {
 				env := copyEnv(r.env)
-				env["PROC_TYPE"] = e.Name
-				spec := supervisor.Spec{
-					Name:    processName(r.app, e.Name, i, r.number),
-					Labels:  labels(r.app, e.Name, i, r.number),
-					Command: []string{"/bin/sh", "-c", e.Command},
-					Dir:     r.dir,
-					LogPath: m.paths.processLog(r.app, e.Name, i),
-					Restart: true,
-				}
+				spec := base(e, i, env)
 				if e.Kind == procfile.KindWeb {
 					port, err := freePort()
 					if err != nil {
@@ -87,6 +125,7 @@ func (m *Manager) specs(r release) ([]supervisor.Spec, error) {
 					}
 					env["PORT"] = strconv.Itoa(port)
 					spec.Port = port
+					spec.Labels["port"] = strconv.Itoa(port)
 					spec.HealthPath = r.env["HEALTHCHECK_PATH"]
 				}
 				spec.Env = envList(env)
@@ -105,26 +144,35 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	if e.Kind == procfile.KindASGI {
 		iface = "asgi"
 	}
-	sock := m.releaseSocket(r.app, e.Name, r.number)
+	sock := m.releaseSocket(r.app, e.Name, r.number, r.gen)
 	argv := []string{
 		filepath.Join(r.meta.Venv, "bin", "granian"),
 		"--interface", iface,
 		"--uds", sock,
 		"--workers", strconv.Itoa(workers),
+		// Caddy speaks HTTP/1.1 to unix upstreams; auto-detection costs throughput.
 		"--http", "1",
+		// One crashing worker must not take the whole app down.
 		"--respawn-failed-workers",
 		"--workers-kill-timeout", "30",
 		"--log-level", "info",
 	}
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
+		if n, err := strconv.Atoi(r.env["GRANIAN_THREADS"]); err == nil && n > 0 {
+			argv = append(argv, "--blocking-threads", strconv.Itoa(n))
+		}
 	}
 	argv = append(argv, e.Command)
 	env := copyEnv(r.env)
 	env["PROC_TYPE"] = e.Name
+	// Granian reads GRANIAN_* variables as flags; the ones hop3 sets on the
+	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
+	delete(env, "GRANIAN_WORKERS")
+	delete(env, "GRANIAN_THREADS")
 	return supervisor.Spec{
-		Name:       processName(r.app, e.Name, 1, r.number),
-		Labels:     labels(r.app, e.Name, 1, r.number),
+		Name:       processName(r.app, e.Name, 1, r.number, r.gen),
+		Labels:     labels(r.app, e.Name, 1, r.number, r.gen),
 		Command:    argv,
 		Dir:        r.dir,
 		Env:        envList(env),
@@ -146,20 +194,25 @@ func defaultWorkers(env map[string]string) int {
 	return min(2, runtime.NumCPU())
 }
 
-func labels(app, kind string, index, rel int) map[string]string {
-	return map[string]string{"app": app, "kind": kind, "index": strconv.Itoa(index), "release": strconv.Itoa(rel)}
+func labels(app, kind string, index, rel, gen int) map[string]string {
+	return map[string]string{"app": app, "kind": kind, "index": strconv.Itoa(index),
+		"release": strconv.Itoa(rel), "gen": strconv.Itoa(gen)}
 }
 
-// startRelease starts every process of a release and waits until each is
-// ready. On failure it stops what it started and returns why.
-func (m *Manager) startRelease(ctx context.Context, r release) ([]supervisor.Spec, error) {
+// startRelease starts the processes of a release (only kinds, when
+// non-nil) and waits until each is ready. On failure it stops what it
+// started and returns why.
+func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
 		return nil, err
 	}
-	specs, err := m.specs(r)
+	if err := os.MkdirAll(m.paths.data(r.app), 0o755); err != nil {
+		return nil, err
+	}
+	specs, err := m.specs(r, kinds)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +220,12 @@ func (m *Manager) startRelease(ctx context.Context, r release) ([]supervisor.Spe
 	for _, spec := range specs {
 		if err := m.cfg.Supervisor.Start(ctx, spec); err != nil {
 			m.stopSpecs(context.WithoutCancel(ctx), started)
-			return nil, fmt.Errorf("%s did not start: %w", spec.Labels["kind"], err)
+			kind := spec.Labels["kind"] + "." + spec.Labels["index"]
+			var se *supervisor.StartError
+			if errors.As(err, &se) && len(se.LogTail) > 0 {
+				return nil, fmt.Errorf("%s did not start: %v; last lines of %s:\n%s", kind, se.Err, se.LogPath, strings.Join(se.LogTail, "\n"))
+			}
+			return nil, fmt.Errorf("%s did not start: %w", kind, err)
 		}
 		started = append(started, spec)
 	}
@@ -176,20 +234,23 @@ func (m *Manager) startRelease(ctx context.Context, r release) ([]supervisor.Spe
 
 func (m *Manager) stopSpecs(ctx context.Context, specs []supervisor.Spec) {
 	for _, s := range specs {
-		if err := m.cfg.Supervisor.Stop(ctx, s.Name); err != nil {
+		if err := m.cfg.Supervisor.Stop(ctx, s.Name); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 			m.log.Warn("stop process", "process", s.Name, "err", err)
 		}
 	}
 }
 
-// stopOthers stops every process of app that does not belong to release keep
-// (keep 0 stops all of them).
-func (m *Manager) stopOthers(ctx context.Context, app string, keep int) {
+// stopOld stops app's processes of other generations than gen (gen 0 stops
+// all of them); kinds, when non-nil, limits it to those kinds.
+func (m *Manager) stopOld(ctx context.Context, app string, gen int, kinds map[string]bool) {
 	for _, st := range m.cfg.Supervisor.List() {
-		if st.Labels["app"] != app || st.Labels["release"] == strconv.Itoa(keep) {
+		if st.Labels["app"] != app || st.Labels["gen"] == strconv.Itoa(gen) {
 			continue
 		}
-		if err := m.cfg.Supervisor.Stop(ctx, st.Name); err != nil {
+		if kinds != nil && !kinds[st.Labels["kind"]] {
+			continue
+		}
+		if err := m.cfg.Supervisor.Stop(ctx, st.Name); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 			m.log.Warn("stop process", "process", st.Name, "err", err)
 		}
 	}
@@ -198,9 +259,9 @@ func (m *Manager) stopOthers(ctx context.Context, app string, keep int) {
 // switchTo points the app's stable paths (web socket, current dir) at a
 // release. Each is an atomic rename of a fresh symlink, so Caddy's route
 // never changes and no request sees a missing path.
-func (m *Manager) switchTo(r release) error {
-	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI) {
-		target := filepath.Base(m.releaseSocket(r.app, e.Name, r.number))
+func (m *Manager) switchTo(r release, kinds map[string]bool) error {
+	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI) && (kinds == nil || kinds[e.Name]) {
+		target := filepath.Base(m.releaseSocket(r.app, e.Name, r.number, r.gen))
 		if err := swapSymlink(target, m.paths.webSocket(r.app)); err != nil {
 			return fmt.Errorf("switch socket: %w", err)
 		}

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"io"
+	"hop3/internal/ui"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,10 +83,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 		}
 		r, err := m.loadRelease(ctx, a.Name, a.Release)
 		if err == nil {
-			_, err = m.startRelease(ctx, r)
-		}
-		if err == nil {
-			err = m.switchTo(r)
+			err = m.activate(ctx, r, nil, ui.New(io.Discard, false))
 		}
 		if err != nil {
 			m.log.Error("restore app", "app", a.Name, "release", a.Release, "err", err)

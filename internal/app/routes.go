@@ -3,13 +3,17 @@ package app
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 
 	"hop3/internal/router"
 	"hop3/procfile"
 )
 
-// routeFor describes how Caddy reaches a release of an app. It depends only
-// on stable paths, so a deploy of the same app produces the same route.
+// routeFor describes how Caddy reaches an app. For wsgi, asgi and static
+// apps it depends only on stable paths (the socket symlink, the current
+// release link), so a deploy produces the same route and changes nothing in
+// Caddy. A web process listens on a TCP port chosen per start, so its route
+// follows the newest running generation.
 func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, error) {
 	e, ok := r.procfile.Routed()
 	if !ok {
@@ -27,10 +31,35 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 		route.Static = filepath.Join(m.paths.current(r.app), e.Command)
 	case procfile.KindWSGI, procfile.KindASGI:
 		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
+	case procfile.KindWeb:
+		route.Upstreams = m.webUpstreams(r.app)
+		if len(route.Upstreams) == 0 {
+			return router.Route{}, false, nil
+		}
 	default:
 		return router.Route{}, false, nil
 	}
 	return route, true, nil
+}
+
+// webUpstreams lists the ports of the newest generation of app's web
+// processes.
+func (m *Manager) webUpstreams(app string) []string {
+	newest := -1
+	var ups []string
+	for _, st := range m.cfg.Supervisor.List() {
+		if st.Labels["app"] != app || st.Labels["port"] == "" {
+			continue
+		}
+		gen, _ := strconv.Atoi(st.Labels["gen"])
+		switch {
+		case gen > newest:
+			newest, ups = gen, []string{"127.0.0.1:" + st.Labels["port"]}
+		case gen == newest:
+			ups = append(ups, "127.0.0.1:"+st.Labels["port"])
+		}
+	}
+	return ups
 }
 
 func (m *Manager) route(ctx context.Context, r release) error {
@@ -40,4 +69,3 @@ func (m *Manager) route(ctx context.Context, r release) error {
 	}
 	return m.cfg.Router.Set(ctx, route)
 }
-
