@@ -97,7 +97,11 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	} else if n > 0 {
 		logger.Warn("stopped processes left by a previous run", "component", "hop3", "count", n)
 	}
-	sup, err := supervisor.New(supervisor.Options{PIDDir: pidDir, Logger: logger})
+	supOpts := supervisor.Options{PIDDir: pidDir, Logger: logger}
+	if clock, ok := testClock(); ok {
+		supOpts.Clock = clock
+	}
+	sup, err := supervisor.New(supOpts)
 	if err != nil {
 		return err
 	}

@@ -171,7 +171,7 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 	if err := st.SetAppState(ctx, app, store.AppRunning); err != nil {
 		return err
 	}
-	m.prune(ctx, app)
+	m.prune(ctx, app, r.meta)
 	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
 	return nil
 }

@@ -16,7 +16,7 @@ const defaultKeepReleases = 5
 // KEEP_RELEASES, default 5), never the live one nor the newest good release
 // before it (the rollback target), then the dependency environments no kept
 // release uses.
-func (m *Manager) prune(ctx context.Context, app string) {
+func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 	a, err := m.cfg.Store.App(ctx, app)
 	if err != nil {
 		return
@@ -45,7 +45,8 @@ func (m *Manager) prune(ctx context.Context, app string) {
 			kept[r.Number] = true
 		}
 	}
-	var envs []string
+	// The live release's build is recorded only after the deploy returns.
+	envs := append([]string(nil), live.Envs...)
 	for _, r := range rels {
 		if !kept[r.Number] {
 			os.RemoveAll(m.paths.release(app, r.Number))
