@@ -100,6 +100,12 @@ var readyLine = regexp.MustCompile(`hop3 ready: ssh=(\S+) http=(\S+)`)
 // startDaemon runs hop3 serve on root; httpAddr may be "127.0.0.1:0".
 func startDaemon(t *testing.T, root, httpAddr string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, root, httpAddr, nil, extra...)
+}
+
+// startDaemonEnv is startDaemon with extra environment variables for hop3.
+func startDaemonEnv(t *testing.T, root, httpAddr string, env []string, extra ...string) *daemon {
+	t.Helper()
 	logPath := filepath.Join(root, "hop3-test.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -108,6 +114,7 @@ func startDaemon(t *testing.T, root, httpAddr string, extra ...string) *daemon {
 	args := append([]string{"serve", "--root", root, "--ssh-addr", "127.0.0.1:0", "--http-addr", httpAddr,
 		"--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"), "--cache-dir", sharedCache()}, extra...)
 	cmd := exec.Command(hop3Bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -352,3 +359,23 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 }
 
 var _ = sync.Mutex{}
+
+// tryGet is get without failing the test, for load generators.
+func tryGet(addr, host, path string) (int, string, error) {
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func ioReadFull(r io.Reader, b []byte) (int, error) { return io.ReadFull(r, b) }

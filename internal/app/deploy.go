@@ -137,7 +137,12 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 			status, detail = store.Failed, oneLine(err)
 		}
 		if err != nil {
-			out.Fail(oneLine(err))
+			// The summary first; details (a process's last log lines) after it.
+			lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+			out.Fail(lines[0])
+			for _, l := range lines[1:] {
+				out.Info(l)
+			}
 		}
 		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
 			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)

@@ -1,12 +1,12 @@
 package app
 
 import (
-	"io"
-	"hop3/internal/ui"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hop3/internal/ui"
+	"io"
 
 	"hop3/internal/router"
 	"hop3/internal/store"

@@ -93,16 +93,22 @@ func (u *Writer) line(pick func(sink) *color.Color, prefix, msg string) {
 }
 
 // Step prints "-----> msg".
-func (u *Writer) Step(msg string) { u.line(func(s sink) *color.Color { return s.step }, "-----> ", msg) }
+func (u *Writer) Step(msg string) {
+	u.line(func(s sink) *color.Color { return s.step }, "-----> ", msg)
+}
 
 // Info prints "       msg".
 func (u *Writer) Info(msg string) { u.line(nil, "       ", msg) }
 
 // Fail prints " !     msg".
-func (u *Writer) Fail(msg string) { u.line(func(s sink) *color.Color { return s.fail }, " !     ", msg) }
+func (u *Writer) Fail(msg string) {
+	u.line(func(s sink) *color.Color { return s.fail }, " !     ", msg)
+}
 
 // Success prints "=====> msg", the closing line of a good deploy.
-func (u *Writer) Success(msg string) { u.line(func(s sink) *color.Color { return s.ok }, "=====> ", msg) }
+func (u *Writer) Success(msg string) {
+	u.line(func(s sink) *color.Color { return s.ok }, "=====> ", msg)
+}
 
 // Stepf prints a formatted step line.
 func (u *Writer) Stepf(format string, a ...any) { u.Step(fmt.Sprintf(format, a...)) }
