@@ -209,7 +209,8 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		noCache = true
 	}
 	_, hasStatic := pf.Get("static")
-	bctx, cancel := context.WithTimeout(ctx, m.cfg.BuildTimeout)
+	timeout := durationEnv(buildEnv, "BUILD_TIMEOUT", m.cfg.BuildTimeout)
+	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := buildpacks.Build(bctx, buildpacks.Spec{
 		App:         app,
@@ -225,7 +226,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	})
 	if err != nil {
 		if bctx.Err() == context.DeadlineExceeded {
-			return r, fmt.Errorf("build timed out after %s", m.cfg.BuildTimeout)
+			return r, fmt.Errorf("build timed out after %s (BUILD_TIMEOUT)", timeout)
 		}
 		return r, fmt.Errorf("build failed: %w", err)
 	}
