@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,6 +192,7 @@ func TestZeroDowntimeDeploy(t *testing.T) {
 	w.mustPush(d, alice, "zdt")
 	wantBody(t, d, "zdt.localhost", "/", "v0")
 
+	reloadsBefore := caddyReloadTime(t, root)
 	load := startLoad(t, d, "zdt.localhost", 20)
 	for i := 1; i <= 3; i++ {
 		w.commit(fmt.Sprintf("v%d", i), wsgiApp(fmt.Sprintf("v%d", i)))
@@ -207,6 +210,33 @@ func TestZeroDowntimeDeploy(t *testing.T) {
 	if res.bodies["v3"] == 0 {
 		t.Fatalf("the last release never answered: %v", res.bodies)
 	}
+	// Deploys switch a socket symlink: Caddy's config must not have changed.
+	if after := caddyReloadTime(t, root); after != reloadsBefore {
+		t.Fatalf("Caddy's config was reloaded during deploys (last reload %s, before %s)", after, reloadsBefore)
+	}
+}
+
+// caddyReloadTime reads when Caddy last loaded a config, from its admin
+// metrics: any config change through the admin API moves it.
+func caddyReloadTime(t *testing.T, root string) string {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(root, "caddy", "admin.sock"))
+	}}}
+	resp, err := client.Get("http://localhost/metrics")
+	if err != nil {
+		t.Fatalf("caddy metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "caddy_config_last_reload_success_timestamp_seconds "); ok {
+			return v
+		}
+	}
+	t.Fatal("caddy metrics lack the reload timestamp")
+	return ""
 }
 
 // TestKilledDaemonLeavesNoOrphans kills hop3 with SIGKILL; the next start
