@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"hop3/gitserver"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,6 +41,11 @@ commands:
   version                   print hop3's version
 
 Every command takes --root (HOP3_ROOT), the state directory.
+
+Any other COMMAND runs on the running daemon, through <root>/control.sock,
+exactly as 'ssh hop3@HOST COMMAND [APP] [ARGS...]' would, with admin rights:
+  hop3 [--root DIR] COMMAND [APP] [ARGS...]     e.g. hop3 apps, hop3 config:set myapp K=V
+'hop3 help' lists them when the daemon is running.
 `
 
 func main() {
@@ -79,9 +86,56 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		if len(args) == 1 {
+			daemonHelp(stdout)
+		}
 		return nil
 	}
-	return usageError("unknown command %q (see 'hop3 help')", args[0])
+	return daemonCommand(ctx, args, stdin, stdout, stderr)
+}
+
+// daemonCommand runs a command on the running daemon through its control
+// socket, with the caller's streams, and ends with the command's status.
+func daemonCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	root := envDefault("root", defaultRoot())
+	switch {
+	case args[0] == "--root" && len(args) > 1:
+		root, args = args[1], args[2:]
+	case strings.HasPrefix(args[0], "--root="):
+		root, args = strings.TrimPrefix(args[0], "--root="), args[1:]
+	}
+	if len(args) == 0 {
+		return usageError("usage: hop3 [--root DIR] COMMAND [APP] [ARGS...]")
+	}
+	var env []string
+	if v, ok := os.LookupEnv("NO_COLOR"); ok {
+		env = append(env, "NO_COLOR="+v)
+	}
+	code, err := gitserver.LocalCommand(filepath.Join(root, "control.sock"), filepath.Join(root, "ssh", "host_ed25519"),
+		args, stdin, stdout, stderr, env)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// daemonHelp appends the daemon's list of commands to the local usage, when
+// a daemon is running on the default root.
+func daemonHelp(stdout io.Writer) {
+	root := envDefault("root", defaultRoot())
+	sock := filepath.Join(root, "control.sock")
+	if _, err := os.Stat(sock); err != nil {
+		return
+	}
+	var out strings.Builder
+	code, err := gitserver.LocalCommand(sock, filepath.Join(root, "ssh", "host_ed25519"), []string{"help"}, strings.NewReader(""), &out, io.Discard, nil)
+	if err != nil || code != 0 {
+		return
+	}
+	fmt.Fprintf(stdout, "\nCommands of the daemon running on %s:\n\n%s", root, out.String())
 }
 
 // envDefault returns the HOP3_* environment variable for a flag, or def.

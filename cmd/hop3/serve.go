@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,7 +20,9 @@ import (
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/internal/app"
+	"hop3/internal/commands"
 	"hop3/internal/router"
+	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
 )
 
@@ -130,6 +133,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	}
 	rt := router.New(opts, client, logger)
 
+	// The dispatcher needs the Manager and the Manager hands it commands;
+	// it is set below, before any session can start.
+	var dispatcher *commands.Dispatcher
 	mgr, err := app.New(app.Config{
 		Root:           root,
 		CacheDir:       c.cacheDir,
@@ -139,6 +145,22 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Store:          st,
 		Router:         rt,
 		Supervisor:     sup,
+		Logger:         logger,
+		Commands: func(ctx context.Context, s *gitserver.Session) int {
+			return dispatcher.Run(ctx, s)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	dispatcher, err = commands.New(commands.Config{
+		Backend:        commandsBackend{mgr},
+		Store:          st,
+		Root:           root,
+		Domain:         c.domain,
+		Version:        version,
+		CaddyBin:       c.caddyBin,
+		GranianVersion: buildpacks.DefaultGranianVersion,
 		Logger:         logger,
 	})
 	if err != nil {
@@ -192,8 +214,15 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return fmt.Errorf("listen for ssh: %w", err)
 	}
-	serveErr := make(chan error, 1)
+	ctl, ctlPath, err := listenControl(root)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(ctlPath)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- ssh.Serve(ln) }()
+	go func() { serveErr <- ssh.ServeLocal(ctl) }()
 
 	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s\n", ln.Addr(), httpAddr, root)
 	logger.Info("ready", "component", "hop3", "ssh", ln.Addr().String(), "http", httpAddr, "root", root, "caddy", c.caddyBin)
@@ -243,4 +272,47 @@ func caddyProcs() int {
 		}
 	}
 	return max(1, runtime.NumCPU()/2)
+}
+
+// commandsBackend adapts the orchestrator to the command dispatcher.
+type commandsBackend struct{ *app.Manager }
+
+func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, actor string, out *ui.Writer) error {
+	return b.Manager.Deploy(ctx, name, app.DeployOptions{NoCache: noCache, Actor: actor}, out)
+}
+
+// listenControl opens <root>/control.sock, through which `hop3 COMMAND` on
+// the server reaches the daemon as an admin: its mode (0600) is the
+// credential. It is bound inside the private ssh directory, made 0600 and
+// only then moved into place, so it is never reachable with wider
+// permissions.
+func listenControl(root string) (net.Listener, string, error) {
+	path := filepath.Join(root, "control.sock")
+	if conn, err := net.Dial("unix", path); err == nil {
+		conn.Close()
+		return nil, "", fmt.Errorf("another hop3 is running on %s (%s answers)", root, path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("remove stale control socket: %w", err)
+	}
+	dir := filepath.Join(root, "ssh")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	tmp := filepath.Join(dir, "control.sock.new")
+	os.Remove(tmp)
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on control socket: %w", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		return nil, "", fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		return nil, "", fmt.Errorf("control socket: %w", err)
+	}
+	return l, path, nil
 }

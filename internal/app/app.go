@@ -50,6 +50,9 @@ type Config struct {
 	Router         Router
 	Supervisor     Supervisor
 	Logger         *slog.Logger
+	// Commands serves every SSH command other than git's (apps, config:set,
+	// ps, ...); nil answers "unknown command".
+	Commands func(ctx context.Context, s *gitserver.Session) int
 }
 
 // Manager runs deploys and commands.

@@ -88,6 +88,9 @@ func (m *Manager) Upload(ctx context.Context, s *gitserver.Session, app string) 
 
 // Command runs every other SSH command.
 func (m *Manager) Command(ctx context.Context, s *gitserver.Session) int {
+	if m.cfg.Commands != nil {
+		return m.cfg.Commands(ctx, s)
+	}
 	name := ""
 	if len(s.Args) > 0 {
 		name = s.Args[0]
