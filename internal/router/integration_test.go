@@ -166,14 +166,18 @@ type reply struct {
 	body   string
 }
 
-// get fetches url, sending it once more when the connection was closed
-// before any answer: right after a config change the old server, still
-// shutting down, may accept a connection and close it unanswered (see
+// maxSends bounds how often a test sends a request the server closed
+// unanswered; on a loaded machine one resend is not always enough.
+const maxSends = 3
+
+// get fetches url, sending it again when the connection was closed before
+// any answer: right after a config change the old server, still shutting
+// down, may accept a connection and close it unanswered (see
 // TestCaddySetUnderLoad).
 func get(t *testing.T, c *http.Client, url string) reply {
 	t.Helper()
 	resp, err := c.Get(url)
-	if unanswered(err) {
+	for i := 1; i < maxSends && unanswered(err); i++ {
 		resp, err = c.Get(url)
 	}
 	if err != nil {
@@ -370,8 +374,10 @@ func TestCaddyRouting(t *testing.T) {
 // net/http closes a connection accepted just before that without
 // answering its first request (and the kernel resets connections still
 // queued on the old SO_REUSEPORT socket). Such a request never reached
-// Caddy's handlers, so it is safe to send again, which the test does
-// once; reused keep-alive connections are retried by Go's client itself.
+// Caddy's handlers, so it is safe to send again, which the test does (up
+// to maxSends times); reused keep-alive connections are retried by Go's
+// client itself. What must never happen is an error response or an answer
+// from anything but busy.
 func TestCaddySetUnderLoad(t *testing.T) {
 	t.Parallel()
 	dir := shortDir(t)
@@ -405,9 +411,9 @@ func TestCaddySetUnderLoad(t *testing.T) {
 				default:
 				}
 				unanswered, err := try()
-				if unanswered {
+				for i := 1; i < maxSends && unanswered; i++ {
 					resent.Add(1)
-					_, err = try()
+					unanswered, err = try()
 				}
 				if err != nil {
 					failed.Add(1)
@@ -461,27 +467,20 @@ func TestCaddyRestartAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(8 * time.Second)
-	for _, app := range []string{"a", "b"} {
-		for {
-			resp, err := c.Get(e.url(app+".test", "/"))
-			if err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 && strings.Contains(string(body), "app="+app) {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not answer after the kill (last: %v); caddy log:\n%s", app, err, logTail(e.caddy.LogPath()))
-			}
-			time.Sleep(100 * time.Millisecond)
+	for e.caddy.Restarts() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy was not restarted; log:\n%s", logTail(e.caddy.LogPath()))
 		}
-	}
-	if e.caddy.Restarts() != 1 {
-		t.Errorf("Restarts = %d, want 1", e.caddy.Restarts())
+		time.Sleep(20 * time.Millisecond)
 	}
 	if pid := e.caddy.PID(); pid == old || pid == 0 {
 		t.Errorf("PID after restart = %d (old %d)", pid, old)
+	}
+	// The route set through the admin API is back without any call.
+	for _, app := range []string{"a", "b"} {
+		if got := get(t, c, e.url(app+".test", "/")); got.status != 200 || !strings.Contains(got.body, "app="+app) {
+			t.Errorf("%s after restart: %d %q", app, got.status, got.body)
+		}
 	}
 	// The router is usable at once against the new process.
 	if err := e.r.Remove(ctx, "b"); err != nil {
@@ -868,7 +867,7 @@ func TestCaddyStreams(t *testing.T) {
 	c := e.httpClient(t, nil)
 	c.Timeout = 3 * time.Second
 	resp, err := c.Get(e.url("live.test", "/stream"))
-	if unanswered(err) {
+	for i := 1; i < maxSends && unanswered(err); i++ {
 		resp, err = c.Get(e.url("live.test", "/stream"))
 	}
 	if err != nil {
