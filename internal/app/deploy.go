@@ -336,7 +336,9 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 	return nil
 }
 
-// readProcfile reads hop3/Procfile, else Procfile.
+// readProcfile reads hop3/Procfile, else Procfile. A repository with neither
+// but an index.html at its top is a static site, as if its Procfile said
+// "static: ." (Caddy's file server hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
 	for _, name := range []string{"hop3/Procfile", "Procfile"} {
 		f, err := os.Open(filepath.Join(dir, name))
@@ -352,6 +354,9 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 			return nil, err
 		}
 		return pf, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
+		return procfile.Parse(strings.NewReader("static: .\n"))
 	}
 	return nil, errors.New("no Procfile: add one naming your processes, e.g. \"wsgi: app:app\"")
 }
