@@ -6,11 +6,9 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,8 +145,3 @@ func oneLine(err error) string {
 	}
 	return s
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-// errf builds an error for people: it is shown as is.
-func errf(format string, a ...any) error { return fmt.Errorf(format, a...) }
