@@ -2,10 +2,12 @@ package gitserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"hop3/internal/appname"
@@ -50,14 +52,74 @@ func RunPack(ctx context.Context, service, repoDir string, s *Session) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start git %s: %w", service, err)
 	}
+	in := &capReader{r: s.Stdin, left: s.MaxInput}
+	if service != "receive-pack" || s.MaxInput <= 0 {
+		in.left = -1
+	}
 	// The client keeps its side open after the exchange (it waits for the
 	// deploy output), so the copy is not awaited: git ends the exchange.
+	// A push over the limit is cut off: git sees the pack end early, fails
+	// to unpack it and removes its quarantined objects, so neither a ref
+	// nor an object of it is left behind.
 	go func() {
-		io.Copy(stdin, s.Stdin)
+		io.Copy(stdin, in)
 		stdin.Close()
 	}()
-	if err := cmd.Wait(); err != nil {
+	err = cmd.Wait()
+	if in.over.Load() {
+		fmt.Fprintf(s.Stderr, " !     push refused: it sends more than %s, the server's limit (hop3 serve --max-push-size)\n", formatSize(s.MaxInput))
+		return fmt.Errorf("git %s: %w (%d bytes)", service, ErrPushTooLarge, s.MaxInput)
+	}
+	if err != nil {
 		return fmt.Errorf("git %s: %w", service, err)
 	}
 	return nil
+}
+
+// ErrPushTooLarge reports a push cut off at the size limit.
+var ErrPushTooLarge = errors.New("push larger than the limit")
+
+// capReader reads at most left bytes (left < 0: no limit); reading more
+// sets over and ends the stream.
+type capReader struct {
+	r    io.Reader
+	left int64
+	over atomic.Bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return c.r.Read(p)
+	}
+	if c.left == 0 {
+		// Probe for one more byte: a push of exactly the limit is fine.
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			c.over.Store(true)
+			return 0, ErrPushTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// formatSize prints a byte count the way people set it: 1 GiB, 3 MiB, 512 KiB.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

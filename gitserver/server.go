@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -60,6 +61,9 @@ type Session struct {
 	TTY      bool
 	Env      []string // environment variables the client sent
 	Remote   string
+	// MaxInput is how many bytes RunPack reads from the client for a push
+	// before it gives up on it; 0 means no limit.
+	MaxInput int64
 }
 
 // Backend does the work behind a session. Each method returns the exit
@@ -83,7 +87,28 @@ type Config struct {
 	// whole connection. Zero means the defaults (10 min, none).
 	IdleTimeout time.Duration
 	MaxTimeout  time.Duration
+	// HandshakeTimeout bounds the time from accepting a connection to its
+	// authentication, however slowly the client trickles bytes (OpenSSH's
+	// LoginGraceTime). Zero means 30 s.
+	HandshakeTimeout time.Duration
+	// MaxUnauthenticated caps the connections not authenticated yet; one
+	// more is closed at once (OpenSSH's MaxStartups). Zero means 64.
+	MaxUnauthenticated int
+	// MaxSessions caps the sessions open at once on one connection
+	// (OpenSSH's MaxSessions). Zero means 10.
+	MaxSessions int
+	// MaxPushSize caps the bytes a push may send (git receive-pack's
+	// input). Zero means 1 GiB; negative means no limit.
+	MaxPushSize int64
 }
+
+// Defaults of Config's limits.
+const (
+	DefaultHandshakeTimeout   = 30 * time.Second
+	DefaultMaxUnauthenticated = 64
+	DefaultMaxSessions        = 10
+	DefaultMaxPushSize        = 1 << 30
+)
 
 // Server is the SSH server.
 type Server struct {
@@ -91,6 +116,8 @@ type Server struct {
 	srv   *ssh.Server
 	local *ssh.Server
 	log   *slog.Logger
+
+	unauthenticated atomic.Int64 // connections between accept and authentication
 }
 
 // LocalIdentity is who a command arriving on the local control socket is:
@@ -108,7 +135,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 10 * time.Minute
 	}
-	signer, err := loadHostKey(cfg.HostKeyPath)
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxUnauthenticated == 0 {
+		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxPushSize == 0 {
+		cfg.MaxPushSize = DefaultMaxPushSize
+	}
+	signer, err := loadHostKey(cfg.HostKeyPath, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -119,20 +158,33 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout: cfg.IdleTimeout,
 		MaxTimeout:  cfg.MaxTimeout,
 		// Only public keys; the user name is not a credential. Unknown keys
-		// are refused here, before any session or command exists.
+		// are refused here, before any session or command exists. This
+		// answers the client's "would this key do?" and proves nothing:
+		// who the session is comes from verifiedKey (see authenticated).
 		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
 			_, err := cfg.Keys.Identify(ctx, gossh.FingerprintSHA256(key))
 			return err == nil
 		},
-		// No forwarding of any kind, no subsystems (sftp): nil callbacks deny.
-		Handler: chain(s.dispatch, s.logged, s.authenticated, s.recovered),
+		ConnCallback:         s.accept,
+		ServerConfigCallback: s.serverConfig,
+		// Sessions only: no direct-tcpip or streamlocal channels (local
+		// forwarding), no global requests (tcpip-forward: remote
+		// forwarding), no subsystems (sftp). Empty maps, not nil ones, so
+		// that gliderlabs' package-level defaults are not copied in.
+		ChannelHandlers:   map[string]ssh.ChannelHandler{"session": s.sessionChannel},
+		RequestHandlers:   map[string]ssh.RequestHandler{},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{},
+		Handler:           chain(s.dispatch, s.logged, s.authenticated, s.recovered),
 	}
 	// The control socket speaks the same protocol, so `hop3 COMMAND` on the
 	// server gets the same dispatcher, streams and exit status as ssh.
 	s.local = &ssh.Server{
-		Version:     "hop3",
-		HostSigners: []ssh.Signer{signer},
-		Handler:     chain(s.dispatch, s.logged, s.localIdentity, s.recovered),
+		Version:           "hop3",
+		HostSigners:       []ssh.Signer{signer},
+		ChannelHandlers:   map[string]ssh.ChannelHandler{"session": s.sessionChannel},
+		RequestHandlers:   map[string]ssh.RequestHandler{},
+		SubsystemHandlers: map[string]ssh.SubsystemHandler{},
+		Handler:           chain(s.dispatch, s.logged, s.localIdentity, s.recovered),
 	}
 	return s, nil
 }
@@ -203,13 +255,15 @@ func (s *Server) recovered(next ssh.Handler) ssh.Handler {
 	}
 }
 
-// authenticated derives the identity from the key verified for this
-// connection. golang.org/x/crypto guarantees (since the fix for
-// CVE-2024-45337) that the last key passed to the key callback is the one
-// that authenticated, which is the key gliderlabs/ssh exposes here.
+// authenticated derives the identity from the one key whose signature was
+// verified on this connection (recorded by the VerifiedPublicKeyCallback
+// set in serverConfig). It does not use gliderlabs' sess.PublicKey(), which
+// is the last key the client offered and the server accepted: a client may
+// offer keys it can not sign with, and only x/crypto's one-entry key cache
+// (since the fix for CVE-2024-45337) keeps that the same key.
 func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
-		key := sess.PublicKey()
+		key, _ := sess.Context().Value(verifiedKey{}).(gossh.PublicKey)
 		if key == nil {
 			fmt.Fprintln(sess.Stderr(), " !     public key authentication required")
 			sess.Exit(1)
@@ -283,6 +337,9 @@ func (s *Server) dispatch(sess ssh.Session) {
 			return
 		}
 		if session.Args[0] == "git-receive-pack" {
+			if s.cfg.MaxPushSize > 0 {
+				session.MaxInput = s.cfg.MaxPushSize
+			}
 			code = s.cfg.Backend.Receive(ctx, session, app)
 		} else {
 			code = s.cfg.Backend.Upload(ctx, session, app)
@@ -293,11 +350,19 @@ func (s *Server) dispatch(sess ssh.Session) {
 	sess.Exit(code)
 }
 
-func loadHostKey(path string) (ssh.Signer, error) {
+func loadHostKey(path string, log *slog.Logger) (ssh.Signer, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		signer, err := gossh.ParsePrivateKey(b)
 		if err != nil {
 			return nil, fmt.Errorf("read host key %s: %w", path, err)
+		}
+		// Whoever reads the host key can impersonate the server and, with
+		// `hop3 COMMAND`, prove to be hop3's user: owner only, as sshd wants.
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, fmt.Errorf("host key %s is readable by others (%v) and can not be fixed: %w", path, fi.Mode().Perm(), err)
+			}
+			log.Warn("host key was readable by others; made it 0600", "component", "ssh", "path", path, "mode", fi.Mode().Perm().String())
 		}
 		return signer, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
