@@ -31,6 +31,7 @@ type serveConfig struct {
 	tls, acmeEmail, acmeCA                     string
 	caddyBin, caddyAdmin, uv, cacheDir         string
 	logLevel                                   string
+	maxPushSize                                int64
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,6 +54,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.uv, "uv", envDefault("uv", ""), "uv binary for Python builds (HOP3_UV)")
 	fs.StringVar(&c.cacheDir, "cache-dir", envDefault("cache-dir", ""), "shared build caches (uv, npm, go); default <root>/cache (HOP3_CACHE_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
+	fs.Func("max-push-size", "largest push accepted, e.g. 1GiB or 500MB; 0: no limit (HOP3_MAX_PUSH_SIZE; default 1GiB)", func(v string) error {
+		n, err := gitserver.ParseSize(v)
+		c.maxPushSize = n
+		if err == nil && n == 0 {
+			c.maxPushSize = -1
+		}
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
+		if err := fs.Set("max-push-size", v); err != nil {
+			return usageError("HOP3_MAX_PUSH_SIZE: %v", err)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -203,6 +217,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
+		MaxPushSize: c.maxPushSize,
 		Keys:        app.Keys{Store: st},
 		Backend:     mgr,
 		Logger:      logger,
