@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 )
 
 // command is one entry of the command table.
@@ -178,7 +177,21 @@ func (inv *invocation) unknownCommand(name string) error {
 		names = append(names, c.aliases...)
 	}
 	msg := fmt.Sprintf("unknown command %q", name)
-	if s := suggest(name, names); s != "" {
+	// A verb without its namespace ("scale" for ps:scale) is a common slip
+	// for people who know other tools.
+	var byVerb []string
+	for _, n := range names {
+		if _, verb, ok := strings.Cut(n, ":"); ok && verb == name {
+			byVerb = append(byVerb, n)
+		}
+	}
+	if n := len(byVerb); n > 0 {
+		alts := byVerb[0]
+		if n > 1 {
+			alts = strings.Join(byVerb[:n-1], ", ") + " or " + byVerb[n-1]
+		}
+		msg += fmt.Sprintf("; did you mean %s?", alts)
+	} else if s := suggest(name, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %s?", s)
 	} else {
 		msg += "; run help for the list"
@@ -207,19 +220,27 @@ func (inv *invocation) help(ctx context.Context, c *command, args []string) erro
 	return usagef(c, "too many arguments")
 }
 
+// helpColumn is the width of the usage column of help.
+const helpColumn = 43
+
 // writeHelp lists every command with its one help line, by group.
 func writeHelp(w io.Writer, table []*command) {
 	fmt.Fprintln(w, "Usage: ssh hop3@HOST COMMAND [APP] [ARGS...]")
 	fmt.Fprintln(w, "   or, on the server: hop3 COMMAND [APP] [ARGS...]")
 	for _, g := range groupOrder {
 		fmt.Fprintf(w, "\n%s:\n", g)
-		tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 		for _, c := range table {
-			if c.group == g {
-				fmt.Fprintf(tw, "  %s\t%s\n", c.synopsis(), c.summary)
+			if c.group != g {
+				continue
+			}
+			// One column for every group; a usage too long for it puts its
+			// help line below.
+			if syn := c.synopsis(); len(syn) <= helpColumn {
+				fmt.Fprintf(w, "  %-*s   %s\n", helpColumn, syn, c.summary)
+			} else {
+				fmt.Fprintf(w, "  %s\n  %-*s   %s\n", syn, helpColumn, "", c.summary)
 			}
 		}
-		tw.Flush()
 	}
 	fmt.Fprintln(w, "\nRun 'help COMMAND' for the details of one command.")
 }

@@ -1,0 +1,69 @@
+package commands
+
+import (
+	"strings"
+	"testing"
+)
+
+func FuzzNormalizeHost(f *testing.F) {
+	for _, s := range []string{"example.com", "*.a.b", "A.COM", "a..b", "-x", "é.com", "a:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := normalizeHost(s)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error of more than one line: %q", err)
+			}
+			return
+		}
+		if h != strings.ToLower(h) || len(h) > maxHostLen || strings.ContainsAny(h, " :/\n") {
+			t.Errorf("normalizeHost(%q) = %q", s, h)
+		}
+		if again, err := normalizeHost(h); err != nil || again != h {
+			t.Errorf("not stable: %q -> %q -> %q, %v", s, h, again, err)
+		}
+	})
+}
+
+func FuzzParseAssignments(f *testing.F) {
+	for _, s := range []string{"A=1", "A==", "=x", "A", "A_B=a b", "1A=x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		vars, err := parseAssignments([]string{arg})
+		if err != nil {
+			return
+		}
+		for k, v := range vars {
+			if k+"="+v != arg {
+				t.Errorf("%q parsed as %q=%q", arg, k, v)
+			}
+		}
+	})
+}
+
+func FuzzLastLines(f *testing.F) {
+	f.Add("a\nb\nc", 2)
+	f.Add("\n\n\n", 1)
+	f.Fuzz(func(t *testing.T, data string, n int) {
+		if n < 0 || n > 1000 {
+			return
+		}
+		lines, end, err := lastLines(strings.NewReader(data), int64(len(data)), n)
+		if err != nil || len(lines) > n || end < 0 || end > int64(len(data)) {
+			t.Errorf("lastLines(%q, %d) = %q, %d, %v", data, n, lines, end, err)
+		}
+		if end > 0 && data[end-1] != '\n' {
+			t.Errorf("end %d is not after a newline in %q", end, data)
+		}
+	})
+}
+
+func FuzzParseStat(f *testing.F) {
+	f.Add("1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 12 34 0 0 20 0 1 0")
+	f.Add("2 (a) b)) R 1 2 2 0 -1 0 0 0 0 0 1 1")
+	f.Fuzz(func(t *testing.T, s string) {
+		parseStat([]byte(s))
+	})
+}
