@@ -32,6 +32,7 @@ type serveConfig struct {
 	caddyBin, caddyAdmin, uv, cacheDir         string
 	logLevel                                   string
 	maxPushSize                                int64
+	metricsAddr                                string
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,6 +55,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.uv, "uv", envDefault("uv", ""), "uv binary for Python builds (HOP3_UV)")
 	fs.StringVar(&c.cacheDir, "cache-dir", envDefault("cache-dir", ""), "shared build caches (uv, npm, go); default <root>/cache (HOP3_CACHE_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", envDefault("metrics-addr", ""), "serve Prometheus metrics here, e.g. 127.0.0.1:9323; empty: off (HOP3_METRICS_ADDR)")
 	fs.Func("max-push-size", "largest push accepted, e.g. 1GiB or 500MB; 0: no limit (HOP3_MAX_PUSH_SIZE; default 1GiB)", func(v string) error {
 		n, err := gitserver.ParseSize(v)
 		c.maxPushSize = n
@@ -146,6 +148,11 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		return err
 	}
 	rt := router.New(opts, client, logger)
+	ms, err := startMetrics(ctx, c.metricsAddr, sup, rt, adminSock, logger)
+	if err != nil {
+		return err
+	}
+	defer ms.close()
 
 	// The dispatcher needs the Manager and the Manager hands it commands;
 	// it is set below, before any session can start.
@@ -160,6 +167,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Router:         rt,
 		Supervisor:     sup,
 		Logger:         logger,
+		Observer:       ms.observer(),
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
 		},
@@ -197,6 +205,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return fmt.Errorf("start caddy: %w", err)
 	}
+	ms.setCaddy(caddy)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -211,6 +220,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 			logger.Warn("stop processes", "component", "hop3", "err", err)
 		}
 	}()
+	procEvents, unsubscribe := sup.Subscribe()
+	defer unsubscribe()
+	go mgr.RecordProcessEvents(ctx, procEvents)
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
@@ -239,7 +251,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	go func() { serveErr <- ssh.Serve(ln) }()
 	go func() { serveErr <- ssh.ServeLocal(ctl) }()
 
-	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s\n", ln.Addr(), httpAddr, root)
+	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s%s\n", ln.Addr(), httpAddr, root, ms.readyNote())
 	logger.Info("ready", "component", "hop3", "ssh", ln.Addr().String(), "http", httpAddr, "root", root, "caddy", c.caddyBin)
 
 	select {

@@ -51,6 +51,8 @@ type Config struct {
 	// Commands serves every SSH command other than git's (apps, config:set,
 	// ps, ...); nil answers "unknown command".
 	Commands func(ctx context.Context, s *gitserver.Session) int
+	// Observer, when set, is told about each deploy and build (metrics).
+	Observer Observer
 }
 
 // Manager runs deploys and commands.

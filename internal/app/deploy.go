@@ -155,6 +155,7 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 			msg = fmt.Sprintf("deploy of v%d (%s) failed: %s", rel.Number, short(rev), detail)
 		}
 		m.event(ctx, app, "deploy", pusher, msg)
+		m.observeDeploy(app, err == nil, time.Since(started))
 		m.log.Info("deploy", "app", app, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
 	}()
 
@@ -233,6 +234,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		}
 		return r, fmt.Errorf("build failed: %w", err)
 	}
+	m.observeBuild(app, res.CacheHits)
 	r.meta = releaseMeta{Packs: res.Packs, Venv: res.Venv, Env: res.Env, Envs: res.Envs}
 	r.env, err = m.runtimeEnv(ctx, r)
 	if err != nil {

@@ -1,0 +1,331 @@
+package metrics
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"hop3/runtime/supervisor"
+)
+
+// fakeSupervisor serves a fixed list of statuses.
+type fakeSupervisor struct {
+	mu   sync.Mutex
+	list []supervisor.Status
+}
+
+func (f *fakeSupervisor) List() []supervisor.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]supervisor.Status(nil), f.list...)
+}
+
+func (f *fakeSupervisor) Status(name string) (supervisor.Status, bool) {
+	for _, s := range f.List() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return supervisor.Status{}, false
+}
+
+func proc(name, app, kind string, state supervisor.State, pid int) supervisor.Status {
+	return supervisor.Status{Name: name, Labels: map[string]string{"app": app, "kind": kind}, State: state, PID: pid}
+}
+
+// scrape parses the text format into "name{labels}" -> value, failing on
+// any line that is not a comment or a well-formed sample.
+func scrape(t *testing.T, m *Metrics) map[string]float64 {
+	t.Helper()
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return parseText(t, b.String())
+}
+
+func parseText(t *testing.T, text string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	typed := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "# TYPE ") {
+			f := strings.Fields(line)
+			if len(f) != 4 {
+				t.Fatalf("bad TYPE line %q", line)
+			}
+			if typed[f[2]] {
+				t.Fatalf("family %s declared twice", f[2])
+			}
+			typed[f[2]] = true
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("bad sample line %q", line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad value in %q: %v", line, err)
+		}
+		if _, dup := out[line[:i]]; dup {
+			t.Fatalf("sample %s written twice", line[:i])
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func want(t *testing.T, got map[string]float64, key string, v float64) {
+	t.Helper()
+	g, ok := got[key]
+	if !ok {
+		t.Errorf("no sample %s", key)
+		return
+	}
+	if g != v {
+		t.Errorf("%s = %v, want %v", key, g, v)
+	}
+}
+
+func TestProcessesByState(t *testing.T) {
+	sup := &fakeSupervisor{list: []supervisor.Status{
+		proc("a/web.1@v1.1", "a", "web", supervisor.Running, 0),
+		proc("a/web.2@v1.1", "a", "web", supervisor.Running, 0),
+		proc("a/worker.1@v1.1", "a", "worker", supervisor.Crashed, 0),
+		{Name: "a/run@v1.9", State: supervisor.Running}, // a one-off run: no labels
+	}}
+	m, err := New(Config{Supervisor: sup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, m)
+	want(t, got, `hop3_processes{app="a",kind="web",state="running"}`, 2)
+	want(t, got, `hop3_processes{app="a",kind="web",state="crashed"}`, 0)
+	want(t, got, `hop3_processes{app="a",kind="worker",state="crashed"}`, 1)
+	want(t, got, `hop3_processes{app="a",kind="worker",state="running"}`, 0)
+	want(t, got, `hop3_up`, 1)
+	for k := range got {
+		if strings.Contains(k, `kind=""`) {
+			t.Errorf("a process without labels is exported: %s", k)
+		}
+	}
+}
+
+func TestDeploysAndBuilds(t *testing.T) {
+	m, err := New(Config{Supervisor: &fakeSupervisor{}, Version: "v9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.DeployFinished("a", true, 1500*time.Millisecond)
+	m.DeployFinished("a", true, 45*time.Second)
+	m.DeployFinished("a", false, 3*time.Second)
+	m.DeployFinished("b", true, time.Hour)
+	m.BuildFinished("a", nil)
+	m.BuildFinished("a", []string{"python-venv"})
+	m.BuildFinished("a", []string{"python-venv", "node-modules"})
+	got := scrape(t, m)
+	want(t, got, `hop3_deploys_total{app="a",outcome="succeeded"}`, 2)
+	want(t, got, `hop3_deploys_total{app="a",outcome="failed"}`, 1)
+	want(t, got, `hop3_deploys_total{app="b",outcome="succeeded"}`, 1)
+	// Buckets are cumulative: 1.5s <= 2, 3s <= 5, 45s <= 60.
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="a",le="1"}`, 0)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="a",le="2"}`, 1)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="a",le="5"}`, 2)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="a",le="30"}`, 2)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="a",le="60"}`, 3)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="a",le="+Inf"}`, 3)
+	want(t, got, `hop3_deploy_duration_seconds_count{app="a"}`, 3)
+	want(t, got, `hop3_deploy_duration_seconds_sum{app="a"}`, 49.5)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="b",le="1800"}`, 0)
+	want(t, got, `hop3_deploy_duration_seconds_bucket{app="b",le="+Inf"}`, 1)
+	want(t, got, `hop3_builds_total{app="a"}`, 3)
+	want(t, got, `hop3_build_cache_hits_total{app="a",cache="python-venv"}`, 2)
+	want(t, got, `hop3_build_cache_hits_total{app="a",cache="node-modules"}`, 1)
+	want(t, got, `hop3_build_info{version="v9"}`, 1)
+}
+
+func TestWatchCountsRestartsAndCrashes(t *testing.T) {
+	sup := &fakeSupervisor{list: []supervisor.Status{
+		proc("a/worker.1@v1.1", "a", "worker", supervisor.Crashed, 0),
+		{Name: "a/run@v1.2"},
+	}}
+	m, err := New(Config{Supervisor: sup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan supervisor.Event, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { m.Watch(ctx, events); close(done) }()
+	w := "a/worker.1@v1.1"
+	for _, e := range []supervisor.Event{
+		{Name: w, From: supervisor.Exited, To: supervisor.Starting},
+		{Name: w, From: supervisor.Starting, To: supervisor.Running},
+		{Name: w, From: supervisor.Running, To: supervisor.Backoff},
+		{Name: w, From: supervisor.Backoff, To: supervisor.Starting},
+		{Name: w, From: supervisor.Starting, To: supervisor.Backoff},
+		{Name: w, From: supervisor.Backoff, To: supervisor.Starting},
+		{Name: w, From: supervisor.Running, To: supervisor.Crashed},
+		{Name: "a/run@v1.2", From: supervisor.Running, To: supervisor.Crashed},
+		{Name: "gone/web.1@v1.1", From: supervisor.Backoff, To: supervisor.Starting},
+	} {
+		events <- e
+	}
+	close(events)
+	<-done
+	got := scrape(t, m)
+	want(t, got, `hop3_process_restarts_total{app="a",kind="worker"}`, 2)
+	want(t, got, `hop3_process_crashes_total{app="a",kind="worker"}`, 1)
+	if len(got) == 0 {
+		t.Fatal("no samples")
+	}
+}
+
+func TestLabelEscaping(t *testing.T) {
+	if got := formatLabels(L("a", `x"y\z`+"\n")); got != `{a="x\"y\\z\n"}` {
+		t.Errorf("formatLabels = %s", got)
+	}
+	for v, s := range map[float64]string{1: "1", 0.25: "0.25", 1e20: "1e+20"} {
+		if got := formatValue(v); got != s {
+			t.Errorf("formatValue(%v) = %s, want %s", v, got, s)
+		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and a parenthesis, as comm may have.
+	line := "4242 (my (odd) name) S 1 4240 4240 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 1 0 123 1000 200 18446744073709551615\n"
+	st, ok := parseStat([]byte(line))
+	if !ok {
+		t.Fatal("not parsed")
+	}
+	if st.pgrp != 4240 || st.ticks != 150+50+7+3 {
+		t.Errorf("parseStat = %+v, want pgrp 4240, ticks 210", st)
+	}
+	if _, ok := parseStat([]byte("garbage")); ok {
+		t.Error("garbage parsed")
+	}
+}
+
+// TestUsageOfARealProcessGroup starts a shell that burns CPU in a child of
+// its own process group, as a supervised process would, and reads it back.
+func TestUsageOfARealProcessGroup(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30 & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	sup := &fakeSupervisor{list: []supervisor.Status{proc("a/worker.1@v1.1", "a", "worker", supervisor.Running, cmd.Process.Pid)}}
+	m, err := New(Config{Supervisor: sup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := scrape(t, m)
+		cpu := got[`hop3_process_cpu_seconds_total{app="a",kind="worker"}`]
+		rss := got[`hop3_process_resident_memory_bytes{app="a",kind="worker"}`]
+		if cpu > 0 && rss > 0 {
+			if self := got["hop3_resident_memory_bytes"]; self <= 0 {
+				t.Errorf("hop3_resident_memory_bytes = %v", self)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cpu = %v, rss = %v after 20s", cpu, rss)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestHostsAndCaddyProxy(t *testing.T) {
+	dir, err := os.MkdirTemp("", "h3m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, "caddy_http_requests_total{host=\"a.example.com\"} 7\n")
+	}))
+	caddy.Listener = ln
+	caddy.Start()
+	defer caddy.Close()
+
+	m, err := New(Config{
+		Supervisor:       &fakeSupervisor{},
+		CaddyAdminSocket: sock,
+		CaddyRestarts:    func() int { return 2 },
+		Hosts:            func() map[string][]string { return map[string][]string{"a": {"www.a.io", "a.example.com"}} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != ContentType {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	got := parseText(t, string(body))
+	want(t, got, `hop3_app_host_info{app="a",host="a.example.com"}`, 1)
+	want(t, got, `hop3_app_host_info{app="a",host="www.a.io"}`, 1)
+	want(t, got, `hop3_caddy_restarts_total`, 2)
+
+	resp, err = http.Get(srv.URL + "/caddy/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `caddy_http_requests_total{host="a.example.com"} 7`) {
+		t.Errorf("/caddy/metrics = %d %q", resp.StatusCode, body)
+	}
+
+	// Caddy down: a clear 502, not a hang or an empty 200.
+	caddy.Close()
+	os.Remove(sock)
+	resp, err = http.Get(srv.URL + "/caddy/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("/caddy/metrics with Caddy down = %d, want 502", resp.StatusCode)
+	}
+}
