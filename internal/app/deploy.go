@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/joho/godotenv"
-
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/hooks"
@@ -370,7 +368,7 @@ func readDotenv(dir string) (map[string]string, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}
-	env, err := godotenv.Read(path)
+	env, err := parseDotenv(path)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}

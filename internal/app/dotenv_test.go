@@ -1,0 +1,104 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeDotenv(t testing.TB, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestReadDotenv(t *testing.T) {
+	good := []struct {
+		in   string
+		want map[string]string
+	}{
+		{"", map[string]string{}},
+		{"A=1\nB=two words\n", map[string]string{"A": "1", "B": "two words"}},
+		{"# comment\nexport A=\"x y\"\r\nB='$A'\n", map[string]string{"A": "x y", "B": "$A"}},
+		{"A=1\nB=${A}2\n", map[string]string{"A": "1", "B": "12"}},
+		// Not expanded against hop3's own environment.
+		{"H=$HOME\n", map[string]string{"H": ""}},
+		{"a.b=1\n", map[string]string{"a.b": "1"}},
+	}
+	for _, tc := range good {
+		env, err := readDotenv(writeDotenv(t, tc.in))
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if len(env) != len(tc.want) {
+			t.Errorf("%q = %q, want %q", tc.in, env, tc.want)
+		}
+		for k, v := range tc.want {
+			if env[k] != v {
+				t.Errorf("%q: %s = %q, want %q", tc.in, k, env[k], v)
+			}
+		}
+	}
+
+	bad := []struct{ in, want string }{
+		{"A=1\nMY-VAR=2\nX=3\n", `.env: line 2: unexpected character "-" in variable name`},
+		{"A=1\r\n\r\nB C D\n", ".env: line 3: unexpected character"},
+		{"A=\"unterminated\nB=2\n", ".env: unterminated quoted value"},
+		{"=x\n", `.env: an entry has no name (value "x")`},
+		{"A=1\nDEBUG", `.env: an entry has no name (value "DEBUG")`},
+		{"A='x'y", `.env: an entry has no name (value "y")`},
+		{"A B=1\n", `.env: invalid name "A B"`},
+		{"A=a\x00b\n", `.env: "A": a value may not contain a NUL byte`},
+		{"A=1\n" + strings.Repeat("#", maxDotenvSize), ".env: larger than 1024 KiB"},
+		{"X=1\n" + strings.Repeat("Y", 5000) + "-\n", ".env: line 2: unexpected character"},
+	}
+	for _, tc := range bad {
+		_, err := readDotenv(writeDotenv(t, tc.in))
+		if err == nil {
+			t.Errorf("%.40q: accepted", tc.in)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, tc.want) {
+			t.Errorf("%.40q: error %q, want it to start with %q", tc.in, msg, tc.want)
+		}
+		if strings.ContainsAny(msg, "\r\n") || len(msg) > 200 {
+			t.Errorf("%.40q: error is not one short line: %q", tc.in, msg)
+		}
+	}
+}
+
+// FuzzReadDotenv feeds .env content to the parser a deploy reads it with:
+// it must not panic, must fail with one short line, and what it accepts
+// must be usable as a process environment.
+func FuzzReadDotenv(f *testing.F) {
+	for _, s := range []string{
+		"A=1\n", "export A=\"x\\ny\"\n", "A='x'y", "=x", "DEBUG", "A B=1", "A=a\x00b",
+		"A=\"unterminated\nB=2", "MY-VAR=1", "K: v", "A=${B}\nB=$A", "# c\n\n\r\nA=1 # c\n", "é=1",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		env, err := parseDotenvBytes(content)
+		if err != nil {
+			// readDotenv prefixes ".env: ".
+			if msg := err.Error(); msg == "" || strings.ContainsAny(msg, "\r\n") || len(msg) > 240 {
+				t.Fatalf("error %q is not one short line", msg)
+			}
+			return
+		}
+		for k, v := range env {
+			if k == "" || strings.ContainsAny(k, "= \t\r\n\x00") {
+				t.Fatalf("accepted the name %q", k)
+			}
+			if strings.IndexByte(v, 0) >= 0 {
+				t.Fatalf("accepted a NUL byte in %s", k)
+			}
+		}
+	})
+}
