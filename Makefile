@@ -25,6 +25,18 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m -count=1 ./...
 
+# Every native fuzz target (func FuzzXxx in a _test.go file), one after
+# another, each for FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^\./\.' | sort); do \
+		pkg=./$$(dirname $${f#./}); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
 test-short:
 	$(GO) test -short -count=1 ./...
 
