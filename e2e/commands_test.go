@@ -321,6 +321,16 @@ func TestCommands(t *testing.T) {
 		wantFail(t, d.command(alice, "", "rollback", "envapp", "v7"), 1, "no release v7")
 		d.mustCmd(alice, "rollback", "envapp", "v2")
 		wantBody(t, d, host, "/", "hello v2")
+
+		// deploy builds the current revision again, as a new release.
+		if r := d.mustCmd(alice, "deploy", "--no-cache", "envapp"); !strings.Contains(r.stderr, "Deploying envapp v3") {
+			t.Errorf("deploy:\n%s", r)
+		}
+		rels = decode[[]releaseRow](t, d.mustCmd(alice, "releases", "envapp", "--json"))
+		if rels[0].Number != 3 || !rels[0].Live || rels[0].Revision != rels[1].Revision || rels[0].Pusher != "alice" {
+			t.Errorf("after deploy: %+v", rels)
+		}
+		wantBody(t, d, host, "/", "hello v2")
 	})
 
 	t.Run("domains", func(t *testing.T) {
@@ -419,6 +429,14 @@ func TestCommands(t *testing.T) {
 			t.Errorf("hop3 run: %s", r)
 		}
 		wantFail(t, d.local("", "confg", "envapp"), 2, "did you mean config?")
+		explicit := runCmd(exec.Command(hop3Bin, "--root", root, "config:get", "envapp", "GREETING"), "")
+		if explicit.code != 0 || explicit.stdout != "hello big world\n" {
+			t.Errorf("hop3 --root DIR config:get: %s", explicit)
+		}
+		stopped := runCmd(exec.Command(hop3Bin, "--root", t.TempDir(), "apps"), "")
+		if stopped.code != 1 || !strings.Contains(stopped.stderr, "hop3 is not running") {
+			t.Errorf("hop3 apps without a daemon: %s", stopped)
+		}
 		if r := d.local("", "events", "envapp"); !strings.Contains(r.stdout, "local") {
 			t.Errorf("events lack the local actor:\n%s", r)
 		}

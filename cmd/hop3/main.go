@@ -107,12 +107,15 @@ func daemonCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	if len(args) == 0 {
 		return usageError("usage: hop3 [--root DIR] COMMAND [APP] [ARGS...]")
 	}
+	sock := filepath.Join(root, "control.sock")
+	if _, err := os.Stat(sock); err != nil {
+		return fmt.Errorf("hop3 is not running on %s (no %s): start it with 'hop3 serve'", root, sock)
+	}
 	var env []string
 	if v, ok := os.LookupEnv("NO_COLOR"); ok {
 		env = append(env, "NO_COLOR="+v)
 	}
-	code, err := gitserver.LocalCommand(filepath.Join(root, "control.sock"), filepath.Join(root, "ssh", "host_ed25519"),
-		args, stdin, stdout, stderr, env)
+	code, err := gitserver.LocalCommand(sock, filepath.Join(root, "ssh", "host_ed25519"), args, stdin, stdout, stderr, env)
 	if err != nil {
 		return err
 	}
