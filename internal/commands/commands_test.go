@@ -1127,3 +1127,18 @@ func TestTTYOutput(t *testing.T) {
 		t.Errorf("crlf = %q", w.String())
 	}
 }
+
+func TestBackendFailureReportedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.app("myapp", "web: x\n")
+	e.be.fail = errors.New("remove route: caddy is down")
+	r := e.run(admin, "myapp\n", "destroy", "myapp")
+	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 1 {
+		t.Errorf("a failed destroy after the prompt: %+v", r)
+	}
+	r = e.run(admin, "", "restart", "myapp")
+	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 1 {
+		t.Errorf("a failed restart: %+v", r)
+	}
+}
