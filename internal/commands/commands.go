@@ -9,13 +9,15 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"hop3/gitserver"
 	"hop3/internal/store"
@@ -191,7 +193,7 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	if c.admin && !inv.id.Admin {
 		return inv.report(failf("%s is for admin keys only (key %s is a deployer)", c.name, inv.id.Name))
 	}
-	before := inv.watch.fails.Load()
+	before := inv.watch.mark()
 	err := c.run(ctx, c, args[1:])
 	if errors.Is(err, errHelp) {
 		inv.printDetails(c)
@@ -201,7 +203,7 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	if errors.As(err, &code) {
 		return int(code)
 	}
-	if err != nil && inv.watch.fails.Load() > before && !isUserError(err) {
+	if err != nil && !isUserError(err) && inv.watch.reported(before, err) {
 		// The orchestrator already told the user why on this session.
 		inv.d.log.Info("command failed", "command", c.name, "key", inv.id.Name, "err", err)
 		return exitFail
@@ -252,18 +254,50 @@ func (inv *invocation) event(ctx context.Context, app, kind, format string, a ..
 	}
 }
 
-// failWatch counts the failure lines (" !     ") written to a session, so a
-// failure the orchestrator already reported is not printed twice.
+// failWatch remembers the failure lines (" !     ...") written to a
+// session, so that a failure the orchestrator already reported is not
+// printed twice.
 type failWatch struct {
-	w     io.Writer
-	fails atomic.Int64
+	w io.Writer
+
+	mu    sync.Mutex
+	lines []string
 }
 
+var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
 func (f *failWatch) Write(p []byte) (int, error) {
-	if n := strings.Count(string(p), " !     "); n > 0 {
-		f.fails.Add(int64(n))
+	if bytes.Contains(p, []byte(" !     ")) {
+		f.mu.Lock()
+		for _, line := range strings.Split(ansi.ReplaceAllString(string(p), ""), "\n") {
+			if msg, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), " !     "); ok {
+				f.lines = append(f.lines, msg)
+			}
+		}
+		f.mu.Unlock()
 	}
 	return f.w.Write(p)
+}
+
+// mark returns how many failure lines were written so far.
+func (f *failWatch) mark() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.lines)
+}
+
+// reported tells whether a failure line written since mark already says
+// what err says.
+func (f *failWatch) reported(since int, err error) bool {
+	msg := oneLine(err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, line := range f.lines[since:] {
+		if line != "" && (strings.Contains(msg, line) || strings.Contains(line, msg)) {
+			return true
+		}
+	}
+	return false
 }
 
 // crlfWriter ends lines with CRLF for a client whose terminal is raw.

@@ -1141,4 +1141,16 @@ func TestBackendFailureReportedOnce(t *testing.T) {
 	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 1 {
 		t.Errorf("a failed restart: %+v", r)
 	}
+	// Told by the orchestrator already: not repeated.
+	e.be.say = "remove route: caddy is down"
+	r = e.run(admin, "", "restart", "myapp")
+	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 1 {
+		t.Errorf("a failed restart the orchestrator reported: %+v", r)
+	}
+	// An unrelated failure line does not hide the error.
+	e.be.say = "routing: something else"
+	r = e.run(admin, "", "restart", "myapp")
+	if r.code != exitFail || !strings.Contains(r.stderr, "something else") || !strings.Contains(r.stderr, "caddy is down") {
+		t.Errorf("a failed restart after another failure line: %+v", r)
+	}
 }

@@ -29,7 +29,8 @@ type fakeBackend struct {
 	calls   []string
 	procs   map[string][]supervisor.Status
 	liveEnv map[string]string
-	fail    error // returned by the methods that change an app
+	fail    error  // returned by the methods that change an app
+	say     string // a failure line Restart prints before returning fail
 	runCode int
 }
 
@@ -70,6 +71,9 @@ func (f *fakeBackend) Deploy(ctx context.Context, app string, noCache bool, acto
 }
 
 func (f *fakeBackend) Restart(ctx context.Context, app string, out *ui.Writer) error {
+	if f.say != "" {
+		out.Fail(f.say)
+	}
 	return f.record("Restart %s", app)
 }
 
