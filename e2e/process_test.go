@@ -432,3 +432,56 @@ func wsEcho(addr, host, msg string) (string, error) {
 }
 
 var _ = exec.Command
+
+// TestZeroDowntimeOperations runs config:set, restart and ps:scale while 20
+// clients keep requesting the app: no request may fail, the new config
+// reaches the app, and Caddy's config is never touched.
+func TestZeroDowntimeOperations(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	files := wsgiApp("")
+	files["app.py"] = `import os
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("greeting=" + os.environ.get("GREETING", "none")).encode()]
+`
+	newWorkdir(t, files).mustPush(d, alice, "ops")
+	wantBody(t, d, "ops.localhost", "/", "greeting=none")
+	reloadsBefore := caddyReloadTime(t, root)
+	load := startLoad(t, d, "ops.localhost", 20)
+
+	steps := [][]string{
+		// ssh joins its arguments with spaces; hop3 splits them like a shell.
+		{"config:set", "ops", "GREETING='hello world'"},
+		{"restart", "ops"},
+		{"ps:scale", "ops", "wsgi=3"},
+		{"ps:scale", "ops", "wsgi=1"},
+		{"config:set", "ops", "GREETING=bye"},
+	}
+	for _, step := range steps {
+		if out, errOut, code := d.ssh(alice, step...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", step, code, out, errOut)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	res := load.stop()
+	t.Logf("operations under load: %d requests, %d failed, bodies %v", res.total, res.failed, res.bodies)
+	if res.failed > 0 {
+		t.Fatalf("%d of %d requests failed; first: %s", res.failed, res.total, res.firstErr)
+	}
+	if res.bodies["greeting=hello world"] == 0 {
+		t.Fatalf("config:set never reached the app: %v", res.bodies)
+	}
+	wantBody(t, d, "ops.localhost", "/", "greeting=bye")
+	if after := caddyReloadTime(t, root); after != reloadsBefore {
+		t.Fatalf("Caddy's config changed during config:set, restart and ps:scale")
+	}
+	// Granian runs one worker again (plus its main process).
+	out, _, _ := d.ssh(alice, "ps", "ops")
+	if !strings.Contains(out, "wsgi") {
+		t.Fatalf("ps lacks the wsgi process:\n%s", out)
+	}
+}
