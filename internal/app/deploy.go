@@ -200,6 +200,11 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		return r, err
 	}
 	buildEnv := merge(dotenv, config)
+	// Values that shape the route (hosts, static paths, sizes) fail the push
+	// here, before anything runs, rather than after the switch.
+	if err := m.ValidateConfig(ctx, app, buildEnv); err != nil {
+		return r, err
+	}
 	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
 		out.Step("Running preflight command: " + e.Command)
 		pre := release{app: app, number: number, dir: dir, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app)}, buildEnv)}

@@ -1,0 +1,403 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hop3/internal/store"
+)
+
+// TestHardeningSSH checks the SSH port and the files that guard the server
+// with the real OpenSSH client: forwarding and sftp refused, the sockets
+// and secrets owner-only, and 50 concurrent sessions served.
+func TestHardeningSSH(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	base := append(strings.Fields(d.sshCommand(alice))[1:], "-o", "ExitOnForwardFailure=yes")
+
+	t.Run("file modes", func(t *testing.T) {
+		for _, f := range []struct {
+			path string
+			want os.FileMode
+		}{
+			{"control.sock", 0o600},
+			{"caddy/admin.sock", 0o600},
+			{"caddy", 0o700},
+			{"ssh/host_ed25519", 0o600},
+			{"ssh", 0o700},
+			{"hop3.db", 0o600},
+			{"hop3.db-wal", 0o600},
+			{"hop3.db-shm", 0o600},
+		} {
+			path := filepath.Join(root, f.path)
+			if _, err := os.Lstat(path); os.IsNotExist(err) && strings.HasPrefix(f.path, "hop3.db-") {
+				continue // SQLite creates these on demand
+			}
+			if got := fileMode(t, path); got != f.want {
+				t.Errorf("%s has mode %v, want %v", f.path, got, f.want)
+			}
+		}
+	})
+
+	t.Run("remote forwarding refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		args := append(append([]string{}, base...), "-N", "-R", "127.0.0.1:0:127.0.0.1:9", "hop3@127.0.0.1")
+		out, err := exec.CommandContext(ctx, "ssh", args...).CombinedOutput()
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("ssh -R: err=%v ctx=%v, want the forward refused\n%s", err, ctx.Err(), out)
+		}
+		if !strings.Contains(string(out), "remote port forwarding failed") {
+			t.Fatalf("ssh -R did not report the refusal:\n%s", out)
+		}
+	})
+
+	t.Run("local forwarding refused", func(t *testing.T) {
+		target, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer target.Close()
+		reached := make(chan struct{}, 1)
+		go func() {
+			if c, err := target.Accept(); err == nil {
+				reached <- struct{}{}
+				c.Close()
+			}
+		}()
+		sock := filepath.Join(shortTemp(t), "fwd.sock")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		args := append(append([]string{}, base...), "-N", "-L", sock+":"+target.Addr().String(), "hop3@127.0.0.1")
+		cmd := exec.CommandContext(ctx, "ssh", args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Wait()
+		var conn net.Conn
+		eventually(t, 30*time.Second, func() error {
+			conn, err = net.Dial("unix", sock)
+			return err
+		})
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, _ := conn.Read(make([]byte, 1))
+		conn.Close()
+		if n != 0 {
+			t.Fatal("data came through a refused forward")
+		}
+		cancel()
+		cmd.Wait()
+		select {
+		case <-reached:
+			t.Fatal("the forward reached its target")
+		default:
+		}
+	})
+
+	t.Run("sftp refused", func(t *testing.T) {
+		args := append(append([]string{}, base...), "-s", "hop3@127.0.0.1", "sftp")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "ssh", args...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("ssh -s sftp succeeded:\n%s", out)
+		}
+		if !strings.Contains(string(out), "subsystem request failed") {
+			t.Fatalf("ssh -s sftp: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("50 concurrent sessions", func(t *testing.T) {
+		const n = 50
+		var wg sync.WaitGroup
+		errs := make(chan string, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				cmd := "apps"
+				if i%2 == 1 {
+					cmd = "version"
+				}
+				if r := d.command(alice, "", cmd); r.code != 0 {
+					errs <- fmt.Sprintf("session %d (%s): %s", i, cmd, r)
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+	})
+}
+
+// TestHardeningBadInput pushes and types bad values at a running app: each
+// is refused with one line, and the app keeps serving the same release from
+// the same ref.
+func TestHardeningBadInput(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	const app, host = "good", "good.localhost"
+	w := newWorkdir(t, wsgiApp("good v1"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, host, "/", "good v1")
+	liveRev := remoteRef(t, root, app, "refs/heads/main")
+	st := openStore(t, root)
+
+	// unchanged checks that nothing about the app moved.
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		wantBody(t, d, host, "/", "good v1")
+		if got := remoteRef(t, root, app, "refs/heads/main"); got != liveRev {
+			t.Fatalf("main moved from %s to %s", liveRev, got)
+		}
+		a, err := st.App(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Release != 1 {
+			t.Fatalf("live release is v%d, want v1", a.Release)
+		}
+		if got := appNames(t, root); len(got) != 1 || got[0] != app {
+			t.Fatalf("apps are %q, want only %s", got, app)
+		}
+	}
+
+	t.Run("app names", func(t *testing.T) {
+		reposBefore := dirNames(t, filepath.Join(root, "repos"))
+		for _, name := range []string{"../x", "A_B", "a/b", strings.Repeat("a", 41), "-x", "x.git/../../y", "%2e%2e"} {
+			out, err := w.push(d, alice, name)
+			if err == nil {
+				t.Fatalf("push to %q succeeded:\n%s", name, out)
+			}
+			fails := failureLines(out)
+			if len(fails) != 1 || !strings.Contains(fails[0], "app name") {
+				t.Errorf("push to %q: want one line giving the reason, got %q:\n%s", name, fails, out)
+			}
+		}
+		if got := dirNames(t, filepath.Join(root, "repos")); strings.Join(got, ",") != strings.Join(reposBefore, ",") {
+			t.Fatalf("repositories changed from %q to %q", reposBefore, got)
+		}
+		unchanged(t)
+	})
+
+	t.Run("refs that do not deploy", func(t *testing.T) {
+		w.commit("not for main", wsgiApp("feature"))
+		w.git("tag", "v-feature")
+		out, err := w.pushRef(d, alice, app, "v-feature")
+		if err != nil {
+			t.Fatalf("push of a tag: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "Deploying") {
+			t.Fatalf("a tag deployed:\n%s", out)
+		}
+		out, err = w.pushRef(d, alice, app, "HEAD:refs/heads/feature")
+		if err != nil {
+			t.Fatalf("push of a branch: %v\n%s", err, out)
+		}
+		if strings.Contains(out, "Deploying") || !strings.Contains(out, "branch feature stored, not deployed") {
+			t.Fatalf("push of a non-deploy branch:\n%s", out)
+		}
+		if n := len(releasesOf(t, root, app)); n != 1 {
+			t.Fatalf("%d releases after pushes of a tag and a branch, want 1", n)
+		}
+		w.dropLast()
+		unchanged(t)
+	})
+
+	// Each of these commits is pushed to main and must fail the push with
+	// one line holding want, leaving v1 serving.
+	badPushes := []struct {
+		name  string
+		files map[string]string
+		link  [2]string // a symlink to commit instead of files
+		want  string
+	}{
+		{name: "Procfile without a colon", files: map[string]string{"Procfile": "wsgi app:app\n"}, want: "Procfile line 1"},
+		{name: "Procfile with an unknown kind and two web entries", files: map[string]string{"Procfile": "wsgi: app:app\nweb: python3 -m http.server\n"}, want: "Procfile"},
+		{name: "cron minute out of range", files: map[string]string{"Procfile": "wsgi: app:app\ncron: 61 * * * * true\n"}, want: "cron"},
+		{name: "cron with too few fields", files: map[string]string{"Procfile": "wsgi: app:app\ncron: * * * true\n"}, want: "cron"},
+		{name: ".env line without a value", files: map[string]string{".env": "A=1\nDEBUG"}, want: ".env: an entry has no name"},
+		{name: ".env bad variable name", files: map[string]string{".env": "A=1\nMY-VAR=2\n"}, want: ".env: line 2"},
+		{name: ".env unterminated quote", files: map[string]string{".env": "A=\"open\nB=2\n"}, want: ".env: unterminated quoted value"},
+		{name: "STATIC_PATHS leaving the app", files: map[string]string{".env": "STATIC_PATHS=/x:../../\n"}, want: "STATIC_PATHS"},
+		{name: "STATIC_PATHS to /etc", files: map[string]string{".env": "STATIC_PATHS=/x:/etc\n"}, want: "STATIC_PATHS"},
+		{name: "HOST_NAME not a host name", files: map[string]string{".env": "HOST_NAME=bad_host!\n"}, want: "invalid host name"},
+		{name: "MAX_BODY_SIZE not a size", files: map[string]string{".env": "MAX_BODY_SIZE=lots\n"}, want: "MAX_BODY_SIZE"},
+		{name: "symlink to /etc/passwd", link: [2]string{"leak", "/etc/passwd"}, want: "symlink leak points outside the app"},
+		{name: "symlink up the tree", link: [2]string{"up", "../../.."}, want: "symlink up points outside the app"},
+		{name: "symlink inside a directory leaving it", link: [2]string{"sub/esc", "../../x"}, want: "points outside the app"},
+	}
+	for _, tc := range badPushes {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.link[0] != "" {
+				os.MkdirAll(filepath.Join(w.dir, filepath.Dir(tc.link[0])), 0o755)
+				w.symlinkCommit(tc.link[0], tc.link[1])
+			} else {
+				w.commit(tc.name, tc.files)
+			}
+			defer w.dropLast()
+			out, err := w.push(d, alice, app)
+			if err == nil {
+				t.Fatalf("push succeeded:\n%s", out)
+			}
+			oneLineFailure(t, out, tc.want)
+			unchanged(t)
+		})
+	}
+
+	// wantRefused runs a command that must fail with one " !     " line
+	// holding want.
+	wantRefused := func(t *testing.T, want string, args ...string) bool {
+		t.Helper()
+		r := d.command(alice, "", args...)
+		if r.code == 0 {
+			t.Errorf("%q succeeded: %s", args, r)
+			return false
+		}
+		lines := strings.Split(strings.TrimRight(r.stderr, "\r\n"), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], " !     ") || !strings.Contains(lines[0], want) {
+			t.Errorf("%q: want one failure line holding %q, got:\n%s", args, want, r.stderr)
+		}
+		return true
+	}
+	t.Run("commands", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"ps:scale", app, "wsgi=-1"}, "between 0 and 32"},
+			{[]string{"ps:scale", app, "wsgi=abc"}, "not a whole number"},
+			{[]string{"ps:scale", app, "wsgi=1000"}, "between 0 and 32"},
+			{[]string{"ps:scale", app, "wsgi=1", "wsgi=99"}, "between 0 and 32"},
+			{[]string{"ps:scale", app, "nosuch=1"}, `no process "nosuch"`},
+			{[]string{"ps:scale", app, "wsgi"}, "not KIND=N"},
+			{[]string{"config:set", app, "1BAD=x"}, "invalid config key"},
+			{[]string{"config:set", app, "A;B=x"}, "invalid config key"},
+			{[]string{"config:set", app, "APP=other"}, "APP is set by hop3"},
+			{[]string{"config:set", app, "NOEQUALS"}, "not KEY=VALUE"},
+			{[]string{"domains:add", app, "../etc"}, "host name alone"},
+			{[]string{"domains:add", app, "a b"}, "a b"},
+			{[]string{"config:set", "../x", "A=1"}, "invalid app name"},
+			{[]string{"ps:scale", "A_B", "wsgi=1"}, "invalid app name"},
+			{[]string{"logs", "../../etc", "-n", "1"}, "invalid app name"},
+		} {
+			wantRefused(t, tc.want, tc.args...)
+		}
+		cfg, err := st.Config(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg) != 0 {
+			t.Errorf("refused config:set stored %q", cfg)
+		}
+		scale, err := st.Scale(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(scale) != 0 {
+			t.Errorf("refused ps:scale stored %v", scale)
+		}
+		unchanged(t)
+	})
+
+	t.Run("config:set of route values", func(t *testing.T) {
+		var stored []string
+		for _, tc := range []struct{ kv, want string }{
+			{"STATIC_PATHS=/x:../../", "STATIC_PATHS"},
+			{"STATIC_PATHS=/x:/etc", "STATIC_PATHS"},
+			{"HOST_NAME=a b;rm -rf /", "host name"},
+			{"MAX_BODY_SIZE=lots", "MAX_BODY_SIZE"},
+		} {
+			if !wantRefused(t, tc.want, "config:set", "--no-restart", app, tc.kv) {
+				stored = append(stored, tc.kv)
+			}
+		}
+		d.command(alice, "", "config:unset", "--no-restart", app, "STATIC_PATHS", "HOST_NAME", "MAX_BODY_SIZE")
+		unchanged(t)
+	})
+
+	// Every refused push recorded a failed release; none succeeded.
+	for _, r := range releasesOf(t, root, app) {
+		if r.Number != 1 && r.Status != store.Failed {
+			t.Errorf("release v%d is %s, want failed", r.Number, r.Status)
+		}
+	}
+}
+
+// TestHardeningPushSizeLimit pushes more than --max-push-size: the push is
+// cut off with one line, and neither the ref nor any object of it is kept.
+func TestHardeningPushSizeLimit(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0", "--max-push-size", "1MiB")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	const app = "sized"
+	w := newWorkdir(t, staticSite("<h1>small</h1>\n"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, app+".localhost", "/", "<h1>small</h1>\n")
+	rev := remoteRef(t, root, app, "refs/heads/main")
+	objectsBefore, leftovers := repoObjects(t, root, app)
+	if len(leftovers) != 0 {
+		t.Fatalf("leftovers before the test: %q", leftovers)
+	}
+
+	big := make([]byte, 3<<20) // random: git can not compress it below the limit
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "public", "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.commit("3 MiB", map[string]string{"public/index.html": "<h1>big</h1>\n"})
+	out, err := w.push(d, alice, app)
+	if err == nil {
+		t.Fatalf("a 3 MiB push went through a 1 MiB limit:\n%s", out)
+	}
+	t.Logf("push over the limit:\n%s", out)
+	fails := failureLines(out)
+	if len(fails) != 1 || !strings.Contains(fails[0], "more than 1 MiB") || !strings.Contains(fails[0], "--max-push-size") {
+		t.Fatalf("want one line naming the limit, got %q:\n%s", fails, out)
+	}
+	if got := remoteRef(t, root, app, "refs/heads/main"); got != rev {
+		t.Fatalf("main moved to %s", got)
+	}
+	// git removes its quarantine when the pack ends early.
+	eventually(t, 20*time.Second, func() error {
+		objects, leftovers := repoObjects(t, root, app)
+		if len(leftovers) != 0 {
+			return fmt.Errorf("the cut-off push left %q", leftovers)
+		}
+		if objects != objectsBefore {
+			return fmt.Errorf("objects changed:\n%s\nwas:\n%s", objects, objectsBefore)
+		}
+		return nil
+	})
+	if n := len(releasesOf(t, root, app)); n != 1 {
+		t.Fatalf("%d releases, want 1", n)
+	}
+	wantBody(t, d, app+".localhost", "/", "<h1>small</h1>\n")
+
+	// Below the limit, pushes still work.
+	w.dropLast()
+	w.commit("small change", staticSite("<h1>small v2</h1>\n"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, app+".localhost", "/", "<h1>small v2</h1>\n")
+}
