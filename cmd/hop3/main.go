@@ -38,9 +38,13 @@ commands:
   keys add NAME             allow the public key on stdin (--role admin|deployer, --apps a,b)
   keys list                 list allowed keys
   keys remove NAME          remove a key
+  setup --domain D          write /etc/hop3/hop3.env, the settings of the installed service
+  doctor                    check this server: Caddy, tools, disk, ports, DNS, clock, database
+  import-piku PIKU_ROOT     move piku's apps into the running hop3 (--dry-run first)
   version                   print hop3's version
 
-Every command takes --root (HOP3_ROOT), the state directory.
+Every command takes --root (HOP3_ROOT), the state directory. HOP3_* settings
+not in the environment are read from /etc/hop3/hop3.env (HOP3_CONFIG).
 
 Any other COMMAND runs on the running daemon, through <root>/control.sock,
 exactly as 'ssh hop3@HOST COMMAND [APP] [ARGS...]' would, with admin rights:
@@ -81,6 +85,12 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return serve(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keys(ctx, args[1:], stdin, stdout, stderr)
+	case "setup":
+		return setup(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, args[1:], stdout, stderr)
+	case "import-piku":
+		return importPiku(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hop3 "+version)
 		return nil
@@ -141,9 +151,14 @@ func daemonHelp(stdout io.Writer) {
 	fmt.Fprintf(stdout, "\nCommands of the daemon running on %s:\n\n%s", root, out.String())
 }
 
-// envDefault returns the HOP3_* environment variable for a flag, or def.
+// envDefault returns the HOP3_* environment variable for a flag, else its
+// value in the installed service's config file (see configFile), or def.
 func envDefault(name, def string) string {
-	if v, ok := os.LookupEnv("HOP3_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+	key := "HOP3_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	if v, ok := configFileValue(key); ok {
 		return v
 	}
 	return def

@@ -16,15 +16,15 @@ type listSupervisor struct{ list []supervisor.Status }
 
 func (l *listSupervisor) Start(ctx context.Context, spec supervisor.Spec) error { return nil }
 func (l *listSupervisor) Stop(ctx context.Context, name string) error           { return nil }
-func (l *listSupervisor) List() []supervisor.Status                            { return l.list }
+func (l *listSupervisor) List() []supervisor.Status                             { return l.list }
 func (l *listSupervisor) Run(ctx context.Context, spec supervisor.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return 0, nil
 }
 
 type nopRouter struct{}
 
-func (nopRouter) Set(ctx context.Context, r router.Route) error  { return nil }
-func (nopRouter) Remove(ctx context.Context, app string) error { return nil }
+func (nopRouter) Set(ctx context.Context, r router.Route) error { return nil }
+func (nopRouter) Remove(ctx context.Context, app string) error  { return nil }
 
 // TestRecordProcessEvents feeds the supervisor's state changes of a worker
 // that fails until it is given up, and checks the event log holds one

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"hop3/internal/doctor"
+)
+
+// doctorCmd checks the server hop3 runs on, with the settings hop3 serve
+// would use (flags, HOP3_* variables, /etc/hop3/hop3.env), and exits 1 when
+// a check fails.
+func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	defHTTP := ":8080"
+	if os.Geteuid() == 0 {
+		defHTTP = ":80"
+	}
+	var cfg doctor.Config
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Root, "root", envDefault("root", defaultRoot()), "state directory (HOP3_ROOT)")
+	fs.StringVar(&cfg.Domain, "domain", envDefault("domain", "localhost"), "apps' domain (HOP3_DOMAIN)")
+	fs.StringVar(&cfg.TLS, "tls", envDefault("tls", "off"), "off, internal or acme (HOP3_TLS)")
+	fs.StringVar(&cfg.SSHAddr, "ssh-addr", envDefault("ssh-addr", ":2222"), "SSH address (HOP3_SSH_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", envDefault("http-addr", defHTTP), "HTTP address (HOP3_HTTP_ADDR)")
+	fs.StringVar(&cfg.HTTPSAddr, "https-addr", envDefault("https-addr", ":443"), "HTTPS address (HOP3_HTTPS_ADDR)")
+	fs.StringVar(&cfg.CaddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN)")
+	fs.StringVar(&cfg.UV, "uv", envDefault("uv", ""), "uv binary (HOP3_UV)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return usageError("doctor takes no arguments")
+	}
+	if cfg.CaddyBin == "" {
+		cfg.CaddyBin = findTool("caddy")
+	}
+	if cfg.UV == "" {
+		cfg.UV = findTool("uv")
+	}
+	results := doctor.Run(ctx, cfg, doctor.DefaultSystem())
+	if err := doctor.Write(stdout, results); err != nil {
+		return err
+	}
+	if doctor.Failed(results) {
+		n := 0
+		for _, r := range results {
+			if r.Verdict == doctor.Fail {
+				n++
+			}
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("%d check(s) failed", n)}
+	}
+	return nil
+}
