@@ -485,3 +485,32 @@ def app(environ, start_response):
 		t.Fatalf("ps lacks the wsgi process:\n%s", out)
 	}
 }
+
+// TestRunOnTerminal runs a one-off command with `ssh -tt`: it gets a
+// terminal, and its exit status comes back as ssh's.
+func TestRunOnTerminal(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	newWorkdir(t, wsgiApp("tty")).mustPush(d, alice, "term")
+	args := append(strings.Fields(d.sshCommand(alice))[1:], "-tt", "hop3@127.0.0.1",
+		"run", "term", "--", "sh", "-c", "'test -t 0 && echo tty=yes; echo app=$APP; exit 5'")
+	cmd := exec.Command("ssh", args...)
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 5 {
+		t.Fatalf("ssh -tt run: %v (want exit status 5)\n%s", err, out)
+	}
+	for _, want := range []string{"tty=yes", "app=term"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%q", want, out)
+		}
+	}
+	// Without -t the command has no terminal.
+	stdout, _, code := d.ssh(alice, "run", "term", "--", "sh", "-c", "'test -t 0 && echo tty=yes || echo tty=no'")
+	if code != 0 || !strings.Contains(stdout, "tty=no") {
+		t.Fatalf("run without a terminal: exit %d, %q", code, stdout)
+	}
+}

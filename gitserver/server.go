@@ -59,11 +59,22 @@ type Session struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 	TTY      bool
+	PTY      *PTY     // the terminal the client asked for (ssh -t), nil without one
 	Env      []string // environment variables the client sent
 	Remote   string
 	// MaxInput is how many bytes RunPack reads from the client for a push
 	// before it gives up on it; 0 means no limit.
 	MaxInput int64
+}
+
+// Window is a terminal's size in characters.
+type Window struct{ Cols, Rows int }
+
+// PTY describes the terminal a client requested.
+type PTY struct {
+	Term   string
+	Size   Window
+	Resize <-chan Window // window changes; closed when the session ends
 }
 
 // Backend does the work behind a session. Each method returns the exit
@@ -300,7 +311,7 @@ func firstWord(cmd string) string {
 
 func (s *Server) dispatch(sess ssh.Session) {
 	id, _ := sess.Context().Value(identityKey{}).(Identity)
-	_, _, tty := sess.Pty()
+	ptyReq, winCh, tty := sess.Pty()
 	if sess.Subsystem() != "" {
 		fmt.Fprintf(sess.Stderr(), " !     subsystem %q is not supported\n", sess.Subsystem())
 		sess.Exit(1)
@@ -315,6 +326,19 @@ func (s *Server) dispatch(sess ssh.Session) {
 		TTY:      tty,
 		Env:      sess.Environ(),
 		Remote:   sess.RemoteAddr().String(),
+	}
+	if tty {
+		resize := make(chan Window, 1)
+		go func() {
+			defer close(resize)
+			for w := range winCh {
+				select {
+				case resize <- Window{Cols: w.Width, Rows: w.Height}:
+				default: // a newer size will follow; never block the session
+				}
+			}
+		}()
+		session.PTY = &PTY{Term: ptyReq.Term, Size: Window{Cols: ptyReq.Window.Width, Rows: ptyReq.Window.Height}, Resize: resize}
 	}
 	ctx := sess.Context()
 	code := 0

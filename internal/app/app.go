@@ -35,6 +35,12 @@ type Supervisor interface {
 	Run(ctx context.Context, spec supervisor.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }
 
+// terminalRunner is the optional part of a Supervisor that runs a command
+// on a pseudo-terminal.
+type terminalRunner interface {
+	RunTerminal(ctx context.Context, spec supervisor.Spec, term io.ReadWriter, size supervisor.WinSize, resize <-chan supervisor.WinSize) (int, error)
+}
+
 // Config configures a Manager.
 type Config struct {
 	Root           string

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"hop3/gitserver"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/procfile"
@@ -276,6 +277,40 @@ func (m *Manager) RunOneOff(ctx context.Context, app string, argv []string, stdi
 		Dir:     r.dir,
 		Env:     envList(env),
 	}, stdin, stdout, stderr)
+}
+
+// RunTerminal runs a command like RunOneOff, on a pseudo-terminal of the
+// client's size that follows its window changes (ssh -t).
+func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error) {
+	if len(argv) == 0 {
+		return 0, errors.New("no command given")
+	}
+	tr, ok := m.cfg.Supervisor.(terminalRunner)
+	if !ok {
+		return 0, errors.New("this process manager cannot run a terminal")
+	}
+	_, r, err := m.liveRelease(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	env := copyEnv(r.env)
+	env["PROC_TYPE"] = "run"
+	if pty.Term != "" {
+		env["TERM"] = pty.Term
+	}
+	resize := make(chan supervisor.WinSize, 1)
+	go func() {
+		defer close(resize)
+		for w := range pty.Resize {
+			resize <- supervisor.WinSize{Cols: w.Cols, Rows: w.Rows}
+		}
+	}()
+	return tr.RunTerminal(ctx, supervisor.Spec{
+		Name:    fmt.Sprintf("%s/run@v%d.%d", app, r.number, m.gen.Add(1)),
+		Command: argv,
+		Dir:     r.dir,
+		Env:     envList(env),
+	}, term, supervisor.WinSize{Cols: pty.Size.Cols, Rows: pty.Size.Rows}, resize)
 }
 
 // Destroy stops and removes an app: processes, route, repository, releases,

@@ -42,6 +42,8 @@ type Backend interface {
 	Processes(app string) []supervisor.Status
 	LiveEnv(ctx context.Context, app string) (map[string]string, error)
 	RunOneOff(ctx context.Context, app string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	// RunTerminal is RunOneOff on a terminal (ssh -t).
+	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
 }
 
@@ -124,6 +126,8 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 	inv := &invocation{
 		d:      d,
 		id:     s.Identity,
+		pty:    s.PTY,
+		term:   s,
 		stdin:  s.Stdin,
 		stdout: stdout,
 		stderr: watch,
@@ -139,6 +143,8 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 type invocation struct {
 	d      *Dispatcher
 	id     gitserver.Identity
+	pty    *gitserver.PTY
+	term   *gitserver.Session // the raw streams, for a command that runs on the client's terminal
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer

@@ -115,6 +115,13 @@ func (f *fakeBackend) LiveEnv(ctx context.Context, app string) (map[string]strin
 }
 
 // RunOneOff echoes its argv to stdout and its stdin to stderr.
+func (f *fakeBackend) RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error) {
+	if err := f.record("RunTerminal %s %q %s", app, argv, pty.Term); err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
 func (f *fakeBackend) RunOneOff(ctx context.Context, app string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if err := f.record("RunOneOff %s %q", app, argv); err != nil {
 		return 0, err

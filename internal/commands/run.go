@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"fmt"
+
+	"hop3/gitserver"
 )
 
 // runOneOff runs `run APP -- COMMAND...`. Nothing after APP is read as a
@@ -28,9 +30,21 @@ func (inv *invocation) runOneOff(ctx context.Context, c *command, args []string)
 	if a.Release == 0 {
 		return failf("%s has not been deployed yet", a.Name)
 	}
-	code, err := inv.d.cfg.Backend.RunOneOff(ctx, a.Name, argv, inv.stdin, inv.stdout, inv.stderr)
+	var code int
+	if inv.pty != nil {
+		code, err = inv.d.cfg.Backend.RunTerminal(ctx, a.Name, argv, sessionTerm{inv.term}, inv.pty)
+	} else {
+		code, err = inv.d.cfg.Backend.RunOneOff(ctx, a.Name, argv, inv.stdin, inv.stdout, inv.stderr)
+	}
 	if err != nil {
 		return fmt.Errorf("run in %s: %w", a.Name, err)
 	}
 	return exitCode(code)
 }
+
+// sessionTerm is a session's terminal: keystrokes in, screen out (the pty
+// on the server side does the line discipline, so no newline rewriting).
+type sessionTerm struct{ s *gitserver.Session }
+
+func (t sessionTerm) Read(p []byte) (int, error)  { return t.s.Stdin.Read(p) }
+func (t sessionTerm) Write(p []byte) (int, error) { return t.s.Stdout.Write(p) }
