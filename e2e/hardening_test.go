@@ -401,3 +401,161 @@ func TestHardeningPushSizeLimit(t *testing.T) {
 	w.mustPush(d, alice, app)
 	wantBody(t, d, app+".localhost", "/", "<h1>small v2</h1>\n")
 }
+
+// TestHardeningKill9 kills, with SIGKILL, each process an app depends on:
+// Granian (it comes back by itself), Caddy (routes answer again), and hop3
+// in the middle of a deploy (after a restart the last good release serves,
+// the interrupted one is recorded failed, no process or socket of the dead
+// daemon remains, and the database is sound).
+func TestHardeningKill9(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	const app, host = "crash", "crash.localhost"
+	w := newWorkdir(t, wsgiApp("crash v1"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, host, "/", "crash v1")
+
+	serves := func(d *daemon, want string) func() error {
+		return func() error {
+			code, body, err := tryGet(d.httpAddr, host, "/")
+			if err != nil || code != 200 || body != want {
+				return fmt.Errorf("GET = %d %q %v", code, body, err)
+			}
+			return nil
+		}
+	}
+
+	t.Run("granian", func(t *testing.T) {
+		before := granianPIDs(t, root, app)
+		if len(before) == 0 {
+			t.Fatal("no Granian process found")
+		}
+		// The main process: the one whose parent is not a Granian.
+		main := 0
+		for _, p := range before {
+			isChild := false
+			for _, q := range before {
+				if parentOf(p) == q {
+					isChild = true
+				}
+			}
+			if !isChild {
+				main = p
+			}
+		}
+		killPID(t, main)
+		eventually(t, 60*time.Second, func() error {
+			// Its workers go with it: no orphan keeps the old socket.
+			for _, p := range before {
+				if syscallKill0(p) == nil && !isZombie(p) {
+					return fmt.Errorf("Granian process %d (of the killed %d) still runs: %s", p, main, cmdline(p))
+				}
+			}
+			if len(granianPIDs(t, root, app)) == 0 {
+				return fmt.Errorf("no Granian running")
+			}
+			return serves(d, "crash v1")()
+		})
+	})
+
+	t.Run("caddy", func(t *testing.T) {
+		old := caddyPID(t, root)
+		killPID(t, old)
+		eventually(t, 60*time.Second, func() error {
+			if pids := procsUnder(t, "caddy", "run", filepath.Join(root, "caddy")); len(pids) != 1 || pids[0] == old {
+				return fmt.Errorf("caddy processes %v (killed %d)", pids, old)
+			}
+			return serves(d, "crash v1")()
+		})
+	})
+
+	t.Run("hop3 during a deploy", func(t *testing.T) {
+		files := wsgiApp("crash v2")
+		files["Procfile"] = "wsgi: app:app\npreflight: sleep 97\n"
+		w.commit("slow build", files)
+		pushed := make(chan string, 1)
+		go func() {
+			out, _ := w.push(d, alice, app)
+			pushed <- out
+		}()
+		// The build is running once its preflight command is.
+		var sleeper int
+		eventually(t, 60*time.Second, func() error {
+			if sleeper = pgrep(t, root, "sleep 97"); sleeper == 0 {
+				return fmt.Errorf("the preflight command has not started")
+			}
+			return nil
+		})
+		old := pgrepAll(t, root)
+		oldCaddy := caddyPID(t, root)
+		addr := d.httpAddr
+		d.kill()
+		out := <-pushed
+		if strings.Contains(out, "is live") {
+			t.Fatalf("the interrupted push claims success:\n%s", out)
+		}
+
+		// The old Caddy dies with hop3 (Pdeathsig); until it has, its admin
+		// socket answers and a new daemon refuses to start beside it.
+		eventually(t, 10*time.Second, func() error {
+			if syscallKill0(oldCaddy) == nil && !isZombie(oldCaddy) {
+				return fmt.Errorf("caddy %d of the killed daemon still runs", oldCaddy)
+			}
+			return nil
+		})
+		d2 := startDaemon(t, root, addr)
+		eventually(t, 60*time.Second, serves(d2, "crash v1"))
+
+		// Nothing of the killed daemon runs: app processes, its build, Caddy.
+		for _, pid := range append(old, oldCaddy, sleeper) {
+			if err := syscallKill0(pid); err == nil && !isZombie(pid) {
+				t.Errorf("process %d of the killed daemon still runs: %s", pid, cmdline(pid))
+			}
+		}
+		// The interrupted release is recorded as failed; v1 is live.
+		st := openStore(t, root)
+		a, err := st.App(context.Background(), app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Release != 1 {
+			t.Errorf("live release is v%d, want v1", a.Release)
+		}
+		rels := releasesOf(t, root, app)
+		if len(rels) != 2 || rels[0].Number != 2 || rels[0].Status != store.Failed || !strings.Contains(rels[0].Detail, "interrupted") {
+			t.Errorf("releases after the kill: %+v; want v2 failed as interrupted", rels)
+		}
+		if err := st.Check(context.Background()); err != nil {
+			t.Errorf("database after kill -9: %v", err)
+		}
+		// No stale socket: the app's run directory holds the stable link and
+		// the socket it points at, the control socket answers.
+		runDir := filepath.Join(root, "run", app)
+		target, err := os.Readlink(filepath.Join(runDir, "web.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range dirNames(t, runDir) {
+			if strings.HasSuffix(name, ".sock") && name != "web.sock" && name != target {
+				t.Errorf("stale socket %s left in %s (live: %s)", name, runDir, target)
+			}
+		}
+		if r := d2.local("", "apps"); r.code != 0 {
+			t.Errorf("control socket after a kill -9: %s", r)
+		}
+		// Known gap: git updated main before the build, and nothing puts it
+		// back after a kill, so main names the interrupted revision. The
+		// next push still deploys.
+		if got, live := remoteRef(t, root, app, "refs/heads/main"), rels[len(rels)-1].Revision; got != live {
+			t.Logf("main is %.7s (the interrupted v2), not the live %.7s", got, live)
+		}
+		w.commit("fast build", wsgiApp("crash v3"))
+		w.mustPush(d2, alice, app)
+		wantBody(t, d2, host, "/", "crash v3")
+	})
+}
+
+func syscallKill0(pid int) error { return syscallKill(pid, 0) }

@@ -249,3 +249,5 @@ func (w *workdir) dropLast() {
 	w.t.Helper()
 	w.git("reset", "-q", "--hard", "HEAD~1")
 }
+
+func syscallKill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
