@@ -559,3 +559,147 @@ func TestHardeningKill9(t *testing.T) {
 }
 
 func syscallKill0(pid int) error { return syscallKill(pid, 0) }
+
+// TestHardeningUnreachableRegistry builds against package indexes that do
+// not answer (a closed port on loopback): the push fails saying which
+// index, and the running release keeps serving.
+func TestHardeningUnreachableRegistry(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	const app, host = "offline", "offline.localhost"
+	w := newWorkdir(t, staticSite("<h1>offline v1</h1>\n"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, host, "/", "<h1>offline v1</h1>\n")
+
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{
+			name: "python through UV_INDEX_URL",
+			files: map[string]string{
+				"Procfile":         "wsgi: app:app\n",
+				"app.py":           "def app(e, s):\n    s('200 OK', [])\n    return [b'never']\n",
+				"requirements.txt": "six==1.16.0\n",
+				".env":             "UV_INDEX_URL=http://127.0.0.1:9/simple\n",
+				"public/index.html": "",
+			},
+			want: "127.0.0.1:9",
+		},
+		{
+			name: "node through npm_config_registry",
+			files: map[string]string{
+				"Procfile":     "web: node server.js\n",
+				"server.js":    "require('left-pad');\n",
+				"package.json": `{"name": "offline", "version": "1.0.0", "dependencies": {"left-pad": "1.3.0"}}` + "\n",
+				// No retries with growing pauses: the failure is the point.
+				".env":              "npm_config_registry=http://127.0.0.1:9/\nnpm_config_fetch_retries=0\n",
+				"public/index.html": "",
+			},
+			want: "127.0.0.1:9",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.commit(tc.name, tc.files)
+			defer w.dropLast()
+			out, err := w.push(d, alice, app)
+			if err == nil {
+				t.Fatalf("push succeeded with an unreachable index:\n%s", out)
+			}
+			t.Logf("push:\n%s", out)
+			fails := failureLines(out)
+			if len(fails) != 1 || !strings.Contains(fails[0], "build failed") {
+				t.Errorf("want one failure line saying the build failed, got %q", fails)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("the output does not name the unreachable index %s:\n%s", tc.want, out)
+			}
+			wantBody(t, d, host, "/", "<h1>offline v1</h1>\n")
+		})
+	}
+	if a, err := openStore(t, root).App(context.Background(), app); err != nil || a.Release != 1 {
+		t.Fatalf("live release %d, %v; want v1", a.Release, err)
+	}
+}
+
+// TestHardeningDiskFull fills the disk hop3's root is on during a build (a
+// small tmpfs; needs root, skipped otherwise): the push fails with one
+// line and the running release keeps serving. Failed releases are kept on
+// disk by design, so the disk stays full until the operator removes the
+// failed release's directory; then the next push deploys, and a restart
+// records the release whose result could not be written as failed.
+func TestHardeningDiskFull(t *testing.T) {
+	t.Parallel()
+	disk := tinyDisk(t, "48m")
+	root := filepath.Join(disk, "r")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	const app, host = "full", "full.localhost"
+	w := newWorkdir(t, staticSite("<h1>full v1</h1>\n"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, host, "/", "<h1>full v1</h1>\n")
+
+	files := staticSite("<h1>full v2</h1>\n")
+	files["Procfile"] = "static: public\npreflight: head -c 200000000 /dev/zero > filler\n"
+	w.commit("fill the disk", files)
+	out, err := w.push(d, alice, app)
+	if err == nil {
+		t.Fatalf("a build that filled the disk deployed:\n%s", out)
+	}
+	t.Logf("push:\n%s", out)
+	oneLineFailure(t, out, "preflight command failed")
+	if !strings.Contains(out, "No space left on device") {
+		t.Errorf("the output does not say the disk is full:\n%s", out)
+	}
+	wantBody(t, d, host, "/", "<h1>full v1</h1>\n")
+	if rels := releasesOf(t, root, app); rels[0].Status != store.Failed {
+		t.Logf("with the disk full, v%d could not be recorded failed: it reads %s", rels[0].Number, rels[0].Status)
+	}
+	w.dropLast()
+
+	// While the disk is full, pushes fail and the app keeps serving.
+	w.commit("v3", staticSite("<h1>full v3</h1>\n"))
+	if out, err := w.push(d, alice, app); err == nil {
+		t.Logf("a push on a full disk deployed:\n%s", out)
+	} else {
+		t.Logf("push on a full disk:\n%s", out)
+		wantBody(t, d, host, "/", "<h1>full v1</h1>\n")
+		// The operator frees the space the failed build took.
+		if err := os.RemoveAll(filepath.Join(root, "apps", app, "releases", "2")); err != nil {
+			t.Fatal(err)
+		}
+		w.mustPush(d, alice, app)
+	}
+	wantBody(t, d, host, "/", "<h1>full v3</h1>\n")
+
+	// A restart records what the full disk kept from being recorded.
+	addr := d.httpAddr
+	d.stop()
+	d2 := startDaemon(t, root, addr)
+	eventually(t, 60*time.Second, func() error {
+		code, body, err := tryGet(d2.httpAddr, host, "/")
+		if err != nil || code != 200 || body != "<h1>full v3</h1>\n" {
+			return fmt.Errorf("GET = %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	for _, r := range releasesOf(t, root, app) {
+		if r.Status == store.Building {
+			t.Errorf("v%d still reads building after a restart", r.Number)
+		}
+		if r.Number == 2 && r.Status != store.Failed {
+			t.Errorf("v2 reads %s, want failed", r.Status)
+		}
+	}
+	if err := openStore(t, root).Check(context.Background()); err != nil {
+		t.Errorf("database after a full disk: %v", err)
+	}
+}
