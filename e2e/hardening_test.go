@@ -582,10 +582,10 @@ func TestHardeningUnreachableRegistry(t *testing.T) {
 		{
 			name: "python through UV_INDEX_URL",
 			files: map[string]string{
-				"Procfile":         "wsgi: app:app\n",
-				"app.py":           "def app(e, s):\n    s('200 OK', [])\n    return [b'never']\n",
-				"requirements.txt": "six==1.16.0\n",
-				".env":             "UV_INDEX_URL=http://127.0.0.1:9/simple\n",
+				"Procfile":          "wsgi: app:app\n",
+				"app.py":            "def app(e, s):\n    s('200 OK', [])\n    return [b'never']\n",
+				"requirements.txt":  "six==1.16.0\n",
+				".env":              "UV_INDEX_URL=http://127.0.0.1:9/simple\n",
 				"public/index.html": "",
 			},
 			want: "127.0.0.1:9",
