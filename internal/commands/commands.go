@@ -45,6 +45,9 @@ type Backend interface {
 	// RunTerminal is RunOneOff on a terminal (ssh -t).
 	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
+	// ValidateConfig refuses config vars that would break the app's route
+	// (hosts, static paths, sizes, timeouts), with a one-line reason.
+	ValidateConfig(ctx context.Context, app string, vars map[string]string) error
 }
 
 // Store is the part of hop3's state the commands read and change directly.

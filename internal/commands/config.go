@@ -134,6 +134,17 @@ func (inv *invocation) configSet(ctx context.Context, c *command, args []string)
 	if err != nil {
 		return err
 	}
+	// Values that shape the route are checked against the whole config they
+	// would join, before anything is stored.
+	current, err := inv.d.cfg.Store.Config(ctx, a.Name)
+	if err != nil {
+		return err
+	}
+	merged := maps.Clone(current)
+	maps.Copy(merged, vars)
+	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, merged); err != nil {
+		return failf("%v", err)
+	}
 	if err := inv.d.cfg.Store.SetConfig(ctx, a.Name, vars); err != nil {
 		return err
 	}

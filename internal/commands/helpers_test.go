@@ -115,6 +115,13 @@ func (f *fakeBackend) LiveEnv(ctx context.Context, app string) (map[string]strin
 }
 
 // RunOneOff echoes its argv to stdout and its stdin to stderr.
+func (f *fakeBackend) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
+	if strings.Contains(vars["STATIC_PATHS"], "..") {
+		return fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", vars["STATIC_PATHS"])
+	}
+	return nil
+}
+
 func (f *fakeBackend) RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error) {
 	if err := f.record("RunTerminal %s %q %s", app, argv, pty.Term); err != nil {
 		return 0, err
