@@ -703,3 +703,126 @@ func TestHardeningDiskFull(t *testing.T) {
 		t.Errorf("database after a full disk: %v", err)
 	}
 }
+
+// gatePreflight is a preflight command that waits (up to a minute) until
+// the file at path exists, then succeeds; it fails if it never does.
+func gatePreflight(path string) string {
+	return fmt.Sprintf(`i=0; while [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; [ -e %s ]`, path, path)
+}
+
+// TestHardeningConcurrentPushes checks that pushes to one app are
+// serialised (the second waits and says so), pushes to different apps run
+// at the same time, and ten pushes to ten apps at once all deploy.
+func TestHardeningConcurrentPushes(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	gates := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+
+	t.Run("same app waits", func(t *testing.T) {
+		const app, host = "same", "same.localhost"
+		w := newWorkdir(t, staticSite("<h1>same v1</h1>\n"))
+		w.mustPush(d, alice, app)
+		gate := filepath.Join(gates, "same")
+		files := staticSite("<h1>same v2</h1>\n")
+		files["Procfile"] = "static: public\npreflight: " + gatePreflight(gate) + "\n"
+		w.commit("v2 waits for the gate", files)
+		first := make(chan string, 1)
+		go func() {
+			out, _ := w.push(d, alice, app)
+			first <- out
+		}()
+		// The first deploy is under way once its preflight runs.
+		eventually(t, 60*time.Second, func() error {
+			if pgrep(t, root, gate) == 0 {
+				return fmt.Errorf("the first push's build has not started")
+			}
+			return nil
+		})
+		w.commit("v3", staticSite("<h1>same v3</h1>\n"))
+		waiting := make(chan struct{})
+		second := make(chan string, 1)
+		go func() {
+			out, _ := pushWatching(w, d, alice, app, "is being deployed; waiting", waiting)
+			second <- out
+		}()
+		select {
+		case <-waiting:
+		case out := <-second:
+			os.WriteFile(gate, nil, 0o644)
+			t.Fatalf("the second push finished while the first was deploying:\n%s", out)
+		case <-time.After(60 * time.Second):
+			os.WriteFile(gate, nil, 0o644)
+			t.Fatal("the second push never said it waits")
+		}
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out1, out2 := <-first, <-second
+		if !strings.Contains(out1, "same v2 is live") {
+			t.Fatalf("first push:\n%s", out1)
+		}
+		if !strings.Contains(out2, "another push to same is being deployed; waiting") || !strings.Contains(out2, "same v3 is live") {
+			t.Fatalf("second push:\n%s", out2)
+		}
+		wantBody(t, d, host, "/", "<h1>same v3</h1>\n")
+		rels := releasesOf(t, root, app)
+		if len(rels) != 3 || rels[0].Status != store.Succeeded || rels[1].Status != store.Succeeded {
+			t.Fatalf("releases: %+v", rels)
+		}
+	})
+
+	t.Run("different apps run at once", func(t *testing.T) {
+		// Each build waits for the other's mark: both can succeed only if
+		// they run at the same time.
+		var wg sync.WaitGroup
+		outs := make([]string, 2)
+		errs := make([]error, 2)
+		for i, name := range []string{"para-a", "para-b"} {
+			mine, other := filepath.Join(gates, name), filepath.Join(gates, []string{"para-b", "para-a"}[i])
+			files := staticSite("<h1>" + name + "</h1>\n")
+			files["Procfile"] = "static: public\npreflight: touch " + mine + "; " + gatePreflight(other) + "\n"
+			w := newWorkdir(t, files)
+			wg.Add(1)
+			go func(i int, name string) {
+				defer wg.Done()
+				outs[i], errs[i] = w.push(d, alice, name)
+			}(i, name)
+		}
+		wg.Wait()
+		for i, name := range []string{"para-a", "para-b"} {
+			if errs[i] != nil {
+				t.Fatalf("push to %s: %v\n%s", name, errs[i], outs[i])
+			}
+			wantBody(t, d, name+".localhost", "/", "<h1>"+name+"</h1>\n")
+		}
+	})
+
+	t.Run("ten apps at once", func(t *testing.T) {
+		const n = 10
+		var wg sync.WaitGroup
+		outs := make([]string, n)
+		errs := make([]error, n)
+		for i := 0; i < n; i++ {
+			w := newWorkdir(t, staticSite(fmt.Sprintf("<h1>load %d</h1>\n", i)))
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				outs[i], errs[i] = w.push(d, alice, fmt.Sprintf("load-%d", i))
+			}(i)
+		}
+		wg.Wait()
+		for i := 0; i < n; i++ {
+			if errs[i] != nil {
+				t.Errorf("push to load-%d: %v\n%s", i, errs[i], outs[i])
+				continue
+			}
+			wantBody(t, d, fmt.Sprintf("load-%d.localhost", i), "/", fmt.Sprintf("<h1>load %d</h1>\n", i))
+		}
+		if err := openStore(t, root).Check(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+}

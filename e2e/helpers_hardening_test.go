@@ -251,3 +251,38 @@ func (w *workdir) dropLast() {
 }
 
 func syscallKill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
+
+// pushWatching pushes HEAD to app's main, closing seen when a line of the
+// output contains marker; it returns the whole output.
+func pushWatching(w *workdir, d *daemon, u user, app, marker string, seen chan<- struct{}) (string, error) {
+	cmd := exec.Command("git", "push", d.remote(app), "HEAD:main")
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), "GIT_SSH_COMMAND="+d.sshCommand(u))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		pr.Close()
+		return "", err
+	}
+	pw.Close()
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	closed := false
+	for {
+		n, err := pr.Read(buf)
+		out.Write(buf[:n])
+		if !closed && strings.Contains(out.String(), marker) {
+			close(seen)
+			closed = true
+		}
+		if err != nil {
+			break
+		}
+	}
+	pr.Close()
+	return out.String(), cmd.Wait()
+}
