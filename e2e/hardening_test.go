@@ -226,7 +226,8 @@ func TestHardeningBadInput(t *testing.T) {
 	badPushes := []struct {
 		name  string
 		files map[string]string
-		link  [2]string // a symlink to commit instead of files
+		link  [2]string   // a symlink to commit instead of files
+		chain [][2]string // symlinks to commit together
 		want  string
 	}{
 		{name: "Procfile without a colon", files: map[string]string{"Procfile": "wsgi app:app\n"}, want: "Procfile line 1"},
@@ -243,10 +244,23 @@ func TestHardeningBadInput(t *testing.T) {
 		{name: "symlink to /etc/passwd", link: [2]string{"leak", "/etc/passwd"}, want: "symlink leak points outside the app"},
 		{name: "symlink up the tree", link: [2]string{"up", "../../.."}, want: "symlink up points outside the app"},
 		{name: "symlink inside a directory leaving it", link: [2]string{"sub/esc", "../../x"}, want: "points outside the app"},
+		// Each link looks confined on its own; together they reach hop3.db.
+		{name: "chain of symlinks to hop3.db", chain: [][2]string{
+			{"l1", "."}, {"l2", "l1/.."}, {"l3", "l2/.."}, {"l4", "l3/.."}, {"l5", "l4/.."}, {"public/db", "../l5/hop3.db"},
+		}, want: "points outside the app"},
 	}
 	for _, tc := range badPushes {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.link[0] != "" {
+			if tc.chain != nil {
+				os.MkdirAll(filepath.Join(w.dir, "public"), 0o755)
+				for _, l := range tc.chain {
+					if err := os.Symlink(l[1], filepath.Join(w.dir, l[0])); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w.git("add", "-A")
+				w.git("commit", "-q", "-m", tc.name)
+			} else if tc.link[0] != "" {
 				os.MkdirAll(filepath.Join(w.dir, filepath.Dir(tc.link[0])), 0o755)
 				w.symlinkCommit(tc.link[0], tc.link[1])
 			} else {

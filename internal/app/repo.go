@@ -111,7 +111,8 @@ func checkout(repoDir, rev, dst string) error {
 	for {
 		name, entry, err := walker.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			// Each link was checked alone; chains of them are checked now.
+			return checkLinks(dst)
 		}
 		if err != nil {
 			return fmt.Errorf("walk tree: %w", err)
