@@ -840,3 +840,32 @@ func TestHardeningConcurrentPushes(t *testing.T) {
 		}
 	})
 }
+
+// TestHardeningDeployerStaysDeployer: a deployer key may push only its own
+// apps, but the code it pushes runs as hop3's own user, which may open the
+// control socket (an admin session) and Caddy's admin socket, and read
+// hop3.db and the host key. Until apps run as another user, the deployer
+// role is no boundary against a deployer's code. The test shows it and is
+// skipped; it passes once app processes can no longer reach the socket.
+func TestHardeningDeployerStaysDeployer(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	bob := newUser(t, "bob")
+	d.register(bob, "--role", "deployer", "--apps", "mine")
+	if r := d.command(bob, "", "keys"); r.code == 0 {
+		t.Fatalf("a deployer listed keys over ssh: %s", r)
+	}
+	files := staticSite("<h1>mine</h1>\n")
+	files["Procfile"] = "static: public\npreflight: " + hop3Bin + ` --root "$(dirname "$(dirname "$DATA_DIR")")" keys || true` + "\n"
+	out, err := newWorkdir(t, files).push(d, bob, "mine")
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "alice  admin") {
+		t.Skip("known gap: a deployer's preflight command ran `hop3 keys` as admin through the control socket " +
+			"(apps run as hop3's user; see docs/RELIABILITY.md)")
+	}
+}
