@@ -312,7 +312,13 @@ func TestWindowChangesDoNotWedgeSessions(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; i < 3; i++ {
+			// The slot of the session before frees once the server has seen
+			// its channel close.
 			s, err := c.NewSession()
+			for tries := 0; err != nil && tries < 200; tries++ {
+				time.Sleep(50 * time.Millisecond)
+				s, err = c.NewSession()
+			}
 			if err != nil {
 				done <- fmt.Errorf("session %d: %v", i+1, err)
 				return
