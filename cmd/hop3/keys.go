@@ -14,6 +14,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"hop3/gitserver"
 	"hop3/internal/store"
 )
 
@@ -74,6 +75,11 @@ func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		if err := st.AddKey(ctx, k); err != nil {
 			return err
 		}
+		scope := ""
+		if len(k.Apps) > 0 {
+			scope = " of " + strings.Join(k.Apps, ",")
+		}
+		keyEvent(ctx, st, stderr, "added key %s (%s%s)", name, k.Role, scope)
 		fmt.Fprintf(stdout, "added key %s (%s, %s)\n", name, k.Role, k.Fingerprint)
 	case "list":
 		ks, err := st.Keys(ctx)
@@ -96,9 +102,19 @@ func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			}
 			return err
 		}
+		keyEvent(ctx, st, stderr, "removed key %s", fs.Arg(0))
 		fmt.Fprintf(stdout, "removed key %s\n", fs.Arg(0))
 	default:
 		return usageError("unknown keys command %q (add, list, remove)", sub)
 	}
 	return nil
+}
+
+// keyEvent records a key change made on the server, as the daemon's
+// keys:add and keys:remove do; a failure to record does not undo it.
+func keyEvent(ctx context.Context, st *store.Store, stderr io.Writer, format string, a ...any) {
+	e := store.Event{Kind: "key", Actor: gitserver.LocalIdentity.Name, Message: fmt.Sprintf(format, a...)}
+	if err := st.AddEvent(ctx, e); err != nil {
+		fmt.Fprintf(stderr, "hop3: record event: %v\n", err)
+	}
 }
