@@ -4,6 +4,8 @@
 GO       ?= go
 TOOLS    ?= $(CURDIR)/.tools
 export HOP3_TEST_CACHE ?= $(CURDIR)/.cache/test
+# Tests must not pick up the settings of an installed hop3 (/etc/hop3/hop3.env).
+export HOP3_CONFIG ?= /dev/null
 export PATH := $(TOOLS)/bin:$(PATH)
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
