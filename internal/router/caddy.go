@@ -30,6 +30,12 @@ type ProcessOptions struct {
 	Bin string   // caddy binary (a path, or a name looked up in PATH)
 	Dir string   // <root>/caddy: boot.json, caddy.log, XDG config and data dirs
 	Env []string // extra environment, e.g. GOMAXPROCS=1
+
+	// Listeners are passed to every Caddy started (HTTPFD, HTTPSFD,
+	// HTTP3FD and the alternate numbers); required when the router's
+	// Options.ListenFDs is set, and left open by Stop: they belong to the
+	// caller.
+	Listeners *Listeners
 }
 
 // Caddy is a Caddy process hop3 started and supervises: one goroutine owns
@@ -43,6 +49,7 @@ type Caddy struct {
 	sock     string // admin socket path; empty for a TCP admin address
 	logPath  string
 	bootPath string
+	files    []*os.File // the inherited sockets, in fd order from 3
 
 	ctx      context.Context // cancelled by Stop
 	cancel   context.CancelFunc
@@ -92,8 +99,21 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 	if s, ok := strings.CutPrefix(admin, "unix/"); ok {
 		sock, _, _ = strings.Cut(s, "|")
 	}
+	var files []*os.File
+	switch {
+	case r.Options().ListenFDs:
+		if err := po.Listeners.check(r.Options()); err != nil {
+			return nil, fmt.Errorf("start caddy: %w", err)
+		}
+		if files, err = po.Listeners.files(); err != nil {
+			return nil, fmt.Errorf("start caddy: %w", err)
+		}
+	case po.Listeners != nil:
+		return nil, errors.New("start caddy: sockets were given but the options do not use them (ListenFDs)")
+	}
 	for _, d := range []string{po.Dir, filepath.Join(po.Dir, "config"), filepath.Join(po.Dir, "data")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			closeFiles(files)
 			return nil, fmt.Errorf("start caddy: %w", err)
 		}
 	}
@@ -105,6 +125,7 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 		sock:     sock,
 		logPath:  filepath.Join(po.Dir, "caddy.log"),
 		bootPath: filepath.Join(po.Dir, "boot.json"),
+		files:    files,
 		killNow:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -117,6 +138,7 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 	})
 	if err != nil {
 		c.cancel()
+		closeFiles(files)
 		return nil, fmt.Errorf("start caddy: %w", err)
 	}
 	c.logger.Info("caddy started", "pid", first.pid, "routes", n, "admin", admin, "log", c.logPath)
@@ -159,6 +181,7 @@ func (c *Caddy) Stop(ctx context.Context) error {
 // when Stop is called.
 func (c *Caddy) supervise(p *proc) {
 	defer close(c.done)
+	defer closeFiles(c.files)
 	delay := minBackoff
 	for {
 		select {
@@ -248,6 +271,7 @@ func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
 	cmd.Env = append(cmd.Env, c.po.Env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
+	cmd.ExtraFiles = c.files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run caddy: %w", err)

@@ -20,13 +20,44 @@ import (
 // attached mode it is the only part of someone else's config hop3 touches.
 const ServerName = "hop3"
 
+// HTTPServerName is the key of hop3's plain-HTTP server when Caddy serves
+// on inherited sockets with TLS on (see Options.ListenFDs): Caddy decides
+// per server, not per socket, whether a listener speaks TLS.
+const HTTPServerName = "hop3_http"
+
 // Ids of the objects hop3 addresses through /id/.
 const (
 	serverID   = "hop3_server"
 	catchAllID = "hop3_catchall"
 	errorID    = "hop3_error"
 	appPrefix  = "hop3_app_"
+
+	// The plain-HTTP server's copies, in the two-server layout.
+	httpIDPrefix = "hop3_http_"
 )
+
+// File descriptors of the inherited sockets in Caddy's process (see
+// Options.ListenFDs): 0-2 are stdio, ExtraFiles start at 3. Each TCP
+// socket is passed twice, at fd N and N+altFDOffset, and successive
+// configs alternate between the two numbers (see DefaultReloadOverlap).
+// HTTP/3's UDP socket keeps one number: two QUIC listeners reading one
+// socket would steal each other's packets.
+const (
+	HTTPFD      = 3
+	HTTPSFD     = 4
+	HTTP3FD     = 5 // UDP
+	altFDOffset = 3 // HTTP at 6, HTTPS at 7
+)
+
+// DefaultReloadOverlap is how long, after a config change, the old config
+// keeps serving beside the new one before it shuts down (Caddy's
+// shutdown_delay). Caddy provisions a new config while the old one still
+// accepts connections, and is often too busy then to read their requests;
+// without the overlap the old server's shutdown closes those connections
+// unanswered. Caddy applies shutdown_delay only to listeners that go away,
+// which is why successive configs name the inherited sockets by
+// alternating descriptor numbers. Each change takes this much longer.
+const DefaultReloadOverlap = 100 * time.Millisecond
 
 // DefaultUpstreamWait is how long a request waits for an app that does not
 // answer (restarting, crashed) before it gets the 502 page.
@@ -85,6 +116,19 @@ type Options struct {
 	ACMECA      string  // ACME directory URL, e.g. a staging CA; empty means Caddy's default
 	AdminListen string  // "unix//<root>/caddy/admin.sock|0600"
 	Domain      string  // default app domain, for the 404 page text only
+
+	// ListenFDs makes Caddy serve on sockets hop3 bound (see Listen) and
+	// passes to every Caddy it starts: HTTP as fd 3, HTTPS as fd 4,
+	// instead of binding HTTPAddr and HTTPSAddr itself. The same sockets,
+	// hence the same accept queues, then live through every config reload
+	// and every Caddy restart. HTTPAddr and HTTPSAddr must still name the
+	// sockets' addresses: their ports go into redirects and Caddy's
+	// http_port/https_port. Only a Caddy hop3 starts can inherit them.
+	ListenFDs bool
+
+	// ReloadOverlap applies with ListenFDs: 0 means DefaultReloadOverlap,
+	// a negative value turns the overlap off.
+	ReloadOverlap time.Duration
 
 	// UpstreamWait is how long a request keeps retrying an app that does
 	// not accept connections before it gets the 502 page; 0 means
@@ -298,6 +342,32 @@ func (o Options) validate() error {
 	return nil
 }
 
+// split reports whether hop3 needs two servers, HTTPS and plain HTTP, each
+// with every app's route: Caddy turns TLS on for every listener of a server
+// with TLS whose port is not http_port, and inherited sockets have no port.
+// Per-app admin calls then can not change both servers at once, so the
+// router loads the whole config instead.
+func (o Options) split() bool { return o.ListenFDs && o.TLS != TLSOff }
+
+// overlap is the shutdown_delay of configs with inherited sockets, or 0.
+func (o Options) overlap() time.Duration {
+	switch {
+	case !o.ListenFDs || o.ReloadOverlap < 0:
+		return 0
+	case o.ReloadOverlap == 0:
+		return DefaultReloadOverlap
+	}
+	return o.ReloadOverlap
+}
+
+// fd names an inherited TCP socket in the given slot (0 or 1).
+func fd(n, slot int) string {
+	if slot == 1 {
+		n += altFDOffset
+	}
+	return "fd/" + strconv.Itoa(n)
+}
+
 func addrPort(addr string) (int, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -317,15 +387,21 @@ type obj = map[string]any
 // Config returns the full Caddy JSON config for POST /load or
 // `caddy run --config`.
 func Config(opts Options, routes []Route) ([]byte, error) {
-	cfg, err := configObj(opts, routes)
+	return config(opts, routes, 0)
+}
+
+// config is Config with the inherited sockets named by slot's descriptor
+// numbers.
+func config(opts Options, routes []Route, slot int) ([]byte, error) {
+	cfg, err := configObj(opts, routes, slot)
 	if err != nil {
 		return nil, err
 	}
 	return marshal(cfg)
 }
 
-func configObj(opts Options, routes []Route) (obj, error) {
-	srv, err := serverObj(opts, routes)
+func configObj(opts Options, routes []Route, slot int) (obj, error) {
+	srv, err := serverObj(opts, routes, slot)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +409,24 @@ func configObj(opts Options, routes []Route) (obj, error) {
 	if opts.AdminListen != "" {
 		admin["listen"] = opts.AdminListen
 	}
-	httpApp := obj{"servers": obj{ServerName: srv}}
+	servers := obj{ServerName: srv}
+	if opts.split() {
+		servers[HTTPServerName] = buildServer(opts, routes, httpIDs, []any{fd(HTTPFD, slot)},
+			// Automatic HTTPS would give this server TLS too (its socket
+			// has no port to compare with http_port); the HTTPS server
+			// manages every certificate.
+			obj{"disable": true})
+	}
+	httpApp := obj{"servers": servers}
+	if d := opts.overlap(); d > 0 {
+		httpApp["shutdown_delay"] = d.String()
+	}
 	apps := obj{"http": httpApp}
 	if opts.TLS != TLSOff {
 		// http_port tells Caddy which of the server's listeners stays
-		// plain HTTP; every other listener gets TLS.
+		// plain HTTP; every other listener gets TLS. With inherited
+		// sockets it still sets the ACME challenge ports and the port
+		// of Caddy's own redirects.
 		httpPort, _ := addrPort(opts.HTTPAddr)
 		httpsPort, _ := addrPort(opts.HTTPSAddr)
 		httpApp["http_port"] = httpPort
@@ -365,57 +454,88 @@ func configObj(opts Options, routes []Route) (obj, error) {
 	return obj{"admin": admin, "apps": apps}, nil
 }
 
+// idSet names the objects of one server of hop3's.
+type idSet struct {
+	server, catchAll, error, app string // app: prefix of app route ids
+}
+
+var (
+	mainIDs = idSet{serverID, catchAllID, errorID, appPrefix}
+	httpIDs = idSet{httpIDPrefix + "server", httpIDPrefix + "catchall", httpIDPrefix + "error", httpIDPrefix + "app_"}
+)
+
 // serverObj builds hop3's server: one server for both ports. Caddy enables
 // TLS on every listener except the one on http_port, so a single route list
-// serves HTTP and HTTPS and a change to an app is one admin call.
+// serves HTTP and HTTPS and a change to an app is one admin call. With
+// inherited sockets and TLS (Options.split) it is the HTTPS server only,
+// and HTTPServerName serves plain HTTP with the same routes.
 //
 // App routes are top-level routes of the server rather than children of
 // one "apps" subroute: automatic HTTPS only looks at the host matchers of
 // top-level routes, and would manage no certificate otherwise. New routes
 // are therefore inserted at index 0 so they stay before the catch-all.
-func serverObj(opts Options, routes []Route) (obj, error) {
+func serverObj(opts Options, routes []Route, slot int) (obj, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	if err := validateRoutes(routes); err != nil {
 		return nil, err
 	}
+	var listen []any
+	var autoHTTPS obj
+	switch {
+	case opts.TLS == TLSOff:
+		listen = []any{opts.HTTPAddr}
+		if opts.ListenFDs {
+			listen = []any{fd(HTTPFD, slot)}
+		}
+		autoHTTPS = obj{"disable": true}
+	case opts.ListenFDs:
+		listen = []any{fd(HTTPSFD, slot), "fdgram/" + strconv.Itoa(HTTP3FD)}
+		autoHTTPS = obj{"disable_redirects": true}
+	default:
+		listen = []any{opts.HTTPAddr, opts.HTTPSAddr}
+		// hop3 redirects per app (HTTPSOnly); Caddy's automatic
+		// redirects would take every app off plain HTTP.
+		autoHTTPS = obj{"disable_redirects": true}
+	}
+	srv := buildServer(opts, routes, mainIDs, listen, autoHTTPS)
+	if opts.split() {
+		// HTTP/3 needs its own (UDP) socket.
+		srv["listen_protocols"] = []any{[]any{"h1", "h2"}, []any{"h3"}}
+	}
+	return srv, nil
+}
+
+// buildServer builds one server of hop3's from validated options and routes.
+func buildServer(opts Options, routes []Route, ids idSet, listen []any, autoHTTPS obj) obj {
 	sorted := slices.Clone(routes)
 	slices.SortFunc(sorted, func(a, b Route) int { return strings.Compare(a.App, b.App) })
 	list := make([]any, 0, len(sorted)+1)
 	for _, r := range sorted {
-		list = append(list, appRoute(opts, r))
+		list = append(list, appRoute(opts, r, ids.app+r.App))
 	}
-	list = append(list, catchAllRoute(opts))
-	srv := obj{
-		"@id":    serverID,
+	list = append(list, catchAllRoute(opts, ids.catchAll))
+	return obj{
+		"@id":    ids.server,
 		"routes": list,
 		// Errors inside app routes are answered by each app's subroute;
 		// this is the last resort so no error ever ends as an empty page.
 		"errors": obj{"routes": []any{obj{
-			"@id":    errorID,
+			"@id":    ids.error,
 			"handle": []any{errorResponse("{http.error.status_code}", page("{http.error.status_code} {http.error.status_text}", "The request could not be completed."))},
 		}}},
+		"listen":          listen,
+		"automatic_https": autoHTTPS,
 	}
-	if opts.TLS == TLSOff {
-		srv["listen"] = []any{opts.HTTPAddr}
-		srv["automatic_https"] = obj{"disable": true}
-	} else {
-		srv["listen"] = []any{opts.HTTPAddr, opts.HTTPSAddr}
-		// hop3 redirects per app (HTTPSOnly); Caddy's automatic
-		// redirects would take every app off plain HTTP.
-		srv["automatic_https"] = obj{"disable_redirects": true}
-	}
-	return srv, nil
 }
 
 // AppID is the "@id" of an app's route.
 func AppID(app string) string { return appPrefix + app }
 
-// appRoute builds one app's route: a host matcher and a subroute whose
-// children carry ids derived from the app's.
-func appRoute(opts Options, r Route) obj {
-	id := AppID(r.App)
+// appRoute builds one app's route with the given id: a host matcher and a
+// subroute whose children carry ids derived from it.
+func appRoute(opts Options, r Route, id string) obj {
 	hosts := make([]any, len(r.Hosts))
 	for i, h := range r.Hosts {
 		hosts[i] = strings.ToLower(h)
@@ -545,13 +665,13 @@ func serveRoutes(opts Options, r Route, id string) []any {
 	return sub
 }
 
-func catchAllRoute(opts Options) obj {
+func catchAllRoute(opts Options, id string) obj {
 	msg := "No app is deployed at this address."
 	if opts.Domain != "" {
 		msg += " Apps of this server answer at <app>." + opts.Domain + "."
 	}
 	return obj{
-		"@id": catchAllID,
+		"@id": id,
 		"handle": []any{obj{
 			"handler":     "static_response",
 			"status_code": 404,

@@ -64,6 +64,10 @@ func goldenCases() []struct {
 	}
 	wait := offOpts()
 	wait.UpstreamWait = 1500 * time.Millisecond
+	inherited := offOpts()
+	inherited.ListenFDs = true
+	inheritedTLS := tlsOpts(TLSInternal)
+	inheritedTLS.ListenFDs = true
 	return []struct {
 		name   string
 		opts   Options
@@ -86,6 +90,8 @@ func goldenCases() []struct {
 		{"https_only_tls_off", offOpts(), []Route{httpsOnly}},
 		{"max_body", offOpts(), []Route{maxBody}},
 		{"upstream_wait", wait, []Route{webRoute("blog")}},
+		{"inherited", inherited, twoApps},
+		{"inherited_tls", inheritedTLS, []Route{webRoute("blog"), httpsOnly}},
 	}
 }
 

@@ -75,52 +75,74 @@ type edge struct {
 	httpsPort int
 }
 
-// startEdge starts a managed Caddy with routes already in its boot config.
+// startEdge starts a managed Caddy with routes already in its boot config,
+// serving on sockets the test binds and Caddy inherits, as hop3 does.
 func startEdge(t *testing.T, mode TLSMode, wait time.Duration, routes []Route) *edge {
 	t.Helper()
 	bin := caddyBin(t)
 	dir := shortDir(t)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	for attempt := 0; ; attempt++ {
-		e := &edge{dir: dir, httpPort: freePort(t)}
-		opts := Options{
-			HTTPAddr:     "127.0.0.1:" + strconv.Itoa(e.httpPort),
-			TLS:          mode,
-			AdminListen:  "unix/" + filepath.Join(dir, "admin.sock") + "|0600",
-			Domain:       "test",
-			UpstreamWait: wait,
-		}
-		if mode != TLSOff {
-			e.httpsPort = freePort(t)
-			opts.HTTPSAddr = "127.0.0.1:" + strconv.Itoa(e.httpsPort)
-		}
-		c, err := NewClient(opts.AdminListen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.client = c
-		e.r = New(opts, c, logger)
-		if err := e.r.SetDesired(routes); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		e.caddy, err = StartCaddy(ctx, ProcessOptions{Bin: bin, Dir: filepath.Join(dir, "caddy"), Env: []string{"GOMAXPROCS=1"}}, e.r, logger)
-		cancel()
-		if err != nil && strings.Contains(err.Error(), "address already in use") && attempt < 4 {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("StartCaddy: %v", err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := e.caddy.Stop(ctx); err != nil {
-				t.Errorf("Stop: %v", err)
-			}
-		})
-		return e
+	httpsAddr := ""
+	if mode != TLSOff {
+		httpsAddr = "127.0.0.1:0"
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ls, err := Listen(ctx, "127.0.0.1:0", httpsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	e := &edge{dir: dir, httpPort: port(t, ls.HTTPAddr())}
+	opts := Options{
+		HTTPAddr:     ls.HTTPAddr(),
+		HTTPSAddr:    ls.HTTPSAddr(),
+		TLS:          mode,
+		AdminListen:  "unix/" + filepath.Join(dir, "admin.sock") + "|0600",
+		Domain:       "test",
+		UpstreamWait: wait,
+		ListenFDs:    true,
+	}
+	if mode != TLSOff {
+		e.httpsPort = port(t, ls.HTTPSAddr())
+	}
+	if e.client, err = NewClient(opts.AdminListen); err != nil {
+		t.Fatal(err)
+	}
+	e.r = New(opts, e.client, logger)
+	if err := e.r.SetDesired(routes); err != nil {
+		t.Fatal(err)
+	}
+	e.caddy, err = StartCaddy(ctx, ProcessOptions{
+		Bin:       bin,
+		Dir:       filepath.Join(dir, "caddy"),
+		Env:       []string{"GOMAXPROCS=1"},
+		Listeners: ls,
+	}, e.r, logger)
+	if err != nil {
+		t.Fatalf("StartCaddy: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.caddy.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return e
+}
+
+func port(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 type testWriter struct{ t *testing.T }
@@ -166,20 +188,10 @@ type reply struct {
 	body   string
 }
 
-// maxSends bounds how often a test sends a request the server closed
-// unanswered; on a loaded machine one resend is not always enough.
-const maxSends = 3
-
-// get fetches url, sending it again when the connection was closed before
-// any answer: right after a config change the old server, still shutting
-// down, may accept a connection and close it unanswered (see
-// TestCaddySetUnderLoad).
+// get fetches url once: a request the edge does not answer fails the test.
 func get(t *testing.T, c *http.Client, url string) reply {
 	t.Helper()
 	resp, err := c.Get(url)
-	for i := 1; i < maxSends && unanswered(err); i++ {
-		resp, err = c.Get(url)
-	}
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -189,12 +201,6 @@ func get(t *testing.T, c *http.Client, url string) reply {
 		t.Fatalf("GET %s: read: %v", url, err)
 	}
 	return reply{resp.StatusCode, resp.Header, string(b)}
-}
-
-// unanswered reports whether err means the server closed or reset the
-// connection before sending any response.
-func unanswered(err error) bool {
-	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 }
 
 // startApp serves a tiny HTTP app on a unix socket and returns its Caddy
@@ -367,85 +373,127 @@ func TestCaddyRouting(t *testing.T) {
 	})
 }
 
-// TestCaddySetUnderLoad checks that changing one app never breaks another
-// app's requests: no error response, no request routed elsewhere.
+// TestCaddySetUnderLoad changes one app's route 50 times while clients
+// keep requesting another app, and sends no request twice.
 //
-// Every config change makes Caddy shut its old HTTP server down, and Go's
-// net/http closes a connection accepted just before that without
-// answering its first request (and the kernel resets connections still
-// queued on the old SO_REUSEPORT socket). Such a request never reached
-// Caddy's handlers, so it is safe to send again, which the test does (up
-// to maxSends times); reused keep-alive connections are retried by Go's
-// client itself. What must never happen is an error response or an answer
-// from anything but busy.
+// What must never happen: an error response, an answer from anything but
+// busy, or a connection reset. Resets were what Caddy's own listeners
+// caused: each reload bound a new SO_REUSEPORT socket and closed the old
+// one, resetting the connections queued on it. Caddy now inherits sockets
+// hop3 bound, which every reload reuses.
+//
+// What remains (see the package doc): a connection the old server accepted
+// but whose first request it had not read when its shutdown began is
+// closed unanswered. The reload overlap makes those rare; the test counts
+// them, bounds them at 2% of requests and logs them so the rate can be
+// followed.
 func TestCaddySetUnderLoad(t *testing.T) {
 	t.Parallel()
 	dir := shortDir(t)
 	busy := Route{App: "busy", Hosts: []string{"busy.test"}, Upstreams: []string{startApp(t, dir, "busy")}}
 	other := Route{App: "other", Hosts: []string{"other.test"}, Upstreams: []string{startApp(t, dir, "other")}}
 	e := startEdge(t, TLSOff, 0, []Route{busy, other})
+	// Clients like Go's default one: keep-alive with two idle
+	// connections per host, so most requests open a connection.
 	c := e.httpClient(t, nil)
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 2
+	load := startEdgeLoad(c, e.url("busy.test", "/load"), "app=busy", 20)
 
-	var ok, failed, resent atomic.Int64
-	var firstErr atomic.Value
-	try := func() (bool, error) {
-		resp, err := c.Get(e.url("busy.test", "/load"))
-		if err != nil {
-			return unanswered(err), err
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 || !bytes.Contains(b, []byte("app=busy")) {
-			return false, fmt.Errorf("status %d body %q err %v", resp.StatusCode, b, err)
-		}
-		return false, nil
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				unanswered, err := try()
-				for i := 1; i < maxSends && unanswered; i++ {
-					resent.Add(1)
-					unanswered, err = try()
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				ok.Add(1)
-			}
-		})
-	}
 	ctx := context.Background()
-	deadline := time.Now().Add(2 * time.Second)
-	sets := 0
-	for i := 0; time.Now().Before(deadline); i++ {
+	const changes = 50
+	for i := range changes {
 		o := other
 		o.Hosts = []string{"other.test", "other" + strconv.Itoa(i%2) + ".test"}
 		if err := e.r.Set(ctx, o); err != nil {
-			t.Errorf("Set: %v", err)
-			break
+			t.Fatalf("Set: %v", err)
 		}
-		sets++
 		time.Sleep(20 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests to busy failed during %d changes of other; first: %v", failed.Load(), failed.Load()+ok.Load(), sets, firstErr.Load())
+	res := load.stop()
+	t.Logf("%d config changes under load: %s", changes, res)
+	res.check(t)
+}
+
+// edgeLoad is clients requesting one URL until stopped, counting each
+// outcome; no request is sent twice.
+type edgeLoad struct {
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	res     loadResult
+}
+
+type loadResult struct {
+	ok, unanswered, reset, bad int
+	firstBad                   string
+}
+
+func (r loadResult) String() string {
+	return fmt.Sprintf("%d answered, %d closed unanswered, %d reset, %d wrong answers or other errors",
+		r.ok, r.unanswered, r.reset, r.bad)
+}
+
+// check fails the test on any reset or wrong answer, and on connections
+// closed unanswered beyond 2% of requests.
+func (r loadResult) check(t *testing.T) {
+	t.Helper()
+	total := r.ok + r.unanswered + r.reset + r.bad
+	if r.ok < 100 {
+		t.Fatalf("too little load: %s", r)
 	}
-	if ok.Load() == 0 || sets < 5 {
-		t.Fatalf("too little happened: %d requests, %d changes", ok.Load(), sets)
+	if r.bad > 0 || r.reset > 0 {
+		t.Fatalf("requests failed: %s; first: %s", r, r.firstBad)
 	}
-	t.Logf("%d requests, %d config changes, none failed; %d closed unanswered by the old server and sent again", ok.Load(), sets, resent.Load())
+	if r.unanswered*50 > total {
+		t.Fatalf("more than 2%% of requests closed unanswered: %s", r)
+	}
+}
+
+func startEdgeLoad(c *http.Client, url, want string, n int) *edgeLoad {
+	l := &edgeLoad{}
+	for range n {
+		l.wg.Go(func() {
+			for !l.stopped.Load() {
+				resp, err := c.Get(url)
+				// io.EOF from Get itself: not a byte of an answer came.
+				closed := errors.Is(err, io.EOF)
+				var body []byte
+				if err == nil {
+					body, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				l.mu.Lock()
+				switch {
+				case closed:
+					l.res.unanswered++
+				case errors.Is(err, syscall.ECONNRESET):
+					l.res.reset++
+					if l.res.firstBad == "" {
+						l.res.firstBad = err.Error()
+					}
+				case err != nil || resp.StatusCode != 200 || !bytes.Contains(body, []byte(want)):
+					l.res.bad++
+					if l.res.firstBad == "" {
+						status := 0
+						if resp != nil {
+							status = resp.StatusCode
+						}
+						l.res.firstBad = fmt.Sprintf("%d %q %v", status, body, err)
+					}
+				default:
+					l.res.ok++
+				}
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+func (l *edgeLoad) stop() loadResult {
+	l.stopped.Store(true)
+	l.wg.Wait()
+	return l.res
 }
 
 // TestCaddyRestartAfterKill kills Caddy with SIGKILL and expects the
@@ -465,6 +513,18 @@ func TestCaddyRestartAfterKill(t *testing.T) {
 	old := e.caddy.PID()
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	// A request made while no Caddy runs waits in the inherited socket's
+	// queue and is answered by the next Caddy: nothing is refused.
+	for e.caddy.PID() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e.caddy.Restarts() != 0 {
+		t.Fatal("caddy restarted before the request could be sent")
+	}
+	early := get(t, c, e.url("a.test", "/while-down"))
+	if early.status != 200 || !strings.Contains(early.body, "app=a path=/while-down") {
+		t.Errorf("request sent while caddy was down: %d %q", early.status, early.body)
 	}
 	deadline := time.Now().Add(8 * time.Second)
 	for e.caddy.Restarts() != 1 {
@@ -548,6 +608,10 @@ func TestCaddyTLSInternal(t *testing.T) {
 				resp.Body.Close()
 				if resp.StatusCode != 200 || !strings.Contains(string(body), "app="+app+" path=/x") || !strings.Contains(string(body), "proto=https") {
 					t.Fatalf("https %s: %d %q", app, resp.StatusCode, body)
+				}
+				// HTTP/3 is served on the inherited UDP socket.
+				if alt, want := resp.Header.Get("Alt-Svc"), `h3=":`+strconv.Itoa(e.httpsPort)+`"`; !strings.Contains(alt, want) {
+					t.Errorf("https %s: Alt-Svc %q, want %s", app, alt, want)
 				}
 				break
 			}
@@ -867,9 +931,6 @@ func TestCaddyStreams(t *testing.T) {
 	c := e.httpClient(t, nil)
 	c.Timeout = 3 * time.Second
 	resp, err := c.Get(e.url("live.test", "/stream"))
-	for i := 1; i < maxSends && unanswered(err); i++ {
-		resp, err = c.Get(e.url("live.test", "/stream"))
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,7 @@ type Router struct {
 	applied  map[string][]byte // route JSON Caddy is known to hold, by app
 	known    bool              // applied is complete: apps missing from it are absent in Caddy
 	attached bool
+	slot     int // descriptor numbers of the inherited sockets in the last load (0 or 1)
 
 	changes atomic.Int64
 }
@@ -154,9 +156,17 @@ func (r *Router) applyAllLocked(ctx context.Context) error {
 	if attached {
 		err = r.putServer(ctx, routes)
 	} else {
+		// Inherited sockets go by the other descriptor numbers than in
+		// the running config, so Caddy applies the reload overlap.
+		slot := r.slot
+		if r.opts.ListenFDs {
+			slot ^= 1
+		}
 		var cfg []byte
-		if cfg, err = Config(r.opts, routes); err == nil {
-			err = r.count(r.client.Load(ctx, cfg))
+		if cfg, err = config(r.opts, routes, slot); err == nil {
+			if err = r.count(r.client.Load(ctx, cfg)); err == nil {
+				r.slot = slot
+			}
 		}
 	}
 	if err != nil {
@@ -170,7 +180,7 @@ func (r *Router) applyAllLocked(ctx context.Context) error {
 // putServer replaces hop3's server in someone else's Caddy, creating it
 // when missing, and touches nothing else.
 func (r *Router) putServer(ctx context.Context, routes []Route) error {
-	srv, err := serverObj(r.opts, routes)
+	srv, err := serverObj(r.opts, routes, 0)
 	if err != nil {
 		return err
 	}
@@ -211,17 +221,19 @@ func (r *Router) forget() {
 }
 
 func routeJSON(opts Options, rt Route) ([]byte, error) {
-	b, err := json.Marshal(appRoute(opts, rt))
+	b, err := json.Marshal(appRoute(opts, rt, AppID(rt.App)))
 	if err != nil {
 		return nil, fmt.Errorf("marshal route %s: %w", rt.App, err)
 	}
 	return b, nil
 }
 
-// Set creates or replaces one app's route and never touches another app's.
-// An existing route is replaced with PATCH /id/hop3_app_<app>; a new one is
-// inserted at the head of hop3's server routes (before the catch-all, which
-// must stay last). Nothing is sent when Caddy already holds this route.
+// Set creates or replaces one app's route and never changes another app's.
+// With inherited sockets (Options.ListenFDs) it loads the whole config
+// (see the package doc); otherwise an existing route is replaced with
+// PATCH /id/hop3_app_<app> and a new one is inserted at the head of hop3's
+// server routes (before the catch-all, which must stay last). Nothing is
+// sent when Caddy already holds this route.
 // When the call fails the route stays desired and the next Sync or Caddy
 // restart applies it.
 func (r *Router) Set(ctx context.Context, route Route) error {
@@ -254,7 +266,15 @@ func (r *Router) Set(ctx context.Context, route Route) error {
 	if present && bytes.Equal(cur, body) {
 		return nil
 	}
-	op, err := r.putRoute(ctx, route.App, body, present || !known)
+	var op string
+	if r.opts.ListenFDs {
+		// The inherited sockets' descriptor numbers change with every
+		// config, and with TLS two servers hold every route: one load
+		// changes it all at once.
+		op, err = "load", r.applyAllLocked(ctx)
+	} else {
+		op, err = r.putRoute(ctx, route.App, body, present || !known)
+	}
 	if err != nil {
 		r.forget()
 		return fmt.Errorf("set route %s: %w", route.App, err)
@@ -303,8 +323,9 @@ func (r *Router) checkHostsLocked(route Route) error {
 	return nil
 }
 
-// Remove deletes one app's route (DELETE /id/hop3_app_<app>). A route Caddy
-// does not have is not an error.
+// Remove deletes one app's route: DELETE /id/hop3_app_<app>, or a load of
+// the whole config with inherited sockets. A route Caddy does not have is
+// not an error.
 func (r *Router) Remove(ctx context.Context, app string) error {
 	if err := r.lock(ctx); err != nil {
 		return fmt.Errorf("remove route %s: %w", app, err)
@@ -316,6 +337,13 @@ func (r *Router) Remove(ctx context.Context, app string) error {
 	known := r.known
 	r.mu.Unlock()
 	if known && !present {
+		return nil
+	}
+	if r.opts.ListenFDs {
+		if err := r.applyAllLocked(ctx); err != nil {
+			return fmt.Errorf("remove route %s: %w", app, err)
+		}
+		r.logger.Info("route removed", "app", app)
 		return nil
 	}
 	err := r.mutate(ctx, http.MethodDelete, "/id/"+AppID(app), nil)
@@ -340,6 +368,9 @@ func (r *Router) Remove(ctx context.Context, app string) error {
 // the owner's http_port decides which one stays plain HTTP, and the
 // owner's automation policies issue the certificates.
 func (r *Router) Attach(ctx context.Context) error {
+	if r.opts.ListenFDs {
+		return errors.New("attach to caddy: someone else's caddy can not inherit hop3's sockets; use listen addresses")
+	}
 	if err := r.lock(ctx); err != nil {
 		return fmt.Errorf("attach to caddy: %w", err)
 	}
@@ -372,7 +403,7 @@ func (r *Router) restore(ctx context.Context, start func(ctx context.Context, cf
 	defer r.unlock()
 	r.forget()
 	routes := r.Routes()
-	cfg, err := Config(r.opts, routes)
+	cfg, err := config(r.opts, routes, r.slot)
 	if err != nil {
 		return 0, err
 	}

@@ -214,7 +214,7 @@ func TestRouterAttach(t *testing.T) {
 	if callNames(got) != "PATCH /config/apps/http/servers/hop3, PUT /config/apps/http/servers/hop3" {
 		t.Fatalf("Attach calls = %s", callNames(got))
 	}
-	srv, _ := serverObj(offOpts(), []Route{webRoute("a")})
+	srv, _ := serverObj(offOpts(), []Route{webRoute("a")}, 0)
 	want, _ := marshal(srv)
 	if got[1].Body != string(want) {
 		t.Errorf("server body = %s", got[1].Body)
@@ -284,5 +284,66 @@ func TestRouterLockHonoursContext(t *testing.T) {
 	}
 	if len(r.Routes()) != 0 {
 		t.Error("a Set that never ran changed the desired set")
+	}
+}
+
+// TestRouterInheritedLoadsWholeConfig covers inherited sockets: each change
+// is one POST /load of the whole config, whose sockets go by the other
+// descriptor numbers than the running config's (so Caddy applies the
+// reload overlap), and which with TLS holds two servers.
+func TestRouterInheritedLoadsWholeConfig(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opts := tlsOpts(TLSInternal)
+	opts.ListenFDs = true
+	f := newFakeAdmin(t)
+	r := New(opts, f.client(), nil)
+	if err := r.Sync(ctx, []Route{webRoute("a")}); err != nil {
+		t.Fatal(err)
+	}
+	first := f.take()
+	if callNames(first) != "POST /load" || !strings.Contains(first[0].Body, `"fd/7"`) {
+		t.Fatalf("first load: %s, want the alternate descriptors", callNames(first))
+	}
+
+	steps := []struct {
+		name   string
+		do     func() error
+		want   string
+		routes []Route // what the load must hold
+		slot   int
+	}{
+		{"new app", func() error { return r.Set(ctx, webRoute("b")) }, "POST /load", []Route{webRoute("a"), webRoute("b")}, 0},
+		{"unchanged app", func() error { return r.Set(ctx, webRoute("b")) }, "", nil, 0},
+		{"removed app", func() error { return r.Remove(ctx, "a") }, "POST /load", []Route{webRoute("b")}, 1},
+		{"absent app", func() error { return r.Remove(ctx, "a") }, "", nil, 0},
+		{"app again", func() error { return r.Set(ctx, webRoute("a")) }, "POST /load", []Route{webRoute("a"), webRoute("b")}, 0},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		got := f.take()
+		if callNames(got) != s.want {
+			t.Fatalf("%s: calls = %q, want %q", s.name, callNames(got), s.want)
+		}
+		if s.routes == nil {
+			continue
+		}
+		want, err := config(opts, s.routes, s.slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Body != string(want) {
+			t.Errorf("%s: load body differs from the config of slot %d:\n%s", s.name, s.slot, got[0].Body)
+		}
+		for _, w := range []string{`"` + HTTPServerName + `"`, `"shutdown_delay": "100ms"`, `"fdgram/5"`} {
+			if !strings.Contains(got[0].Body, w) {
+				t.Errorf("%s: load lacks %s", s.name, w)
+			}
+		}
+	}
+	if err := r.Attach(ctx); err == nil || !strings.Contains(err.Error(), "inherit") {
+		t.Errorf("Attach with inherited sockets: %v", err)
 	}
 }
