@@ -219,6 +219,13 @@ func TestHardeningBadInput(t *testing.T) {
 		}
 		w.dropLast()
 		unchanged(t)
+
+		// git itself refuses to delete the branch HEAD names.
+		out, err = w.pushRef(d, alice, app, ":main")
+		if err == nil || !strings.Contains(out, "deletion of the current branch prohibited") {
+			t.Fatalf("push deleting main: %v\n%s", err, out)
+		}
+		unchanged(t)
 	})
 
 	// Each of these commits is pushed to main and must fail the push with
