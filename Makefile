@@ -39,6 +39,12 @@ fuzz:
 		done; \
 	done
 
+# Not part of `make test` or CI: measures hop3 against nginx + uWSGI on
+# loopback and writes BENCHMARKS.md (about 12 minutes on 2 cores).
+bench: setup
+	@bash bench/setup.sh
+	$(GO) run ./bench -out BENCHMARKS.md
+
 test-short:
 	$(GO) test -short -count=1 ./...
 

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+func renderReport(env *benchEnv, m *mainSetup, sections []section, load string, started time.Time, only string) string {
+	var b strings.Builder
+	b.WriteString("# Benchmarks: hop3 against the stack it replaces\n\n")
+	b.WriteString("Written by `make bench` (`go run ./bench`); do not edit by hand. Every server listens on loopback; ")
+	b.WriteString("the load generator, the proxy and the app share the same cores, as they would on a small server.\n\n")
+	cpus, model, mem := machine()
+	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s memory; load average at start %s (1, 5, 15 min).\n", cpus, model, mem, load)
+	fmt.Fprintf(&b, "- Run: %s, %s in total.\n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
+	fmt.Fprintf(&b, "- Reproduce: `make bench` (installs nginx-light and wrk from Debian, uWSGI, Flask and Granian from PyPI into `.cache/bench/venv`, then runs `go run ./bench`).")
+	if only != "" {
+		fmt.Fprintf(&b, " This report ran only `-only %s`.", only)
+	}
+	b.WriteString("\n\n| component | version |\n| --- | --- |\n")
+	for _, v := range versions(env) {
+		fmt.Fprintf(&b, "| %s | %s |\n", v[0], v[1])
+	}
+	b.WriteString("\n")
+	if m != nil {
+		b.WriteString("hop3 runs each app's Granian as (read from the running process):\n\n")
+		for _, a := range m.apps {
+			fmt.Fprintf(&b, "- %s: `%s`\n", a.name, shortenPaths(strings.Join(a.tmpl.argv, " "), m.d.root))
+		}
+		b.WriteString("\nand its Caddy with `GOMAXPROCS` set by `cmd/hop3/serve.go`; the route of each app is the one `internal/router` builds ")
+		b.WriteString("(reverse_proxy to `unix//<root>/run/<app>/web.sock`, upstream keep-alive on, `flush_interval: -1`).\n\n")
+	}
+	b.WriteString(summary(sections))
+	for _, s := range sections {
+		fmt.Fprintf(&b, "## %s\n\n%s\n", s.title, strings.TrimSpace(s.body))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// summary collects the verdict lines of every section.
+func summary(sections []section) string {
+	var lines []string
+	for _, s := range sections {
+		for _, l := range strings.Split(s.body, "\n") {
+			if strings.HasPrefix(l, "**hop3 ") || strings.HasPrefix(l, "**Not ") {
+				lines = append(lines, "- "+s.title+": "+l)
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "## Summary\n\n" + strings.Join(lines, "\n") + "\n\n"
+}
+
+func shortenPaths(s, root string) string {
+	return strings.ReplaceAll(s, root, "<root>")
+}
