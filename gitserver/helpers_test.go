@@ -77,6 +77,29 @@ func (fakeBackend) Command(ctx context.Context, s *gitserver.Session) int {
 	case "env":
 		fmt.Fprintf(s.Stdout, "%d\n", len(s.Env))
 		return 0
+	case "winch":
+		// Prints the terminal's size, then the first change to 100x40.
+		if s.PTY == nil {
+			fmt.Fprintln(s.Stdout, "no terminal")
+			return 1
+		}
+		fmt.Fprintf(s.Stdout, "%dx%d\n", s.PTY.Size.Cols, s.PTY.Size.Rows)
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case w, ok := <-s.PTY.Resize:
+				if !ok {
+					return 1
+				}
+				if w.Cols == 100 && w.Rows == 40 {
+					fmt.Fprintf(s.Stdout, "resized %dx%d\n", w.Cols, w.Rows)
+					return 0
+				}
+			case <-timeout:
+				fmt.Fprintln(s.Stdout, "no resize")
+				return 1
+			}
+		}
 	}
 	return 2
 }

@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net"
 	"sync"
@@ -108,6 +109,11 @@ func (s *Server) sessionChannel(srv *ssh.Server, conn *gossh.ServerConn, nc goss
 // each is kept in memory until the session ends.
 const maxEnvRequests = 64
 
+// sessionEnv is the environment variable through which a session's request
+// filter tells its handler (the terminal middleware) which window changes
+// are its own. Clients may not send it.
+const sessionEnv = "HOP3_INTERNAL_SESSION"
+
 // filteredChannel is a session channel whose requests pass through refuse
 // before gliderlabs sees them.
 type filteredChannel struct {
@@ -122,19 +128,48 @@ func (c filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) 
 		return nil, nil, err
 	}
 	out := make(chan *gossh.Request)
+	// Window changes never reach gliderlabs, which would block the
+	// session's request loop on a one-slot channel nobody reads and write
+	// the size the handler reads without a lock; they go to resize, newest
+	// first, which the terminal middleware hands to the backend.
+	resize := make(chan Window, 1)
+	token := rand.Text()
+	c.s.windows.Store(token, (<-chan Window)(resize))
 	go func() {
 		defer close(out)
+		defer close(resize)
+		defer c.s.windows.Delete(token)
 		envs := 0
 		for req := range in {
 			if req.Type == "env" {
 				envs++
 			}
-			if why := refuse(req.Type, envs); why != "" {
+			if why := refuse(req, envs); why != "" {
 				c.s.log.Info("refused session request", "remote", c.remote, "type", req.Type, "why", why)
 				if req.WantReply {
 					req.Reply(false, nil)
 				}
 				continue
+			}
+			switch req.Type {
+			case "window-change":
+				w, ok := parseWindow(req.Payload)
+				if ok {
+					select {
+					case <-resize: // not read yet: the newest size wins
+					default:
+					}
+					resize <- w
+				}
+				if req.WantReply {
+					req.Reply(ok, nil)
+				}
+				continue
+			case "exec", "shell":
+				// Name the session for its handler; gliderlabs accepts env
+				// until the command starts, and a request that wants no
+				// reply needs no channel to answer on.
+				out <- &gossh.Request{Type: "env", Payload: gossh.Marshal(struct{ Name, Value string }{sessionEnv, token})}
 			}
 			out <- req
 		}
@@ -142,24 +177,31 @@ func (c filteredChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) 
 	return ch, out, nil
 }
 
+// parseWindow reads a window-change request: columns, rows, then pixels.
+func parseWindow(payload []byte) (Window, bool) {
+	var w struct{ Cols, Rows, Width, Height uint32 }
+	if err := gossh.Unmarshal(payload, &w); err != nil || w.Cols > 1<<16 || w.Rows > 1<<16 {
+		return Window{}, false
+	}
+	return Window{Cols: int(w.Cols), Rows: int(w.Rows)}, true
+}
+
 // refuse says why a session request is refused, or "" to let it through.
-func refuse(typ string, envs int) string {
-	switch typ {
+func refuse(req *gossh.Request, envs int) string {
+	switch req.Type {
 	case "auth-agent-req@openssh.com":
 		return "agent forwarding is not offered"
 	case "x11-req":
 		return "X11 forwarding is not offered"
 	case "subsystem":
 		return "no subsystems (sftp) are offered"
-	case "window-change":
-		// gliderlabs hands window sizes to a one-slot channel that only a
-		// handler reading Pty()'s channel drains; hop3's does not, and a
-		// second window change would block the session's request loop for
-		// good (leaking it past the connection's end).
-		return "window sizes are not used"
 	case "env":
 		if envs > maxEnvRequests {
 			return fmt.Sprintf("more than %d environment variables", maxEnvRequests)
+		}
+		var kv struct{ Name, Value string }
+		if gossh.Unmarshal(req.Payload, &kv) == nil && kv.Name == sessionEnv {
+			return "reserved name"
 		}
 	}
 	return ""

@@ -357,6 +357,36 @@ func TestWindowChangesDoNotWedgeSessions(t *testing.T) {
 	}
 }
 
+// Window changes after the command started reach the backend.
+func TestWindowChangesReachTheCommand(t *testing.T) {
+	ts := startServer(t, gitserver.Config{})
+	c := ts.dial(t, ts.deploy)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	s.Stdout = &out
+	if err := s.Start("winch"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.WindowChange(40, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatalf("%v; output %q", err, out.String())
+	}
+	if got := strings.ReplaceAll(out.String(), "\r", ""); got != "80x24\nresized 100x40\n" {
+		t.Fatalf("output %q", got)
+	}
+}
+
 // A session keeps at most 64 of the environment variables a client sends.
 func TestEnvRequestsBounded(t *testing.T) {
 	ts := startServer(t, gitserver.Config{})

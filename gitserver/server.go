@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,7 @@ type Server struct {
 	log   *slog.Logger
 
 	unauthenticated atomic.Int64 // connections between accept and authentication
+	windows         sync.Map     // session token -> <-chan Window, see filteredChannel
 }
 
 // LocalIdentity is who a command arriving on the local control socket is:
@@ -185,7 +187,7 @@ func New(cfg Config) (*Server, error) {
 		ChannelHandlers:   map[string]ssh.ChannelHandler{"session": s.sessionChannel},
 		RequestHandlers:   map[string]ssh.RequestHandler{},
 		SubsystemHandlers: map[string]ssh.SubsystemHandler{},
-		Handler:           chain(s.dispatch, s.logged, s.authenticated, s.recovered),
+		Handler:           chain(s.dispatch, s.logged, s.authenticated, s.terminal, s.recovered),
 	}
 	// The control socket speaks the same protocol, so `hop3 COMMAND` on the
 	// server gets the same dispatcher, streams and exit status as ssh.
@@ -195,7 +197,7 @@ func New(cfg Config) (*Server, error) {
 		ChannelHandlers:   map[string]ssh.ChannelHandler{"session": s.sessionChannel},
 		RequestHandlers:   map[string]ssh.RequestHandler{},
 		SubsystemHandlers: map[string]ssh.SubsystemHandler{},
-		Handler:           chain(s.dispatch, s.logged, s.localIdentity, s.recovered),
+		Handler:           chain(s.dispatch, s.logged, s.localIdentity, s.terminal, s.recovered),
 	}
 	return s, nil
 }
@@ -291,6 +293,45 @@ func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
 	}
 }
 
+type ptyKey struct{}
+
+// terminal gives a session with a terminal its size and the window
+// changes the request filter set aside for it (see filteredChannel), and
+// takes the filter's token out of the session's environment.
+func (s *Server) terminal(next ssh.Handler) ssh.Handler {
+	return func(sess ssh.Session) {
+		var resize <-chan Window
+		for _, kv := range sess.Environ() {
+			if token, ok := strings.CutPrefix(kv, sessionEnv+"="); ok {
+				if v, ok := s.windows.LoadAndDelete(token); ok {
+					resize = v.(<-chan Window)
+				}
+			}
+		}
+		// pty-req comes before the command and window changes never reach
+		// gliderlabs, so nothing writes what Pty returns any more.
+		if req, _, ok := sess.Pty(); ok && resize != nil {
+			sess.Context().SetValue(ptyKey{}, &PTY{
+				Term:   req.Term,
+				Size:   Window{Cols: req.Window.Width, Rows: req.Window.Height},
+				Resize: resize,
+			})
+		}
+		next(sess)
+	}
+}
+
+// environ is the environment the client sent, without the filter's token.
+func environ(sess ssh.Session) []string {
+	var env []string
+	for _, kv := range sess.Environ() {
+		if !strings.HasPrefix(kv, sessionEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 func (s *Server) logged(next ssh.Handler) ssh.Handler {
 	return func(sess ssh.Session) {
 		id, _ := sess.Context().Value(identityKey{}).(Identity)
@@ -311,7 +352,7 @@ func firstWord(cmd string) string {
 
 func (s *Server) dispatch(sess ssh.Session) {
 	id, _ := sess.Context().Value(identityKey{}).(Identity)
-	ptyReq, winCh, tty := sess.Pty()
+	_, _, tty := sess.Pty()
 	if sess.Subsystem() != "" {
 		fmt.Fprintf(sess.Stderr(), " !     subsystem %q is not supported\n", sess.Subsystem())
 		sess.Exit(1)
@@ -324,21 +365,11 @@ func (s *Server) dispatch(sess ssh.Session) {
 		Stdout:   sess,
 		Stderr:   sess.Stderr(),
 		TTY:      tty,
-		Env:      sess.Environ(),
+		Env:      environ(sess),
 		Remote:   sess.RemoteAddr().String(),
 	}
-	if tty {
-		resize := make(chan Window, 1)
-		go func() {
-			defer close(resize)
-			for w := range winCh {
-				select {
-				case resize <- Window{Cols: w.Width, Rows: w.Height}:
-				default: // a newer size will follow; never block the session
-				}
-			}
-		}()
-		session.PTY = &PTY{Term: ptyReq.Term, Size: Window{Cols: ptyReq.Window.Width, Rows: ptyReq.Window.Height}, Resize: resize}
+	if pty, ok := sess.Context().Value(ptyKey{}).(*PTY); ok && tty {
+		session.PTY = pty
 	}
 	ctx := sess.Context()
 	code := 0
