@@ -321,6 +321,10 @@ func TestHardeningBadInput(t *testing.T) {
 		} {
 			wantRefused(t, tc.want, tc.args...)
 		}
+		// A NUL byte in a value: no process could start with it.
+		if r := d.rawCommand(alice, "config:set --no-restart "+app+" 'X=a\x00b'"); r.code == 0 || !strings.Contains(r.stderr, "NUL") {
+			t.Errorf("config:set of a value with a NUL byte: %s", r)
+		}
 		cfg, err := st.Config(context.Background(), app)
 		if err != nil {
 			t.Fatal(err)

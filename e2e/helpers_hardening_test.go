@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"hop3/internal/store"
 )
 
@@ -285,4 +287,44 @@ func pushWatching(w *workdir, d *daemon, u user, app, marker string, seen chan<-
 	}
 	pr.Close()
 	return out.String(), cmd.Wait()
+}
+
+// rawCommand sends cmd as the SSH exec request, byte for byte, with the
+// x/crypto client: it can carry what the OpenSSH client's argv can not
+// (NUL bytes).
+func (d *daemon) rawCommand(u user, cmd string) cmdResult {
+	d.t.Helper()
+	b, err := os.ReadFile(u.key)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(b)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	c, err := gossh.Dial("tcp", "127.0.0.1:"+d.sshPort, &gossh.ClientConfig{
+		User:            "hop3",
+		Auth:            []gossh.AuthMethod{gossh.PublicKeys(signer)},
+		HostKeyCallback: gossh.InsecureIgnoreHostKey(), // loopback, the daemon under test
+		Timeout:         30 * time.Second,
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer s.Close()
+	var o, e strings.Builder
+	s.Stdout, s.Stderr = &o, &e
+	err = s.Run(cmd)
+	code := 0
+	if ee, ok := err.(*gossh.ExitError); ok {
+		code = ee.ExitStatus()
+	} else if err != nil {
+		code = -1
+	}
+	return cmdResult{o.String(), e.String(), code}
 }

@@ -211,6 +211,10 @@ func parseSize(s string) (int64, error) {
 func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
 	env := map[string]string{}
 	for k, v := range vars {
+		// No process could start with it: exec refuses NUL in the environment.
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("%s: a value may not contain a NUL byte", k)
+		}
 		env[k] = v
 	}
 	if _, err := m.hosts(ctx, app, env); err != nil {
