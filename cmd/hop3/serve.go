@@ -52,6 +52,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.acmeEmail, "acme-email", envDefault("acme-email", ""), "contact for the ACME CA (HOP3_ACME_EMAIL)")
 	fs.StringVar(&c.acmeCA, "acme-ca", envDefault("acme-ca", ""), "ACME directory URL, e.g. a staging CA (HOP3_ACME_CA)")
 	fs.StringVar(&c.caddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN; default: .tools/bin/caddy beside hop3, then PATH)")
+	fs.StringVar(&c.caddyAdmin, "caddy-admin", envDefault("caddy-admin", ""), "use a Caddy someone else runs, through its admin API (unix//path/admin.sock or http://127.0.0.1:2019); hop3 then manages only its own server there (HOP3_CADDY_ADMIN)")
 	fs.StringVar(&c.uv, "uv", envDefault("uv", ""), "uv binary for Python builds (HOP3_UV)")
 	fs.StringVar(&c.cacheDir, "cache-dir", envDefault("cache-dir", ""), "shared build caches (uv, npm, go); default <root>/cache (HOP3_CACHE_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
@@ -125,29 +126,14 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		return err
 	}
 
-	httpAddr, err := concreteAddr(c.httpAddr)
+	// The edge's sockets are bound here, once; every Caddy hop3 starts
+	// inherits them.
+	edge, err := newEdge(ctx, c, root, tlsMode, logger)
 	if err != nil {
 		return err
 	}
-	caddyDir := filepath.Join(root, "caddy")
-	if err := os.MkdirAll(caddyDir, 0o700); err != nil {
-		return err
-	}
-	adminSock := filepath.Join(caddyDir, "admin.sock")
-	opts := router.Options{
-		HTTPAddr:    httpAddr,
-		HTTPSAddr:   c.httpsAddr,
-		TLS:         tlsMode,
-		ACMEEmail:   c.acmeEmail,
-		ACMECA:      c.acmeCA,
-		AdminListen: "unix/" + adminSock + "|0600",
-		Domain:      c.domain,
-	}
-	client, err := router.NewClient("unix/" + adminSock)
-	if err != nil {
-		return err
-	}
-	rt := router.New(opts, client, logger)
+	defer edge.close()
+	httpAddr, rt, adminSock := edge.opts.HTTPAddr, edge.rt, edge.adminSock
 	ms, err := startMetrics(ctx, c.metricsAddr, sup, rt, adminSock, logger)
 	if err != nil {
 		return err
@@ -194,19 +180,16 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
-	if err := rt.SetDesired(routes); err != nil {
-		return fmt.Errorf("routes: %w", err)
-	}
-	caddy, err := router.StartCaddy(ctx, router.ProcessOptions{
-		Bin: c.caddyBin,
-		Dir: caddyDir,
-		Env: []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
-	}, rt, logger)
+	caddy, err := edge.start(ctx, c, routes, logger)
 	if err != nil {
-		return fmt.Errorf("start caddy: %w", err)
+		return err
 	}
 	ms.setCaddy(caddy)
 	defer func() {
+		if caddy == nil {
+			// Someone else's Caddy keeps hop3's server, and runs on.
+			return
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := caddy.Stop(sctx); err != nil {
@@ -251,7 +234,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	go func() { serveErr <- ssh.Serve(ln) }()
 	go func() { serveErr <- ssh.ServeLocal(ctl) }()
 
-	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s%s\n", ln.Addr(), httpAddr, root, ms.readyNote())
+	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s%s%s\n", ln.Addr(), httpAddr, root, ms.readyNote(), edge.readyNote())
 	logger.Info("ready", "component", "hop3", "ssh", ln.Addr().String(), "http", httpAddr, "root", root, "caddy", c.caddyBin)
 
 	select {
@@ -265,28 +248,6 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return ssh.Shutdown(sctx)
-}
-
-// concreteAddr resolves port 0 to a free port: Caddy needs a concrete
-// address, and tests pass port 0.
-func concreteAddr(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", usageError("bad address %q: %v", addr, err)
-	}
-	if port != "0" {
-		return addr, nil
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	p := l.Addr().(*net.TCPAddr).Port
-	if host == "" {
-		host = "0.0.0.0"
-	}
-	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
 
 // caddyProcs gives Caddy half the cores: the proxy competes with the apps

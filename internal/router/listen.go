@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // Listeners are the edge's sockets. hop3 binds them once, never accepts on
@@ -61,7 +62,7 @@ func listenTCP(ctx context.Context, addr string) (*net.TCPListener, string, erro
 	if err != nil {
 		return nil, "", fmt.Errorf("%q must be host:port or :port", addr)
 	}
-	var lc net.ListenConfig
+	lc := net.ListenConfig{Control: deferAccept}
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, "", err
@@ -69,6 +70,29 @@ func listenTCP(ctx context.Context, addr string) (*net.TCPListener, string, erro
 	tl := ln.(*net.TCPListener)
 	port := tl.Addr().(*net.TCPAddr).Port
 	return tl, net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// deferAcceptSeconds is how long the kernel holds a new connection that
+// sent nothing before handing it to Caddy anyway.
+const deferAcceptSeconds = 5
+
+// deferAccept sets TCP_DEFER_ACCEPT: a connection reaches Caddy's accept
+// only once its first bytes (a request, a TLS hello) arrived. A server that
+// begins to shut down closes the connections it accepted but has not read
+// yet (see the package doc); with the bytes already there, it reads them at
+// once, so far fewer fall into that window.
+func deferAccept(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, deferAcceptSeconds)
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set TCP_DEFER_ACCEPT: %w", serr)
+	}
+	return nil
 }
 
 // HTTPAddr is the HTTP socket's address: the host given to Listen and the

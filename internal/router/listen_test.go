@@ -2,8 +2,10 @@ package router
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestListen(t *testing.T) {
@@ -121,5 +123,43 @@ func TestStartCaddySocketsMustMatch(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: StartCaddy error = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestListenDefersAccept checks that a connection that sent nothing is not
+// handed to the server, and one that sent its request is.
+func TestListenDefersAccept(t *testing.T) {
+	t.Parallel()
+	ls, err := Listen(context.Background(), "127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	silent, err := net.Dial("tcp", ls.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	ls.HTTP.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if c, err := ls.HTTP.Accept(); err == nil {
+		c.Close()
+		t.Fatal("a connection that sent nothing was accepted")
+	}
+	talker, err := net.Dial("tcp", ls.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer talker.Close()
+	if _, err := talker.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	ls.HTTP.SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := ls.HTTP.Accept()
+	if err != nil {
+		t.Fatalf("a connection with its request was not accepted: %v", err)
+	}
+	defer c.Close()
+	if c.RemoteAddr().String() != talker.LocalAddr().String() {
+		t.Errorf("accepted %s, want the one that sent bytes (%s)", c.RemoteAddr(), talker.LocalAddr())
 	}
 }

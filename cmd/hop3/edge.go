@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"hop3/internal/router"
+)
+
+// edge is hop3's Caddy: a managed one, which hop3 starts and which serves
+// on sockets hop3 binds, or someone else's, reached through --caddy-admin,
+// where hop3 manages only its own server.
+type edge struct {
+	rt        *router.Router
+	opts      router.Options
+	adminSock string            // unix socket of the admin API, for Caddy's metrics; "" over TCP
+	listeners *router.Listeners // nil with someone else's Caddy
+	caddyDir  string
+}
+
+// newEdge binds the edge's sockets (managed Caddy) or connects to the
+// admin API given with --caddy-admin, and returns the router for either.
+func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, logger *slog.Logger) (*edge, error) {
+	e := &edge{}
+	opts := router.Options{TLS: tlsMode, ACMEEmail: c.acmeEmail, ACMECA: c.acmeCA, Domain: c.domain}
+	var client *router.Client
+	var err error
+	if c.caddyAdmin != "" {
+		// Someone else's Caddy binds the addresses itself.
+		if opts.HTTPAddr, err = concreteAddr(c.httpAddr); err != nil {
+			return nil, err
+		}
+		if tlsMode != router.TLSOff {
+			if opts.HTTPSAddr, err = concreteAddr(c.httpsAddr); err != nil {
+				return nil, err
+			}
+		}
+		if client, err = router.NewClient(c.caddyAdmin); err != nil {
+			return nil, usageError("--caddy-admin: %v", err)
+		}
+		if s, ok := strings.CutPrefix(c.caddyAdmin, "unix/"); ok {
+			e.adminSock, _, _ = strings.Cut(s, "|")
+		}
+	} else {
+		httpsAddr := ""
+		if tlsMode != router.TLSOff {
+			httpsAddr = c.httpsAddr
+		}
+		if e.listeners, err = router.Listen(ctx, c.httpAddr, httpsAddr); err != nil {
+			return nil, err
+		}
+		opts.HTTPAddr, opts.HTTPSAddr, opts.ListenFDs = e.listeners.HTTPAddr(), e.listeners.HTTPSAddr(), true
+		e.caddyDir = filepath.Join(root, "caddy")
+		if err := os.MkdirAll(e.caddyDir, 0o700); err != nil {
+			e.listeners.Close()
+			return nil, err
+		}
+		e.adminSock = filepath.Join(e.caddyDir, "admin.sock")
+		opts.AdminListen = "unix/" + e.adminSock + "|0600"
+		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
+			e.listeners.Close()
+			return nil, err
+		}
+	}
+	e.opts = opts
+	e.rt = router.New(opts, client, logger)
+	return e, nil
+}
+
+// start puts routes in place: it starts the managed Caddy with every route
+// in its boot config, or adds hop3's server to someone else's Caddy. The
+// returned Caddy is nil in the second case.
+func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, logger *slog.Logger) (*router.Caddy, error) {
+	if err := e.rt.SetDesired(routes); err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	if e.listeners == nil {
+		if err := e.rt.Attach(ctx); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	caddy, err := router.StartCaddy(ctx, router.ProcessOptions{
+		Bin:       c.caddyBin,
+		Dir:       e.caddyDir,
+		Env:       []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
+		Listeners: e.listeners,
+	}, e.rt, logger)
+	if err != nil {
+		return nil, fmt.Errorf("start caddy: %w", err)
+	}
+	return caddy, nil
+}
+
+// readyNote adds the HTTPS address to the ready line when TLS is on.
+func (e *edge) readyNote() string {
+	if e.opts.TLS == router.TLSOff {
+		return ""
+	}
+	return " https=" + e.opts.HTTPSAddr
+}
+
+// close closes the sockets hop3 bound, once Caddy has stopped.
+func (e *edge) close() {
+	if e.listeners != nil {
+		e.listeners.Close()
+	}
+}
+
+// concreteAddr resolves port 0 to a port that was free a moment ago, for
+// someone else's Caddy, which binds the address itself (tests pass port
+// 0). A managed Caddy inherits sockets hop3 bound and needs no guess.
+func concreteAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", usageError("bad address %q: %v", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	p := l.Addr().(*net.TCPAddr).Port
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
