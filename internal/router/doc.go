@@ -66,20 +66,33 @@
 // waiting in a reverse_proxy retry loop. That is why hop3's deploys swap a
 // per-app socket symlink instead of calling the admin API.
 //
+// The sockets have TCP_DEFER_ACCEPT: a connection reaches Caddy's accept
+// only once its first bytes arrived, so a server reads a request as soon as
+// it accepts its connection.
+//
 // What remains, and only Caddy or Go could fix: when the old server's
 // shutdown begins, Go's net/http closes without an answer any connection
 // it accepted but whose first request it had not read yet (it checks for
-// shutdown right after reading a request), and it keeps accepting until
-// that moment, alongside the new server. Connections arriving in the last
-// instant before a reload's shutdown can thus be closed unanswered; a
-// client sees EOF before any response byte and the request never reached
-// an app. Measured on a 2-CPU machine under heavy load (TestMeasureReloadDrops,
-// 150 route changes of another app, 20 clients): clients with a keep-alive
-// pool of 2 connections lost 121 of 14167 requests when Caddy bound its
-// own sockets (55 resets, 66 closed unanswered), 30 of 13982 with
-// inherited sockets and no overlap, 0 of 124585 with the overlap; clients
-// opening a new connection per request lost 1022 of 10200, 553 of 10239
-// and 287 of 63820. Closing this fully needs Caddy to stop the old
-// server's accepting before it starts the new one on a shared socket, or
-// Go's server to answer a request it read during shutdown.
+// shutdown right after reading a request), and the old server keeps
+// accepting until that moment, alongside the new one. A connection that
+// arrives in the last instant before a reload's shutdown can thus be
+// closed unanswered: the client sees EOF before any response byte, and the
+// request never reached an app. With TLS the window includes the handshake
+// round trip, since the request follows it. Closing this fully needs Caddy
+// to stop the old server's accepting on a shared socket before it shuts it
+// down (or as soon as the new one runs), or Go's server to answer a request
+// it read during shutdown.
+//
+// Measured with TestMeasureReloadDrops on a 2-CPU machine shared with other
+// work: 150 route changes of one app while 20 clients request another,
+// counting requests closed unanswered plus connections reset:
+//
+//	                               keep-alive, 2 idle    new connection per request
+//	Caddy binds its own sockets     44 of 15984 (0.28%)   1185 of 14337 (8.3%)
+//	inherited, no overlap           14 of 14222 (0.10%)    634 of 11826 (5.4%)
+//	inherited (hop3's setup)         3 of 117707           154 of 54790 (0.28%)
+//
+// Resets occur only when Caddy binds (26 and 443 of the above); the rest
+// are connections closed unanswered. With the overlap each change lasts
+// 100ms longer, hence the larger request counts.
 package router
