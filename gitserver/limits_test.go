@@ -374,10 +374,8 @@ func TestWindowChangesReachTheCommand(t *testing.T) {
 	if err := s.Start("winch"); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
-		if err := s.WindowChange(40, 100); err != nil {
-			t.Fatal(err)
-		}
+	if err := s.WindowChange(40, 100); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Wait(); err != nil {
 		t.Fatalf("%v; output %q", err, out.String())
