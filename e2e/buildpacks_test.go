@@ -224,7 +224,8 @@ func TestBuildpackReleases(t *testing.T) {
 	wantNumbers(t, "release directories", releaseDirNumbers(t, d, app), 3, 4, 5, 6, 7)
 	wantNumbers(t, "build logs", buildLogNumbers(t, d, app), 3, 4, 5, 6, 7)
 
-	// Failed builds 8 to 11 keep their logs; nothing is pruned on failure.
+	// Failed builds 8 to 11 keep their logs but not their directories (a
+	// failed release never goes live); nothing else is pruned on failure.
 	w.commit("missing package", map[string]string{"requirements.txt": "hop3-no-such-package-zzz==9.9.9\n"})
 	wantBuildFails(t, d, alice, w, app, "hop3-no-such-package-zzz", "uv pip install failed")
 	for i := 9; i <= 11; i++ {
@@ -236,7 +237,7 @@ func TestBuildpackReleases(t *testing.T) {
 	}
 	wantBody(t, d, host, "/", "release 7")
 	wantLive(t, d, app, 7)
-	wantNumbers(t, "release directories after failures", releaseDirNumbers(t, d, app), 3, 4, 5, 6, 7, 8, 9, 10, 11)
+	wantNumbers(t, "release directories after failures", releaseDirNumbers(t, d, app), 3, 4, 5, 6, 7)
 
 	// Release 12 is live; the five newest are 8 to 12, all but it failed,
 	// so 7, the newest good one before it, stays too.
@@ -247,6 +248,6 @@ func TestBuildpackReleases(t *testing.T) {
 	}
 	wantBody(t, d, host, "/", "release 12")
 	wantLive(t, d, app, 12)
-	wantNumbers(t, "release directories after pruning", releaseDirNumbers(t, d, app), 7, 8, 9, 10, 11, 12)
+	wantNumbers(t, "release directories after pruning", releaseDirNumbers(t, d, app), 7, 12)
 	wantNumbers(t, "build logs after pruning", buildLogNumbers(t, d, app), 7, 8, 9, 10, 11, 12)
 }

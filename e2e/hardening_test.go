@@ -571,11 +571,10 @@ func TestHardeningKill9(t *testing.T) {
 		if r := d2.local("", "apps"); r.code != 0 {
 			t.Errorf("control socket after a kill -9: %s", r)
 		}
-		// Known gap: git updated main before the build, and nothing puts it
-		// back after a kill, so main names the interrupted revision. The
-		// next push still deploys.
+		// git updated main before the build; the next start puts it back on
+		// the live release, as a failed push would have.
 		if got, live := remoteRef(t, root, app, "refs/heads/main"), rels[len(rels)-1].Revision; got != live {
-			t.Logf("main is %.7s (the interrupted v2), not the live %.7s", got, live)
+			t.Errorf("main is %.7s (the interrupted v2), not the live %.7s", got, live)
 		}
 		w.commit("fast build", wsgiApp("crash v3"))
 		w.mustPush(d2, alice, app)

@@ -145,6 +145,11 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 				out.Info(l)
 			}
 		}
+		if err != nil {
+			// A failed release can never go live: free its space (a build
+			// that filled the disk must not keep it full). Its log stays.
+			os.RemoveAll(m.paths.release(app, rel.Number))
+		}
 		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
 			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)
 		}

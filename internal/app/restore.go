@@ -8,6 +8,7 @@ import (
 	"hop3/internal/ui"
 	"io"
 
+	"hop3/hooks"
 	"hop3/internal/router"
 	"hop3/internal/store"
 )
@@ -67,7 +68,7 @@ func (m *Manager) Routes(ctx context.Context) ([]router.Route, error) {
 // Restore starts the live release of every running app, as after a restart
 // of hop3. One app that fails to start does not keep the others down.
 func (m *Manager) Restore(ctx context.Context) error {
-	if n, err := m.cfg.Store.FailBuilding(ctx, "interrupted: hop3 stopped during the deploy"); err != nil {
+	if n, err := m.cfg.Store.FailBuilding(ctx, interrupted); err != nil {
 		return err
 	} else if n > 0 {
 		m.log.Warn("deploys interrupted by a stop of hop3 marked failed", "count", n)
@@ -78,6 +79,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	}
 	var errs []error
 	for _, a := range apps {
+		m.repairRefs(ctx, a)
 		if a.Release == 0 || a.State == store.AppStopped {
 			continue
 		}
@@ -93,4 +95,41 @@ func (m *Manager) Restore(ctx context.Context) error {
 		m.log.Info("app restored", "app", a.Name, "release", a.Release)
 	}
 	return errors.Join(errs...)
+}
+
+// interrupted is the failure recorded for deploys a stop of hop3 cut short.
+const interrupted = "interrupted: hop3 stopped during the deploy"
+
+// repairRefs puts a deploy branch back on the live release when a deploy
+// interrupted by a crash of hop3 left it on the revision that never went
+// live, as a failed push would have.
+func (m *Manager) repairRefs(ctx context.Context, a store.App) {
+	rels, err := m.cfg.Store.Releases(ctx, a.Name)
+	if err != nil || len(rels) == 0 || rels[0].Status != store.Failed || rels[0].Detail != interrupted {
+		return
+	}
+	live := ""
+	if a.Release > 0 {
+		rel, err := m.cfg.Store.Release(ctx, a.Name, a.Release)
+		if err != nil {
+			return
+		}
+		live = rel.Revision
+	}
+	repo := m.paths.repo(a.Name)
+	for _, b := range []string{"main", "master"} {
+		rev, err := resolveBranch(repo, b)
+		if err != nil || rev != rels[0].Revision {
+			continue
+		}
+		u := hooks.Update{Ref: "refs/heads/" + b, Old: live, New: rev}
+		if live == "" {
+			u.Old = hooks.ZeroRev
+		}
+		if err := resetRef(repo, u); err != nil {
+			m.log.Warn("put branch back on the live release", "app", a.Name, "branch", b, "err", err)
+			continue
+		}
+		m.log.Info("branch put back on the live release after an interrupted deploy", "app", a.Name, "branch", b, "revision", short(live))
+	}
 }
