@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1152,5 +1153,53 @@ func TestBackendFailureReportedOnce(t *testing.T) {
 	r = e.run(admin, "", "restart", "myapp")
 	if r.code != exitFail || !strings.Contains(r.stderr, "something else") || !strings.Contains(r.stderr, "caddy is down") {
 		t.Errorf("a failed restart after another failure line: %+v", r)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestEventsFollow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.app("mine", "web: x\n")
+	e.app("other", "web: x\n")
+	e.ok("config:set", "mine", "A=1")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- e.d.Run(ctx, &gitserver.Session{Identity: bob, Args: []string{"events", "-f"},
+			Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard})
+	}()
+	// Events written after the command started appear; another app's do not.
+	e.ok("config:set", "other", "HIDDEN=1")
+	e.ok("config:set", "mine", "LATER=1")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "set LATER") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("events -f exit %d", code)
+	}
+	got := out.String()
+	if !strings.Contains(got, "set A") || !strings.Contains(got, "set LATER") || strings.Contains(got, "HIDDEN") {
+		t.Fatalf("events -f printed:\n%s", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"hop3/internal/store"
 )
 
 const defaultEvents = 50
@@ -15,6 +17,7 @@ const defaultEvents = 50
 func (inv *invocation) events(ctx context.Context, c *command, args []string) error {
 	fs := newFlags(c)
 	n := fs.Int("n", defaultEvents, "")
+	follow := fs.Bool("f", false, "")
 	pos, err := parse(c, fs, args, 0, 1)
 	if err != nil {
 		return err
@@ -39,35 +42,73 @@ func (inv *invocation) events(ctx context.Context, c *command, args []string) er
 	if err != nil {
 		return err
 	}
+	evs = inv.visibleEvents(evs, app, *n)
+	if len(evs) == 0 && !*follow {
+		inv.ui.Info("no events yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tAPP\tKIND\tBY\tMESSAGE")
+	var last int64
+	print := func(evs []store.Event) error {
+		for _, e := range evs {
+			app, actor := e.App, e.Actor
+			if app == "" {
+				app = "-"
+			}
+			if actor == "" {
+				actor = "hop3"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(e.Time), app, e.Kind, actor, e.Message)
+			last = max(last, e.ID)
+		}
+		return tw.Flush()
+	}
+	if err := print(evs); err != nil || !*follow {
+		return err
+	}
+	// Follow: new events are polled from the store, whoever wrote them
+	// (the daemon, or a local `hop3 keys add`).
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		recent, err := inv.d.cfg.Store.Events(ctx, app, 200)
+		if err != nil {
+			return nil
+		}
+		var fresh []store.Event
+		for _, e := range inv.visibleEvents(recent, app, 200) {
+			if e.ID > last {
+				fresh = append(fresh, e)
+			}
+		}
+		if err := print(fresh); err != nil {
+			return nil // the client went away
+		}
+	}
+}
+
+// visibleEvents keeps what the caller may see: a deployer sees the events
+// of its apps only. It returns at most n, the newest.
+func (inv *invocation) visibleEvents(evs []store.Event, app string, n int) []store.Event {
 	if app == "" && !inv.id.Admin {
-		kept := evs[:0]
+		kept := evs[:0:0]
 		for _, e := range evs {
 			if e.App != "" && inv.id.CanAccess(e.App) {
 				kept = append(kept, e)
 			}
 		}
 		evs = kept
-		if len(evs) > *n {
-			evs = evs[len(evs)-*n:]
-		}
 	}
-	if len(evs) == 0 {
-		inv.ui.Info("no events yet")
-		return nil
+	if len(evs) > n {
+		evs = evs[len(evs)-n:]
 	}
-	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tAPP\tKIND\tBY\tMESSAGE")
-	for _, e := range evs {
-		app, actor := e.App, e.Actor
-		if app == "" {
-			app = "-"
-		}
-		if actor == "" {
-			actor = "hop3"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(e.Time), app, e.Kind, actor, e.Message)
-	}
-	return tw.Flush()
+	return evs
 }
 
 func (inv *invocation) version(ctx context.Context, c *command, args []string) error {

@@ -142,9 +142,9 @@ func (inv *invocation) commands() []*command {
 			summary: "Remove a key",
 			run:     inv.keysRemove},
 
-		{name: "events", group: groupServer, args: "[-n N] [APP]",
+		{name: "events", group: groupServer, args: "[-n N] [-f] [APP]",
 			summary: "Show recent events: deploys, config changes, scaling, restarts, keys",
-			details: "Options:\n  -n N   how many (default 50)",
+			details: "Options:\n  -n N   how many (default 50)\n  -f     keep printing new events as they happen",
 			run:     inv.events},
 		{name: "version", group: groupServer,
 			summary: "Show the versions of hop3, Caddy and Granian",
