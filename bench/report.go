@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -28,8 +29,8 @@ func renderReport(env *benchEnv, m *mainSetup, sections []section, load string, 
 		for _, a := range m.apps {
 			fmt.Fprintf(&b, "- %s: `%s`\n", a.name, shortenPaths(strings.Join(a.tmpl.argv, " "), m.d.root))
 		}
-		b.WriteString("\nand its Caddy with `GOMAXPROCS` set by `cmd/hop3/serve.go`; the route of each app is the one `internal/router` builds ")
-		b.WriteString("(reverse_proxy to `unix//<root>/run/<app>/web.sock`, upstream keep-alive on, `flush_interval: -1`).\n\n")
+		b.WriteString("\nand its Caddy with `GOMAXPROCS` set by `cmd/hop3/serve.go`; the reverse_proxy handler of an app's route, as `internal/router` built it (read back from Caddy's admin API):\n\n")
+		b.WriteString("```json\n" + shortenPaths(proxyJSON(m.caddyCfg, "hello"), m.d.root) + "\n```\n\n")
 	}
 	b.WriteString(summary(sections))
 	for _, s := range sections {
@@ -57,4 +58,19 @@ func summary(sections []section) string {
 
 func shortenPaths(s, root string) string {
 	return strings.ReplaceAll(s, root, "<root>")
+}
+
+// proxyJSON returns the reverse_proxy handler of app's route in a config.
+func proxyJSON(cfg []byte, app string) string {
+	var m map[string]any
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		return "?"
+	}
+	out := "?"
+	walkProxies(m, func(h map[string]any) {
+		if b, err := json.Marshal(h); err == nil && strings.Contains(string(b), "/run/"+app+"/") {
+			out = string(b)
+		}
+	})
+	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,6 +128,19 @@ func scenarioRouting(ctx context.Context, env *benchEnv) (string, error) {
 	logf("routing: sync of 1000 apps %s", fmtDur(medianDur(syncs)))
 	fmt.Fprintf(&b, "\nFull reconcile (`Sync`, one `POST /load` of the whole config, %d KiB of JSON) of 1000 apps: median %s, p90 %s over %d runs.\n\n",
 		len(cfg)/1024, fmtDur(medianDur(syncs)), fmtDur(percentile(syncs, 90)), len(syncs))
+	// Diagnostic: the same full load with lighter route shapes, to tell the
+	// cost of hop3's route shape from the cost of Caddy's reload itself.
+	b.WriteString("Diagnostic: `POST /load` of the same 1000 apps with each app's route in three shapes, alternated, 5 loads each (the config sent compact):\n\n")
+	b.WriteString("| route shape | config size | load: median | p90 | × hop3's shape |\n| --- | ---: | ---: | ---: | ---: |\n")
+	shapes, err := shapeLoads(ctx, client, opts, dir)
+	if err != nil {
+		return b.String(), err
+	}
+	for _, sh := range shapes {
+		fmt.Fprintf(&b, "| %s | %d KiB | %s | %s | %s |\n", sh.label, sh.size/1024, fmtDur(medianDur(sh.times)), fmtDur(percentile(sh.times, 90)),
+			ratio(float64(medianDur(sh.times)), float64(medianDur(shapes[0].times))))
+	}
+	b.WriteString("\n")
 	// The baseline: nginx learns about an app by a rewritten config and a reload.
 	b.WriteString("Baseline: nginx, which learns of an app from its config files. With N `server` blocks (one per app, `server_name <app>.localhost`, `uwsgi_pass` to the app's socket), ")
 	b.WriteString("adding an app is writing its block and `nginx -s reload` (SIGHUP to the master: it reads every file, starts new workers, and the old ones finish their requests); ")
@@ -224,4 +238,67 @@ func nginxReload(ctx context.Context, env *benchEnv, n int) (add, rem []time.Dur
 		}
 	}
 	return add, rem, nil
+}
+
+type shapeTimes struct {
+	label string
+	size  int
+	times []time.Duration
+}
+
+// shapeLoads times POST /load of hop3's config for 1000 apps with the app
+// routes as built, without their per-app error routes, and bare.
+func shapeLoads(ctx context.Context, client *router.Client, opts router.Options, dir string) ([]*shapeTimes, error) {
+	shapes := []*shapeTimes{
+		{label: "hop3's route as built (host → subroute: reverse_proxy with retries; two error routes with HTML pages)"},
+		{label: "the same without the per-app error routes (errors left to the server's error route)"},
+		{label: "bare: host → reverse_proxy, nothing else"},
+	}
+	for i := 0; i < 6; i++ {
+		for k, sh := range shapes {
+			routes := benchRoutes(dir, 1000, "web.sock")
+			routes[0] = benchRoute(dir, "app0000", "v"+strconv.Itoa(i)+".sock")
+			cfg, err := router.Config(opts, routes)
+			if err != nil {
+				return nil, err
+			}
+			var m map[string]any
+			if err := json.Unmarshal(cfg, &m); err != nil {
+				return nil, err
+			}
+			srv := m["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)[router.ServerName].(map[string]any)
+			for _, r := range srv["routes"].([]any) {
+				rm := r.(map[string]any)
+				handle, _ := rm["handle"].([]any)
+				if len(handle) == 0 {
+					continue
+				}
+				sub := handle[0].(map[string]any)
+				if sub["handler"] != "subroute" {
+					continue
+				}
+				switch k {
+				case 1:
+					delete(sub, "errors")
+				case 2:
+					var proxy map[string]any
+					walkProxies(sub, func(h map[string]any) { proxy = h })
+					rm["handle"] = []any{map[string]any{"handler": "reverse_proxy", "upstreams": proxy["upstreams"]}}
+				}
+			}
+			b, err := json.Marshal(m)
+			if err != nil {
+				return nil, err
+			}
+			sh.size = len(b)
+			t0 := time.Now()
+			if err := client.Load(ctx, b); err != nil {
+				return nil, err
+			}
+			if i > 0 { // the first round warms up
+				sh.times = append(sh.times, time.Since(t0))
+			}
+		}
+	}
+	return shapes, nil
 }

@@ -20,6 +20,7 @@ type tuneVariant struct {
 	key, label string
 	caddyEnv   func(base []string) []string // nil: hop3's
 	proxyMod   func(h map[string]any)       // on every reverse_proxy handler
+	bare       bool                         // replace hop3's routes by one bare route per app
 	granian    string                       // which Granian (a key of granianVariants)
 	explore    bool                         // only with -explore
 }
@@ -47,13 +48,16 @@ func setEnv(env []string, kv string) []string {
 
 func tuneVariants() []tuneVariant {
 	noFlush := func(h map[string]any) { delete(h, "flush_interval") }
+	flush25 := func(h map[string]any) { h["flush_interval"] = "25ms" }
 	return []tuneVariant{
 		{key: "replica", label: "replica of hop3 as it runs (check: should match the hop3 row above)", granian: "hop3"},
+		{key: "bare", label: "diagnostic: Caddy's floor, one bare route per app (host matcher → reverse_proxy, nothing else)", granian: "hop3", bare: true},
 		{key: "gomaxprocs2", label: "Caddy GOMAXPROCS=2 (Go's default here) instead of 1", granian: "hop3",
 			caddyEnv: func(b []string) []string { return setEnv(b, "GOMAXPROCS=2") }},
 		{key: "gogc400", label: "Caddy GOGC=400", granian: "hop3",
 			caddyEnv: func(b []string) []string { return setEnv(b, "GOGC=400") }},
-		{key: "noflush", label: "route without `flush_interval: -1`", granian: "hop3", proxyMod: noFlush},
+		{key: "noflush", label: "route without `flush_interval` (Caddy's default: it still streams event streams and responses of unknown length at once)", granian: "hop3", proxyMod: noFlush},
+		{key: "flush25", label: "`flush_interval: 25ms` instead of -1", granian: "hop3", proxyMod: flush25},
 		{key: "kaoff", label: "upstream keep-alive off", granian: "hop3", explore: true,
 			proxyMod: func(h map[string]any) {
 				h["transport"] = map[string]any{"protocol": "http", "keep_alive": map[string]any{"enabled": false}}
@@ -67,8 +71,8 @@ func tuneVariants() []tuneVariant {
 		{key: "bt1", label: "Granian `--blocking-threads 1`", granian: "bt1"},
 		{key: "bt4", label: "Granian `--blocking-threads 4`", granian: "bt4", explore: true},
 		{key: "bt1st", label: "Granian `--blocking-threads 1 --runtime-mode st`", granian: "bt1st", explore: true},
-		{key: "combined", label: "together: GOGC=400, no `flush_interval`, `--blocking-threads 1`", granian: "bt1",
-			caddyEnv: func(b []string) []string { return setEnv(b, "GOGC=400") }, proxyMod: noFlush},
+		{key: "combined", label: "together: GOGC=400, `flush_interval: 25ms`, `--blocking-threads 1`", granian: "bt1",
+			caddyEnv: func(b []string) []string { return setEnv(b, "GOGC=400") }, proxyMod: flush25},
 	}
 }
 
@@ -144,6 +148,20 @@ func scenarioTuning(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 			cenv = v.caddyEnv(append([]string(nil), baseEnv...))
 		}
 		r, err := startCaddyReplica(ctx, env, v.key, m.caddyCfg, cenv, func(cfg map[string]any) {
+			if v.bare {
+				var routes []any
+				for app, socks := range grans {
+					routes = append(routes, map[string]any{
+						"match":  []any{map[string]any{"host": []any{m.d.host(app)}}},
+						"handle": []any{map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "unix/" + socks[v.granian]}}}},
+					})
+				}
+				routes = append(routes, map[string]any{"handle": []any{map[string]any{"handler": "static_response", "status_code": 404}}})
+				srv := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)["hop3"].(map[string]any)
+				srv["routes"] = routes
+				delete(srv, "errors")
+				return
+			}
 			walkProxies(cfg, func(h map[string]any) {
 				ups, _ := h["upstreams"].([]any)
 				for _, u := range ups {
@@ -191,13 +209,17 @@ func scenarioTuning(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 			return b.String(), err
 		}
 		fmt.Fprintf(&b, "#### %s\n\n", a.label)
-		b.WriteString("| variant | req/s | × uWSGI | × replica | p50 | p99 | × uWSGI p99 | errors | CPU µs/req proxy | CPU µs/req app | read+write syscalls/req proxy |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		b.WriteString("| variant | req/s | × uWSGI | × replica | p50 | p99 | × uWSGI p99 | errors | CPU µs/req proxy | CPU µs/req app | syscalls/req proxy | syscalls/req app | proxy RSS MiB after |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		base, rep := stats["uwsgi"], stats["replica"]
 		for _, t := range targets {
 			s := stats[t.key]
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %d | %.0f | %.0f | %.1f |\n", t.label, fmtRPS(s.rps), ratio(s.rps, base.rps), ratio(s.rps, rep.rps),
-				fmtDur(s.p50), fmtDur(s.p99), ratio(float64(s.p99), float64(base.p99)), s.errors, s.cpuPerReq("proxy"), s.cpuPerReq("app"), s.syscallsPerReq("proxy"))
+			proxyRSS := "—"
+			if g := t.groups["proxy"]; len(g) > 0 {
+				proxyRSS = fmt.Sprintf("%.0f", treeRSS(g[0]).mb)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %d | %.0f | %.0f | %.1f | %.1f | %s |\n", t.label, fmtRPS(s.rps), ratio(s.rps, base.rps), ratio(s.rps, rep.rps),
+				fmtDur(s.p50), fmtDur(s.p99), ratio(float64(s.p99), float64(base.p99)), s.errors, s.cpuPerReq("proxy"), s.cpuPerReq("app"), s.syscallsPerReq("proxy"), s.syscallsPerReq("app"), proxyRSS)
 		}
 		b.WriteString("\n")
 		b.WriteString(reading(a.label, variants, stats))
@@ -212,10 +234,13 @@ func reading(label string, variants []tuneVariant, stats map[string]*runStats) s
 	fmt.Fprintf(&b, "Reading (%s): Caddy spends %.0f µs of CPU and %.1f read/write system calls per request where nginx, in front of the same Granian, spends %.0f µs and %.1f; ",
 		label, rep.cpuPerReq("proxy"), rep.syscallsPerReq("proxy"), ngx.cpuPerReq("proxy"), ngx.syscallsPerReq("proxy"))
 	fmt.Fprintf(&b, "nginx → Granian reaches %s of nginx → uWSGI's requests/s, the replica of hop3 %s. ", ratio(ngx.rps, uw.rps), ratio(rep.rps, uw.rps))
+	if bare := stats["bare"]; bare != nil {
+		fmt.Fprintf(&b, "A bare Caddy route (no subroute, error pages or retries) costs %.0f µs of CPU per request against hop3's route's %.0f µs: the rest is Caddy's own floor for proxying one request. ", bare.cpuPerReq("proxy"), rep.cpuPerReq("proxy"))
+	}
 	var up, down []string
 	for _, v := range variants {
 		s := stats[v.key]
-		if v.key == "replica" || s == nil {
+		if v.key == "replica" || v.key == "bare" || s == nil {
 			continue
 		}
 		r := s.rps / rep.rps
@@ -231,6 +256,10 @@ func reading(label string, variants []tuneVariant, stats map[string]*runStats) s
 	}
 	if len(down) > 0 {
 		fmt.Fprintf(&b, "Lowered them by 5 %% or more: %s. ", strings.Join(down, "; "))
+	}
+	if c := stats["combined"]; c != nil {
+		fmt.Fprintf(&b, "\n\n**hop3 with GOGC=400, `flush_interval: 25ms` and `--blocking-threads 1`** reaches %s of nginx → uWSGI's requests/s on the %s app (hop3 as it runs: %s), p99 %s against uWSGI's %s.",
+			ratio(c.rps, uw.rps), label, ratio(rep.rps, uw.rps), fmtDur(c.p99), fmtDur(uw.p99))
 	}
 	b.WriteString("\n\n")
 	return b.String()
