@@ -20,19 +20,34 @@ type edge struct {
 	rt        *router.Router
 	opts      router.Options
 	adminSock string            // unix socket of the admin API, for Caddy's metrics; "" over TCP
-	listeners *router.Listeners // nil with someone else's Caddy
+	listeners *router.Listeners // nil when Caddy binds its addresses
 	caddyDir  string
+	attached  bool // someone else's Caddy
 }
 
 // newEdge binds the edge's sockets (managed Caddy) or connects to the
 // admin API given with --caddy-admin, and returns the router for either.
+// A managed Caddy older than 2.9 can not inherit sockets: it binds its
+// addresses itself, as someone else's does.
 func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, logger *slog.Logger) (*edge, error) {
 	e := &edge{}
 	opts := router.Options{TLS: tlsMode, ACMEEmail: c.acmeEmail, ACMECA: c.acmeCA, Domain: c.domain}
 	var client *router.Client
 	var err error
-	if c.caddyAdmin != "" {
-		// Someone else's Caddy binds the addresses itself.
+	inherit := c.caddyAdmin == ""
+	if inherit {
+		v, err := router.CaddyVersion(ctx, c.caddyBin)
+		switch {
+		case err != nil:
+			logger.Warn("caddy version unknown; assuming it inherits sockets", "component", "hop3", "caddy", c.caddyBin, "err", err)
+		case !router.InheritsSockets(v):
+			logger.Warn("caddy predates inherited sockets: it binds its addresses itself, and its config reloads may reset connections waiting to be accepted",
+				"component", "hop3", "caddy", c.caddyBin, "version", v, "want", router.MinInheritVersion)
+			inherit = false
+		}
+	}
+	if !inherit {
+		// Caddy binds the addresses itself.
 		if opts.HTTPAddr, err = concreteAddr(c.httpAddr); err != nil {
 			return nil, err
 		}
@@ -41,13 +56,24 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 				return nil, err
 			}
 		}
+	}
+	switch {
+	case c.caddyAdmin != "":
 		if client, err = router.NewClient(c.caddyAdmin); err != nil {
 			return nil, usageError("--caddy-admin: %v", err)
 		}
 		if s, ok := strings.CutPrefix(c.caddyAdmin, "unix/"); ok {
 			e.adminSock, _, _ = strings.Cut(s, "|")
 		}
-	} else {
+		e.attached = true
+	case !inherit:
+		if err := e.managedDir(root, &opts); err != nil {
+			return nil, err
+		}
+		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
+			return nil, err
+		}
+	default:
 		httpsAddr := ""
 		if tlsMode != router.TLSOff {
 			httpsAddr = c.httpsAddr
@@ -56,13 +82,10 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 		opts.HTTPAddr, opts.HTTPSAddr, opts.ListenFDs = e.listeners.HTTPAddr(), e.listeners.HTTPSAddr(), true
-		e.caddyDir = filepath.Join(root, "caddy")
-		if err := os.MkdirAll(e.caddyDir, 0o700); err != nil {
+		if err := e.managedDir(root, &opts); err != nil {
 			e.listeners.Close()
 			return nil, err
 		}
-		e.adminSock = filepath.Join(e.caddyDir, "admin.sock")
-		opts.AdminListen = "unix/" + e.adminSock + "|0600"
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
 			e.listeners.Close()
 			return nil, err
@@ -73,6 +96,18 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 	return e, nil
 }
 
+// managedDir prepares <root>/caddy for a Caddy hop3 starts, with its admin
+// socket there.
+func (e *edge) managedDir(root string, opts *router.Options) error {
+	e.caddyDir = filepath.Join(root, "caddy")
+	if err := os.MkdirAll(e.caddyDir, 0o700); err != nil {
+		return err
+	}
+	e.adminSock = filepath.Join(e.caddyDir, "admin.sock")
+	opts.AdminListen = "unix/" + e.adminSock + "|0600"
+	return nil
+}
+
 // start puts routes in place: it starts the managed Caddy with every route
 // in its boot config, or adds hop3's server to someone else's Caddy. The
 // returned Caddy is nil in the second case.
@@ -80,7 +115,7 @@ func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, 
 	if err := e.rt.SetDesired(routes); err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
-	if e.listeners == nil {
+	if e.attached {
 		if err := e.rt.Attach(ctx); err != nil {
 			return nil, err
 		}
@@ -90,7 +125,7 @@ func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, 
 		Bin:       c.caddyBin,
 		Dir:       e.caddyDir,
 		Env:       []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
-		Listeners: e.listeners,
+		Listeners: e.listeners, // nil when Caddy binds its addresses
 	}, e.rt, logger)
 	if err != nil {
 		return nil, fmt.Errorf("start caddy: %w", err)
@@ -114,8 +149,9 @@ func (e *edge) close() {
 }
 
 // concreteAddr resolves port 0 to a port that was free a moment ago, for
-// someone else's Caddy, which binds the address itself (tests pass port
-// 0). A managed Caddy inherits sockets hop3 bound and needs no guess.
+// a Caddy that binds the address itself: someone else's, or one older than
+// 2.9 (tests pass port 0). A Caddy that inherits sockets hop3 bound needs
+// no guess.
 func concreteAddr(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

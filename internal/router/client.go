@@ -49,8 +49,9 @@ func NewClient(addr string) (*Client, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}
-		// Caddy 2.10+ does not check Host on unix sockets.
-		c.base = "http://localhost"
+		// Caddy 2.7 to 2.9 accept only an empty Host, 127.0.0.1 or ::1
+		// on a unix socket without origins; 2.10+ accept any.
+		c.base = "http://127.0.0.1"
 		return c, nil
 	}
 	u, err := url.Parse(addr)

@@ -75,10 +75,35 @@ type edge struct {
 	httpsPort int
 }
 
-// startEdge starts a managed Caddy with routes already in its boot config,
-// serving on sockets the test binds and Caddy inherits, as hop3 does.
+var (
+	inheritOnce sync.Once
+	inheritOK   bool
+	caddyVer    string
+)
+
+// inherits reports whether the Caddy under test serves on inherited
+// sockets (2.9 and later); older ones bind their addresses themselves.
+func inherits(t *testing.T) bool {
+	t.Helper()
+	bin := caddyBin(t)
+	inheritOnce.Do(func() {
+		v, err := CaddyVersion(context.Background(), bin)
+		if err != nil {
+			t.Logf("caddy version unknown (%v); assuming a recent one", err)
+		}
+		caddyVer, inheritOK = v, InheritsSockets(v)
+	})
+	return inheritOK
+}
+
+// startEdge starts a managed Caddy with routes already in its boot config.
+// It serves on sockets the test binds and Caddy inherits, as hop3 does, or,
+// with a Caddy older than 2.9, on addresses Caddy binds.
 func startEdge(t *testing.T, mode TLSMode, wait time.Duration, routes []Route) *edge {
 	t.Helper()
+	if !inherits(t) {
+		return startBindingEdge(t, mode, wait, routes)
+	}
 	bin := caddyBin(t)
 	dir := shortDir(t)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -122,6 +147,54 @@ func startEdge(t *testing.T, mode TLSMode, wait time.Duration, routes []Route) *
 	if err != nil {
 		t.Fatalf("StartCaddy: %v", err)
 	}
+	e.stopAtCleanup(t)
+	return e
+}
+
+// startBindingEdge starts a managed Caddy that binds its addresses itself,
+// retrying when a port picked free was taken meanwhile.
+func startBindingEdge(t *testing.T, mode TLSMode, wait time.Duration, routes []Route) *edge {
+	t.Helper()
+	bin := caddyBin(t)
+	dir := shortDir(t)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for attempt := 0; ; attempt++ {
+		e := &edge{dir: dir, httpPort: freePort(t)}
+		opts := Options{
+			HTTPAddr:     "127.0.0.1:" + strconv.Itoa(e.httpPort),
+			TLS:          mode,
+			AdminListen:  "unix/" + filepath.Join(dir, "admin.sock") + "|0600",
+			Domain:       "test",
+			UpstreamWait: wait,
+		}
+		if mode != TLSOff {
+			e.httpsPort = freePort(t)
+			opts.HTTPSAddr = "127.0.0.1:" + strconv.Itoa(e.httpsPort)
+		}
+		c, err := NewClient(opts.AdminListen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.client = c
+		e.r = New(opts, c, logger)
+		if err := e.r.SetDesired(routes); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		e.caddy, err = StartCaddy(ctx, ProcessOptions{Bin: bin, Dir: filepath.Join(dir, "caddy"), Env: []string{"GOMAXPROCS=1"}}, e.r, logger)
+		cancel()
+		if err != nil && strings.Contains(err.Error(), "address already in use") && attempt < 4 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("StartCaddy: %v", err)
+		}
+		e.stopAtCleanup(t)
+		return e
+	}
+}
+
+func (e *edge) stopAtCleanup(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -129,7 +202,6 @@ func startEdge(t *testing.T, mode TLSMode, wait time.Duration, routes []Route) *
 			t.Errorf("Stop: %v", err)
 		}
 	})
-	return e
 }
 
 func port(t *testing.T, addr string) int {
@@ -410,8 +482,15 @@ func TestCaddySetUnderLoad(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res := load.stop()
-	t.Logf("%d config changes under load: %s", changes, res)
-	res.check(t)
+	t.Logf("%d config changes under load (caddy %s): %s", changes, caddyVer, res)
+	if !inherits(t) {
+		// Caddy binds its own sockets and resets what waits on the old
+		// one at each reload: up to 5% of requests may be lost so.
+		res.unanswered, res.reset = res.unanswered+res.reset, 0
+		res.check(t, 5)
+		return
+	}
+	res.check(t, 2)
 }
 
 // edgeLoad is clients requesting one URL until stopped, counting each
@@ -434,8 +513,8 @@ func (r loadResult) String() string {
 }
 
 // check fails the test on any reset or wrong answer, and on connections
-// closed unanswered beyond 2% of requests.
-func (r loadResult) check(t *testing.T) {
+// closed unanswered beyond maxPercent of requests.
+func (r loadResult) check(t *testing.T, maxPercent int) {
 	t.Helper()
 	total := r.ok + r.unanswered + r.reset + r.bad
 	if r.ok < 100 {
@@ -444,8 +523,8 @@ func (r loadResult) check(t *testing.T) {
 	if r.bad > 0 || r.reset > 0 {
 		t.Fatalf("requests failed: %s; first: %s", r, r.firstBad)
 	}
-	if r.unanswered*50 > total {
-		t.Fatalf("more than 2%% of requests closed unanswered: %s", r)
+	if r.unanswered*100 > total*maxPercent {
+		t.Fatalf("more than %d%% of requests closed unanswered: %s", maxPercent, r)
 	}
 }
 
@@ -522,9 +601,11 @@ func TestCaddyRestartAfterKill(t *testing.T) {
 	if e.caddy.Restarts() != 0 {
 		t.Fatal("caddy restarted before the request could be sent")
 	}
-	early := get(t, c, e.url("a.test", "/while-down"))
-	if early.status != 200 || !strings.Contains(early.body, "app=a path=/while-down") {
-		t.Errorf("request sent while caddy was down: %d %q", early.status, early.body)
+	if inherits(t) {
+		early := get(t, c, e.url("a.test", "/while-down"))
+		if early.status != 200 || !strings.Contains(early.body, "app=a path=/while-down") {
+			t.Errorf("request sent while caddy was down: %d %q", early.status, early.body)
+		}
 	}
 	deadline := time.Now().Add(8 * time.Second)
 	for e.caddy.Restarts() != 1 {
@@ -820,6 +901,9 @@ func TestGoldenConfigsValidate(t *testing.T) {
 	dir := shortDir(t)
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.ListenFDs && !inherits(t) {
+				t.Skipf("caddy %s predates inherited sockets (%s)", caddyVer, MinInheritVersion)
+			}
 			cmd := exec.Command(bin, "validate", "--config", filepath.Join("testdata", tc.name+".json"))
 			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
 			out, err := cmd.CombinedOutput()
