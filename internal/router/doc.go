@@ -34,6 +34,12 @@
 //   - port 0 works (tests) with no window in which another process could
 //     take the port, and hop3 can hold ports 80 and 443 itself.
 //
+// Inherited sockets need Caddy 2.9 or later (InheritsSockets). hop3 reads
+// the version of the Caddy it runs (CaddyVersion) and lets 2.7 and 2.8
+// bind HTTPAddr and HTTPSAddr themselves, with per-app admin calls and
+// none of the above; the admin client sends Host 127.0.0.1, which Caddy
+// accepts on a unix socket before 2.10 as well.
+//
 // Caddy decides per server, not per socket, whether a listener speaks TLS,
 // and inherited sockets have no port to compare with http_port; with TLS
 // the managed config therefore has two servers with the same routes:
