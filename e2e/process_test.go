@@ -223,7 +223,7 @@ func caddyReloadTime(t *testing.T, root string) string {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(root, "caddy", "admin.sock"))
 	}}}
-	resp, err := client.Get("http://localhost/metrics")
+	resp, err := client.Get("http://127.0.0.1/metrics")
 	if err != nil {
 		t.Fatalf("caddy metrics: %v", err)
 	}

@@ -55,7 +55,10 @@ func (m *Manager) Routes(ctx context.Context) ([]router.Route, error) {
 		}
 		route, ok, err := m.routeFor(ctx, r)
 		if err != nil {
-			return nil, err
+			// One app's bad route (say, a host another app took meanwhile)
+			// must not keep every other app off the air.
+			m.log.Error("route of app left out", "app", a.Name, "err", err)
+			continue
 		}
 		if ok {
 			route.Stopped = a.State == store.AppStopped

@@ -183,6 +183,14 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 	if len(add) == 0 {
 		return nil
 	}
+	// Hosts other apps answer to through their config (HOST_NAME) or live
+	// routes are not in the domains table: ask the orchestrator too.
+	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, map[string]string{"HOST_NAME": strings.Join(add, " ")}); err != nil {
+		if inv.id.Admin {
+			return failf("%v", err)
+		}
+		return failf("a host is already used by another app")
+	}
 	if err := inv.d.cfg.Store.AddDomains(ctx, a.Name, add); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			// Claimed by another app since the check above.
@@ -190,9 +198,17 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 		}
 		return err
 	}
+	if err := inv.updateRoute(ctx, a); err != nil {
+		// The route refused the hosts: take them back so nothing is left
+		// that would break the next deploy or start of hop3.
+		if rerr := inv.d.cfg.Store.RemoveDomains(context.WithoutCancel(ctx), a.Name, add); rerr != nil {
+			return fmt.Errorf("%w; additionally, removing the hosts again: %v", err, rerr)
+		}
+		return failf("%s", oneLine(err))
+	}
 	inv.event(ctx, a.Name, "domains", "added %s", strings.Join(add, ", "))
 	inv.ui.Step(fmt.Sprintf("Added %s to %s", strings.Join(add, ", "), a.Name))
-	return inv.updateRoute(ctx, a)
+	return nil
 }
 
 // claimed refuses a host another app has; a deployer is not told which app

@@ -65,7 +65,7 @@ func adminGet(ctx context.Context, socket, path string) (int, error) {
 			return d.DialContext(ctx, "unix", socket)
 		}},
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://localhost"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1"+path, nil)
 	if err != nil {
 		return 0, err
 	}

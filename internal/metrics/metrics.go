@@ -392,7 +392,7 @@ func (m *Metrics) caddyMetrics(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Caddy's metrics are not available: no admin socket configured", http.StatusNotFound)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), "GET", "http://localhost/metrics", nil)
+	req, err := http.NewRequestWithContext(r.Context(), "GET", "http://127.0.0.1/metrics", nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
