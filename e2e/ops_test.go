@@ -437,6 +437,10 @@ func TestOpsMetrics(t *testing.T) {
 	if !found {
 		t.Errorf("/caddy/metrics has no caddy_ metric:\n%.2000s", body)
 	}
+	// With metrics on, Caddy counts the app's requests by host.
+	if !strings.Contains(body, `caddy_http_requests_total{`) || !strings.Contains(body, `host="metered.localhost"`) {
+		t.Errorf("/caddy/metrics has no per-host request counts for metered.localhost:\n%.3000s", body)
+	}
 }
 
 // TestOpsImportPiku builds a piku installation with real git (two apps: one

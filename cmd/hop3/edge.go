@@ -31,7 +31,9 @@ type edge struct {
 // addresses itself, as someone else's does.
 func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, logger *slog.Logger) (*edge, error) {
 	e := &edge{}
-	opts := router.Options{TLS: tlsMode, ACMEEmail: c.acmeEmail, ACMECA: c.acmeCA, Domain: c.domain}
+	opts := router.Options{TLS: tlsMode, ACMEEmail: c.acmeEmail, ACMECA: c.acmeCA, Domain: c.domain,
+		// Per-host request metrics only when someone scrapes them.
+		Metrics: c.metricsAddr != ""}
 	var client *router.Client
 	var err error
 	inherit := c.caddyAdmin == ""

@@ -134,6 +134,11 @@ type Options struct {
 	// not accept connections before it gets the 502 page; 0 means
 	// DefaultUpstreamWait.
 	UpstreamWait time.Duration
+
+	// Metrics turns on Caddy's per-host HTTP metrics (request counts and
+	// latencies by host, on the admin endpoint's /metrics). Off by default:
+	// they cost CPU on every request.
+	Metrics bool
 }
 
 // StaticPath is a URL prefix served from a directory by Caddy's file_server
@@ -418,6 +423,9 @@ func configObj(opts Options, routes []Route, slot int) (obj, error) {
 			obj{"disable": true})
 	}
 	httpApp := obj{"servers": servers}
+	if opts.Metrics {
+		httpApp["metrics"] = obj{"per_host": true}
+	}
 	if d := opts.overlap(); d > 0 {
 		httpApp["shutdown_delay"] = d.String()
 	}
