@@ -333,3 +333,16 @@ func (c *crlfWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// appJSON parses the arguments of a command of the form `[--json] APP`
+// and resolves the app the caller may see.
+func (inv *invocation) appJSON(ctx context.Context, c *command, args []string) (store.App, bool, error) {
+	fs := newFlags(c)
+	asJSON := fs.Bool("json", false, "")
+	pos, err := parse(c, fs, args, 1, 1)
+	if err != nil {
+		return store.App{}, false, err
+	}
+	a, err := inv.app(ctx, c, pos[0])
+	return a, *asJSON, err
+}

@@ -57,13 +57,7 @@ func displayValue(v string) string {
 }
 
 func (inv *invocation) config(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	a, err := inv.app(ctx, c, pos[0])
+	a, asJSON, err := inv.appJSON(ctx, c, args)
 	if err != nil {
 		return err
 	}
@@ -71,7 +65,7 @@ func (inv *invocation) config(ctx context.Context, c *command, args []string) er
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(inv.stdout, vars)
 	}
 	return inv.printEnv(a.Name+" config vars", vars)
@@ -212,13 +206,7 @@ func (inv *invocation) applyConfig(ctx context.Context, a store.App, noRestart b
 }
 
 func (inv *invocation) configLive(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	a, err := inv.app(ctx, c, pos[0])
+	a, asJSON, err := inv.appJSON(ctx, c, args)
 	if err != nil {
 		return err
 	}
@@ -229,7 +217,7 @@ func (inv *invocation) configLive(ctx context.Context, c *command, args []string
 	if err != nil {
 		return fmt.Errorf("live environment of %s: %w", a.Name, err)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(inv.stdout, env)
 	}
 	return inv.printEnv(a.Name+" live environment", env)

@@ -97,13 +97,7 @@ type domainsJSON struct {
 }
 
 func (inv *invocation) domains(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	a, err := inv.app(ctx, c, pos[0])
+	a, asJSON, err := inv.appJSON(ctx, c, args)
 	if err != nil {
 		return err
 	}
@@ -112,7 +106,7 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 		return err
 	}
 	out := domainsJSON{App: a.Name, Default: a.Name + "." + inv.d.cfg.Domain, Domains: append([]string{}, hosts...)}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(inv.stdout, out)
 	}
 	fmt.Fprintf(inv.stderr, "=== %s domains\n", a.Name)

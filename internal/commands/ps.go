@@ -39,18 +39,12 @@ type processJSON struct {
 }
 
 func (inv *invocation) ps(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	a, err := inv.app(ctx, c, pos[0])
+	a, asJSON, err := inv.appJSON(ctx, c, args)
 	if err != nil {
 		return err
 	}
 	rows := inv.processRows(a.Name, time.Now())
-	if *asJSON {
+	if asJSON {
 		return writeJSON(inv.stdout, rows)
 	}
 	switch {

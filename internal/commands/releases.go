@@ -53,13 +53,7 @@ func statusText(r releaseJSON) string {
 }
 
 func (inv *invocation) releases(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(c, fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	a, err := inv.app(ctx, c, pos[0])
+	a, asJSON, err := inv.appJSON(ctx, c, args)
 	if err != nil {
 		return err
 	}
@@ -71,7 +65,7 @@ func (inv *invocation) releases(ctx context.Context, c *command, args []string) 
 	for i, r := range rs {
 		rows[i] = toReleaseJSON(r, a.Release)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(inv.stdout, rows)
 	}
 	if len(rows) == 0 {
