@@ -133,7 +133,8 @@ func run(ctx context.Context, env *benchEnv, outPath, only string) int {
 		return false
 	}
 	started := time.Now()
-	load := loadAvg()
+	load := loadAvg() + " (1, 5, 15 min)"
+	sampler := sampleLoad(ctx)
 	os.RemoveAll(env.work)
 	for _, d := range []string{env.work, env.buildCache, filepath.Dir(env.hop3Bin)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -213,6 +214,7 @@ func run(ctx context.Context, env *benchEnv, outPath, only string) int {
 		return 1
 	}
 	sort.SliceStable(sections, func(i, j int) bool { return sectionOrder(sections[i].title) < sectionOrder(sections[j].title) })
+	load += "; during the run " + sampler.summary() + "; at the end " + loadAvg()
 	report := renderReport(env, main, sections, load, started, only)
 	if !filepath.IsAbs(outPath) {
 		outPath = filepath.Join(env.repo, outPath)
@@ -230,6 +232,49 @@ func sectionOrder(title string) string {
 		return "1z"
 	}
 	return title
+}
+
+// loadSampler records the 1-minute load average every 10 s, to show how
+// much else ran on the machine during the benchmark.
+type loadSampler struct {
+	mu      sync.Mutex
+	samples []float64
+}
+
+func sampleLoad(ctx context.Context) *loadSampler {
+	s := &loadSampler{}
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for i := 0; i < 360; i++ { // an hour at most
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var v float64
+			if _, err := fmt.Sscanf(loadAvg(), "%f", &v); err == nil {
+				s.mu.Lock()
+				s.samples = append(s.samples, v)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *loadSampler) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.samples) == 0 {
+		return "not sampled"
+	}
+	sum, hi := 0.0, 0.0
+	for _, v := range s.samples {
+		sum += v
+		hi = max(hi, v)
+	}
+	return fmt.Sprintf("%.1f on average and %.1f at most (1-min load, sampled every 10 s; the benchmark's own processes account for 2 to 4 of it while load runs)", sum/float64(len(s.samples)), hi)
 }
 
 func loadAvg() string {

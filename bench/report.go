@@ -13,7 +13,7 @@ func renderReport(env *benchEnv, m *mainSetup, sections []section, load string, 
 	b.WriteString("Written by `make bench` (`go run ./bench`); do not edit by hand. Every server listens on loopback; ")
 	b.WriteString("the load generator, the proxy and the app share the same cores, as they would on a small server.\n\n")
 	cpus, model, mem := machine()
-	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s memory; load average at start %s (1, 5, 15 min).\n", cpus, model, mem, load)
+	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s memory. Load average at start %s. Other work ran on the machine at the same time (the project's test suites): read every ratio as measured under that load, with both sides alternated in the same conditions.\n", cpus, model, mem, load)
 	fmt.Fprintf(&b, "- Run: %s, %s in total.\n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
 	fmt.Fprintf(&b, "- Reproduce: `make bench` (installs nginx-light and wrk from Debian, uWSGI, Flask and Granian from PyPI into `.cache/bench/venv`, then runs `go run ./bench`).")
 	if only != "" {
@@ -29,7 +29,7 @@ func renderReport(env *benchEnv, m *mainSetup, sections []section, load string, 
 		for _, a := range m.apps {
 			fmt.Fprintf(&b, "- %s: `%s`\n", a.name, shortenPaths(strings.Join(a.tmpl.argv, " "), m.d.root))
 		}
-		b.WriteString("\nand its Caddy with `GOMAXPROCS` set by `cmd/hop3/serve.go`; the reverse_proxy handler of an app's route, as `internal/router` built it (read back from Caddy's admin API):\n\n")
+		b.WriteString("\nand its Caddy with `GOMAXPROCS` set by `cmd/hop3`; the reverse_proxy handler of an app's route, as `internal/router` built it (read back from Caddy's admin API):\n\n")
 		b.WriteString("```json\n" + shortenPaths(proxyJSON(m.caddyCfg, "hello"), m.d.root) + "\n```\n\n")
 	}
 	b.WriteString(summary(sections))

@@ -162,11 +162,11 @@ func scenarioRouting(ctx context.Context, env *benchEnv) (string, error) {
 	for _, n := range []int{1, 10, 100, 1000} {
 		h := hop3Times[n]
 		if nx := nginxAdd[n]; medianDur(h[0]) > medianDur(nx)*103/100 {
-			losses = append(losses, fmt.Sprintf("%d apps (%s)", n, ratio(float64(medianDur(h[0])), float64(medianDur(nx)))))
+			losses = append(losses, fmt.Sprintf("%d apps registered (%s nginx's time)", n, ratio(float64(medianDur(h[0])), float64(medianDur(nx)))))
 		}
 	}
 	if len(losses) > 0 {
-		fmt.Fprintf(&b, "\n**hop3 loses to nginx** on adding an app with %s registered: Caddy reloads its whole config on each admin change, so a change costs time in proportion to the number of apps, ", strings.Join(losses, ", "))
+		fmt.Fprintf(&b, "\n**hop3 loses to nginx** on adding an app with %s: Caddy reloads its whole config on each admin change, so a change costs time in proportion to the number of apps, ", strings.Join(losses, ", "))
 		fmt.Fprintf(&b, "and hop3's route is heavy: %d bytes of compact JSON per app, most of it the two per-app error routes with their HTML pages. ", shapes[0].size/1000)
 		fmt.Fprintf(&b, "Without them the same load takes %s of the time (diagnostic above).\n", ratio(float64(medianDur(shapes[1].times)), float64(medianDur(shapes[0].times))))
 	} else {
