@@ -159,9 +159,15 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	}
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
+		// Granian's default (backpressure/2, 256 threads per worker) lets
+		// every connection into Python at once to fight over the GIL:
+		// 4 threads cut Flask's p99 from 208 to 56 ms (BENCHMARKS.md) and
+		// leave room for views that wait on I/O.
+		threads := 4
 		if n, err := strconv.Atoi(r.env["GRANIAN_THREADS"]); err == nil && n > 0 {
-			argv = append(argv, "--blocking-threads", strconv.Itoa(n))
+			threads = n
 		}
+		argv = append(argv, "--blocking-threads", strconv.Itoa(threads))
 	}
 	argv = append(argv, e.Command)
 	env := copyEnv(r.env)

@@ -936,8 +936,9 @@ func startStreamApp(t *testing.T, dir string, release <-chan struct{}) string {
 			io.Copy(conn, brw)
 			return
 		}
-		// A known length would let a proxy buffer; only flush_interval -1
-		// makes Caddy pass the first line on at once.
+		// A known length would let a proxy buffer the whole body; the
+		// route's flush_interval makes Caddy pass the first line on while
+		// the second is held back.
 		w.Header().Set("Content-Length", strconv.Itoa(len("first\nsecond\n")))
 		io.WriteString(w, "first\n")
 		http.NewResponseController(w).Flush()
