@@ -65,6 +65,16 @@ func (m *Manager) Deploy(ctx context.Context, app string, opts DeployOptions, ou
 // and switches to them with zero downtime. It also reads the app's config
 // again, which is how config changes reach the processes.
 func (m *Manager) Restart(ctx context.Context, app string, out *ui.Writer) error {
+	return m.withLive(ctx, app, out, func(a store.App, r release) error {
+		if a.State == store.AppStopped {
+			return fmt.Errorf("%s is stopped: use start", app)
+		}
+		return m.activate(ctx, r, nil, out)
+	})
+}
+
+// withLive runs f holding app's lock, with its live release loaded.
+func (m *Manager) withLive(ctx context.Context, app string, out *ui.Writer, f func(store.App, release) error) error {
 	unlock, err := m.lock(ctx, app, waitNote(out, app))
 	if err != nil {
 		return err
@@ -74,10 +84,7 @@ func (m *Manager) Restart(ctx context.Context, app string, out *ui.Writer) error
 	if err != nil {
 		return err
 	}
-	if a.State == store.AppStopped {
-		return fmt.Errorf("%s is stopped: use start", app)
-	}
-	return m.activate(ctx, r, nil, out)
+	return f(a, r)
 }
 
 // StopApp stops every process of app; its route answers with the stopped page.
@@ -103,22 +110,15 @@ func (m *Manager) StopApp(ctx context.Context, app string, out *ui.Writer) error
 
 // StartApp starts a stopped app's live release.
 func (m *Manager) StartApp(ctx context.Context, app string, out *ui.Writer) error {
-	unlock, err := m.lock(ctx, app, waitNote(out, app))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	_, r, err := m.liveRelease(ctx, app)
-	if err != nil {
-		return err
-	}
-	if err := m.activate(ctx, r, nil, out); err != nil {
-		return err
-	}
-	if err := m.cfg.Store.SetAppState(ctx, app, store.AppRunning); err != nil {
-		return err
-	}
-	return m.updateRoute(ctx, app)
+	return m.withLive(ctx, app, out, func(_ store.App, r release) error {
+		if err := m.activate(ctx, r, nil, out); err != nil {
+			return err
+		}
+		if err := m.cfg.Store.SetAppState(ctx, app, store.AppRunning); err != nil {
+			return err
+		}
+		return m.updateRoute(ctx, app)
+	})
 }
 
 // MaxScale bounds a process count: a small server can not run more.
@@ -127,15 +127,13 @@ const MaxScale = 32
 // Scale sets process counts (for wsgi/asgi: Granian workers) and applies
 // them with zero downtime; kinds not named keep running untouched.
 func (m *Manager) Scale(ctx context.Context, app string, counts map[string]int, out *ui.Writer) error {
-	unlock, err := m.lock(ctx, app, waitNote(out, app))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	a, r, err := m.liveRelease(ctx, app)
-	if err != nil {
-		return err
-	}
+	return m.withLive(ctx, app, out, func(a store.App, r release) error {
+		return m.scale(ctx, a, r, counts, out)
+	})
+}
+
+func (m *Manager) scale(ctx context.Context, a store.App, r release, counts map[string]int, out *ui.Writer) error {
+	app := a.Name
 	kinds := map[string]bool{}
 	for kind, n := range counts {
 		e, ok := r.procfile.Get(kind)
