@@ -529,14 +529,28 @@ func buildServer(opts Options, routes []Route, ids idSet, listen []any, autoHTTP
 		"routes": list,
 		// Errors inside app routes are answered by each app's subroute;
 		// this is the last resort so no error ever ends as an empty page.
-		"errors": obj{"routes": []any{obj{
-			"@id":    ids.error,
-			"handle": []any{errorResponse("{http.error.status_code}", page("{http.error.status_code} {http.error.status_text}", "The request could not be completed."))},
-		}}},
+		// Error pages live here, once, rather than in every app's route:
+		// each app route's size is what every Caddy reload pays for, per
+		// app (a third of the time at 1000 apps, BENCHMARKS.md). The app's
+		// name comes from the variable its route sets.
+		"errors": obj{"routes": []any{
+			obj{
+				"@id":    ids.error + "_down",
+				"match":  []any{obj{"vars": obj{"{http.error.status_code}": []any{"502", "503", "504"}, "{http.vars." + appVar + "}": []any{"*"}}}},
+				"handle": []any{errorResponse("{http.error.status_code}", page("{http.vars."+appVar+"} is not answering", "The app {http.vars."+appVar+"} did not answer. It may be starting or restarting; try again in a moment."))},
+			},
+			obj{
+				"@id":    ids.error,
+				"handle": []any{errorResponse("{http.error.status_code}", page("{http.error.status_code} {http.error.status_text}", "The request could not be completed."))},
+			},
+		}},
 		"listen":          listen,
 		"automatic_https": autoHTTPS,
 	}
 }
+
+// appVar names the request variable an app's route sets to the app's name.
+const appVar = "hop3_app"
 
 // AppID is the "@id" of an app's route.
 func AppID(app string) string { return appPrefix + app }
@@ -548,7 +562,8 @@ func appRoute(opts Options, r Route, id string) obj {
 	for i, h := range r.Hosts {
 		hosts[i] = strings.ToLower(h)
 	}
-	var sub []any
+	// The app's name, for the server's error pages.
+	sub := []any{obj{"handle": []any{obj{"handler": "vars", appVar: r.App}}}}
 	if r.HTTPSOnly && opts.TLS != TLSOff {
 		httpsPort, _ := addrPort(opts.HTTPSAddr)
 		loc := "https://{http.request.host}{http.request.uri}"
@@ -585,17 +600,6 @@ func appRoute(opts Options, r Route, id string) obj {
 		"handle": []any{obj{
 			"handler": "subroute",
 			"routes":  sub,
-			"errors": obj{"routes": []any{
-				obj{
-					"@id":    id + "_down",
-					"match":  []any{obj{"vars": obj{"{http.error.status_code}": []any{"502", "503", "504"}}}},
-					"handle": []any{errorResponse("{http.error.status_code}", page(r.App+" is not answering", "The app "+r.App+" did not answer. It may be starting or restarting; try again in a moment."))},
-				},
-				obj{
-					"@id":    id + "_error",
-					"handle": []any{errorResponse("{http.error.status_code}", page("{http.error.status_code} {http.error.status_text}", "The request to "+r.App+" could not be completed."))},
-				},
-			}},
 		}},
 	}
 }
