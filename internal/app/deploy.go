@@ -350,20 +350,13 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 // but an index.html at its top is a static site, as if its Procfile said
 // "static: ." (Caddy's file server hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
-	for _, name := range []string{"hop3/Procfile", "Procfile"} {
+	if name, ok := buildpacks.ReadProcfilePath(dir); ok {
 		f, err := os.Open(filepath.Join(dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
-		pf, err := procfile.Parse(f)
-		if err != nil {
-			return nil, err
-		}
-		return pf, nil
+		return procfile.Parse(f)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
 		return procfile.Parse(strings.NewReader("static: .\n"))

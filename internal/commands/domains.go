@@ -132,17 +132,22 @@ func hostArgs(c *command, args []string) ([]string, error) {
 	return hosts, nil
 }
 
-func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	pos, err := parse(c, fs, args, 2, -1)
+// appHosts parses `APP HOST...` and resolves the app the caller may see.
+func (inv *invocation) appHosts(ctx context.Context, c *command, args []string) (store.App, []string, error) {
+	pos, err := parse(c, newFlags(c), args, 2, -1)
 	if err != nil {
-		return err
+		return store.App{}, nil, err
 	}
 	hosts, err := hostArgs(c, pos[1:])
 	if err != nil {
-		return err
+		return store.App{}, nil, err
 	}
 	a, err := inv.app(ctx, c, pos[0])
+	return a, hosts, err
+}
+
+func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string) error {
+	a, hosts, err := inv.appHosts(ctx, c, args)
 	if err != nil {
 		return err
 	}
@@ -215,16 +220,7 @@ func (inv *invocation) claimed(host, owner string) error {
 }
 
 func (inv *invocation) domainsRemove(ctx context.Context, c *command, args []string) error {
-	fs := newFlags(c)
-	pos, err := parse(c, fs, args, 2, -1)
-	if err != nil {
-		return err
-	}
-	hosts, err := hostArgs(c, pos[1:])
-	if err != nil {
-		return err
-	}
-	a, err := inv.app(ctx, c, pos[0])
+	a, hosts, err := inv.appHosts(ctx, c, args)
 	if err != nil {
 		return err
 	}
