@@ -32,6 +32,7 @@ type serveConfig struct {
 	caddyBin, caddyAdmin, uv, cacheDir         string
 	logLevel                                   string
 	maxPushSize                                int64
+	maxReleaseSize                             int64
 	metricsAddr                                string
 }
 
@@ -65,6 +66,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	})
+	c.maxReleaseSize = 2 << 30
+	fs.Func("max-release-size", "largest checkout of a release, e.g. 2GiB; 0: no cap; an app's MAX_RELEASE_SIZE may lower it (HOP3_MAX_RELEASE_SIZE; default 2GiB)", func(v string) error {
+		n, err := gitserver.ParseSize(v)
+		c.maxReleaseSize = n
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_MAX_RELEASE_SIZE"); ok {
+		if err := fs.Set("max-release-size", v); err != nil {
+			return usageError("HOP3_MAX_RELEASE_SIZE: %v", err)
+		}
+	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
 		if err := fs.Set("max-push-size", v); err != nil {
 			return usageError("HOP3_MAX_PUSH_SIZE: %v", err)
@@ -154,6 +166,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Supervisor:     sup,
 		Logger:         logger,
 		Observer:       ms.observer(),
+		MaxReleaseSize: c.maxReleaseSize,
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
 		},

@@ -59,6 +59,12 @@ type Config struct {
 	Commands func(ctx context.Context, s *gitserver.Session) int
 	// Observer, when set, is told about each deploy and build (metrics).
 	Observer Observer
+	// MaxReleaseSize caps the bytes a release's checkout may hold (0: no
+	// cap); an app's MAX_RELEASE_SIZE may lower it, never raise it.
+	MaxReleaseSize int64
+	// Executable is hop3's own binary, which git runs as the pre-receive
+	// hook; default: this process's executable.
+	Executable string
 }
 
 // Manager runs deploys and commands.

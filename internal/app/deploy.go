@@ -21,9 +21,14 @@ import (
 
 var _ gitserver.Backend = (*Manager)(nil)
 
-// Receive serves a push: the real git receive-pack stores the objects, then a
-// push to main (or master) is built and deployed while the pusher watches.
-// A failed deploy leaves the ref where it was and the old release serving.
+// Receive serves a push. The real git receive-pack stores the objects in
+// its quarantine and runs hop3's pre-receive hook, which hands the ref
+// updates to this process: a push to main (or master) is built, released
+// and started right then, while git waits and the pusher watches. Only when
+// the new release is live does the hook accept, and only then does git move
+// the branch. A failed deploy is refused by git itself ("[remote
+// rejected]"): the branch, the client's tracking ref and the serving
+// release stay where they were.
 func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string) int {
 	out := ui.New(s.Stderr, ui.ColorFor(s.TTY, s.Env))
 	unlock, err := m.lock(ctx, app, func() {
@@ -37,38 +42,115 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 		out.Fail(oneLine(err))
 		return 1
 	}
+	hooksDir, err := m.ensureHooks()
+	if err != nil {
+		m.log.Error("write git hooks", "err", err)
+		out.Fail("the server cannot take pushes: " + oneLine(err))
+		return 1
+	}
+	gate, err := hooks.Listen(m.paths.pushGates())
+	if err != nil {
+		m.log.Error("open push gate", "app", app, "err", err)
+		out.Fail("the server cannot take pushes: " + oneLine(err))
+		return 1
+	}
+	defer gate.Close()
 	repo := m.paths.repo(app)
-	before, err := refs(repo)
-	if err != nil {
-		out.Fail(oneLine(err))
+	packDone := make(chan error, 1)
+	go func() {
+		packDone <- gitserver.RunPack(ctx, "receive-pack", repo, s, gitserver.PackOptions{HooksDir: hooksDir, Env: []string{gate.Env()}})
+	}()
+	type hooked struct {
+		push *hooks.Push
+		err  error
+	}
+	waitCtx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	arrived := make(chan hooked, 1)
+	go func() {
+		p, err := gate.Wait(waitCtx)
+		arrived <- hooked{p, err}
+	}()
+
+	code, branch := 0, ""
+	var packErr error
+	select {
+	case packErr = <-packDone:
+		// git ended without running the hook: nothing to update, or a pack
+		// it refused (too large, malformed); it told the client why.
+	case h := <-arrived:
+		if h.err != nil {
+			m.log.Warn("pre-receive hook", "app", app, "err", h.err)
+			packErr = <-packDone
+			break
+		}
+		code, branch = m.preReceive(ctx, app, s.Identity.Name, h.push, out)
+		if err := h.push.Reply(code); err != nil {
+			m.log.Warn("answer the pre-receive hook", "app", app, "err", err)
+		}
+		packErr = <-packDone
+	}
+	if packErr != nil {
+		m.log.Warn("receive-pack failed", "app", app, "err", packErr)
 		return 1
 	}
-	if err := gitserver.RunPack(ctx, "receive-pack", repo, s); err != nil {
-		m.log.Warn("receive-pack failed", "app", app, "err", err)
-		return 1
+	if code != 0 {
+		return code
 	}
-	after, err := refs(repo)
-	if err != nil {
-		out.Fail(oneLine(err))
-		return 1
+	if branch != "" {
+		if err := setHead(repo, branch); err != nil {
+			m.log.Warn("set HEAD", "app", app, "err", err)
+		}
 	}
-	plan := hooks.PlanFor(hooks.Diff(before, after))
+	return 0
+}
+
+// preReceive decides a push while git waits: it deploys the deploy branch's
+// new revision from git's quarantine and returns the hook's exit status and
+// the branch that went live.
+func (m *Manager) preReceive(ctx context.Context, app, pusher string, p *hooks.Push, out *ui.Writer) (int, string) {
+	plan := hooks.PlanFor(p.Updates)
 	for _, b := range plan.Ignored {
 		out.Info(fmt.Sprintf("branch %s stored, not deployed (push to main or master to deploy)", b))
 	}
 	if plan.Deploy == nil {
-		return 0
+		return 0, ""
 	}
-	if err := m.deploy(ctx, app, plan.Deploy.New, s.Identity.Name, false, out); err != nil {
-		if rerr := resetRef(repo, *plan.Deploy); rerr != nil {
-			m.log.Error("restore ref after failed deploy", "app", app, "err", rerr)
+	// The variables come from the git this process started, through a
+	// socket only hop3's user can reach.
+	src := gitSource{repo: m.paths.repo(app), env: p.Env}
+	if err := m.deployFrom(ctx, app, plan.Deploy.New, pusher, false, src, out); err != nil {
+		return 1, ""
+	}
+	return 0, plan.Deploy.Branch()
+}
+
+// ensureHooks writes the pre-receive hook git runs for every push: hop3's
+// own executable, run as `hop3 hook pre-receive`. It lives outside every
+// repository (git is told so with core.hooksPath), so a hook written into
+// a repository is never run.
+func (m *Manager) ensureHooks() (string, error) {
+	dir := m.paths.gitHooks()
+	exe := m.cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("find hop3's executable: %w", err)
 		}
-		return 1
 	}
-	if err := setHead(repo, plan.Deploy.Branch()); err != nil {
-		m.log.Warn("set HEAD", "app", app, "err", err)
+	script := "#!/bin/sh\nexec '" + strings.ReplaceAll(exe, "'", `'\''`) + "' hook pre-receive\n"
+	path := filepath.Join(dir, "pre-receive")
+	if b, err := os.ReadFile(path); err == nil && string(b) == script {
+		return dir, nil
 	}
-	return 0
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(script), 0o700); err != nil {
+		return "", err
+	}
+	return dir, os.Rename(tmp, path)
 }
 
 // Upload serves a clone or fetch of an app's repository.
@@ -77,7 +159,7 @@ func (m *Manager) Upload(ctx context.Context, s *gitserver.Session, app string) 
 		fmt.Fprintf(s.Stderr, " !     no app named %s\n", app)
 		return 1
 	}
-	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.repo(app), s); err != nil {
+	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.repo(app), s, gitserver.PackOptions{}); err != nil {
 		m.log.Warn("upload-pack failed", "app", app, "err", err)
 		return 1
 	}
@@ -114,24 +196,41 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 	return initRepo(m.paths.repo(app))
 }
 
-// deploy builds revision rev of app into a new release and switches traffic
-// to it. Until the switch nothing that serves the app is touched; any error
-// before it leaves the previous release serving.
-func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) (err error) {
+// deploy builds revision rev of app, already in its repository, into a new
+// release and switches traffic to it.
+func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) error {
+	return m.deployFrom(ctx, app, rev, pusher, noCache, gitSource{repo: m.paths.repo(app)}, out)
+}
+
+// deployFrom builds revision rev of app, read from src, into a new release
+// and switches traffic to it. Until the switch nothing that serves the app
+// is touched; any error before it leaves the previous release serving. The
+// attempt is recorded either way, but takes a release number only if it
+// goes live.
+func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCache bool, src gitSource, out *ui.Writer) (err error) {
 	st := m.cfg.Store
+	a, err := st.App(ctx, app)
+	if err != nil {
+		return err
+	}
 	rel, err := st.CreateRelease(ctx, app, rev, pusher)
 	if err != nil {
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
-	if logf, lerr := os.Create(m.paths.buildLog(app, rel.Number)); lerr == nil {
+	logPath := m.paths.buildLog(app, rel.Attempt)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		m.log.Warn("create build log directory", "app", app, "err", err)
+	}
+	if logf, lerr := os.Create(logPath); lerr == nil {
 		defer logf.Close()
 		out = out.Also(logf, false)
 	} else {
 		m.log.Warn("open build log", "app", app, "err", lerr)
 	}
-	out.Step(fmt.Sprintf("Deploying %s v%d (%s)", app, rel.Number, short(rev)))
+	out.Step(fmt.Sprintf("Deploying %s (%s), deploy d%d", app, short(rev), rel.Attempt))
 	var metaJSON []byte
+	dir := m.paths.release(app, rel.Number)
 	defer func() {
 		status, detail := store.Succeeded, ""
 		if err != nil {
@@ -144,33 +243,60 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 			for _, l := range lines[1:] {
 				out.Info(l)
 			}
-		}
-		if err != nil {
+			still := "nothing was live before it"
+			if a.Release > 0 {
+				still = fmt.Sprintf("v%d serves on", a.Release)
+			}
+			out.Info(fmt.Sprintf("deploy d%d failed and took no release number; %s (log: releases:info %s d%d)", rel.Attempt, still, app, rel.Attempt))
 			// A failed release can never go live: free its space (a build
 			// that filled the disk must not keep it full). Its log stays.
-			os.RemoveAll(m.paths.release(app, rel.Number))
+			os.RemoveAll(dir)
+			os.Remove(m.paths.manifest(app, rel.Number))
 		}
-		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
-			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)
+		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Attempt, status, detail, string(metaJSON)); ferr != nil {
+			m.log.Error("record release result", "app", app, "attempt", rel.Attempt, "err", ferr)
 		}
 		msg := fmt.Sprintf("deployed v%d (%s)", rel.Number, short(rev))
 		if err != nil {
-			msg = fmt.Sprintf("deploy of v%d (%s) failed: %s", rel.Number, short(rev), detail)
+			msg = fmt.Sprintf("deploy d%d (%s) failed: %s", rel.Attempt, short(rev), detail)
 		}
 		m.event(ctx, app, "deploy", pusher, msg)
 		m.observeDeploy(app, err == nil, time.Since(started))
-		m.log.Info("deploy", "app", app, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
+		m.log.Info("deploy", "app", app, "attempt", rel.Attempt, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
 	}()
 
-	dir := m.paths.release(app, rel.Number)
-	if err := checkout(m.paths.repo(app), rev, dir); err != nil {
+	if a.Release > 0 {
+		m.reportState(app, a.Release, out)
+	}
+	limit, err := m.releaseSizeCap(ctx, app)
+	if err != nil {
+		return err
+	}
+	// A crash during an earlier attempt at this number may have left its
+	// directory behind.
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear %s: %w", dir, err)
+	}
+	notes, err := checkout(ctx, src, rev, dir, limit)
+	if err != nil {
+		if errors.Is(err, ErrReleaseTooLarge) {
+			return err
+		}
 		return fmt.Errorf("checkout: %w", err)
+	}
+	for _, n := range notes {
+		out.Info(n)
 	}
 	r, err := m.buildRelease(ctx, app, rel.Number, dir, noCache, out)
 	if err != nil {
 		return err
 	}
 	metaJSON, _ = json.Marshal(r.meta)
+	// What the commit and the build made; anything else found here later
+	// was written by the app, and is lost with the release.
+	if err := writeManifest(dir, m.paths.manifest(app, rel.Number)); err != nil {
+		m.log.Warn("record release files", "app", app, "release", rel.Number, "err", err)
+	}
 	if e, ok := r.procfile.Get("release"); ok && e.Kind == procfile.KindRelease {
 		out.Step("Running release command: " + e.Command)
 		if err := m.runHook(ctx, r, e, out); err != nil {
@@ -184,8 +310,32 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 		return err
 	}
 	m.prune(ctx, app, r.meta)
+	if _, routed := r.procfile.Routed(); !routed {
+		out.Success(fmt.Sprintf("%s v%d is live; it has no web process, so nothing answers at %s", app, rel.Number, m.URL(app)))
+		return nil
+	}
 	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
 	return nil
+}
+
+// releaseSizeCap is the most an app's release may hold: the server's cap,
+// or the app's MAX_RELEASE_SIZE when that is lower.
+func (m *Manager) releaseSizeCap(ctx context.Context, app string) (int64, error) {
+	limit := m.cfg.MaxReleaseSize
+	config, err := m.cfg.Store.Config(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	if v := config["MAX_RELEASE_SIZE"]; v != "" {
+		n, err := gitserver.ParseSize(v)
+		if err != nil {
+			return 0, fmt.Errorf("MAX_RELEASE_SIZE: %w", err)
+		}
+		if n > 0 && (limit <= 0 || n < limit) {
+			limit = n
+		}
+	}
+	return limit, nil
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.

@@ -24,10 +24,29 @@ func (l layout) release(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n))
 }
 
-// buildLog keeps the output of a release's build beside it.
-func (l layout) buildLog(app string, n int) string {
+// buildLog keeps the output of deploy attempt n of an app, which may
+// never have become a release.
+func (l layout) buildLog(app string, attempt int) string {
+	return filepath.Join(l.appDir(app), "builds", strconv.Itoa(attempt)+".log")
+}
+
+// legacyBuildLog is where a build log was kept, beside its release, before
+// attempts were numbered apart from releases (their numbers were the same).
+func (l layout) legacyBuildLog(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n)+".build.log")
 }
+
+// manifest lists the files a release held when it went live.
+func (l layout) manifest(app string, n int) string {
+	return filepath.Join(l.releases(app), strconv.Itoa(n)+".files")
+}
+
+// gitHooks is the only directory git runs hooks from: outside every
+// repository, written by hop3 alone.
+func (l layout) gitHooks() string { return filepath.Join(l.root, "git", "hooks") }
+
+// pushGates holds the private directory of each push's pre-receive socket.
+func (l layout) pushGates() string { return filepath.Join(l.root, "git", "pushes") }
 
 // current is a symlink to the live release directory: static files are
 // served through it so a deploy changes no route.

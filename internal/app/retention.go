@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"hop3/buildpacks"
+	"hop3/internal/store"
 )
 
 // defaultKeepReleases is how many release directories an app keeps.
@@ -33,24 +34,37 @@ func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 	if err != nil {
 		return
 	}
-	kept := map[int]bool{a.Release: true}
+	// Kept by attempt: a failed attempt keeps its log among the newest.
+	kept := map[int]bool{}
 	for _, r := range rels {
-		if r.Number < a.Release && r.Status.String() == "succeeded" {
-			kept[r.Number] = true // the rollback target
+		if r.Number == a.Release {
+			kept[r.Attempt] = true
+		}
+	}
+	for _, r := range rels {
+		if r.Number > 0 && r.Number < a.Release && r.Status.String() == "succeeded" {
+			kept[r.Attempt] = true // the rollback target
 			break
 		}
 	}
 	for i, r := range rels {
 		if i < keep {
-			kept[r.Number] = true
+			kept[r.Attempt] = true
 		}
 	}
 	// The live release's build is recorded only after the deploy returns.
 	envs := append([]string(nil), live.Envs...)
 	for _, r := range rels {
-		if !kept[r.Number] {
-			os.RemoveAll(m.paths.release(app, r.Number))
-			os.Remove(m.paths.buildLog(app, r.Number))
+		if !kept[r.Attempt] {
+			os.Remove(m.paths.buildLog(app, r.Attempt))
+			if r.Number > 0 && !r.Pruned {
+				os.RemoveAll(m.paths.release(app, r.Number))
+				os.Remove(m.paths.manifest(app, r.Number))
+				os.Remove(m.paths.legacyBuildLog(app, r.Number))
+				if err := m.cfg.Store.MarkPruned(ctx, app, r.Number); err != nil {
+					m.log.Warn("mark release pruned", "app", app, "release", r.Number, "err", err)
+				}
+			}
 			continue
 		}
 		var meta releaseMeta
@@ -62,4 +76,20 @@ func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 	if err := buildpacks.PruneEnvs(m.paths.envs(app), envs); err != nil {
 		m.log.Warn("prune environments", "app", app, "err", err)
 	}
+}
+
+// BuildLog is the file that holds the output of a deploy attempt.
+func (m *Manager) BuildLog(app string, rel store.Release) string {
+	path := m.paths.buildLog(app, rel.Attempt)
+	if _, err := os.Stat(path); err != nil && rel.Number > 0 {
+		if legacy := m.paths.legacyBuildLog(app, rel.Number); fileExists(legacy) {
+			return legacy
+		}
+	}
+	return path
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

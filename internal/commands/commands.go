@@ -48,6 +48,8 @@ type Backend interface {
 	// ValidateConfig refuses config vars that would break the app's route
 	// (hosts, static paths, sizes, timeouts), with a one-line reason.
 	ValidateConfig(ctx context.Context, app string, vars map[string]string) error
+	// BuildLog is the file holding the output of a deploy attempt.
+	BuildLog(app string, rel store.Release) string
 }
 
 // Store is the part of hop3's state the commands read and change directly.
@@ -60,6 +62,7 @@ type Store interface {
 	UnsetConfig(ctx context.Context, app string, keys []string) error
 	Scale(ctx context.Context, app string) (map[string]int, error)
 	Release(ctx context.Context, app string, number int) (store.Release, error)
+	Attempt(ctx context.Context, app string, attempt int) (store.Release, error)
 	Releases(ctx context.Context, app string) ([]store.Release, error)
 	Domains(ctx context.Context, app string) ([]string, error)
 	AddDomains(ctx context.Context, app string, hosts []string) error

@@ -816,31 +816,41 @@ func TestRun(t *testing.T) {
 func TestReleases(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.app("myapp", "web: x\n")
-	e.release("myapp", "web: x\n", store.Failed)
-	e.release("myapp", "web: x\n", store.Succeeded)
-	logPath := filepath.Join(e.root, "apps", "myapp", "releases", "2.build.log")
+	e.app("myapp", "web: x\n")                     // d1, v1
+	e.release("myapp", "web: x\n", store.Failed)    // d2, no number
+	e.release("myapp", "web: x\n", store.Succeeded) // d3, v2
+	logPath := e.be.BuildLog("myapp", store.Release{Attempt: 2})
+	os.MkdirAll(filepath.Dir(logPath), 0o755)
 	os.WriteFile(logPath, []byte("-----> Building\n !     it broke\n"), 0o644)
 
 	var rows []releaseJSON
 	if err := json.Unmarshal([]byte(e.ok("releases", "myapp", "--json").stdout), &rows); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || rows[0].Number != 3 || !rows[0].Live || rows[1].Status != "failed" || rows[2].Live || rows[2].Pusher != "alice" {
+	if len(rows) != 3 || rows[0].Number != 2 || rows[0].Attempt != 3 || !rows[0].Live ||
+		rows[1].Status != "failed" || rows[1].Number != 0 || rows[1].Attempt != 2 ||
+		rows[2].Live || rows[2].Pusher != "alice" {
 		t.Errorf("releases --json = %+v", rows)
 	}
 	r := e.ok("releases", "myapp")
-	for _, want := range []string{"RELEASE", "v3", "succeeded (live)", "v2", "failed", "ababab", "alice"} {
+	for _, want := range []string{"RELEASE", "DEPLOY", "v2", "d3", "succeeded (live)", "d2", "failed", "v1", "ababab", "alice"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("releases lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	r = e.ok("releases:info", "myapp", "v2")
-	if !strings.Contains(r.stdout, "Status:    failed") || !strings.Contains(r.stdout, " !     it broke") {
-		t.Errorf("releases:info:\n%s", r.stdout)
+	r = e.ok("releases:info", "myapp", "d2")
+	if !strings.Contains(r.stdout, "Status:    failed") || !strings.Contains(r.stdout, "Release:   -") || !strings.Contains(r.stdout, " !     it broke") {
+		t.Errorf("releases:info of a failed deploy:\n%s", r.stdout)
 	}
 	if r := e.ok("releases:info", "myapp", "1"); !strings.Contains(r.stderr, "no build log") {
 		t.Errorf("releases:info without a log: %+v", r)
+	}
+	// A pruned release says so.
+	if err := e.st.MarkPruned(context.Background(), "myapp", 1); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.ok("releases", "myapp"); !strings.Contains(r.stdout, "succeeded (pruned)") {
+		t.Errorf("releases does not mark the pruned v1:\n%s", r.stdout)
 	}
 
 	e.ok("rollback", "myapp")
@@ -850,13 +860,14 @@ func TestReleases(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"rollback", "myapp", "v2"}, exitFail, "v2 failed"},
-		{[]string{"rollback", "myapp", "v3"}, exitFail, "v3 is already live"},
-		{[]string{"rollback", "myapp", "v9"}, exitFail, "myapp has no release v9 (its releases are v1 to v3)"},
+		{[]string{"rollback", "myapp", "v2"}, exitFail, "v2 is already live"},
+		{[]string{"rollback", "myapp", "v9"}, exitFail, "myapp has no release v9 (its releases are v1 to v2)"},
 		{[]string{"rollback", "myapp", "vx"}, exitUsage, `"vx" is not a release number`},
 		{[]string{"rollback", "myapp", "0"}, exitUsage, "not a release number"},
 		{[]string{"releases:info", "myapp"}, exitUsage, "missing vN"},
 		{[]string{"releases:info", "myapp", "v7"}, exitFail, "no release v7"},
+		{[]string{"releases:info", "myapp", "d7"}, exitFail, "no deploy d7"},
+		{[]string{"releases:info", "myapp", "dx"}, exitUsage, "not a release such as v3 or a deploy such as d7"},
 	}
 	for _, tt := range tests {
 		r := e.run(admin, "", tt.args...)

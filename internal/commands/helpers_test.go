@@ -23,7 +23,8 @@ import (
 // fakeBackend stands in for the orchestrator: it records what it was asked
 // and keeps app records in the real store, as the orchestrator does.
 type fakeBackend struct {
-	st *store.Store
+	st   *store.Store
+	root string
 
 	mu      sync.Mutex
 	calls   []string
@@ -138,6 +139,10 @@ func (f *fakeBackend) RunOneOff(ctx context.Context, app string, argv []string, 
 	return f.runCode, nil
 }
 
+func (f *fakeBackend) BuildLog(app string, rel store.Release) string {
+	return filepath.Join(f.root, "builds", app, strconv.Itoa(rel.Attempt)+".log")
+}
+
 func (f *fakeBackend) UpdateRoute(ctx context.Context, app string) error {
 	return f.record("UpdateRoute %s", app)
 }
@@ -159,7 +164,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	be := &fakeBackend{st: st, procs: map[string][]supervisor.Status{}}
+	be := &fakeBackend{st: st, root: root, procs: map[string][]supervisor.Status{}}
 	d, err := New(Config{Backend: be, Store: st, Root: root, Domain: "localhost", Version: "1.2.3", GranianVersion: "2.8.7"})
 	if err != nil {
 		t.Fatal(err)
@@ -214,8 +219,8 @@ func (e *env) app(name, procfile string) {
 	e.release(name, procfile, store.Succeeded)
 }
 
-// release records a new release of app with its source's Procfile, and
-// makes it live when it succeeded.
+// release records a new deploy attempt of app with its source's Procfile,
+// and makes it live when it succeeded.
 func (e *env) release(name, procfile string, status store.ReleaseStatus) int {
 	e.t.Helper()
 	ctx := context.Background()
@@ -223,8 +228,11 @@ func (e *env) release(name, procfile string, status store.ReleaseStatus) int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.st.FinishRelease(ctx, name, r.Number, status, "", ""); err != nil {
+	if err := e.st.FinishRelease(ctx, name, r.Attempt, status, "", ""); err != nil {
 		e.t.Fatal(err)
+	}
+	if status == store.Failed {
+		return 0 // a failed attempt takes no release number, and has no directory
 	}
 	dir := filepath.Join(e.root, "apps", name, "releases", strconv.Itoa(r.Number))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
