@@ -133,6 +133,6 @@ func (m *Manager) reportState(app string, live int, out *ui.Writer) {
 		shown = added[:stateShown]
 		more = fmt.Sprintf(" and %d more", len(added)-stateShown)
 	}
-	out.Info(fmt.Sprintf("warning: v%d wrote %d file(s) into its release directory since it went live: %s%s", live, len(added), strings.Join(shown, ", "), more))
+	out.Info(fmt.Sprintf("warning: v%d wrote %d file(s) into its release directory since it was built: %s%s", live, len(added), strings.Join(shown, ", "), more))
 	out.Info(fmt.Sprintf("the new release starts from the commit without them: keep state in $DATA_DIR (%s), which every release shares", m.paths.data(app)))
 }

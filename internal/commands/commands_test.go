@@ -816,7 +816,7 @@ func TestRun(t *testing.T) {
 func TestReleases(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.app("myapp", "web: x\n")                     // d1, v1
+	e.app("myapp", "web: x\n")                      // d1, v1
 	e.release("myapp", "web: x\n", store.Failed)    // d2, no number
 	e.release("myapp", "web: x\n", store.Succeeded) // d3, v2
 	logPath := e.be.BuildLog("myapp", store.Release{Attempt: 2})
