@@ -304,7 +304,7 @@ func TestCommands(t *testing.T) {
 			}
 		}
 		info := d.mustCmd(alice, "releases:info", "envapp", "v2")
-		for _, want := range []string{"Revision:  " + rels[0].Revision, "=== build log", "Deploying envapp v2"} {
+		for _, want := range []string{"Revision:  " + rels[0].Revision, "=== build log", "Deploying envapp (", "envapp v2 is live"} {
 			if !strings.Contains(info.stdout, want) {
 				t.Errorf("releases:info lacks %q:\n%s", want, info)
 			}
@@ -323,7 +323,7 @@ func TestCommands(t *testing.T) {
 		wantBody(t, d, host, "/", "hello v2")
 
 		// deploy builds the current revision again, as a new release.
-		if r := d.mustCmd(alice, "deploy", "--no-cache", "envapp"); !strings.Contains(r.stderr, "Deploying envapp v3") {
+		if r := d.mustCmd(alice, "deploy", "--no-cache", "envapp"); !strings.Contains(r.stderr, "Deploying envapp (") || !strings.Contains(r.stderr, "envapp v3 is live") {
 			t.Errorf("deploy:\n%s", r)
 		}
 		rels = decode[[]releaseRow](t, d.mustCmd(alice, "releases", "envapp", "--json"))

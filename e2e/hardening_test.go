@@ -550,8 +550,8 @@ func TestHardeningKill9(t *testing.T) {
 			t.Errorf("live release is v%d, want v1", a.Release)
 		}
 		rels := releasesOf(t, root, app)
-		if len(rels) != 2 || rels[0].Number != 2 || rels[0].Status != store.Failed || !strings.Contains(rels[0].Detail, "interrupted") {
-			t.Errorf("releases after the kill: %+v; want v2 failed as interrupted", rels)
+		if len(rels) != 2 || rels[0].Attempt != 2 || rels[0].Number != 0 || rels[0].Status != store.Failed || !strings.Contains(rels[0].Detail, "interrupted") {
+			t.Errorf("releases after the kill: %+v; want d2 failed as interrupted, with no release number", rels)
 		}
 		if err := st.Check(context.Background()); err != nil {
 			t.Errorf("database after kill -9: %v", err)
@@ -571,14 +571,16 @@ func TestHardeningKill9(t *testing.T) {
 		if r := d2.local("", "apps"); r.code != 0 {
 			t.Errorf("control socket after a kill -9: %s", r)
 		}
-		// git updated main before the build; the next start puts it back on
-		// the live release, as a failed push would have.
+		// The deploy ran inside git's pre-receive step: the hook lost hop3
+		// and refused the push, so main never left the live release.
 		if got, live := remoteRef(t, root, app, "refs/heads/main"), rels[len(rels)-1].Revision; got != live {
-			t.Errorf("main is %.7s (the interrupted v2), not the live %.7s", got, live)
+			t.Errorf("main is %.7s (the interrupted d2), not the live %.7s", got, live)
 		}
 		w.commit("fast build", wsgiApp("crash v3"))
-		w.mustPush(d2, alice, app)
+		out = w.mustPush(d2, alice, app)
 		wantBody(t, d2, host, "/", "crash v3")
+		// The interrupted attempt took no number: this is v2.
+		wantPushOutput(t, out, "crash v2 is live")
 	})
 }
 
@@ -685,7 +687,7 @@ func TestHardeningDiskFull(t *testing.T) {
 	}
 	wantBody(t, d, host, "/", "<h1>full v1</h1>\n")
 	if rels := releasesOf(t, root, app); rels[0].Status != store.Failed {
-		t.Logf("with the disk full, v%d could not be recorded failed: it reads %s", rels[0].Number, rels[0].Status)
+		t.Logf("with the disk full, d%d could not be recorded failed: it reads %s", rels[0].Attempt, rels[0].Status)
 	}
 	w.dropLast()
 
@@ -717,10 +719,10 @@ func TestHardeningDiskFull(t *testing.T) {
 	})
 	for _, r := range releasesOf(t, root, app) {
 		if r.Status == store.Building {
-			t.Errorf("v%d still reads building after a restart", r.Number)
+			t.Errorf("d%d still reads building after a restart", r.Attempt)
 		}
-		if r.Number == 2 && r.Status != store.Failed {
-			t.Errorf("v2 reads %s, want failed", r.Status)
+		if r.Attempt == 2 && r.Status != store.Failed {
+			t.Errorf("d2 reads %s, want failed", r.Status)
 		}
 	}
 	if err := openStore(t, root).Check(context.Background()); err != nil {
