@@ -1,7 +1,12 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -265,5 +270,55 @@ func TestFailBuilding(t *testing.T) {
 	}
 	if n, err := s.FailBuilding(ctx, "again"); err != nil || n != 0 {
 		t.Errorf("second FailBuilding = %d, %v; want 0", n, err)
+	}
+}
+
+// Releases recorded before attempts were numbered apart keep their
+// numbers (failed ones included), with their number as their attempt.
+func TestMigrateReleaseAttempts(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "hop3.db")
+	db, err := sql.Open("sqlite3", dsn(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	steps := migrations()
+	i := slices.IndexFunc(steps, func(s string) bool { return strings.Contains(s, "releases_attempts") })
+	if i < 0 {
+		t.Fatal("no step numbers attempts")
+	}
+	if _, err := migrate(ctx, db, steps[:i]); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO apps (name, state, release, created_at) VALUES ('web', 'running', 3, 1)",
+		"INSERT INTO releases (app, number, revision, status, pusher, created_at) VALUES ('web', 1, 'a', 'succeeded', 'alice', 1)",
+		"INSERT INTO releases (app, number, revision, status, pusher, created_at) VALUES ('web', 2, 'b', 'failed', 'alice', 2)",
+		"INSERT INTO releases (app, number, revision, status, pusher, created_at) VALUES ('web', 3, 'c', 'succeeded', 'alice', 3)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := migrate(ctx, db, steps); err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{db: db}
+	rels, err := s.Releases(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rels {
+		got = append(got, fmt.Sprintf("d%d:v%d:%s", r.Attempt, r.Number, r.Status))
+	}
+	if want := []string{"d3:v3:succeeded", "d2:v2:failed", "d1:v1:succeeded"}; !slices.Equal(got, want) {
+		t.Errorf("after the migration: %q, want %q", got, want)
+	}
+	r, err := s.CreateRelease(ctx, "web", "d", "alice")
+	if err != nil || r.Attempt != 4 || r.Number != 4 {
+		t.Errorf("next attempt = %+v, %v; want d4, v4", r, err)
 	}
 }
