@@ -292,6 +292,11 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 		return err
 	}
 	metaJSON, _ = json.Marshal(r.meta)
+	// Recorded now: should hop3 die after the switch, the next start must
+	// be able to start this release again.
+	if err := st.RecordBuild(ctx, app, rel.Attempt, string(metaJSON)); err != nil {
+		return err
+	}
 	// What the commit and the build made; anything else found here later
 	// was written by the app, and is lost with the release.
 	if err := writeManifest(dir, m.paths.manifest(app, rel.Number)); err != nil {

@@ -159,17 +159,41 @@ func (s *Store) Releases(ctx context.Context, app string) ([]Release, error) {
 	return rs, nil
 }
 
-// FailBuilding marks every release still Building as Failed with the given
-// detail (giving back its release number) and returns how many it marked. The daemon calls it at start: a
-// build that was running when the previous daemon died will never finish.
-func (s *Store) FailBuilding(ctx context.Context, detail string) (int, error) {
-	res, err := s.db.ExecContext(ctx,
-		"UPDATE releases SET status = ?, detail = ?, finished_at = ?, number = 0 WHERE status = ?",
-		Failed.String(), detail, toDB(now()), Building.String())
-	if err != nil {
-		return 0, fmt.Errorf("fail unfinished builds: %w", err)
+// RecordBuild stores the deployer's build metadata of an attempt before it
+// is started, so that a release that went live can be started again even if
+// its outcome was never recorded.
+func (s *Store) RecordBuild(ctx context.Context, app string, attempt int, build string) error {
+	if _, err := s.db.ExecContext(ctx, "UPDATE releases SET build = ? WHERE app = ? AND attempt = ?", build, app, attempt); err != nil {
+		return fmt.Errorf("record build of attempt %d of app %s: %w", attempt, app, err)
 	}
-	n, err := res.RowsAffected()
+	return nil
+}
+
+// FailBuilding settles every attempt still Building and returns how many
+// were marked failed. The daemon calls it at start: a build that was
+// running when the previous daemon died will never finish. An attempt its
+// app names as live went live before the daemon died and is marked
+// Succeeded; every other one is marked Failed with the given detail, and
+// gives its release number back.
+func (s *Store) FailBuilding(ctx context.Context, detail string) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`UPDATE releases SET status = ?, finished_at = ? WHERE status = ?
+			AND EXISTS (SELECT 1 FROM apps WHERE apps.name = releases.app AND apps.release = releases.number)`,
+			Succeeded.String(), toDB(now()), Building.String())
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			"UPDATE releases SET status = ?, detail = ?, finished_at = ?, number = 0 WHERE status = ?",
+			Failed.String(), detail, toDB(now()), Building.String())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("fail unfinished builds: %w", err)
 	}

@@ -322,3 +322,29 @@ func TestMigrateReleaseAttempts(t *testing.T) {
 		t.Errorf("next attempt = %+v, %v; want d4, v4", r, err)
 	}
 }
+
+// An attempt still building whose app names it live went live before the
+// daemon died: it stays a release, with its build metadata.
+func TestFailBuildingKeepsALiveRelease(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	mustApp(t, s, "web")
+	r, err := s.CreateRelease(ctx, "web", "rev", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordBuild(ctx, "web", r.Attempt, `{"venv":"x"}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLiveRelease(ctx, "web", r.Number); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.FailBuilding(ctx, "interrupted"); err != nil || n != 0 {
+		t.Fatalf("FailBuilding = %d, %v; want 0 failed", n, err)
+	}
+	got, err := s.Release(ctx, "web", r.Number)
+	if err != nil || got.Status != Succeeded || got.Build != `{"venv":"x"}` {
+		t.Errorf("live release after FailBuilding = %+v, %v", got, err)
+	}
+}
