@@ -106,21 +106,21 @@ var (
 // releaseNumberOf reads the number of the release a push made live.
 func releaseNumberOf(t *testing.T, out string) int {
 	t.Helper()
-	m := liveRe.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("push output names no live release:\n%s", out)
-	}
-	n, _ := strconv.Atoi(m[2])
-	return n
+	return numberIn(t, liveRe, "live release", out)
 }
 
 // deployNumberOf reads the number of a push's deploy attempt (dN), which a
 // failed one has too.
 func deployNumberOf(t *testing.T, out string) int {
 	t.Helper()
-	m := deployingRe.FindStringSubmatch(out)
+	return numberIn(t, deployingRe, "deploy", out)
+}
+
+func numberIn(t *testing.T, re *regexp.Regexp, what, out string) int {
+	t.Helper()
+	m := re.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("push output names no deploy:\n%s", out)
+		t.Fatalf("push output names no %s:\n%s", what, out)
 	}
 	n, _ := strconv.Atoi(m[2])
 	return n
