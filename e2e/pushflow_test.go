@@ -186,8 +186,8 @@ func TestPushFlowStateInRelease(t *testing.T) {
 	}
 	w := newWorkdir(t, files)
 	out := w.mustPush(d, alice, app)
-	wantPushOutput(t, out, "stateful v1 is live; it has no web process")
-	if strings.Contains(out, "is live at") {
+	wantPushOutput(t, out, "stateful v1 is live; it has no web process, so no URL routes to it")
+	if strings.Contains(out, "http://") {
 		t.Errorf("a worker-only app's push prints a URL:\n%s", out)
 	}
 	eventually(t, 30*time.Second, func() error {

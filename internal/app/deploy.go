@@ -316,7 +316,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 	}
 	m.prune(ctx, app, r.meta)
 	if _, routed := r.procfile.Routed(); !routed {
-		out.Success(fmt.Sprintf("%s v%d is live; it has no web process, so nothing answers at %s", app, rel.Number, m.URL(app)))
+		out.Success(fmt.Sprintf("%s v%d is live; it has no web process, so no URL routes to it", app, rel.Number))
 		return nil
 	}
 	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
