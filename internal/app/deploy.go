@@ -146,11 +146,25 @@ func (m *Manager) ensureHooks() (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(script), 0o700); err != nil {
+	// A fresh name per writer: pushes to other apps may be here at once,
+	// and git must never run a half-written hook.
+	f, err := os.CreateTemp(dir, "pre-receive.*")
+	if err != nil {
 		return "", err
 	}
-	return dir, os.Rename(tmp, path)
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(script); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Chmod(0o700); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return dir, os.Rename(f.Name(), path)
 }
 
 // Upload serves a clone or fetch of an app's repository.
