@@ -30,6 +30,9 @@ var _ gitserver.Backend = (*Manager)(nil)
 // rejected]"): the branch, the client's tracking ref and the serving
 // release stay where they were.
 func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string) int {
+	// The deploy's output goes straight to the session's stderr, as the
+	// client's git passes it through untouched, rather than through the
+	// hook's stderr, which git would prefix with "remote: " line by line.
 	out := ui.New(s.Stderr, ui.ColorFor(s.TTY, s.Env))
 	unlock, err := m.lock(ctx, app, func() {
 		out.Info(fmt.Sprintf("another push to %s is being deployed; waiting for it to finish", app))
