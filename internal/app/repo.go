@@ -78,6 +78,9 @@ type treeEntry struct {
 	path string // slash-separated, relative to the tree
 }
 
+// maxLinkTarget is the longest symlink target checked out (Linux's PATH_MAX).
+const maxLinkTarget = 4096
+
 // ErrReleaseTooLarge reports a tree whose files add up to more than the cap.
 var ErrReleaseTooLarge = errors.New("release over the size cap")
 
@@ -136,6 +139,9 @@ func checkout(ctx context.Context, src gitSource, rev, dst string, maxSize int64
 		}
 	}
 	for _, e := range links {
+		if e.size > maxLinkTarget {
+			return nil, fmt.Errorf("symlink %s has a target of %d bytes, more than a path can hold", e.path, e.size)
+		}
 		var b strings.Builder
 		if err := cat.copy(e.oid, &b); err != nil {
 			return nil, fmt.Errorf("read symlink %s: %w", e.path, err)
