@@ -81,6 +81,10 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 	case packErr = <-packDone:
 		// git ended without running the hook: nothing to update, or a pack
 		// it refused (too large, malformed); it told the client why.
+		stopWaiting()
+		if h := <-arrived; h.push != nil {
+			h.push.Reply(1) // not reached: git waits for its hook
+		}
 	case h := <-arrived:
 		if h.err != nil {
 			m.log.Warn("pre-receive hook", "app", app, "err", h.err)
