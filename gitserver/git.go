@@ -29,6 +29,13 @@ func RepoName(arg string) (string, error) {
 	return name, nil
 }
 
+// GitEnv is the environment hop3 runs git with: a fixed PATH, and HOME
+// (where git looks for a user's config) set to home; nothing of the
+// daemon's own environment.
+func GitEnv(home string) []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home}
+}
+
 // PackOptions are what the caller adds to a git exchange.
 type PackOptions struct {
 	// HooksDir is the only directory git runs hooks from. Empty: none run.
@@ -59,7 +66,7 @@ func RunPack(ctx context.Context, service, repoDir string, s *Session, opts Pack
 		service, repoDir,
 	}
 	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + repoDir}, opts.Env...)
+	cmd.Env = append(GitEnv(repoDir), opts.Env...)
 	for _, kv := range s.Env {
 		// Protocol v2 makes clones and fetches cheaper; git sends it as an env var.
 		if strings.HasPrefix(kv, "GIT_PROTOCOL=") {

@@ -66,7 +66,7 @@ type gitSource struct {
 
 func (g gitSource) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", g.repo}, args...)...)
-	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + g.repo, "GIT_CONFIG_NOSYSTEM=1"}, g.env...)
+	cmd.Env = append(append(gitserver.GitEnv(g.repo), "GIT_CONFIG_NOSYSTEM=1"), g.env...)
 	return cmd
 }
 
