@@ -138,6 +138,7 @@ func TestPushFlowReleaseSizeCap(t *testing.T) {
 		if err == nil {
 			t.Fatalf("a push over the cap deployed:\n%s", out)
 		}
+		t.Logf("push over the cap:\n%s", out)
 		oneLineFailure(t, out, want)
 		if !strings.Contains(out, "[remote rejected]") {
 			t.Errorf("git does not report the push rejected:\n%s", out)
@@ -159,6 +160,10 @@ func TestPushFlowReleaseSizeCap(t *testing.T) {
 	w.commit("3 MiB of zeros again", nil)
 	refused("over the cap of 2 MiB")
 
+	// ...nor set what is not a size...
+	if r := d.command(alice, "", "config:set", "--no-restart", app, "MAX_RELEASE_SIZE=lots"); r.code == 0 || !strings.Contains(r.stderr, "MAX_RELEASE_SIZE") {
+		t.Errorf("config:set of MAX_RELEASE_SIZE=lots: %s", r)
+	}
 	// ...but may lower it.
 	d.mustCmd(alice, "config:set", "--no-restart", app, "MAX_RELEASE_SIZE=512KiB")
 	zeros("big.bin", 1<<20)

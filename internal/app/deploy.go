@@ -352,16 +352,27 @@ func (m *Manager) releaseSizeCap(ctx context.Context, app string) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	if v := config["MAX_RELEASE_SIZE"]; v != "" {
-		n, err := gitserver.ParseSize(v)
-		if err != nil {
-			return 0, fmt.Errorf("MAX_RELEASE_SIZE: %w", err)
-		}
-		if n > 0 && (limit <= 0 || n < limit) {
-			limit = n
-		}
+	n, err := appReleaseSize(config)
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 && (limit <= 0 || n < limit) {
+		limit = n
 	}
 	return limit, nil
+}
+
+// appReleaseSize reads an app's MAX_RELEASE_SIZE (0 when unset).
+func appReleaseSize(env map[string]string) (int64, error) {
+	v := env["MAX_RELEASE_SIZE"]
+	if v == "" {
+		return 0, nil
+	}
+	n, err := gitserver.ParseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("MAX_RELEASE_SIZE: %w", err)
+	}
+	return n, nil
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.

@@ -228,6 +228,9 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 			return fmt.Errorf("MAX_BODY_SIZE: %w", err)
 		}
 	}
+	if _, err := appReleaseSize(env); err != nil {
+		return err
+	}
 	for _, k := range []string{"APP_START_TIMEOUT", "STOP_TIMEOUT", "BUILD_TIMEOUT"} {
 		if v := strings.TrimSpace(env[k]); v != "" && durationEnv(env, k, -1) < 0 {
 			return fmt.Errorf("%s %q: use seconds (60) or a duration (90s)", k, v)
