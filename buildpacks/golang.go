@@ -38,7 +38,7 @@ func (b *builder) buildGo(ctx context.Context) error {
 		env["GOROOT"] = b.spec.Env["GOROOT"]
 	}
 
-	version, err := output(ctx, env, b.dir, goTool, "env", "GOVERSION")
+	version, err := output(ctx, b.cred(), env, b.dir, goTool, "env", "GOVERSION")
 	if err != nil {
 		return fmt.Errorf("ask go its version: %w", err)
 	}

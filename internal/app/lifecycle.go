@@ -274,6 +274,7 @@ func (m *Manager) RunOneOff(ctx context.Context, app string, argv []string, stdi
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
+		User:    r.user,
 	}, stdin, stdout, stderr)
 }
 
@@ -308,6 +309,7 @@ func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, te
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
+		User:    r.user,
 	}, term, supervisor.WinSize{Cols: pty.Size.Cols, Rows: pty.Size.Rows}, resize)
 }
 

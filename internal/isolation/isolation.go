@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -133,3 +134,7 @@ func effectiveCaps(path string) (uint64, error) {
 	}
 	return 0, errors.New("no CapEff line")
 }
+
+// StatePath is where a running hop3 records whether it isolates apps ("on",
+// or "off" and why), for `hop3 doctor`.
+func StatePath(root string) string { return filepath.Join(root, "run", "isolation") }
