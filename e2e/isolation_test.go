@@ -16,7 +16,7 @@ import (
 // runs probe.sh once (when it exists) and then sleeps.
 func isolationApp(body string) map[string]string {
 	return map[string]string{
-		"requirements.txt": "",
+		"requirements.txt": "# granian only\n",
 		"app.py": fmt.Sprintf(`def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [%q.encode()]
@@ -152,7 +152,7 @@ func TestIsolation(t *testing.T) {
 	t.Run("a Procfile process reads nothing either", func(t *testing.T) {
 		var probe strings.Builder
 		for name, path := range targets {
-			fmt.Fprintf(&probe, "if cat %q >/dev/null 2>&1; then echo 'READ %s'; else echo 'DENIED %s'; fi\n", path, name, name)
+			fmt.Fprintf(&probe, "if cat %q >/dev/null 2>&1; then echo \"READ %s\"; else echo \"DENIED %s\"; fi\n", path, name, name)
 		}
 		fmt.Fprintf(&probe, "if %s --root %q config b >/dev/null 2>&1; then echo 'READ control socket'; else echo 'DENIED control socket'; fi\n", hop3Bin, root)
 		probe.WriteString("id -u\n")
