@@ -48,6 +48,12 @@ func (b *builder) buildGo(ctx context.Context) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return fmt.Errorf("create bin: %w", err)
 	}
+	if b.spec.As != nil {
+		// go build, run as the app's user, writes the binaries.
+		if err := b.spec.As.Give(bin); err != nil {
+			return err
+		}
+	}
 	before := binaries(bin)
 	b.rep.Step("Building Go binaries into bin/")
 	start := time.Now()
