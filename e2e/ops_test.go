@@ -103,9 +103,9 @@ func TestOpsInstall(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(prefix, "usr/local/bin/hop3")); err != nil || len(b) < 1<<20 {
 		t.Errorf("usr/local/bin/hop3: %d bytes, %v", len(b), err)
 	}
-	for _, d := range []string{"var/lib/hop3", "etc/hop3"} {
-		if fi, err := os.Stat(filepath.Join(prefix, d)); err != nil || fi.Mode().Perm() != 0o750 {
-			t.Errorf("%s: %v %v, want a 0750 directory", d, fi.Mode(), err)
+	for d, want := range map[string]os.FileMode{"var/lib/hop3": 0o711, "etc/hop3": 0o750} {
+		if fi, err := os.Stat(filepath.Join(prefix, d)); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want a %#o directory", d, fi.Mode(), err, want)
 		}
 	}
 
