@@ -246,3 +246,63 @@ func ownerOf(info os.FileInfo) (int, int) {
 	st := info.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
 }
+
+// TestIsolationOffThenOn: with --isolation off every app runs as hop3's
+// user, and ps and doctor say so; started again with isolation on, the
+// same root's apps come back under their own uid, their releases and
+// DATA_DIR handed to them and closed to others.
+func TestIsolationOffThenOn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root")
+	}
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_ISOLATION=off"})
+	alice := newUser(t, "alice")
+	d.register(alice)
+	newWorkdir(t, isolationApp("served")).mustPush(d, alice, "app")
+	d.mustCmd(alice, "run", "app", "--", "sh", "-c", `echo kept > "$DATA_DIR/file"`)
+	if ps := d.mustCmd(alice, "ps", "app").stdout; !strings.Contains(ps, "hop3 (uid 0)") {
+		t.Errorf("ps does not say the app runs as hop3's user:\n%s", ps)
+	}
+	doctor := []string{"doctor", "--root", root, "--http-addr", d.httpAddr, "--ssh-addr", "127.0.0.1:" + d.sshPort,
+		"--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"), "--domain", "localhost", "--tls", "off"}
+	out, code := opsRun(t, nil, doctor...)
+	if l := opsDoctorLines(t, out)["isolation"]; code == 0 || l[0] != "fail" || !strings.Contains(l[1], "fix:") {
+		t.Errorf("doctor with isolation off: exit %d, isolation = %q\n%s", code, l, out)
+	}
+	if info, err := os.Stat(root); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("root with isolation off: %v %v, want 0700", info.Mode(), err)
+	}
+	d.stop()
+
+	d = startDaemon(t, root, "127.0.0.1:0")
+	wantBody(t, d, "app.localhost", "/", "served")
+	pids := granianPIDs(t, root, "app")
+	if len(pids) == 0 {
+		t.Fatal("no granian for app")
+	}
+	uid := uidOf(t, pids[0])
+	if uid == 0 {
+		t.Fatal("app still runs as root after isolation came on")
+	}
+	for _, p := range []string{"apps/app/releases/1", "apps/app/releases/1/app.py", "data/app", "data/app/file"} {
+		info, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := ownerOf(info); u != uid {
+			t.Errorf("%s belongs to %d, want %d", p, u, uid)
+		}
+	}
+	if r := d.mustCmd(alice, "run", "app", "--", "cat", filepath.Join(root, "data", "app", "file")); strings.TrimSpace(r.stdout) != "kept" {
+		t.Errorf("DATA_DIR lost its file: %s", r)
+	}
+	out, _ = opsRun(t, nil, doctor...)
+	if l := opsDoctorLines(t, out)["isolation"]; l[0] != "ok" {
+		t.Errorf("doctor with isolation on: isolation = %q\n%s", l, out)
+	}
+	if l := opsDoctorLines(t, out)["state-root"]; l[0] != "ok" {
+		t.Errorf("doctor: state-root = %q\n%s", l, out)
+	}
+}

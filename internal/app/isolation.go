@@ -96,7 +96,7 @@ func (m *Manager) prepareApp(ctx context.Context, app string) (*supervisor.Crede
 		}
 		// A DATA_DIR kept from an earlier app of the same name, or from
 		// before isolation, becomes this app's, all of it.
-		if _, err := os.Lstat(d); err == nil && !isolation.OwnedBy(d, u) {
+		if _, err := os.Lstat(d); err == nil && u != nil && !isolation.OwnedBy(d, u.UID) {
 			if err := p.Give(d, u); err != nil {
 				return nil, err
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"hop3/internal/isolation"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
@@ -220,6 +221,12 @@ func labels(app, kind string, index, rel, gen int) map[string]string {
 func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	if _, err := m.prepareApp(ctx, r.app); err != nil {
 		return nil, err
+	}
+	// A release built before isolation was on is hop3's and open to all.
+	if r.user != nil && !isolation.OwnedBy(r.dir, r.user.UID) {
+		if err := m.giveRelease(r.dir, r.user); err != nil {
+			return nil, err
+		}
 	}
 	specs, err := m.specs(r, kinds)
 	if err != nil {

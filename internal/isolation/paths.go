@@ -134,12 +134,12 @@ func (p Policy) Take(path string) error {
 	return nil
 }
 
-// OwnedBy reports whether path (not followed) belongs to u.
-func OwnedBy(path string, u *supervisor.Credential) bool {
+// OwnedBy reports whether path (not followed) belongs to uid.
+func OwnedBy(path string, uid uint32) bool {
 	info, err := os.Lstat(path)
-	if err != nil || u == nil {
+	if err != nil {
 		return false
 	}
 	st, ok := info.Sys().(*syscall.Stat_t)
-	return ok && st.Uid == u.UID && st.Gid == u.GID
+	return ok && st.Uid == uid
 }
