@@ -740,7 +740,7 @@ func gatePreflight(path string) string {
 func TestHardeningConcurrentPushes(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
-	gates := shortTemp(t)
+	gates := openTemp(t)
 	d := startDaemon(t, root, "127.0.0.1:0")
 	alice := newUser(t, "alice")
 	d.register(alice)

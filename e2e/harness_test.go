@@ -87,6 +87,17 @@ func shortTemp(t *testing.T) string {
 	return dir
 }
 
+// openTemp is shortTemp that every user may write: apps run as their own
+// users, and a test that shares files with an app's processes needs it.
+func openTemp(t *testing.T) string {
+	t.Helper()
+	dir := shortTemp(t)
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // daemon is one running `hop3 serve`.
 type daemon struct {
 	t        *testing.T

@@ -226,7 +226,8 @@ func TestIsolation(t *testing.T) {
 			{"apps/a/envs", 0, aUID, 0o750},
 			{"data/a", aUID, aUID, 0o700},
 			{"tmp/a", aUID, aUID, 0o700},
-			{"run/a", aUID, 62000, 0o750},
+			{"run/a", aUID, 62000, 0o750 | os.ModeSetgid},
+			{"apps/a/releases/2", aUID, 62000, 0o750 | os.ModeSetgid},
 			{"run/pids", 0, 0, 0o700},
 		} {
 			info, err := os.Lstat(filepath.Join(root, c.path))
@@ -235,7 +236,7 @@ func TestIsolation(t *testing.T) {
 				continue
 			}
 			uid, gid := ownerOf(info)
-			if uid != c.uid || gid != c.gid || info.Mode().Perm() != c.mode {
+			if uid != c.uid || gid != c.gid || info.Mode().Perm() != c.mode.Perm() || info.Mode()&os.ModeSetgid != c.mode&os.ModeSetgid {
 				t.Errorf("%s/%s: %d:%d %o, want %d:%d %o", root, c.path, uid, gid, info.Mode().Perm(), c.uid, c.gid, c.mode)
 			}
 		}

@@ -21,7 +21,7 @@ func TestModes(t *testing.T) {
 		{Traverse, 0o711, 0o700},
 		{AppRead, 0o750, 0o700},
 		{AppOwn, 0o700, 0o700},
-		{AppServe, 0o750, 0o700},
+		{AppServe, 0o750 | os.ModeSetgid, 0o700},
 	} {
 		if got := on.Mode(c.a); got != c.on {
 			t.Errorf("on: mode of %d = %o, want %o", c.a, got, c.on)
@@ -122,7 +122,7 @@ func TestDir(t *testing.T) {
 		{Traverse, 0, 0, 0o711},
 		{AppRead, 0, 62001, 0o750},
 		{AppOwn, 62001, 62001, 0o700},
-		{AppServe, 62001, 62000, 0o750},
+		{AppServe, 62001, 62000, 0o2750},
 	} {
 		path := filepath.Join(dir, "d")
 		if err := p.Dir(path, c.a, u); err != nil {

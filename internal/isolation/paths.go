@@ -30,8 +30,9 @@ const (
 	// AppOwn: the app's own, no one else's (0700): DATA_DIR, TMPDIR, build
 	// caches.
 	AppOwn
-	// AppServe: the app's; Caddy's group may read it (0750, group Base):
-	// the app's socket directory, its release directories.
+	// AppServe: the app's; Caddy's group may read it (2750, group Base):
+	// the app's socket directory, its release directories. The set-group-id
+	// bit gives what the app creates inside (its sockets) Caddy's group.
 	AppServe
 )
 
@@ -43,10 +44,21 @@ func (p Policy) Mode(a Access) fs.FileMode {
 	switch a {
 	case Traverse:
 		return 0o711
-	case AppRead, AppServe:
+	case AppRead:
 		return 0o750
+	case AppServe:
+		return 0o750 | fs.ModeSetgid
 	}
 	return 0o700
+}
+
+// sysMode turns a FileMode into the kernel's mode bits.
+func sysMode(m fs.FileMode) uint32 {
+	mode := uint32(m.Perm())
+	if m&fs.ModeSetgid != 0 {
+		mode |= syscall.S_ISGID
+	}
+	return mode
 }
 
 // owner returns the uid and gid a directory of kind a belongs to; -1 leaves
@@ -93,7 +105,7 @@ func (p Policy) Dir(dir string, a Access, u *supervisor.Credential) error {
 			return fmt.Errorf("give %s to %d:%d: %w", dir, uid, gid, err)
 		}
 	}
-	if err := unix.Fchmod(fd, uint32(mode)); err != nil {
+	if err := unix.Fchmod(fd, sysMode(mode)); err != nil {
 		return fmt.Errorf("chmod %s: %w", dir, err)
 	}
 	return nil
