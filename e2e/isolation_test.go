@@ -258,7 +258,9 @@ func TestIsolationOffThenOn(t *testing.T) {
 	}
 	t.Parallel()
 	root := shortTemp(t)
-	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_ISOLATION=off"})
+	// The system's Python: one under root's home (pyenv) would serve while
+	// apps run as root and be out of reach of the app's user later.
+	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_ISOLATION=off", "PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin"})
 	alice := newUser(t, "alice")
 	d.register(alice)
 	newWorkdir(t, isolationApp("served")).mustPush(d, alice, "app")

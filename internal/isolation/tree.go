@@ -3,6 +3,7 @@ package isolation
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -43,11 +44,13 @@ func walkFD(fd int, name string, uid, gid int, clear uint32, depth int) error {
 				return err
 			}
 		}
-		if errors.Is(err, os.ErrClosed) || err != nil {
-			break
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return nil
 }
 
 func walkEntry(dirfd int, dirName, n string, uid, gid int, clear uint32, depth int) error {
