@@ -44,8 +44,12 @@ func (m *Manager) prepareRoot() error {
 		return fmt.Errorf("create cache directory: %w", err)
 	}
 	// Apps pass through the cache directory to their own caches only.
-	if err := p.Dir(m.cfg.CacheDir, isolation.Traverse, nil); err != nil {
-		return err
+	// Without isolation a cache directory of the operator's choosing keeps
+	// its mode: another hop3 may share it.
+	if p.On {
+		if err := p.Dir(m.cfg.CacheDir, isolation.Traverse, nil); err != nil {
+			return err
+		}
 	}
 	if _, err := os.Stat(l.db()); err == nil {
 		if err := os.Chmod(l.db(), 0o600); err != nil {
