@@ -210,6 +210,25 @@ func TestIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("a link planted in its release does not bring b's secrets in", func(t *testing.T) {
+		// a may write its release; hop3 reads the release's .env as itself
+		// at each restart, and must not follow a's link to b's.
+		d.mustCmd(bob, "run", "a", "--", "ln", "-sfn", filepath.Join(root, "apps", "b", "releases", "1", ".env"), ".env")
+		r := d.command(alice, "", "restart", "a")
+		if r.code == 0 || !strings.Contains(r.stderr, "leads out of the release") {
+			t.Errorf("restart with a planted .env link: %s", r)
+		}
+		if env := d.command(bob, "", "run", "a", "--", "env"); strings.Contains(env.stdout+env.stderr, "dotenv-of-b") {
+			t.Fatalf("a's environment holds b's .env:\n%s", env)
+		}
+		// The app can no longer run commands in that release; its next push
+		// (or this) mends it.
+		if err := os.Remove(filepath.Join(root, "apps", "a", "releases", "2", ".env")); err != nil {
+			t.Fatal(err)
+		}
+		d.mustCmd(alice, "restart", "a")
+	})
+
 	t.Run("owners and modes", func(t *testing.T) {
 		for _, c := range []struct {
 			path     string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/hooks"
+	"hop3/internal/isolation"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/procfile"
@@ -361,7 +363,9 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 // "static: ." (Caddy's file server hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
 	if name, ok := buildpacks.ReadProcfilePath(dir); ok {
-		f, err := os.Open(filepath.Join(dir, name))
+		// The release may be the app's to write: no link out of it is
+		// followed.
+		f, err := isolation.OpenInTree(dir, name)
 		if err != nil {
 			return nil, err
 		}
@@ -378,10 +382,21 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 // hop3's own environment).
 func readDotenv(dir string) (map[string]string, error) {
 	path := filepath.Join(dir, ".env")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}
-	env, err := parseDotenv(path)
+	// The release may be the app's to write: a link to another app's .env
+	// (or any file hop3 can read) must not become this app's environment.
+	f, err := isolation.OpenInTree(dir, ".env")
+	if err != nil {
+		return nil, err // names .env
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
+	if err != nil {
+		return nil, fmt.Errorf(".env: %w", err)
+	}
+	env, err := parseDotenvBytes(src)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
