@@ -97,9 +97,15 @@ func CanSwitch() error {
 	if os.Geteuid() == 0 {
 		return nil
 	}
-	eff, err := effectiveCaps("/proc/self/status")
+	eff, err := capSet("/proc/self/status", "CapEff")
 	if err != nil {
 		return fmt.Errorf("hop3 is not root and cannot read its capabilities: %w", err)
+	}
+	// A process that is not root keeps ambient capabilities across the
+	// switch to an app's uid and hands them to every program it runs: the
+	// app would get CAP_SETUID with them.
+	if amb, err := capSet("/proc/self/status", "CapAmb"); err != nil || amb != 0 {
+		return fmt.Errorf("hop3 runs as uid %d with ambient capabilities, which every app would inherit: run it as root limited by a capability bounding set instead", os.Getuid())
 	}
 	var missing []string
 	for _, c := range []struct {
@@ -116,8 +122,8 @@ func CanSwitch() error {
 	return nil
 }
 
-// effectiveCaps reads the CapEff mask of a /proc status file.
-func effectiveCaps(path string) (uint64, error) {
+// capSet reads a capability mask (CapEff, CapAmb) of a /proc status file.
+func capSet(path, field string) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -125,14 +131,14 @@ func effectiveCaps(path string) (uint64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no CapEff line")
+	return 0, errors.New("no " + field + " line")
 }
 
 // StatePath is where a running hop3 records whether it isolates apps ("on",

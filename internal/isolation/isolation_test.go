@@ -138,3 +138,18 @@ func TestDir(t *testing.T) {
 		t.Fatal("Dir followed a link")
 	}
 }
+
+func TestCapSet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status")
+	os.WriteFile(path, []byte("Name:\thop3\nCapInh:\t0000000000000000\nCapEff:\t00000000000000c1\nCapAmb:\t0000000000000400\n"), 0o644)
+	eff, err := capSet(path, "CapEff")
+	if err != nil || eff&(1<<capSetUID) == 0 || eff&(1<<capSetGID) == 0 || eff&(1<<capChown) == 0 {
+		t.Errorf("CapEff = %x, %v", eff, err)
+	}
+	if amb, err := capSet(path, "CapAmb"); err != nil || amb != 0x400 {
+		t.Errorf("CapAmb = %x, %v", amb, err)
+	}
+	if _, err := capSet(path, "CapBnd"); err == nil {
+		t.Error("a missing line was read")
+	}
+}
