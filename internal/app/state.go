@@ -36,7 +36,7 @@ func writeManifest(dir, path string) error {
 		b.WriteByte(0)
 	}
 	tmp := path + ".new"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(tmp, b.Bytes(), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
