@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"hop3/procfile"
@@ -64,12 +67,36 @@ func durationEnv(env map[string]string, key string, def time.Duration) time.Dura
 	return def
 }
 
+// Defaults of the config vars that time a switch of generations.
+const (
+	// DefaultDrainTimeout bounds how long a replaced generation may take to
+	// finish its requests (DRAIN_TIMEOUT), as Heroku and Kamal do.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultWSDrainTimeout is how long WebSockets on a replaced asgi
+	// generation stay open (WS_DRAIN_TIMEOUT): long enough for a chat or a
+	// live view to finish what it is doing, short enough that a few deploys
+	// in a row do not leave several generations' memory on a small server.
+	DefaultWSDrainTimeout = 2 * time.Minute
+	// DefaultSettleTime is how long every new process must stay up before a
+	// generation is live (SETTLE_TIME).
+	DefaultSettleTime = 3 * time.Second
+	// handoffDelay passes between the switch and the first signal to the old
+	// generation, so that connections Caddy opened just before the switch
+	// are accepted and answered rather than reset.
+	handoffDelay = 250 * time.Millisecond
+)
+
+// loopbackHost is what web processes are told to bind to.
+const loopbackHost = "127.0.0.1"
+
 // specs lists the processes of a release; kinds, when non-nil, limits them
 // to those Procfile entries.
 func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	var specs []supervisor.Spec
 	startTimeout := durationEnv(r.env, "APP_START_TIMEOUT", 60*time.Second)
 	stopTimeout := durationEnv(r.env, "STOP_TIMEOUT", 10*time.Second)
+	settle := durationEnv(r.env, "SETTLE_TIME", DefaultSettleTime)
+	healthHost := r.app + "." + m.cfg.Domain
 	base := func(e procfile.Entry, index int, env map[string]string) supervisor.Spec {
 		env["PROC_TYPE"] = e.Name
 		return supervisor.Spec{
@@ -80,6 +107,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			LogPath:      m.paths.processLog(r.app, e.Name, index),
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
+			SettleTime:   settle,
 			Restart:      true,
 		}
 	}
@@ -101,7 +129,8 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			if err != nil {
 				return nil, err
 			}
-			spec.StartTimeout, spec.StopTimeout = startTimeout, stopTimeout
+			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
+			spec.HealthHost = healthHost
 			specs = append(specs, spec)
 		case procfile.KindCron:
 			env := copyEnv(r.env)
@@ -124,9 +153,19 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 						return nil, err
 					}
 					env["PORT"] = strconv.Itoa(port)
+					// Caddy is the only way in: frameworks that read these
+					// (Express examples, Vite and Nuxt: HOST; Next.js:
+					// HOSTNAME) listen on loopback only. An app's own
+					// config var wins.
+					for _, k := range []string{"HOST", "HOSTNAME"} {
+						if _, set := r.env[k]; !set {
+							env[k] = loopbackHost
+						}
+					}
 					spec.Port = port
 					spec.Labels["port"] = strconv.Itoa(port)
 					spec.HealthPath = r.env["HEALTHCHECK_PATH"]
+					spec.HealthHost = healthHost
 				}
 				spec.Env = envList(env)
 				specs = append(specs, spec)
@@ -154,7 +193,8 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		"--http", "1",
 		// One crashing worker must not take the whole app down.
 		"--respawn-failed-workers",
-		"--workers-kill-timeout", "30",
+		// Granian's own SIGKILL of workers must not cut a drain short.
+		"--workers-kill-timeout", strconv.Itoa(granianKillTimeout(r.env)),
 		"--log-level", "info",
 	}
 	if iface == "wsgi" {
@@ -169,16 +209,31 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		}
 		argv = append(argv, "--blocking-threads", strconv.Itoa(threads))
 	}
-	argv = append(argv, e.Command)
 	env := copyEnv(r.env)
 	env["PROC_TYPE"] = e.Name
+	if iface == "asgi" {
+		// Granian runs hop3's wrapper, which runs the app and lets a
+		// replaced generation close its WebSockets properly.
+		shim, err := m.writeASGIShim(r.app)
+		if err != nil {
+			return supervisor.Spec{}, err
+		}
+		env["HOP3_ASGI_APP"] = e.Command
+		env["HOP3_DRAIN_FILE"] = drainFile(sock)
+		env["PYTHONPATH"] = strings.TrimSuffix(filepath.Dir(shim)+":"+r.env["PYTHONPATH"], ":")
+		argv = append(argv, asgiShimTarget)
+	} else {
+		argv = append(argv, e.Command)
+	}
 	// Granian reads GRANIAN_* variables as flags; the ones hop3 sets on the
 	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
 	delete(env, "GRANIAN_WORKERS")
 	delete(env, "GRANIAN_THREADS")
+	lbl := labels(r.app, e.Name, 1, r.number, r.gen)
+	lbl["socket"], lbl["iface"] = sock, iface
 	return supervisor.Spec{
 		Name:       processName(r.app, e.Name, 1, r.number, r.gen),
-		Labels:     labels(r.app, e.Name, 1, r.number, r.gen),
+		Labels:     lbl,
 		Command:    argv,
 		Dir:        r.dir,
 		Env:        envList(env),
@@ -187,6 +242,44 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
 	}, nil
+}
+
+//go:embed hop3_asgi.py
+var asgiShim []byte
+
+// asgiShimTarget is what Granian imports for an asgi entry; the wrapper
+// imports the app named by HOP3_ASGI_APP.
+const asgiShimTarget = "hop3_asgi:app"
+
+// writeASGIShim puts hop3's ASGI wrapper in the app's run directory (which
+// the app's processes can read) and returns its path.
+func (m *Manager) writeASGIShim(app string) (string, error) {
+	path := filepath.Join(m.paths.run(app), "hop3_asgi.py")
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, asgiShim) {
+		return path, nil
+	}
+	if err := os.MkdirAll(m.paths.run(app), 0o755); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, asgiShim, 0o644); err != nil {
+		return "", fmt.Errorf("write asgi wrapper: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write asgi wrapper: %w", err)
+	}
+	return path, nil
+}
+
+// drainFile is where hop3 tells a replaced asgi generation to close its
+// WebSockets; its workers report theirs in drainFile.<pid>.
+func drainFile(sock string) string { return sock + ".drain" }
+
+// granianKillTimeout is Granian's --workers-kill-timeout in seconds: past
+// the drain timeout, so hop3 decides when the drain ends.
+func granianKillTimeout(env map[string]string) int {
+	d := durationEnv(env, "DRAIN_TIMEOUT", DefaultDrainTimeout)
+	return min(1800, max(1, int((d+time.Second-1)/time.Second)+1))
 }
 
 // defaultWorkers is Granian's worker count when the app sets none: enough
@@ -206,8 +299,10 @@ func labels(app, kind string, index, rel, gen int) map[string]string {
 }
 
 // startRelease starts the processes of a release (only kinds, when
-// non-nil) and waits until each is ready. On failure it stops what it
-// started and returns why.
+// non-nil) and waits until each is ready and has stayed up for its settle
+// time. They start side by side, so the settle times overlap. On failure it
+// stops what it started and returns why, with the failing process's last
+// log lines.
 func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
 		return nil, err
@@ -222,20 +317,72 @@ func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]
 	if err != nil {
 		return nil, err
 	}
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		wg.Go(func() { errs[i] = m.cfg.Supervisor.Start(ctx, spec) })
+	}
+	wg.Wait()
 	var started []supervisor.Spec
-	for _, spec := range specs {
-		if err := m.cfg.Supervisor.Start(ctx, spec); err != nil {
-			m.stopSpecs(context.WithoutCancel(ctx), started)
-			kind := spec.Labels["kind"] + "." + spec.Labels["index"]
-			var se *supervisor.StartError
-			if errors.As(err, &se) && len(se.LogTail) > 0 {
-				return nil, fmt.Errorf("%s did not start: %v; last lines of %s:\n%s", kind, se.Err, se.LogPath, strings.Join(se.LogTail, "\n"))
-			}
-			return nil, fmt.Errorf("%s did not start: %w", kind, err)
+	var failure error
+	for i, spec := range specs {
+		err := errs[i]
+		if err == nil {
+			started = append(started, spec)
+			continue
 		}
-		started = append(started, spec)
+		if failure != nil {
+			continue
+		}
+		kind := spec.Labels["kind"] + "." + spec.Labels["index"]
+		var se *supervisor.StartError
+		switch {
+		case errors.As(err, &se) && len(se.LogTail) > 0:
+			failure = fmt.Errorf("%s did not start: %v; last lines of %s:\n%s", kind, se.Err, se.LogPath, strings.Join(se.LogTail, "\n"))
+		case errors.As(err, &se):
+			failure = fmt.Errorf("%s did not start: %v", kind, se.Err)
+		default:
+			failure = fmt.Errorf("%s did not start: %w", kind, err)
+		}
+	}
+	if failure != nil {
+		m.stopSpecs(context.WithoutCancel(ctx), started)
+		return nil, failure
 	}
 	return started, nil
+}
+
+// exposed lists, per started process, the addresses it listens on that
+// other machines can reach: the app was meant to be reached through Caddy
+// only.
+func (m *Manager) exposed(specs []supervisor.Spec) map[string][]string {
+	out := map[string][]string{}
+	for _, spec := range specs {
+		st, ok := m.cfg.Supervisor.Status(spec.Name)
+		if !ok || st.PID == 0 {
+			continue
+		}
+		if addrs := PublicListeners(st.PID); len(addrs) > 0 {
+			out[spec.Labels["kind"]+"."+spec.Labels["index"]] = addrs
+		}
+	}
+	return out
+}
+
+// PublicListeners lists the addresses process group pgid listens on that
+// are not loopback, e.g. "0.0.0.0:3000".
+func PublicListeners(pgid int) []string {
+	socks, err := supervisor.GroupSockets(pgid)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range socks.Listeners {
+		if !l.Loopback() {
+			out = append(out, l.String())
+		}
+	}
+	return out
 }
 
 func (m *Manager) stopSpecs(ctx context.Context, specs []supervisor.Spec) {
@@ -260,6 +407,84 @@ func (m *Manager) stopOld(ctx context.Context, app string, gen int, kinds map[st
 			m.log.Warn("stop process", "process", st.Name, "err", err)
 		}
 	}
+}
+
+// drainOld hands app's processes of generations other than gen (only
+// kinds, when non-nil) to the supervisor to drain in the background: the
+// routed ones finish their requests (DRAIN_TIMEOUT) and close their
+// WebSockets (WS_DRAIN_TIMEOUT) before they stop; workers get SIGTERM at
+// once and STOP_TIMEOUT. It does not wait.
+func (m *Manager) drainOld(r release, kinds map[string]bool) {
+	drain := durationEnv(r.env, "DRAIN_TIMEOUT", DefaultDrainTimeout)
+	wsGrace := durationEnv(r.env, "WS_DRAIN_TIMEOUT", DefaultWSDrainTimeout)
+	for _, st := range m.cfg.Supervisor.List() {
+		if st.Labels["app"] != r.app || st.Labels["gen"] == strconv.Itoa(r.gen) || st.State == supervisor.Draining {
+			continue
+		}
+		if kinds != nil && !kinds[st.Labels["kind"]] {
+			continue
+		}
+		var d supervisor.Drain
+		switch {
+		case st.Labels["socket"] != "":
+			d = supervisor.Drain{Delay: handoffDelay, Timeout: drain}
+			if st.Labels["iface"] == "asgi" {
+				d.Hold, d.HoldTimeout = holdWebSockets(drainFile(st.Labels["socket"]), wsGrace), wsGrace+2*time.Second
+			}
+		case st.Labels["port"] != "":
+			d = supervisor.Drain{Delay: handoffDelay, Timeout: drain}
+		}
+		if err := m.cfg.Supervisor.Drain(st.Name, d); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
+			m.log.Warn("drain process", "process", st.Name, "err", err)
+		}
+	}
+}
+
+// holdWebSockets returns a Drain.Hold for an asgi generation run through
+// hop3's wrapper: when its workers report open WebSockets, it tells them to
+// close them in grace, and returns once none is left.
+func holdWebSockets(file string, grace time.Duration) func(ctx context.Context, pgid int) {
+	return func(ctx context.Context, pgid int) {
+		defer func() {
+			reports, _ := filepath.Glob(file + "*")
+			for _, f := range reports {
+				os.Remove(f)
+			}
+		}()
+		if openWebSockets(file, pgid) == 0 {
+			return
+		}
+		deadline := time.Now().Add(grace)
+		stamp := strconv.FormatFloat(float64(deadline.UnixMilli())/1000, 'f', 3, 64)
+		if err := os.WriteFile(file, []byte(stamp+"\n"), 0o644); err != nil {
+			return
+		}
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for openWebSockets(file, pgid) > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// openWebSockets sums what the workers of group pgid report in
+// file.<pid>; a worker that never wrote one never had a WebSocket.
+func openWebSockets(file string, pgid int) int {
+	n := 0
+	for _, pid := range supervisor.GroupPIDs(pgid) {
+		b, err := os.ReadFile(file + "." + strconv.Itoa(pid))
+		if err != nil {
+			continue
+		}
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			n += v
+		}
+	}
+	return n
 }
 
 // switchTo points the app's stable paths (web socket, current dir) at a

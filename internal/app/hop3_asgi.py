@@ -1,0 +1,130 @@
+"""hop3's wrapper around an ASGI app run by Granian (HOP3_ASGI_APP).
+
+Granian drops WebSockets without a close frame when it shuts down, so hop3
+drains a replaced generation through this wrapper before it stops it:
+
+- Each worker writes how many WebSockets it has open to
+  HOP3_DRAIN_FILE.<pid> whenever that changes.
+- hop3 writes HOP3_DRAIN_FILE, holding the time (Unix seconds) at which
+  the WebSockets must end. From then on the worker answers HTTP with
+  "Connection: close", so the proxy's pooled connections to it go away
+  after their next answer, and at that time it closes each WebSocket
+  with 1001 Going Away.
+- Once every worker reports none, hop3 sends SIGTERM: Granian finishes
+  the requests in progress and exits.
+"""
+import asyncio
+import importlib
+import os
+import time
+
+_target = os.environ.get("HOP3_ASGI_APP", "")
+_drain_file = os.environ.get("HOP3_DRAIN_FILE", "")
+_module, _, _attr = _target.partition(":")
+_app = importlib.import_module(_module)
+for _name in (_attr or "app").split("."):
+    _app = getattr(_app, _name)
+
+_sockets = set()  # this worker's open WebSockets
+_deadline = None  # when draining: the time the WebSockets must end
+_watcher = None
+
+
+def _report():
+    if not _drain_file:
+        return
+    path = "%s.%d" % (_drain_file, os.getpid())
+    try:
+        with open(path + ".tmp", "w") as f:
+            f.write("%d\n" % len(_sockets))
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass
+
+
+async def _watch():
+    global _deadline
+    while _deadline is None:
+        await asyncio.sleep(0.5)
+        try:
+            with open(_drain_file) as f:
+                _deadline = float(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        _report()
+    while _sockets:
+        delay = _deadline - time.time()
+        if delay <= 0:
+            for ws in list(_sockets):
+                await ws.close()
+            return
+        await asyncio.sleep(min(delay, 0.25))
+
+
+def _ensure_watcher():
+    global _watcher
+    if _drain_file and (_watcher is None or _watcher.done()) and (_deadline is None or _sockets):
+        _watcher = asyncio.ensure_future(_watch())
+
+
+class _Socket:
+    def __init__(self, receive, send):
+        self._receive = receive
+        self._send = send
+        self._going = asyncio.Event()
+
+    async def close(self):
+        if self._going.is_set():
+            return
+        self._going.set()
+        try:
+            await self._send({"type": "websocket.close", "code": 1001, "reason": "server restarting"})
+        except Exception:
+            pass
+
+    async def receive(self):
+        if self._going.is_set():
+            return {"type": "websocket.disconnect", "code": 1001}
+        get = asyncio.ensure_future(self._receive())
+        going = asyncio.ensure_future(self._going.wait())
+        done, _ = await asyncio.wait({get, going}, return_when=asyncio.FIRST_COMPLETED)
+        if get in done:
+            going.cancel()
+            return get.result()
+        get.cancel()
+        return {"type": "websocket.disconnect", "code": 1001}
+
+    async def send(self, msg):
+        if not self._going.is_set():
+            await self._send(msg)
+
+
+def _closing(send):
+    async def send_closing(msg):
+        if msg["type"] == "http.response.start":
+            headers = [h for h in msg.get("headers", []) if bytes(h[0]).lower() != b"connection"]
+            msg = dict(msg, headers=headers + [(b"connection", b"close")])
+        await send(msg)
+
+    return send_closing
+
+
+async def app(scope, receive, send):
+    kind = scope["type"]
+    if kind == "http":
+        _ensure_watcher()
+        if _deadline is not None:
+            send = _closing(send)
+        return await _app(scope, receive, send)
+    if kind != "websocket":
+        _ensure_watcher()  # lifespan: the watcher runs from the worker's start
+        return await _app(scope, receive, send)
+    _ensure_watcher()
+    ws = _Socket(receive, send)
+    _sockets.add(ws)
+    _report()
+    try:
+        return await _app(scope, ws.receive, ws.send)
+    finally:
+        _sockets.discard(ws)
+        _report()
