@@ -31,7 +31,7 @@ const (
 
 type request struct {
 	kind  reqKind
-	reply chan error // for reqReset
+	reply chan error // for reqReset; for reqDrain, told once Draining
 	drain Drain      // for reqDrain
 }
 
@@ -302,7 +302,7 @@ func (p *proc) runOnce(first chan<- error) outcome {
 				req.reply <- ErrNotCrashed
 				continue
 			case reqDrain:
-				p.drainRun(c, req.drain)
+				p.drainRun(c, req.drain, req.reply)
 			default:
 				p.stopRun(c)
 			}
@@ -410,9 +410,10 @@ func (p *proc) terminate(c *child) string {
 // it gets SIGTERM, and SIGKILL d.Timeout later. It is not restarted when it
 // exits. A stop request meanwhile cuts the drain short: SIGTERM at once
 // and SIGKILL after StopTimeout.
-func (p *proc) drainRun(c *child, d Drain) {
+func (p *proc) drainRun(c *child, d Drain, reply chan<- error) {
 	p.removeOnExit = true
 	p.set(Draining)
+	reply <- nil
 	p.log.Info("draining", "pid", c.pid, "delay", d.Delay.String(), "hold", d.HoldTimeout.String(), "timeout", d.Timeout.String())
 	if d.Timeout <= 0 {
 		d.Timeout = p.spec.StopTimeout
@@ -473,11 +474,12 @@ loop:
 			desc = <-c.exitc
 			break loop
 		case req := <-p.reqs:
-			if req.kind == reqReset {
+			switch req.kind {
+			case reqReset:
 				req.reply <- ErrNotCrashed
-				continue
-			}
-			if req.kind == reqStop {
+			case reqDrain:
+				req.reply <- nil // already draining
+			case reqStop:
 				cancel()
 				waiting = nil
 				term(p.spec.StopTimeout)

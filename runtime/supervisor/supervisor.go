@@ -251,8 +251,14 @@ func (s *Supervisor) Drain(name string, d Drain) error {
 	if p == nil {
 		return fmt.Errorf("drain %s: %w", name, ErrNotFound)
 	}
+	reply := make(chan error, 1)
 	select {
-	case p.reqs <- request{kind: reqDrain, drain: d}:
+	case p.reqs <- request{kind: reqDrain, drain: d, reply: reply}:
+	case <-p.done:
+		return nil
+	}
+	select {
+	case <-reply:
 	case <-p.done:
 	}
 	return nil

@@ -1,0 +1,361 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// slowApp answers /slow after 15 s and / at once, both with its version.
+func slowApp(version string) map[string]string {
+	return map[string]string{
+		"app.py": fmt.Sprintf(`import time
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(15)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slow %[1]s"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%[1]s"]
+`, version),
+		"requirements.txt": "# no dependencies\n",
+		"Procfile":         "wsgi: app:app\n",
+	}
+}
+
+// TestDrainLongRequest starts a 15 s request, then pushes: the push returns
+// as soon as the new release is live (under 5 s, the build being cached),
+// new requests reach the new release at once, `ps` shows the old one
+// draining, and the old release answers the long request with 200.
+func TestDrainLongRequest(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	w := newWorkdir(t, slowApp("v1"))
+	w.mustPush(d, alice, "slow")
+	wantBody(t, d, "slow.localhost", "/", "v1")
+
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	slow := make(chan answer, 1)
+	go func() {
+		code, body, err := tryGet(d.httpAddr, "slow.localhost", "/slow")
+		slow <- answer{code, body, err}
+	}()
+	time.Sleep(time.Second) // the request is in the old release's hands
+
+	w.commit("v2", slowApp("v2"))
+	start := time.Now()
+	out := w.mustPush(d, alice, "slow")
+	took := time.Since(start)
+	t.Logf("push with a request in flight took %s", took.Round(10*time.Millisecond))
+	if took >= 5*time.Second {
+		t.Errorf("push took %s: it waited for the old release's request\n%s", took, out)
+	}
+	wantBody(t, d, "slow.localhost", "/", "v2")
+	ps, _, _ := d.ssh(alice, "ps", "slow")
+	if !strings.Contains(ps, "draining") {
+		t.Errorf("ps does not show the old release draining:\n%s", ps)
+	}
+	select {
+	case a := <-slow:
+		if a.err != nil || a.code != 200 || a.body != "slow v1" {
+			t.Fatalf("long request = %d %q %v, want 200 %q from the old release", a.code, a.body, a.err, "slow v1")
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("long request never answered")
+	}
+	// The drained generation is gone.
+	eventually(t, 10*time.Second, func() error {
+		if ps, _, _ := d.ssh(alice, "ps", "slow"); strings.Contains(ps, "draining") {
+			return fmt.Errorf("still draining:\n%s", ps)
+		}
+		return nil
+	})
+}
+
+// TestDrainWebSocket keeps a WebSocket open on an asgi app through a push:
+// it still echoes 10 s after the push, and when WS_DRAIN_TIMEOUT (12 s
+// here) ends it receives a close frame with 1001 Going Away, not a reset.
+func TestDrainWebSocket(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	files := map[string]string{
+		"app.py":           asgiEcho,
+		"requirements.txt": "# none\n",
+		"Procfile":         "asgi: app:app\n",
+		".env":             "WS_DRAIN_TIMEOUT=12\n",
+	}
+	w := newWorkdir(t, files)
+	w.mustPush(d, alice, "live")
+	ws, err := dialWS(d.httpAddr, "live.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.conn.Close()
+	if got, err := ws.echo("before"); err != nil || got != "echo:before" {
+		t.Fatalf("echo before the push = %q, %v", got, err)
+	}
+
+	files["app.py"] = strings.Replace(asgiEcho, "asgi ok", "asgi v2", 1)
+	w.commit("v2", files)
+	w.mustPush(d, alice, "live")
+	pushed := time.Now()
+	wantBody(t, d, "live.localhost", "/", "asgi v2")
+
+	time.Sleep(10*time.Second - time.Since(pushed))
+	if got, err := ws.echo("after 10s"); err != nil || got != "echo:after 10s" {
+		t.Fatalf("echo 10 s after the push = %q, %v: the WebSocket was not kept open", got, err)
+	}
+	code, err := ws.waitClose(20 * time.Second)
+	if err != nil {
+		t.Fatalf("waiting for the close frame: %v", err)
+	}
+	if code != 1001 {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	t.Logf("WebSocket closed with %d %s after the push", code, time.Since(pushed).Round(100*time.Millisecond))
+}
+
+// TestDeployMustSettle pushes releases that cannot run: a worker that exits
+// at once and a web process listening on another port than $PORT. Each push
+// fails with the reason and the process's own lines, quickly, and the
+// release before serves on.
+func TestDeployMustSettle(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+
+	t.Run("worker exits at start", func(t *testing.T) {
+		t.Parallel()
+		w := newWorkdir(t, wsgiApp("good"))
+		w.mustPush(d, alice, "crashy")
+		bad := wsgiApp("bad")
+		bad["Procfile"] = "wsgi: app:app\nworker: echo cannot reach the queue >&2; exit 3\n"
+		w.commit("worker exits", bad)
+		out, err := w.push(d, alice, "crashy")
+		if err == nil {
+			t.Fatalf("push whose worker exits at once succeeded:\n%s", out)
+		}
+		for _, want := range []string{"worker.1 did not start", "exit status 3", "cannot reach the queue"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("push output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "is live") {
+			t.Errorf("push output calls the failed release live:\n%s", out)
+		}
+		wantBody(t, d, "crashy.localhost", "/", "good")
+	})
+
+	t.Run("web on the wrong port", func(t *testing.T) {
+		t.Parallel()
+		w := newWorkdir(t, map[string]string{"server.py": webServer, "Procfile": "web: exec python3 server.py\n"})
+		w.mustPush(d, alice, "porty")
+		wrong := strings.Replace(webServer, `int(os.environ["PORT"])`, "0", 1)
+		w.commit("wrong port", map[string]string{"server.py": wrong})
+		start := time.Now()
+		out, err := w.push(d, alice, "porty")
+		took := time.Since(start)
+		if err == nil {
+			t.Fatalf("push of a server on the wrong port succeeded:\n%s", out)
+		}
+		if took > 20*time.Second {
+			t.Errorf("the wrong port took %s to report", took)
+		}
+		if !strings.Contains(out, "web.1 did not start: listens on 127.0.0.1:") || !strings.Contains(out, "not $PORT (") {
+			t.Errorf("push output does not name the port bound and $PORT:\n%s", out)
+		}
+		if _, body := get(t, d, "porty.localhost", "/"); !strings.HasPrefix(body, "web ok port=") {
+			t.Errorf("old release no longer serves: %q", body)
+		}
+	})
+}
+
+// TestHealthCheckHost makes the health path answer only to the app's own
+// host name, as Django does with ALLOWED_HOSTS: the probe must send it. A
+// health path answering 503 then fails the push quickly, with the status
+// and the body.
+func TestHealthCheckHost(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	files := wsgiApp("")
+	files["app.py"] = `import os
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/health":
+        if environ.get("HTTP_HOST") != "checked.localhost":
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [("DisallowedHost: " + environ.get("HTTP_HOST", "")).encode()]
+        if os.environ.get("BROKEN"):
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"database unreachable\nretry later\n"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"healthy"]
+`
+	files[".env"] = "HEALTHCHECK_PATH=/health\n"
+	w := newWorkdir(t, files)
+	w.mustPush(d, alice, "checked")
+	wantBody(t, d, "checked.localhost", "/", "healthy")
+
+	files[".env"] = "HEALTHCHECK_PATH=/health\nBROKEN=1\n"
+	w.commit("broken", files)
+	start := time.Now()
+	out, err := w.push(d, alice, "checked")
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("push with a failing health check succeeded:\n%s", out)
+	}
+	for _, want := range []string{"GET /health answered 503", "database unreachable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("push output lacks %q:\n%s", want, out)
+		}
+	}
+	if took > 30*time.Second {
+		t.Errorf("a failing health check took %s to fail the push (APP_START_TIMEOUT is 60 s)", took)
+	}
+	wantBody(t, d, "checked.localhost", "/", "healthy")
+}
+
+// TestPublicListenerReported pushes a web process that binds every
+// interface: the push output and ps say so.
+func TestPublicListenerReported(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	open := strings.Replace(webServer, `("127.0.0.1", int(os.environ["PORT"]))`, `("0.0.0.0", int(os.environ["PORT"]))`, 1)
+	w := newWorkdir(t, map[string]string{"server.py": open, "Procfile": "web: exec python3 server.py\n"})
+	out := w.mustPush(d, alice, "wide")
+	if !strings.Contains(out, "web.1 listens on 0.0.0.0:") {
+		t.Errorf("push output does not report the public listener:\n%s", out)
+	}
+	ps, _, _ := d.ssh(alice, "ps", "wide")
+	if !strings.Contains(ps, "0.0.0.0:") {
+		t.Errorf("ps does not report the public listener:\n%s", ps)
+	}
+	// HOST tells frameworks where to listen.
+	env := newWorkdir(t, map[string]string{"server.py": strings.Replace(webServer, `"web ok port=%s" % os.environ["PORT"]`, `"host=%s" % os.environ.get("HOST")`, 1), "Procfile": "web: exec python3 server.py\n"})
+	env.mustPush(d, alice, "hosted")
+	wantBody(t, d, "hosted.localhost", "/", "host=127.0.0.1")
+}
+
+// wsClient is a raw WebSocket client through Caddy.
+type wsClient struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialWS(addr, host string) (*wsClient, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	keyb := make([]byte, 16)
+	rand.Read(keyb)
+	key := base64.StdEncoding.EncodeToString(keyb)
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", host, key)
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if !strings.Contains(status, "101") {
+		conn.Close()
+		return nil, fmt.Errorf("upgrade refused: %s", strings.TrimSpace(status))
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	return &wsClient{conn: conn, br: br}, nil
+}
+
+// frame reads one frame: opcode and payload.
+func (c *wsClient) frame() (byte, []byte, error) {
+	hdr := make([]byte, 2)
+	if _, err := ioReadFull(c.br, hdr); err != nil {
+		return 0, nil, err
+	}
+	n := int(hdr[1] & 0x7f)
+	if n == 126 {
+		ext := make([]byte, 2)
+		if _, err := ioReadFull(c.br, ext); err != nil {
+			return 0, nil, err
+		}
+		n = int(binary.BigEndian.Uint16(ext))
+	}
+	payload := make([]byte, n)
+	if _, err := ioReadFull(c.br, payload); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0] & 0x0f, payload, nil
+}
+
+func (c *wsClient) echo(msg string) (string, error) {
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	mask := []byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(msg))}
+	frame = append(frame, mask...)
+	for i := 0; i < len(msg); i++ {
+		frame = append(frame, msg[i]^mask[i%4])
+	}
+	if _, err := c.conn.Write(frame); err != nil {
+		return "", err
+	}
+	op, payload, err := c.frame()
+	if err != nil {
+		return "", err
+	}
+	if op != 1 {
+		return "", fmt.Errorf("got opcode %d, want a text frame", op)
+	}
+	return string(payload), nil
+}
+
+// waitClose reads until a close frame and returns its code; an EOF or a
+// reset first is an error.
+func (c *wsClient) waitClose(timeout time.Duration) (int, error) {
+	c.conn.SetDeadline(time.Now().Add(timeout))
+	for {
+		op, payload, err := c.frame()
+		if err != nil {
+			return 0, fmt.Errorf("connection ended without a close frame: %w", err)
+		}
+		if op != 8 {
+			continue
+		}
+		if len(payload) < 2 {
+			return 0, errors.New("close frame without a code")
+		}
+		return int(binary.BigEndian.Uint16(payload)), nil
+	}
+}
