@@ -310,7 +310,7 @@ func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool
 	}
 	exposed := m.exposed(specs)
 	for _, name := range slices.Sorted(maps.Keys(exposed)) {
-		out.Fail(fmt.Sprintf("%s listens on %s, reachable from other machines without Caddy: bind it to $HOST (127.0.0.1)", name, strings.Join(exposed[name], ", ")))
+		out.Fail(supervisor.ExposedNotice(name, exposed[name]))
 	}
 	if err := m.switchTo(r, kinds); err != nil {
 		m.stopSpecs(context.WithoutCancel(ctx), specs)

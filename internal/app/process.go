@@ -362,28 +362,20 @@ func (m *Manager) exposed(specs []supervisor.Spec) map[string][]string {
 		if !ok || st.PID == 0 {
 			continue
 		}
-		if addrs := PublicListeners(st.PID); len(addrs) > 0 {
+		socks, err := supervisor.GroupSockets(st.PID)
+		if err != nil {
+			continue
+		}
+		if addrs := socks.Public(); len(addrs) > 0 {
 			out[spec.Labels["kind"]+"."+spec.Labels["index"]] = addrs
 		}
 	}
 	return out
 }
 
-// PublicListeners lists the addresses process group pgid listens on that
-// are not loopback, e.g. "0.0.0.0:3000".
-func PublicListeners(pgid int) []string {
-	socks, err := supervisor.GroupSockets(pgid)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, l := range socks.Listeners {
-		if !l.Loopback() {
-			out = append(out, l.String())
-		}
-	}
-	return out
-}
+// PIDDir is where the supervisor of a hop3 rooted at root records its
+// process groups.
+func PIDDir(root string) string { return layout{root: root}.pids() }
 
 func (m *Manager) stopSpecs(ctx context.Context, specs []supervisor.Spec) {
 	for _, s := range specs {

@@ -62,6 +62,8 @@ type Config struct {
 	SSHAddr   string
 	HTTPAddr  string
 	HTTPSAddr string
+	// PIDDir is where a running hop3 records its apps' process groups.
+	PIDDir string
 }
 
 // Process is a program that holds a port.
@@ -102,6 +104,9 @@ type System struct {
 	CheckStore func(ctx context.Context, path string) error
 	// Random returns a fresh random label for the DNS check.
 	Random func() string
+	// PublicListeners names, per app process recorded in pidDir, the
+	// addresses it listens on that other machines can reach.
+	PublicListeners func(pidDir string) (map[string][]string, error)
 }
 
 // Run runs every check and returns their results in a fixed order.
@@ -123,7 +128,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx))
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.listeners())
 	return out
 }
 

@@ -424,3 +424,32 @@ func TestParseHexAddr(t *testing.T) {
 
 // envWithPath is hop3's own environment, for specs that add to it.
 func envWithPath() []string { return os.Environ() }
+
+// TestLiveGroups reads back the groups a supervisor recorded in its pid
+// directory, as `hop3 doctor` does from outside.
+func TestLiveGroups(t *testing.T) {
+	t.Parallel()
+	pidDir := filepath.Join(t.TempDir(), "pids")
+	s, _ := newTestSupervisor(t, Options{PIDDir: pidDir})
+	spec := Spec{Name: "shop/worker.1@v3.2", Command: []string{"sleep", "100"}}
+	if err := s.Start(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Status(spec.Name)
+	groups, err := LiveGroups(pidDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || groups[0].PGID != st.PID || groups[0].Name != spec.Name {
+		t.Fatalf("groups = %+v, want %s with pgid %d", groups, spec.Name, st.PID)
+	}
+	if err := s.Stop(context.Background(), spec.Name); err != nil {
+		t.Fatal(err)
+	}
+	if groups, _ := LiveGroups(pidDir); len(groups) != 0 {
+		t.Errorf("groups after stop = %+v", groups)
+	}
+	if groups, err := LiveGroups(filepath.Join(t.TempDir(), "none")); err != nil || groups != nil {
+		t.Errorf("missing dir = %v, %v", groups, err)
+	}
+}

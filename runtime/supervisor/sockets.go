@@ -288,3 +288,60 @@ func parseUnixLine(line string) (unixEntry, bool) {
 	}
 	return e, true
 }
+
+// Public lists the listeners other machines can reach, as addresses.
+func (s Sockets) Public() []string {
+	var out []string
+	for _, l := range s.Listeners {
+		if !l.Loopback() {
+			out = append(out, l.String())
+		}
+	}
+	return out
+}
+
+// Group is a live process group recorded in a pid directory.
+type Group struct {
+	PGID int
+	Name string // the Spec's name
+}
+
+// LiveGroups lists the process groups recorded in pidDir (by this hop3 or
+// another) that are still alive, for tools that inspect a running server
+// from outside, such as `hop3 doctor`.
+func LiveGroups(pidDir string) ([]Group, error) {
+	entries, err := os.ReadDir(pidDir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list process groups: %w", err)
+	}
+	var out []Group
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".pid") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(pidDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		pgid, start, err := parsePIDFile(b)
+		if err != nil || !orphanMatches(pgid, start) || !groupAlive(pgid) {
+			continue
+		}
+		name := ""
+		if f := strings.SplitN(strings.TrimSpace(string(b)), " ", 3); len(f) == 3 {
+			name, _ = strconv.Unquote(f[2])
+		}
+		out = append(out, Group{PGID: pgid, Name: name})
+	}
+	slices.SortFunc(out, func(a, b Group) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// ExposedNotice is the one line hop3 shows (push, ps, doctor) for a
+// process that other machines can reach without going through the proxy.
+func ExposedNotice(process string, public []string) string {
+	return fmt.Sprintf("%s listens on %s, reachable from other machines without Caddy: bind it to $HOST (127.0.0.1)", process, strings.Join(public, ", "))
+}
