@@ -66,9 +66,10 @@ func TestDrainLongRequest(t *testing.T) {
 	}
 	wantBody(t, d, "slow.localhost", "/", "v2")
 	ps, _, _ := d.ssh(alice, "ps", "slow")
-	if !strings.Contains(ps, "draining") {
-		t.Errorf("ps does not show the old release draining:\n%s", ps)
+	if !strings.Contains(ps, "draining (") {
+		t.Errorf("ps does not show the old release draining with its connections:\n%s", ps)
 	}
+	t.Logf("ps during the drain:\n%s", ps)
 	select {
 	case a := <-slow:
 		if a.err != nil || a.code != 200 || a.body != "slow v1" {
@@ -250,9 +251,9 @@ func TestPublicListenerReported(t *testing.T) {
 	if !strings.Contains(out, "web.1 listens on 0.0.0.0:") {
 		t.Errorf("push output does not report the public listener:\n%s", out)
 	}
-	ps, _, _ := d.ssh(alice, "ps", "wide")
-	if !strings.Contains(ps, "0.0.0.0:") {
-		t.Errorf("ps does not report the public listener:\n%s", ps)
+	ps, psErr, _ := d.ssh(alice, "ps", "wide")
+	if !strings.Contains(psErr, "web.1 listens on 0.0.0.0:") {
+		t.Errorf("ps does not report the public listener:\n%s%s", ps, psErr)
 	}
 	// HOST tells frameworks where to listen.
 	env := newWorkdir(t, map[string]string{"server.py": strings.Replace(webServer, `"web ok port=%s" % os.environ["PORT"]`, `"host=%s" % os.environ.get("HOST")`, 1), "Procfile": "web: exec python3 server.py\n"})

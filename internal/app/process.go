@@ -153,10 +153,10 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 						return nil, err
 					}
 					env["PORT"] = strconv.Itoa(port)
-					// Caddy is the only way in: frameworks that read these
-					// (Express examples, Vite and Nuxt: HOST; Next.js:
-					// HOSTNAME) listen on loopback only. An app's own
-					// config var wins.
+					// Caddy is the only way in: servers that read these
+					// (SvelteKit's adapter-node, Nuxt, Astro: HOST; Next.js
+					// standalone: HOSTNAME) listen on loopback only. An
+					// app's own config var wins.
 					for _, k := range []string{"HOST", "HOSTNAME"} {
 						if _, set := r.env[k]; !set {
 							env[k] = loopbackHost
