@@ -325,9 +325,9 @@ func (p *proc) settle(c *child, first chan<- error, fail func(error, bool) outco
 		case <-timer.C:
 			return outcome{}, true
 		case desc := <-c.exitc:
-			ran := time.Since(c.spawned).Round(100 * time.Millisecond)
+			ran := time.Since(c.spawned).Round(10 * time.Millisecond)
 			p.finishRun(c, desc)
-			return fail(fmt.Errorf("exited %s after it started (%s), before it had run %s", ran, desc, p.spec.SettleTime), true), false
+			return fail(fmt.Errorf("exited after %s (%s), before it had run %s", ran, desc, p.spec.SettleTime), true), false
 		case req := <-p.reqs:
 			if req.kind == reqReset {
 				req.reply <- ErrNotCrashed
