@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -358,5 +360,81 @@ func (c *wsClient) waitClose(timeout time.Duration) (int, error) {
 			return 0, errors.New("close frame without a code")
 		}
 		return int(binary.BigEndian.Uint16(payload)), nil
+	}
+}
+
+// TestNoOldAnswersAfterSwitch measures, under the load of 20 clients, how
+// many requests sent after a push returned were still answered by the
+// release it replaced: Caddy keeps idle keep-alive connections to the old
+// Granian, and the old Granian must close them (it gets SIGTERM before the
+// push returns) so that they carry no new request. None may be, and none
+// may fail.
+func TestNoOldAnswersAfterSwitch(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	w := newWorkdir(t, wsgiApp("v0"))
+	w.mustPush(d, alice, "switch")
+	type answer struct {
+		start time.Time
+		body  string
+		err   error
+	}
+	var (
+		mu      sync.Mutex
+		answers []answer
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	for range 20 {
+		wg.Go(func() {
+			for !stop.Load() {
+				start := time.Now()
+				code, body, err := tryGet(d.httpAddr, "switch.localhost", "/")
+				if err == nil && code != 200 {
+					err = fmt.Errorf("status %d", code)
+				}
+				mu.Lock()
+				answers = append(answers, answer{start, body, err})
+				mu.Unlock()
+			}
+		})
+	}
+	var returned []time.Time
+	for i := 1; i <= 3; i++ {
+		w.commit(fmt.Sprintf("v%d", i), wsgiApp(fmt.Sprintf("v%d", i)))
+		w.mustPush(d, alice, "switch")
+		returned = append(returned, time.Now())
+		time.Sleep(2 * time.Second)
+	}
+	stop.Store(true)
+	wg.Wait()
+	failed := 0
+	for _, a := range answers {
+		if a.err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed", failed, len(answers))
+	}
+	for i, r := range returned {
+		want := fmt.Sprintf("v%d", i+1)
+		stale, total := 0, 0
+		for _, a := range answers {
+			if a.err != nil || !a.start.After(r) || a.start.After(r.Add(2*time.Second)) {
+				continue
+			}
+			total++
+			if a.body != want {
+				stale++
+			}
+		}
+		t.Logf("push %d: %d of %d requests sent after it returned were answered by an older release", i+1, stale, total)
+		if stale > 0 || total == 0 {
+			t.Errorf("push %d: %d of %d requests sent after it returned reached an older release", i+1, stale, total)
+		}
 	}
 }

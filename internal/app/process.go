@@ -80,10 +80,6 @@ const (
 	// DefaultSettleTime is how long every new process must stay up before a
 	// generation is live (SETTLE_TIME).
 	DefaultSettleTime = 3 * time.Second
-	// handoffDelay passes between the switch and the first signal to the old
-	// generation, so that connections Caddy opened just before the switch
-	// are accepted and answered rather than reset.
-	handoffDelay = 250 * time.Millisecond
 )
 
 // loopbackHost is what web processes are told to bind to.
@@ -416,15 +412,22 @@ func (m *Manager) drainOld(r release, kinds map[string]bool) {
 		if kinds != nil && !kinds[st.Labels["kind"]] {
 			continue
 		}
+		// Served processes get SIGTERM before this returns: Granian then
+		// closes its idle keep-alive connections, so Caddy's next requests
+		// open new ones, to the new generation.
 		var d supervisor.Drain
-		switch {
-		case st.Labels["socket"] != "":
-			d = supervisor.Drain{Delay: handoffDelay, Timeout: drain}
-			if st.Labels["iface"] == "asgi" {
-				d.Hold, d.HoldTimeout = holdWebSockets(drainFile(st.Labels["socket"]), wsGrace), wsGrace+2*time.Second
+		if st.Labels["socket"] != "" || st.Labels["port"] != "" {
+			d.Timeout = drain
+		}
+		if file := drainFile(st.Labels["socket"]); st.Labels["iface"] == "asgi" {
+			d.Busy = func(pgid int) bool {
+				if openWebSockets(file, pgid) > 0 {
+					return true
+				}
+				removeDrainFiles(file)
+				return false
 			}
-		case st.Labels["port"] != "":
-			d = supervisor.Drain{Delay: handoffDelay, Timeout: drain}
+			d.Hold, d.HoldTimeout = holdWebSockets(file, wsGrace), wsGrace+2*time.Second
 		}
 		if err := m.cfg.Supervisor.Drain(st.Name, d); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 			m.log.Warn("drain process", "process", st.Name, "err", err)
@@ -433,19 +436,11 @@ func (m *Manager) drainOld(r release, kinds map[string]bool) {
 }
 
 // holdWebSockets returns a Drain.Hold for an asgi generation run through
-// hop3's wrapper: when its workers report open WebSockets, it tells them to
+// hop3's wrapper whose workers report open WebSockets: it tells them to
 // close them in grace, and returns once none is left.
 func holdWebSockets(file string, grace time.Duration) func(ctx context.Context, pgid int) {
 	return func(ctx context.Context, pgid int) {
-		defer func() {
-			reports, _ := filepath.Glob(file + "*")
-			for _, f := range reports {
-				os.Remove(f)
-			}
-		}()
-		if openWebSockets(file, pgid) == 0 {
-			return
-		}
+		defer removeDrainFiles(file)
 		deadline := time.Now().Add(grace)
 		stamp := strconv.FormatFloat(float64(deadline.UnixMilli())/1000, 'f', 3, 64)
 		if err := os.WriteFile(file, []byte(stamp+"\n"), 0o644); err != nil {
@@ -460,6 +455,15 @@ func holdWebSockets(file string, grace time.Duration) func(ctx context.Context, 
 			case <-t.C:
 			}
 		}
+	}
+}
+
+// removeDrainFiles removes a generation's drain file and its workers'
+// reports.
+func removeDrainFiles(file string) {
+	reports, _ := filepath.Glob(file + "*")
+	for _, f := range reports {
+		os.Remove(f)
 	}
 }
 

@@ -118,7 +118,7 @@ func TestDrainFinishesInFlight(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
-	if err := s.Drain(spec.Name, Drain{Delay: 100 * time.Millisecond, Timeout: 10 * time.Second}); err != nil {
+	if err := s.Drain(spec.Name, Drain{Timeout: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > time.Second {
@@ -164,6 +164,7 @@ func TestDrainTimeouts(t *testing.T) {
 			name: "hold until its timeout, then term",
 			drain: func(held *atomic.Bool) Drain {
 				return Drain{
+					Busy: func(int) bool { return true },
 					Hold: func(ctx context.Context, pgid int) {
 						held.Store(true)
 						<-ctx.Done()
@@ -173,6 +174,18 @@ func TestDrainTimeouts(t *testing.T) {
 				}
 			},
 			minTime: 900 * time.Millisecond, maxTime: 6 * time.Second,
+		},
+		{
+			name: "not busy: no hold",
+			drain: func(held *atomic.Bool) Drain {
+				return Drain{
+					Busy:        func(int) bool { return false },
+					Hold:        func(ctx context.Context, pgid int) { held.Store(true); <-ctx.Done() },
+					HoldTimeout: time.Minute,
+					Timeout:     200 * time.Millisecond,
+				}
+			},
+			minTime: 200 * time.Millisecond, maxTime: 5 * time.Second,
 		},
 		{
 			name:    "stop cuts a long drain short",
@@ -212,8 +225,8 @@ func TestDrainTimeouts(t *testing.T) {
 				t.Errorf("drain took %s, want between %s and %s", took, tt.minTime, tt.maxTime)
 			}
 			assertGroupGone(t, st.PID)
-			if tt.name == "hold until its timeout, then term" && !held.Load() {
-				t.Error("hold never ran")
+			if want := tt.name == "hold until its timeout, then term"; held.Load() != want {
+				t.Errorf("hold ran: %v, want %v", held.Load(), want)
 			}
 			if log := readFile(t, spec.LogPath); !strings.Contains(log, "exited: signal: killed") {
 				t.Errorf("want the group killed:\n%s", log)

@@ -406,29 +406,26 @@ func (p *proc) terminate(c *child) string {
 	return <-c.exitc
 }
 
-// drainRun lets a replaced child finish its work: after d.Delay and d.Hold
-// it gets SIGTERM, and SIGKILL d.Timeout later. It is not restarted when it
-// exits. A stop request meanwhile cuts the drain short: SIGTERM at once
-// and SIGKILL after StopTimeout.
+// drainRun lets a replaced child finish its work: it gets SIGTERM at once
+// (before the caller of Drain is answered) unless d.Busy says it holds work
+// that must end first, in which case d.Hold decides when. SIGKILL follows
+// d.Timeout after the SIGTERM. It is not restarted when it exits. A stop
+// request meanwhile cuts the drain short: SIGTERM at once and SIGKILL after
+// StopTimeout.
 func (p *proc) drainRun(c *child, d Drain, reply chan<- error) {
 	p.removeOnExit = true
 	p.set(Draining)
-	reply <- nil
-	p.log.Info("draining", "pid", c.pid, "delay", d.Delay.String(), "hold", d.HoldTimeout.String(), "timeout", d.Timeout.String())
 	if d.Timeout <= 0 {
 		d.Timeout = p.spec.StopTimeout
 	}
+	busy := d.Busy != nil && d.Hold != nil && d.Busy(c.pid)
+	p.log.Info("draining", "pid", c.pid, "busy", busy, "hold", d.HoldTimeout.String(), "timeout", d.Timeout.String())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	held := make(chan struct{})
 	go func() {
 		defer close(held)
-		select {
-		case <-time.After(d.Delay):
-		case <-ctx.Done():
-			return
-		}
-		if d.Hold != nil {
+		if busy {
 			hctx, hcancel := context.WithTimeout(ctx, d.HoldTimeout)
 			defer hcancel()
 			d.Hold(hctx, c.pid)
@@ -460,6 +457,11 @@ func (p *proc) drainRun(c *child, d Drain, reply chan<- error) {
 		}
 	}()
 	waiting := held
+	if !busy {
+		term(d.Timeout)
+		waiting = nil
+	}
+	reply <- nil
 loop:
 	for {
 		select {

@@ -225,13 +225,14 @@ func (e *StartError) Unwrap() error { return e.Err }
 // Drain says how a replaced process ends: it is left running while it
 // finishes its work, then stopped, and never restarted.
 type Drain struct {
-	// Delay passes before anything else: connections a proxy opened just
-	// before traffic moved away still reach an accept.
-	Delay time.Duration
-	// Hold, if set, runs after Delay, before the SIGTERM, and returns when
-	// the process may be sent it (for example once its WebSockets are
-	// closed). Its context ends after HoldTimeout. pgid is the process
-	// group.
+	// Busy, if set, says whether the process holds work that SIGTERM would
+	// cut (for example open WebSockets). When it does not, the SIGTERM goes
+	// out before Drain returns: a server stops taking new requests over
+	// the connections it has as soon as traffic moved away.
+	Busy func(pgid int) bool
+	// Hold, run when Busy says so, returns when the process may be sent
+	// SIGTERM (for example once its WebSockets are closed). Its context
+	// ends after HoldTimeout. pgid is the process group.
 	Hold        func(ctx context.Context, pgid int)
 	HoldTimeout time.Duration
 	// Timeout is the grace between SIGTERM and SIGKILL; default the spec's
