@@ -313,23 +313,35 @@ func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]
 	if err != nil {
 		return nil, err
 	}
+	// The first failure ends the others' waits: the deploy has failed.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make([]error, len(specs))
+	first := -1
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, spec := range specs {
-		wg.Go(func() { errs[i] = m.cfg.Supervisor.Start(ctx, spec) })
+		wg.Go(func() {
+			err := m.cfg.Supervisor.Start(sctx, spec)
+			mu.Lock()
+			defer mu.Unlock()
+			errs[i] = err
+			if err != nil && first < 0 {
+				first = i
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
 	var started []supervisor.Spec
-	var failure error
 	for i, spec := range specs {
-		err := errs[i]
-		if err == nil {
+		if errs[i] == nil {
 			started = append(started, spec)
-			continue
 		}
-		if failure != nil {
-			continue
-		}
+	}
+	var failure error
+	if first >= 0 {
+		spec, err := specs[first], errs[first]
 		kind := spec.Labels["kind"] + "." + spec.Labels["index"]
 		var se *supervisor.StartError
 		switch {
