@@ -1,11 +1,11 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"hop3/internal/isolation"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
@@ -39,6 +40,7 @@ type release struct {
 	meta     releaseMeta
 	env      map[string]string // the app's environment, without per-process values
 	scale    map[string]int
+	user     *supervisor.Credential // who the app's processes run as; nil: hop3's user
 }
 
 // processName identifies a process to the supervisor.
@@ -105,6 +107,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			StopTimeout:  stopTimeout,
 			SettleTime:   settle,
 			Restart:      true,
+			User:         r.user,
 		}
 	}
 	for _, e := range r.procfile.Entries {
@@ -168,6 +171,9 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			}
 		}
 	}
+	for i := range specs {
+		specs[i].Labels["uid"] = uidLabel(r.user)
+	}
 	return specs, nil
 }
 
@@ -225,6 +231,9 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
 	delete(env, "GRANIAN_WORKERS")
 	delete(env, "GRANIAN_THREADS")
+	// Caddy connects as another user, through its group: the socket must
+	// be group-writable. Older Granians ignore the variable.
+	env["GRANIAN_UDS_PERMISSIONS"] = "0660"
 	lbl := labels(r.app, e.Name, 1, r.number, r.gen)
 	lbl["socket"], lbl["iface"] = sock, iface
 	return supervisor.Spec{
@@ -237,6 +246,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		Socket:     sock,
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
+		User:       r.user,
 	}, nil
 }
 
@@ -250,21 +260,32 @@ const asgiShimTarget = "hop3_asgi:app"
 // writeASGIShim puts hop3's ASGI wrapper in the app's run directory (which
 // the app's processes can read) and returns its path.
 func (m *Manager) writeASGIShim(app string) (string, error) {
-	path := filepath.Join(m.paths.run(app), "hop3_asgi.py")
-	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, asgiShim) {
-		return path, nil
-	}
-	if err := os.MkdirAll(m.paths.run(app), 0o755); err != nil {
-		return "", err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, asgiShim, 0o644); err != nil {
+	dir := m.paths.run(app)
+	if err := writeAppFile(dir, "hop3_asgi.py", asgiShim); err != nil {
 		return "", fmt.Errorf("write asgi wrapper: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("write asgi wrapper: %w", err)
+	return filepath.Join(dir, "hop3_asgi.py"), nil
+}
+
+// writeAppFile replaces dir/name with data, readable by all. dir may be the
+// app's to write: a fresh temporary file (created exclusively) renamed over
+// the name never follows a link the app planted there.
+func writeAppFile(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".hop3-*")
+	if err != nil {
+		return err
 	}
-	return path, nil
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
 }
 
 // drainFile is where hop3 tells a replaced asgi generation to close its
@@ -300,14 +321,14 @@ func labels(app, kind string, index, rel, gen int) map[string]string {
 // stops what it started and returns why, with the failing process's last
 // log lines.
 func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
-	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
+	if _, err := m.prepareApp(ctx, r.app); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(m.paths.data(r.app), 0o755); err != nil {
-		return nil, err
+	// A release built before isolation was on is hop3's and open to all.
+	if r.user != nil && !isolation.OwnedBy(r.dir, r.user.UID) {
+		if err := m.giveRelease(r.dir, r.user); err != nil {
+			return nil, err
+		}
 	}
 	specs, err := m.specs(r, kinds)
 	if err != nil {
@@ -455,7 +476,7 @@ func holdWebSockets(file string, grace time.Duration) func(ctx context.Context, 
 		defer removeDrainFiles(file)
 		deadline := time.Now().Add(grace)
 		stamp := strconv.FormatFloat(float64(deadline.UnixMilli())/1000, 'f', 3, 64)
-		if err := os.WriteFile(file, []byte(stamp+"\n"), 0o644); err != nil {
+		if err := writeAppFile(filepath.Dir(file), filepath.Base(file), []byte(stamp+"\n")); err != nil {
 			return
 		}
 		t := time.NewTicker(250 * time.Millisecond)
@@ -484,11 +505,14 @@ func removeDrainFiles(file string) {
 func openWebSockets(file string, pgid int) int {
 	n := 0
 	for _, pid := range supervisor.GroupPIDs(pgid) {
-		b, err := os.ReadFile(file + "." + strconv.Itoa(pid))
+		// The app writes these: no link is followed, no pipe waited on.
+		f, err := isolation.OpenInTree(filepath.Dir(file), filepath.Base(file)+"."+strconv.Itoa(pid))
 		if err != nil {
 			continue
 		}
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
 			n += v
 		}
 	}

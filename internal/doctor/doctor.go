@@ -62,6 +62,8 @@ type Config struct {
 	SSHAddr   string
 	HTTPAddr  string
 	HTTPSAddr string
+	// Isolation is HOP3_ISOLATION: auto (or empty) or off.
+	Isolation string
 	// PIDDir is where a running hop3 records its apps' process groups.
 	PIDDir string
 }
@@ -104,6 +106,12 @@ type System struct {
 	CheckStore func(ctx context.Context, path string) error
 	// Random returns a fresh random label for the DNS check.
 	Random func() string
+	// Lstat is os.Lstat; ReadFile is os.ReadFile.
+	Lstat    func(path string) (os.FileInfo, error)
+	ReadFile func(path string) ([]byte, error)
+	// CanSwitch tells whether this process may run apps as other users
+	// (isolation.CanSwitch).
+	CanSwitch func() error
 	// PublicListeners names, per app process recorded in pidDir, the
 	// addresses it listens on that other machines can reach.
 	PublicListeners func(pidDir string) (map[string][]string, error)
@@ -128,7 +136,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.listeners())
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners())
 	return out
 }
 
