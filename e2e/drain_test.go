@@ -109,11 +109,22 @@ func TestDrainWebSocket(t *testing.T) {
 		t.Fatalf("echo before the push = %q, %v", got, err)
 	}
 
+	// While the WebSocket holds the old generation, 20 clients keep
+	// requesting: none may fail, and the old release answers over Caddy's
+	// pooled connections only until it has seen the drain (each such
+	// connection then closes after its answer).
+	load := startLoad(t, d, "live.localhost", 20)
 	files["app.py"] = strings.Replace(asgiEcho, "asgi ok", "asgi v2", 1)
 	w.commit("v2", files)
 	w.mustPush(d, alice, "live")
 	pushed := time.Now()
 	wantBody(t, d, "live.localhost", "/", "asgi v2")
+	time.Sleep(2 * time.Second)
+	res := load.stop()
+	t.Logf("load through the push: %d requests, %d failed, bodies %v", res.total, res.failed, res.bodies)
+	if res.failed > 0 {
+		t.Errorf("%d of %d requests failed; first: %s", res.failed, res.total, res.firstErr)
+	}
 
 	time.Sleep(10*time.Second - time.Since(pushed))
 	if got, err := ws.echo("after 10s"); err != nil || got != "echo:after 10s" {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,19 +43,35 @@ func TestAppFilesFollowNoPlantedLink(t *testing.T) {
 		}
 	}
 
-	// Reports: this test's own process group stands in for the workers.
+	// Reports: a shell and its child stand in for Granian and a worker.
 	file := filepath.Join(run, "web.sock.drain")
-	pgid := syscall.Getpgrp()
-	pids := supervisor.GroupPIDs(pgid)
-	if !slices.Contains(pids, os.Getpid()) {
-		t.Skipf("this process is not listed in its own group %d", pgid)
+	cmd := exec.Command("sh", "-c", "sleep 30 & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	report := file + "." + strconv.Itoa(os.Getpid())
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	pgid := cmd.Process.Pid
+	var worker int
+	for deadline := time.Now().Add(5 * time.Second); worker == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, pid := range supervisor.GroupPIDs(pgid) {
+			if pid != pgid {
+				worker = pid
+			}
+		}
+	}
+	if worker == 0 {
+		t.Fatal("the child never showed up in the group")
+	}
+	if n, draining := webSocketReports(file, pgid); n != 0 || draining {
+		t.Errorf("no reports: %d WebSockets, draining %v", n, draining)
+	}
+	report := file + "." + strconv.Itoa(worker)
 	if err := syscall.Mkfifo(report, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
-	go func() { done <- openWebSockets(file, pgid) }()
+	go func() { n, _ := webSocketReports(file, pgid); done <- n }()
 	select {
 	case n := <-done:
 		if n != 0 {
@@ -67,15 +84,21 @@ func TestAppFilesFollowNoPlantedLink(t *testing.T) {
 	if err := os.Symlink(outside, report); err != nil {
 		t.Fatal(err)
 	}
-	if n := openWebSockets(file, pgid); n != 0 {
+	if n, _ := webSocketReports(file, pgid); n != 0 {
 		t.Errorf("a link to a file outside was read: %d WebSockets", n)
 	}
 	os.Remove(report)
 	if err := os.WriteFile(report, []byte("3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n := openWebSockets(file, pgid); n != 3 {
-		t.Errorf("a worker reporting 3 WebSockets counted as %d", n)
+	if n, draining := webSocketReports(file, pgid); n != 3 || draining {
+		t.Errorf("a worker reporting 3 WebSockets counted as %d (draining %v)", n, draining)
+	}
+	if err := os.WriteFile(report, []byte("2 draining\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, draining := webSocketReports(file, pgid); n != 2 || !draining {
+		t.Errorf("a worker reporting 2 while draining counted as %d (draining %v)", n, draining)
 	}
 	removeDrainFiles(file)
 	if left, _ := filepath.Glob(file + "*"); len(left) != 0 {

@@ -6,10 +6,11 @@ drains a replaced generation through this wrapper before it stops it:
 - Each worker writes how many WebSockets it has open to
   HOP3_DRAIN_FILE.<pid> whenever that changes.
 - hop3 writes HOP3_DRAIN_FILE, holding the time (Unix seconds) at which
-  the WebSockets must end. From then on the worker answers HTTP with
-  "Connection: close", so the proxy's pooled connections to it go away
-  after their next answer, and at that time it closes each WebSocket
-  with 1001 Going Away.
+  the WebSockets must end. Within a tenth of a second each worker sees it
+  and says so in its report ("N draining"); from then on it answers HTTP
+  with "Connection: close", so the proxy's pooled connections to it go
+  away after their next answer, and at that time it closes each
+  WebSocket with 1001 Going Away.
 - Once every worker reports none, hop3 sends SIGTERM: Granian finishes
   the requests in progress and exits.
 """
@@ -36,7 +37,7 @@ def _report():
     path = "%s.%d" % (_drain_file, os.getpid())
     try:
         with open(path + ".tmp", "w") as f:
-            f.write("%d\n" % len(_sockets))
+            f.write("%d%s\n" % (len(_sockets), "" if _deadline is None else " draining"))
         os.replace(path + ".tmp", path)
     except OSError:
         pass
@@ -45,7 +46,7 @@ def _report():
 async def _watch():
     global _deadline
     while _deadline is None:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.1)
         try:
             with open(_drain_file) as f:
                 _deadline = float(f.read().strip() or 0)

@@ -453,14 +453,15 @@ func (m *Manager) drainOld(r release, kinds map[string]bool) {
 			d.Timeout = drain
 		}
 		if file := drainFile(st.Labels["socket"]); st.Labels["iface"] == "asgi" {
+			deadline := time.Now().Add(wsGrace)
 			d.Busy = func(pgid int) bool {
-				if openWebSockets(file, pgid) > 0 {
-					return true
+				if n, _ := webSocketReports(file, pgid); n > 0 {
+					return startWebSocketDrain(file, pgid, deadline)
 				}
 				removeDrainFiles(file)
 				return false
 			}
-			d.Hold, d.HoldTimeout = holdWebSockets(file, wsGrace), wsGrace+2*time.Second
+			d.Hold, d.HoldTimeout = holdWebSockets(file), wsGrace+2*time.Second
 		}
 		if err := m.cfg.Supervisor.Drain(st.Name, d); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 			m.log.Warn("drain process", "process", st.Name, "err", err)
@@ -468,20 +469,47 @@ func (m *Manager) drainOld(r release, kinds map[string]bool) {
 	}
 }
 
-// holdWebSockets returns a Drain.Hold for an asgi generation run through
-// hop3's wrapper whose workers report open WebSockets: it tells them to
-// close them in grace, and returns once none is left.
-func holdWebSockets(file string, grace time.Duration) func(ctx context.Context, pgid int) {
+// drainAckTimeout bounds the wait for an asgi generation's workers to
+// say they saw the drain file (they look every tenth of a second).
+const drainAckTimeout = time.Second
+
+// startWebSocketDrain tells the workers of an asgi generation run through
+// hop3's wrapper to close their WebSockets at deadline and to answer HTTP
+// with "Connection: close" meanwhile, and waits (briefly) until each says
+// it does: until then they would take new requests over the connections
+// Caddy keeps. It reports whether the generation must be held.
+func startWebSocketDrain(file string, pgid int, deadline time.Time) bool {
+	stamp := strconv.FormatFloat(float64(deadline.UnixMilli())/1000, 'f', 3, 64)
+	if err := writeAppFile(filepath.Dir(file), filepath.Base(file), []byte(stamp+"\n")); err != nil {
+		return false // nothing can tell the workers: stop them now
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	give := time.After(drainAckTimeout)
+	for {
+		if _, all := webSocketReports(file, pgid); all {
+			return true
+		}
+		select {
+		case <-give:
+			return true
+		case <-t.C:
+		}
+	}
+}
+
+// holdWebSockets returns a Drain.Hold for an asgi generation told to drain
+// by startWebSocketDrain: it returns once its workers report no WebSocket
+// left.
+func holdWebSockets(file string) func(ctx context.Context, pgid int) {
 	return func(ctx context.Context, pgid int) {
 		defer removeDrainFiles(file)
-		deadline := time.Now().Add(grace)
-		stamp := strconv.FormatFloat(float64(deadline.UnixMilli())/1000, 'f', 3, 64)
-		if err := writeAppFile(filepath.Dir(file), filepath.Base(file), []byte(stamp+"\n")); err != nil {
-			return
-		}
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
-		for openWebSockets(file, pgid) > 0 {
+		for {
+			if n, _ := webSocketReports(file, pgid); n == 0 {
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -500,23 +528,36 @@ func removeDrainFiles(file string) {
 	}
 }
 
-// openWebSockets sums what the workers of group pgid report in
-// file.<pid>; a worker that never wrote one never had a WebSocket.
-func openWebSockets(file string, pgid int) int {
-	n := 0
+// webSocketReports sums the open WebSockets the workers of group pgid
+// report in file.<pid> (a worker that never wrote one never had any), and
+// tells whether every worker has said it is draining.
+func webSocketReports(file string, pgid int) (open int, allDraining bool) {
+	allDraining = true
 	for _, pid := range supervisor.GroupPIDs(pgid) {
+		if pid == pgid {
+			continue // Granian's main process serves nothing
+		}
 		// The app writes these: no link is followed, no pipe waited on.
 		f, err := isolation.OpenInTree(filepath.Dir(file), filepath.Base(file)+"."+strconv.Itoa(pid))
 		if err != nil {
+			allDraining = false
 			continue
 		}
-		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		b, _ := io.ReadAll(io.LimitReader(f, 64))
 		f.Close()
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
-			n += v
+		fields := strings.Fields(string(b))
+		if len(fields) == 0 {
+			allDraining = false
+			continue
+		}
+		if v, err := strconv.Atoi(fields[0]); err == nil && v > 0 {
+			open += v
+		}
+		if len(fields) < 2 || fields[1] != "draining" {
+			allDraining = false
 		}
 	}
-	return n
+	return open, allDraining
 }
 
 // switchTo points the app's stable paths (web socket, current dir) at a
