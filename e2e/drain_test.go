@@ -38,7 +38,7 @@ def app(environ, start_response):
 // draining, and the old release answers the long request with 200.
 func TestDrainLongRequest(t *testing.T) {
 	t.Parallel()
-	d, alice := daemonWithUser(t)
+	d, alice := startBuildpackDaemon(t)
 	w := newWorkdir(t, slowApp("v1"))
 	w.mustPush(d, alice, "slow")
 	wantBody(t, d, "slow.localhost", "/", "v1")
@@ -91,7 +91,7 @@ func TestDrainLongRequest(t *testing.T) {
 // here) ends it receives a close frame with 1001 Going Away, not a reset.
 func TestDrainWebSocket(t *testing.T) {
 	t.Parallel()
-	d, alice := daemonWithUser(t)
+	d, alice := startBuildpackDaemon(t)
 	files := map[string]string{
 		"app.py":           asgiEcho,
 		"requirements.txt": "# none\n",
@@ -146,7 +146,7 @@ func TestDrainWebSocket(t *testing.T) {
 // release before serves on.
 func TestDeployMustSettle(t *testing.T) {
 	t.Parallel()
-	d, alice := daemonWithUser(t)
+	d, alice := startBuildpackDaemon(t)
 
 	t.Run("worker exits at start", func(t *testing.T) {
 		t.Parallel()
@@ -200,7 +200,7 @@ func TestDeployMustSettle(t *testing.T) {
 // and the body.
 func TestHealthCheckHost(t *testing.T) {
 	t.Parallel()
-	d, alice := daemonWithUser(t)
+	d, alice := startBuildpackDaemon(t)
 	files := wsgiApp("")
 	files["app.py"] = `import os
 def app(environ, start_response):
@@ -242,7 +242,7 @@ def app(environ, start_response):
 // interface: the push output and ps say so.
 func TestPublicListenerReported(t *testing.T) {
 	t.Parallel()
-	d, alice := daemonWithUser(t)
+	d, alice := startBuildpackDaemon(t)
 	open := strings.Replace(webServer, `("127.0.0.1", int(os.environ["PORT"]))`, `("0.0.0.0", int(os.environ["PORT"]))`, 1)
 	w := newWorkdir(t, map[string]string{"server.py": open, "Procfile": "web: exec python3 server.py\n"})
 	out := w.mustPush(d, alice, "wide")
@@ -257,15 +257,6 @@ func TestPublicListenerReported(t *testing.T) {
 	env := newWorkdir(t, map[string]string{"server.py": strings.Replace(webServer, `"web ok port=%s" % os.environ["PORT"]`, `"host=%s" % os.environ.get("HOST")`, 1), "Procfile": "web: exec python3 server.py\n"})
 	env.mustPush(d, alice, "hosted")
 	wantBody(t, d, "hosted.localhost", "/", "host=127.0.0.1")
-}
-
-// daemonWithUser starts a daemon of its own with alice registered.
-func daemonWithUser(t *testing.T) (*daemon, user) {
-	t.Helper()
-	d := startDaemon(t, shortTemp(t), "127.0.0.1:0")
-	alice := newUser(t, "alice")
-	d.register(alice)
-	return d, alice
 }
 
 // wsClient is a raw WebSocket client through Caddy.
@@ -376,7 +367,7 @@ func (c *wsClient) waitClose(timeout time.Duration) (int, error) {
 // may fail.
 func TestNoOldAnswersAfterSwitch(t *testing.T) {
 	t.Parallel()
-	d, alice := daemonWithUser(t)
+	d, alice := startBuildpackDaemon(t)
 	w := newWorkdir(t, wsgiApp("v0"))
 	w.mustPush(d, alice, "switch")
 	type answer struct {
