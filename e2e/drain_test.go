@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,6 +139,96 @@ func TestDrainWebSocket(t *testing.T) {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 	t.Logf("WebSocket closed with %d %s after the push", code, time.Since(pushed).Round(100*time.Millisecond))
+}
+
+// asgiEvents streams an event every 0.2 s from /events, with its version.
+const asgiEvents = `import asyncio
+VERSION = "v1"
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    elif scope["type"] == "http":
+        if scope["path"] == "/events":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+            i = 0
+            while True:
+                await send({"type": "http.response.body", "body": ("data: %s %d\n\n" % (VERSION, i)).encode(), "more_body": True})
+                i += 1
+                await asyncio.sleep(0.2)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": VERSION.encode()})
+`
+
+// TestDrainEventStream keeps an event stream (text/event-stream) open on an
+// asgi app through a push: it outlives DRAIN_TIMEOUT (2 s here), gets the
+// longer WS_DRAIN_TIMEOUT (8 s), and then ends as a complete answer rather
+// than being cut.
+func TestDrainEventStream(t *testing.T) {
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	files := map[string]string{
+		"app.py":           asgiEvents,
+		"requirements.txt": "# none\n",
+		"Procfile":         "asgi: app:app\n",
+		".env":             "DRAIN_TIMEOUT=2\nWS_DRAIN_TIMEOUT=8\n",
+	}
+	w := newWorkdir(t, files)
+	w.mustPush(d, alice, "events")
+	req, err := http.NewRequest("GET", "http://"+d.httpAddr+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "events.localhost"
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	type event struct {
+		at   time.Time
+		line string
+	}
+	events := make(chan event, 1024)
+	ended := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if line := sc.Text(); line != "" {
+				events <- event{time.Now(), line}
+			}
+		}
+		ended <- sc.Err()
+	}()
+
+	files["app.py"] = strings.Replace(asgiEvents, `VERSION = "v1"`, `VERSION = "v2"`, 1)
+	w.commit("v2", files)
+	w.mustPush(d, alice, "events")
+	pushed := time.Now()
+	wantBody(t, d, "events.localhost", "/", "v2")
+
+	var last event
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("the stream was cut: %v (last event %q at +%s)", err, last.line, last.at.Sub(pushed))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream never ended")
+	}
+	for len(events) > 0 {
+		last = <-events
+	}
+	lived := last.at.Sub(pushed)
+	t.Logf("event stream ended cleanly; its last event %q came %s after the push", last.line, lived.Round(100*time.Millisecond))
+	if lived < 5*time.Second || !strings.HasPrefix(last.line, "data: v1 ") {
+		t.Fatalf("last event %q at +%s: the old release's stream did not outlive DRAIN_TIMEOUT", last.line, lived)
+	}
 }
 
 // TestDeployMustSettle pushes releases that cannot run: a worker that exits

@@ -1,18 +1,21 @@
 """hop3's wrapper around an ASGI app run by Granian (HOP3_ASGI_APP).
 
-Granian drops WebSockets without a close frame when it shuts down, so hop3
-drains a replaced generation through this wrapper before it stops it:
+Granian drops WebSockets without a close frame when it shuts down, and cuts
+event streams (text/event-stream answers) still running when it is killed,
+so hop3 drains a replaced generation through this wrapper before it stops
+it:
 
-- Each worker writes how many WebSockets it has open to
+- Each worker writes how many WebSockets and event streams it has open to
   HOP3_DRAIN_FILE.<pid> whenever that changes.
 - hop3 writes HOP3_DRAIN_FILE, holding the time (Unix seconds) at which
-  the WebSockets must end. Within a tenth of a second each worker sees it
-  and says so in its report ("N draining"); from then on it answers HTTP
-  with "Connection: close", so the proxy's pooled connections to it go
-  away after their next answer, and at that time it closes each
-  WebSocket with 1001 Going Away.
-- Once every worker reports none, hop3 sends SIGTERM: Granian finishes
-  the requests in progress and exits.
+  they must end. Within a tenth of a second each worker sees it and says so
+  in its report ("N draining"); from then on it answers HTTP with
+  "Connection: close", so the proxy's pooled connections to it go away
+  after their next answer. At that time it closes each WebSocket with 1001
+  Going Away, and ends each event stream as a complete answer (the app
+  then receives http.disconnect).
+- Once every worker reports none, hop3 sends SIGTERM: Granian finishes the
+  requests in progress and exits.
 """
 import asyncio
 import importlib
@@ -26,8 +29,8 @@ _app = importlib.import_module(_module)
 for _name in (_attr or "app").split("."):
     _app = getattr(_app, _name)
 
-_sockets = set()  # this worker's open WebSockets
-_deadline = None  # when draining: the time the WebSockets must end
+_open = set()  # this worker's open WebSockets and event streams
+_deadline = None  # when draining: the time they must end
 _watcher = None
 
 
@@ -37,7 +40,7 @@ def _report():
     path = "%s.%d" % (_drain_file, os.getpid())
     try:
         with open(path + ".tmp", "w") as f:
-            f.write("%d%s\n" % (len(_sockets), "" if _deadline is None else " draining"))
+            f.write("%d%s\n" % (len(_open), "" if _deadline is None else " draining"))
         os.replace(path + ".tmp", path)
     except OSError:
         pass
@@ -53,22 +56,27 @@ async def _watch():
         except (OSError, ValueError):
             continue
         _report()
-    while _sockets:
+    while _open:
         delay = _deadline - time.time()
         if delay <= 0:
-            for ws in list(_sockets):
-                await ws.close()
+            for conn in list(_open):
+                await conn.close()
             return
         await asyncio.sleep(min(delay, 0.25))
 
 
 def _ensure_watcher():
     global _watcher
-    if _drain_file and (_watcher is None or _watcher.done()) and (_deadline is None or _sockets):
+    if _drain_file and (_watcher is None or _watcher.done()) and (_deadline is None or _open):
         _watcher = asyncio.ensure_future(_watch())
 
 
-class _Socket:
+class _LongLived:
+    """A WebSocket or an event stream: the app's receive and send, which
+    close() ends on the app's behalf."""
+
+    disconnect = {}
+
     def __init__(self, receive, send):
         self._receive = receive
         self._send = send
@@ -79,13 +87,17 @@ class _Socket:
             return
         self._going.set()
         try:
-            await self._send({"type": "websocket.close", "code": 1001, "reason": "server restarting"})
+            await self._send(self.last_message)
         except Exception:
             pass
+        # Over for the client, whether or not the app notices: what it
+        # sends from now on is dropped.
+        _open.discard(self)
+        _report()
 
     async def receive(self):
         if self._going.is_set():
-            return {"type": "websocket.disconnect", "code": 1001}
+            return dict(self.disconnect)
         get = asyncio.ensure_future(self._receive())
         going = asyncio.ensure_future(self._going.wait())
         done, _ = await asyncio.wait({get, going}, return_when=asyncio.FIRST_COMPLETED)
@@ -93,39 +105,76 @@ class _Socket:
             going.cancel()
             return get.result()
         get.cancel()
-        return {"type": "websocket.disconnect", "code": 1001}
+        return dict(self.disconnect)
 
     async def send(self, msg):
         if not self._going.is_set():
             await self._send(msg)
 
 
-def _closing(send):
-    async def send_closing(msg):
+class _Socket(_LongLived):
+    disconnect = {"type": "websocket.disconnect", "code": 1001}
+    last_message = {"type": "websocket.close", "code": 1001, "reason": "server restarting"}
+
+
+class _Stream(_LongLived):
+    disconnect = {"type": "http.disconnect"}
+    last_message = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def _is_event_stream(headers):
+    for name, value in headers:
+        if bytes(name).lower() == b"content-type":
+            return bytes(value).lower().startswith(b"text/event-stream")
+    return False
+
+
+async def _http(scope, receive, send):
+    stream = None
+
+    async def snd(msg):
+        nonlocal stream
+        if stream is not None:
+            return await stream.send(msg)
         if msg["type"] == "http.response.start":
-            headers = [h for h in msg.get("headers", []) if bytes(h[0]).lower() != b"connection"]
-            msg = dict(msg, headers=headers + [(b"connection", b"close")])
+            headers = list(msg.get("headers", []))
+            if _deadline is not None:
+                headers = [h for h in headers if bytes(h[0]).lower() != b"connection"]
+                msg = dict(msg, headers=headers + [(b"connection", b"close")])
+            if _is_event_stream(headers):
+                stream = _Stream(receive, send)
+                _open.add(stream)
+                _report()
+                _ensure_watcher()
         await send(msg)
 
-    return send_closing
+    async def rcv():
+        if stream is not None:
+            return await stream.receive()
+        return await receive()
+
+    try:
+        return await _app(scope, rcv, snd)
+    finally:
+        if stream is not None:
+            _open.discard(stream)
+            _report()
 
 
 async def app(scope, receive, send):
     kind = scope["type"]
     if kind == "http":
         _ensure_watcher()
-        if _deadline is not None:
-            send = _closing(send)
-        return await _app(scope, receive, send)
+        return await _http(scope, receive, send)
     if kind != "websocket":
         _ensure_watcher()  # lifespan: the watcher runs from the worker's start
         return await _app(scope, receive, send)
     _ensure_watcher()
     ws = _Socket(receive, send)
-    _sockets.add(ws)
+    _open.add(ws)
     _report()
     try:
         return await _app(scope, ws.receive, ws.send)
     finally:
-        _sockets.discard(ws)
+        _open.discard(ws)
         _report()
