@@ -185,6 +185,7 @@ func TestDrainEventStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Host = "events.localhost"
+	req.Header.Set("Accept", "text/event-stream") // as a browser's EventSource
 	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,9 @@ so hop3 drains a replaced generation through this wrapper before it stops
 it:
 
 - Each worker writes how many WebSockets and event streams it has open to
-  HOP3_DRAIN_FILE.<pid> whenever that changes.
+  HOP3_DRAIN_FILE.<pid> whenever that changes. An event stream is a
+  text/event-stream answer to a request that accepts one (as a browser's
+  EventSource does).
 - hop3 writes HOP3_DRAIN_FILE, holding the time (Unix seconds) at which
   they must end. Within a tenth of a second each worker sees it and says so
   in its report ("N draining"); from then on it answers HTTP with
@@ -122,6 +124,13 @@ class _Stream(_LongLived):
     last_message = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
+def _asks_for_stream(scope):
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            return b"text/event-stream" in value
+    return False
+
+
 def _is_event_stream(headers):
     for name, value in headers:
         if bytes(name).lower() == b"content-type":
@@ -165,6 +174,8 @@ async def app(scope, receive, send):
     kind = scope["type"]
     if kind == "http":
         _ensure_watcher()
+        if _deadline is None and not _asks_for_stream(scope):
+            return await _app(scope, receive, send)  # the common case, as is
         return await _http(scope, receive, send)
     if kind != "websocket":
         _ensure_watcher()  # lifespan: the watcher runs from the worker's start
