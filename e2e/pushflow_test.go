@@ -91,7 +91,21 @@ func TestPushFlowRejectedBeforeRefMoves(t *testing.T) {
 		t.Errorf("the refused attempt left its directory: %v", err)
 	}
 
-	// The next good push becomes v2: the refused one used up no number.
+	// So is a push whose worker exits as it starts.
+	w.dropLast()
+	files = staticSite("<h1>gate v2</h1>\n")
+	files["Procfile"] = "static: public\nworker: echo giving up; exit 1\n"
+	w.commit("worker exits at start", files)
+	out, err = trackedPush(w, d, alice, app)
+	if err == nil || !strings.Contains(out, "[remote rejected]") {
+		t.Fatalf("a push whose worker exits at start was not refused (%v):\n%s", err, out)
+	}
+	if got := strings.TrimSpace(w.git("rev-parse", "hop3/main")); got != tracking {
+		t.Errorf("the client's hop3/main moved from %s to %s", tracking, got)
+	}
+	wantBody(t, d, host, "/", "<h1>gate v1</h1>\n")
+
+	// The next good push becomes v2: the refused ones used up no number.
 	w.dropLast()
 	w.commit("v2", staticSite("<h1>gate v2</h1>\n"))
 	out, err = trackedPush(w, d, alice, app)
@@ -104,7 +118,7 @@ func TestPushFlowRejectedBeforeRefMoves(t *testing.T) {
 		t.Errorf("after a good push hop3/main is %s, the server's main %s (was %s)", got, server, tracking)
 	}
 	rels = decode[[]releaseRow](t, d.mustCmd(alice, "releases", app, "--json"))
-	if len(rels) != 3 || rels[0].Number != 2 || !rels[0].Live {
+	if len(rels) != 4 || rels[0].Number != 2 || !rels[0].Live {
 		t.Fatalf("releases after the good push: %+v", rels)
 	}
 }
