@@ -33,6 +33,7 @@ type serveConfig struct {
 	logLevel                                   string
 	maxPushSize                                int64
 	metricsAddr                                string
+	sandbox                                    string
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,6 +58,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.cacheDir, "cache-dir", envDefault("cache-dir", ""), "shared build caches (uv, npm, go); default <root>/cache (HOP3_CACHE_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envDefault("metrics-addr", ""), "serve Prometheus metrics here, e.g. 127.0.0.1:9323; empty: off (HOP3_METRICS_ADDR)")
+	fs.StringVar(&c.sandbox, "sandbox", envDefault("sandbox", "auto"), "auto or off: confine app processes' file access with Landlock where the kernel offers it (HOP3_SANDBOX)")
 	fs.Func("max-push-size", "largest push accepted, e.g. 1GiB or 500MB; 0: no limit (HOP3_MAX_PUSH_SIZE; default 1GiB)", func(v string) error {
 		n, err := gitserver.ParseSize(v)
 		c.maxPushSize = n
@@ -118,6 +120,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		logger.Warn("stopped processes left by a previous run", "component", "hop3", "count", n)
 	}
 	supOpts := supervisor.Options{PIDDir: pidDir, Logger: logger}
+	if supOpts.SandboxExec, err = sandboxWrapper(c.sandbox, logger); err != nil {
+		return err
+	}
 	if clock, ok := testClock(); ok {
 		supOpts.Clock = clock
 	}

@@ -336,6 +336,7 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 		Command: []string{"/bin/sh", "-c", e.Command},
 		Dir:     r.dir,
 		Env:     envList(env),
+		Sandbox: m.sandboxFor(r),
 	}, nil, w, w)
 	if err != nil {
 		return err

@@ -274,6 +274,7 @@ func (m *Manager) RunOneOff(ctx context.Context, app string, argv []string, stdi
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
+		Sandbox: m.sandboxFor(r),
 	}, stdin, stdout, stderr)
 }
 
@@ -308,6 +309,7 @@ func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, te
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
+		Sandbox: m.sandboxFor(r),
 	}, term, supervisor.WinSize{Cols: pty.Size.Cols, Rows: pty.Size.Rows}, resize)
 }
 

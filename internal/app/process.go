@@ -81,6 +81,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
 			Restart:      true,
+			Sandbox:      m.sandboxFor(r),
 		}
 	}
 	for _, e := range r.procfile.Entries {
@@ -186,6 +187,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		Socket:     sock,
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
+		Sandbox:    m.sandboxFor(r),
 	}, nil
 }
 

@@ -62,6 +62,7 @@ type Config struct {
 	SSHAddr   string
 	HTTPAddr  string
 	HTTPSAddr string
+	Sandbox   string // auto or off, as hop3 serve --sandbox
 }
 
 // Process is a program that holds a port.
@@ -102,6 +103,9 @@ type System struct {
 	CheckStore func(ctx context.Context, path string) error
 	// Random returns a fresh random label for the DNS check.
 	Random func() string
+	// LandlockABI returns the Landlock ABI version hop3 would apply, 0 when
+	// the kernel has none.
+	LandlockABI func() int
 }
 
 // Run runs every check and returns their results in a fixed order.
@@ -124,6 +128,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 	}
 	out = append(out, c.ports()...)
 	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx))
+	out = append(out, c.sandbox())
 	return out
 }
 

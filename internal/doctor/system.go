@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"hop3/internal/store"
+	"hop3/runtime/sandbox"
 )
 
 // DefaultSystem is the real machine.
@@ -51,9 +52,10 @@ func DefaultSystem() System {
 			conn.Close()
 			return true
 		},
-		AdminGet:   adminGet,
-		Stat:       os.Stat,
-		CheckStore: checkStore,
+		AdminGet:    adminGet,
+		Stat:        os.Stat,
+		CheckStore:  checkStore,
+		LandlockABI: sandbox.InForce,
 	}
 }
 

@@ -136,7 +136,16 @@ type Spec struct {
 	// Schedule.Next time, and a tick that comes while the previous run is
 	// still going is skipped (and noted in the log). Restart is ignored.
 	Schedule Schedule
+	// Sandbox, when non-nil, confines the process's filesystem access with Landlock
+	// (see Options.SandboxExec); a kernel without Landlock runs it unconfined.
+	Sandbox *Sandbox
 }
+
+// Sandbox lists the paths a confined process may reach; anything else is
+// denied. ReadOnly: read; ReadExec: read and execute; ReadWrite: read,
+// execute, create, write and remove. A path that does not exist grants
+// nothing.
+type Sandbox struct{ ReadOnly, ReadWrite, ReadExec []string }
 
 // Status is a snapshot of a supervised process.
 type Status struct {
