@@ -13,8 +13,8 @@ import (
 // system (Landlock, where the kernel has it): write their release
 // (ephemeral, as on Heroku), DATA_DIR, TMPDIR and socket directory; read
 // and execute their environments (virtualenv, node_modules), the Python
-// the virtualenv was made from, the directories of hop3's own PATH and the
-// system's programs; read what the system's libraries need (sandbox.System).
+// the virtualenv was made from, the programs on hop3's own PATH (toolDirs)
+// and the system's; read what the system's libraries need (sandbox.System).
 // Nothing of hop3 (its database, keys, sockets, logs) nor of another app.
 //
 // Paths come from hop3's layout and hop3's own environment only, never from
@@ -29,11 +29,7 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 			exec = append(exec, filepath.Dir(filepath.Dir(py)))
 		}
 	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if filepath.IsAbs(dir) && dir != "/" {
-			exec = append(exec, dir)
-		}
-	}
+	exec = append(exec, m.toolDirs(os.Getenv("PATH"))...)
 	return &supervisor.Sandbox{
 		ReadOnly: sys.ReadOnly,
 		ReadExec: exec,
@@ -41,4 +37,35 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 			r.dir, m.paths.data(r.app), m.paths.tmp(r.app), m.paths.run(r.app),
 		}),
 	}
+}
+
+// toolDirs lists the directories of path that an app may execute from: each
+// absolute one, and the tree a bin, sbin or shims directory belongs to,
+// since a version manager's shim runs programs elsewhere in its tree
+// (~/.pyenv/shims/python3 runs ~/.pyenv/libexec/pyenv, then a Python in
+// ~/.pyenv/versions). Never "/", a home directory (~/bin is on many PATHs),
+// nor a directory holding hop3's root or inside it.
+func (m *Manager) toolDirs(path string) []string {
+	home, _ := os.UserHomeDir()
+	allowed := func(dir string) bool {
+		if !filepath.IsAbs(dir) || dir == "/" || dir == home || dir == "/root" || filepath.Dir(dir) == "/home" {
+			return false
+		}
+		return !within(dir, m.paths.root) && !within(m.paths.root, dir)
+	}
+	var dirs []string
+	for _, dir := range filepath.SplitList(path) {
+		dir = filepath.Clean(dir)
+		if !allowed(dir) {
+			continue
+		}
+		dirs = append(dirs, dir)
+		switch filepath.Base(dir) {
+		case "bin", "sbin", "shims":
+			if tree := filepath.Dir(dir); allowed(tree) {
+				dirs = append(dirs, tree)
+			}
+		}
+	}
+	return dirs
 }
