@@ -8,7 +8,11 @@ package sandbox
 //   - of /etc, only what libc, TLS and the runtimes read: users and groups,
 //     name service and DNS, CA certificates, time zone, locale, the dynamic
 //     linker's cache, shell start-up files. Not /etc as a whole: it holds
-//     the shadow file, SSH host keys and hop3's own settings;
+//     the shadow file, SSH host keys and hop3's own settings. Landlock
+//     grants a file, not its name: a file of /etc replaced while an app
+//     runs (a resolv.conf rewritten by a DHCP client) is closed to it until
+//     it restarts, except a resolv.conf that links into /run/systemd/resolve
+//     or /run/resolvconf, which are granted whole;
 //   - of /proc, the system-wide files (cpuinfo, meminfo, stat, sys) and the
 //     process's own /proc/PID. Not /proc as a whole: Landlock lets a
 //     confined process read /proc/PID/environ of a process outside its
@@ -26,6 +30,7 @@ func System() Policy {
 		ReadOnly: []string{
 			"/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf",
 			"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols",
+			"/run/systemd/resolve", "/run/resolvconf", // where /etc/resolv.conf links to, when it does
 			"/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/ca-certificates.conf",
 			"/etc/pki/tls/certs", "/etc/pki/ca-trust", "/etc/crypto-policies",
 			"/etc/localtime", "/etc/timezone", "/etc/locale.alias", "/etc/locale.conf", "/etc/default/locale",
