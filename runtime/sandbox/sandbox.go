@@ -24,7 +24,8 @@ import (
 )
 
 // Policy lists the file hierarchies a confined process may reach; anything
-// else is denied. Paths that do not exist grant nothing and are skipped.
+// else is denied. Paths that do not exist, or that the process cannot
+// reach as its user, grant nothing and are skipped.
 type Policy struct {
 	// ReadOnly: read files and list directories.
 	ReadOnly []string
@@ -86,11 +87,7 @@ func Restrict(p Policy) (int, error) {
 	if abi == 0 {
 		return 0, nil
 	}
-	rules, err := p.rules(abi)
-	if err != nil {
-		return 0, err
-	}
-	if err := config.Restrict(rules...); err != nil {
+	if err := config.Restrict(p.rules(abi)...); err != nil {
 		return 0, fmt.Errorf("restrict with landlock: %w", err)
 	}
 	return abi, nil
@@ -98,7 +95,7 @@ func Restrict(p Policy) (int, error) {
 
 // rules turns p into Landlock rules, with file rights alone on paths that
 // are not directories (the kernel refuses directory rights on a file).
-func (p Policy) rules(abi int) ([]landlock.Rule, error) {
+func (p Policy) rules(abi int) []landlock.Rule {
 	rw := rwDir
 	if abi >= 2 {
 		// Moving a file between two writable directories (an upload from
@@ -106,14 +103,13 @@ func (p Policy) rules(abi int) ([]landlock.Rule, error) {
 		rw |= ll.AccessFSRefer
 	}
 	var rules []landlock.Rule
-	add := func(paths []string, dir, file landlock.AccessFSSet) error {
+	add := func(paths []string, dir, file landlock.AccessFSSet) {
 		for _, path := range paths {
 			fi, err := os.Stat(path)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
 			if err != nil {
-				return fmt.Errorf("sandbox path %s: %w", path, err)
+				// Missing, or out of this user's reach: granting
+				// nothing is the safe side.
+				continue
 			}
 			access := dir
 			if !fi.IsDir() {
@@ -121,18 +117,11 @@ func (p Policy) rules(abi int) ([]landlock.Rule, error) {
 			}
 			rules = append(rules, landlock.PathAccess(access, path).IgnoreIfMissing())
 		}
-		return nil
 	}
-	if err := add(p.ReadOnly, roDir, roFile); err != nil {
-		return nil, err
-	}
-	if err := add(p.ReadExec, rxDir, rxFile); err != nil {
-		return nil, err
-	}
-	if err := add(p.ReadWrite, rw, rwFile); err != nil {
-		return nil, err
-	}
-	return rules, nil
+	add(p.ReadOnly, roDir, roFile)
+	add(p.ReadExec, rxDir, rxFile)
+	add(p.ReadWrite, rw, rwFile)
+	return rules
 }
 
 // Exec confines the process to p and replaces it with argv, keeping its
