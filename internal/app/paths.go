@@ -17,10 +17,10 @@ func (l layout) envs(app string) string     { return filepath.Join(l.appDir(app)
 func (l layout) data(app string) string     { return filepath.Join(l.root, "data", app) }
 func (l layout) logs(app string) string     { return filepath.Join(l.root, "logs", app) }
 func (l layout) run(app string) string      { return filepath.Join(l.root, "run", app) }
-func (l layout) tmp(app string) string      { return filepath.Join(l.appDir(app), "tmp") }
 func (l layout) pids() string               { return filepath.Join(l.root, "run", "pids") }
 func (l layout) cache() string              { return filepath.Join(l.root, "cache") }
 func (l layout) caddy() string              { return filepath.Join(l.root, "caddy") }
+func (l layout) tmpDir(app string) string   { return filepath.Join(l.root, "tmp", app) }
 func (l layout) release(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n))
 }

@@ -34,7 +34,7 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 		ReadOnly: sys.ReadOnly,
 		ReadExec: exec,
 		ReadWrite: slices.Concat(sys.ReadWrite, []string{
-			r.dir, m.paths.data(r.app), m.paths.tmp(r.app), m.paths.run(r.app),
+			r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app), m.paths.run(r.app),
 		}),
 	}
 }

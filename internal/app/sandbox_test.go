@@ -45,7 +45,7 @@ func TestSandboxFor(t *testing.T) {
 	r := release{app: "a", number: 3, dir: m.paths.release("a", 3), meta: releaseMeta{Venv: venv}}
 
 	sb := m.sandboxFor(r)
-	for _, want := range []string{r.dir, m.paths.data("a"), m.paths.tmp("a"), m.paths.run("a")} {
+	for _, want := range []string{r.dir, m.paths.data("a"), m.paths.tmpDir("a"), m.paths.run("a")} {
 		if !slices.Contains(sb.ReadWrite, want) {
 			t.Errorf("%s is not writable: %q", want, sb.ReadWrite)
 		}
@@ -55,7 +55,7 @@ func TestSandboxFor(t *testing.T) {
 			t.Errorf("%s is not executable: %q", want, sb.ReadExec)
 		}
 	}
-	own := []string{r.dir, m.paths.data("a"), m.paths.tmp("a"), m.paths.run("a"), m.paths.envs("a")}
+	own := []string{r.dir, m.paths.data("a"), m.paths.tmpDir("a"), m.paths.run("a"), m.paths.envs("a")}
 	for _, p := range slices.Concat(sb.ReadOnly, sb.ReadExec, sb.ReadWrite) {
 		if within(root, p) && !slices.Contains(own, p) || within(p, root) {
 			t.Errorf("sandbox grants %s, which is hop3's or another app's", p)

@@ -62,6 +62,8 @@ type Config struct {
 	SSHAddr   string
 	HTTPAddr  string
 	HTTPSAddr string
+	// Isolation is HOP3_ISOLATION: auto (or empty) or off.
+	Isolation string
 	Sandbox   string // auto or off, as hop3 serve --sandbox
 }
 
@@ -103,6 +105,12 @@ type System struct {
 	CheckStore func(ctx context.Context, path string) error
 	// Random returns a fresh random label for the DNS check.
 	Random func() string
+	// Lstat is os.Lstat; ReadFile is os.ReadFile.
+	Lstat    func(path string) (os.FileInfo, error)
+	ReadFile func(path string) ([]byte, error)
+	// CanSwitch tells whether this process may run apps as other users
+	// (isolation.CanSwitch).
+	CanSwitch func() error
 	// LandlockABI returns the Landlock ABI version hop3 would apply, 0 when
 	// the kernel has none.
 	LandlockABI func() int
@@ -127,8 +135,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx))
-	out = append(out, c.sandbox())
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.sandbox())
 	return out
 }
 

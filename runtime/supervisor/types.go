@@ -136,10 +136,16 @@ type Spec struct {
 	// Schedule.Next time, and a tick that comes while the previous run is
 	// still going is skipped (and noted in the log). Restart is ignored.
 	Schedule Schedule
+	// User, when non-nil, runs the process (and its group) as this uid and gid,
+	// with no supplementary groups.
+	User *Credential
 	// Sandbox, when non-nil, confines the process's filesystem access with Landlock
 	// (see Options.SandboxExec); a kernel without Landlock runs it unconfined.
 	Sandbox *Sandbox
 }
+
+// Credential is a numeric user and group a process runs as.
+type Credential struct{ UID, GID uint32 }
 
 // Sandbox lists the paths a confined process may reach; anything else is
 // denied. ReadOnly: read; ReadExec: read and execute; ReadWrite: read,
