@@ -50,8 +50,8 @@ const (
 		ll.AccessFSMakeReg | ll.AccessFSMakeSock | ll.AccessFSMakeFifo | ll.AccessFSMakeSym
 )
 
-// config is what hop3 asks of Landlock: every file system right of ABI 8
-// (whose rights are those of ABI 7 and 6) and the IPC scopes of ABI 6, so a
+// config is what hop3 asks of Landlock: every file system right up to ABI 8
+// (the same set since ABI 5) and the IPC scopes of ABI 6, so a
 // confined process can neither signal nor reach through an abstract unix
 // socket a process outside its own sandbox (hop3, another app). The
 // network is left alone. Newer ABIs restrict more (ABI 9: connecting to
