@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -191,5 +192,58 @@ func TestSandboxOff(t *testing.T) {
 	out, _ := opsRun(t, []string{"HOP3_SANDBOX=off"}, "doctor", "--root", root, "--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"), "--domain", "localhost", "--tls", "off")
 	if l := opsDoctorLines(t, out)["sandbox"]; l[0] != "warn" || !strings.Contains(l[1], "Landlock off") {
 		t.Errorf("doctor's sandbox line: %q\n%s", l, out)
+	}
+}
+
+// TestSandboxSocketLink: an app's socket directory holds web.sock, the
+// link Caddy dials. The app owns that directory (its uid binds its socket
+// there), so only Landlock stops it from pointing the link at Caddy's admin
+// socket, which would open Caddy's admin API to anyone who asks its host.
+// It may bind sockets there and nothing else.
+func TestSandboxSocketLink(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	if !strings.Contains(d.log(), "app processes confined with Landlock") {
+		t.Skipf("hop3 does not confine apps on this kernel:\n%s", d.log())
+	}
+	alice := newUser(t, "alice")
+	d.register(alice)
+	newWorkdir(t, isolationApp("w serves")).mustPush(d, alice, "w")
+	wantBody(t, d, "w.localhost", "/", "w serves")
+	sock := filepath.Join(root, "run", "w", "web.sock")
+	before, err := os.Readlink(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, argv := range [][]string{
+		{"ln", "-sfn", filepath.Join(root, "caddy", "admin.sock"), sock},
+		{"rm", "-f", sock},
+		{"mv", sock, sock + ".old"},
+		{"touch", filepath.Join(root, "run", "w", "file")},
+	} {
+		if r := d.command(alice, "", append([]string{"run", "w", "--"}, argv...)...); r.code == 0 {
+			t.Errorf("%v in the socket directory succeeded: %s", argv, r)
+		}
+	}
+	if after, err := os.Readlink(sock); err != nil || after != before {
+		t.Fatalf("web.sock now %q (%v), was %q", after, err, before)
+	}
+	// Many requests at once, so Caddy dials afresh rather than reusing a
+	// connection: all reach the app.
+	var wg sync.WaitGroup
+	bodies := make([]string, 20)
+	for i := range bodies {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, bodies[i], _ = tryGet(d.httpAddr, "w.localhost", "/config/")
+		}(i)
+	}
+	wg.Wait()
+	for _, b := range bodies {
+		if b != "w serves" {
+			t.Fatalf("GET w.localhost/config/ = %.200q", b)
+		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 
 // sandboxFor is what the processes of release r may reach of the file
 // system (Landlock, where the kernel has it): write their release
-// (ephemeral, as on Heroku), DATA_DIR, TMPDIR and socket directory; read
+// (ephemeral, as on Heroku), DATA_DIR and TMPDIR, bind sockets in their
+// socket directory; read
 // and execute their environments (virtualenv, node_modules), the Python
 // the virtualenv was made from, the programs on hop3's own PATH (toolDirs)
 // and the system's; read what the system's libraries need (sandbox.System).
@@ -31,11 +32,12 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 	}
 	exec = append(exec, m.toolDirs(os.Getenv("PATH"))...)
 	return &supervisor.Sandbox{
-		ReadOnly: sys.ReadOnly,
-		ReadExec: exec,
-		ReadWrite: slices.Concat(sys.ReadWrite, []string{
-			r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app), m.paths.run(r.app),
-		}),
+		ReadOnly:  sys.ReadOnly,
+		ReadExec:  exec,
+		ReadWrite: slices.Concat(sys.ReadWrite, []string{r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app)}),
+		// Granian binds its socket there; the app must not replace
+		// web.sock, the link Caddy dials.
+		Sockets: []string{m.paths.run(r.app)},
 	}
 }
 

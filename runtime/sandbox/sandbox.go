@@ -36,6 +36,12 @@ type Policy struct {
 	// never be created: a device node would let root reach a disk beneath
 	// every rule.
 	ReadWrite []string
+	// Sockets: create unix sockets (bind) directly in these directories,
+	// and nothing else: not remove, rename or link what is there. hop3's
+	// socket directory holds the link Caddy dials; an app that could
+	// replace it would point Caddy at any socket, Caddy's admin API
+	// included.
+	Sockets []string
 }
 
 // Landlock's access rights as hop3 grants them.
@@ -115,12 +121,16 @@ func (p Policy) rules(abi int) []landlock.Rule {
 			if !fi.IsDir() {
 				access = file
 			}
+			if access == 0 {
+				continue
+			}
 			rules = append(rules, landlock.PathAccess(access, path).IgnoreIfMissing())
 		}
 	}
 	add(p.ReadOnly, roDir, roFile)
 	add(p.ReadExec, rxDir, rxFile)
 	add(p.ReadWrite, rw, rwFile)
+	add(p.Sockets, ll.AccessFSMakeSock, 0)
 	return rules
 }
 
@@ -151,7 +161,7 @@ func (p Policy) Args() []string {
 	for _, f := range []struct {
 		flag  string
 		paths []string
-	}{{"--ro", p.ReadOnly}, {"--rx", p.ReadExec}, {"--rw", p.ReadWrite}} {
+	}{{"--ro", p.ReadOnly}, {"--rx", p.ReadExec}, {"--rw", p.ReadWrite}, {"--sock", p.Sockets}} {
 		for _, path := range f.paths {
 			args = append(args, f.flag, path)
 		}
@@ -178,8 +188,10 @@ func ParseArgs(args []string) (Policy, []string, error) {
 			list = &p.ReadExec
 		case "--rw":
 			list = &p.ReadWrite
+		case "--sock":
+			list = &p.Sockets
 		default:
-			return p, nil, fmt.Errorf("unknown option %q (want --ro, --rx or --rw PATH, then -- COMMAND)", a)
+			return p, nil, fmt.Errorf("unknown option %q (want --ro, --rx, --rw or --sock PATH, then -- COMMAND)", a)
 		}
 		if i+1 == len(args) || args[i+1] == "" {
 			return p, nil, fmt.Errorf("%s needs a path", a)

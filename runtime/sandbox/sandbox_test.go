@@ -80,7 +80,10 @@ func TestFileAccess(t *testing.T) {
 		return d
 	}
 	ro, rx, rw, outside := dir("ro"), dir("rx"), dir("rw"), dir("outside")
-	p := Policy{ReadOnly: []string{ro}, ReadExec: []string{rx}, ReadWrite: []string{rw, filepath.Join(base, "missing")}}
+	sock := dir("sock")
+	os.Symlink(rw+"/file", sock+"/link")
+	p := Policy{ReadOnly: []string{ro}, ReadExec: []string{rx}, ReadWrite: []string{rw, filepath.Join(base, "missing")}, Sockets: []string{sock}}
+	bind := `import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1]); print("bound")`
 
 	cases := []struct {
 		name   string
@@ -103,10 +106,19 @@ func TestFileAccess(t *testing.T) {
 		{"exec from rw", []string{rw + "/prog"}, 0, "ran rw\n"},
 		{"exec from ro", []string{"sh", "-c", ro + "/prog"}, 126, "Permission denied"},
 		{"device node in rw", []string{"mknod", rw + "/disk", "b", "8", "0"}, 1, "Permission denied"},
+		{"bind in sock", []string{"/usr/bin/python3", "-c", bind, sock + "/s.sock"}, 0, "bound"},
+		{"bind outside", []string{"/usr/bin/python3", "-c", bind, outside + "/s.sock"}, 1, "PermissionError"},
+		{"file in sock", []string{"sh", "-c", "echo x > " + sock + "/new"}, 2, "Permission denied"},
+		{"link in sock", []string{"ln", "-s", "/etc/hostname", sock + "/new-link"}, 1, "Permission denied"},
+		{"replace a link in sock", []string{"ln", "-sfn", "/etc/hostname", sock + "/link"}, 1, "Permission denied"},
+		{"remove in sock", []string{"rm", "-f", sock + "/file"}, 1, "Permission denied"},
 		{"rename between rw dirs", []string{"sh", "-c", "mkdir " + rw + "/a " + rw + "/b && echo m > " + rw + "/a/m && mv " + rw + "/a/m " + rw + "/b/m && cat " + rw + "/b/m"}, 0, "m\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if _, err := os.Stat(tc.argv[0]); strings.HasPrefix(tc.argv[0], "/") && err != nil {
+				t.Skipf("no %s", tc.argv[0])
+			}
 			out, code := run(t, confined(p, tc.argv...))
 			if code != tc.code || !strings.Contains(out, tc.output) {
 				t.Fatalf("%v: exit %d %q, want exit %d and %q", tc.argv, code, out, tc.code, tc.output)
@@ -203,9 +215,9 @@ func TestOtherSandboxes(t *testing.T) {
 }
 
 func TestArgs(t *testing.T) {
-	p := Policy{ReadOnly: []string{"/a", "/b"}, ReadExec: []string{"/c"}, ReadWrite: []string{"/d e"}}
+	p := Policy{ReadOnly: []string{"/a", "/b"}, ReadExec: []string{"/c"}, ReadWrite: []string{"/d e"}, Sockets: []string{"/f"}}
 	args := p.Args()
-	want := []string{"--ro", "/a", "--ro", "/b", "--rx", "/c", "--rw", "/d e"}
+	want := []string{"--ro", "/a", "--ro", "/b", "--rx", "/c", "--rw", "/d e", "--sock", "/f"}
 	if !reflect.DeepEqual(args, want) {
 		t.Fatalf("Args = %q, want %q", args, want)
 	}

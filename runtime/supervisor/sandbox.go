@@ -15,7 +15,8 @@ func wrapSandbox(spec *Spec, sandboxExec []string, path string) (string, []strin
 	if spec.Sandbox == nil || len(sandboxExec) == 0 {
 		return path, slices.Clone(spec.Command)
 	}
-	p := sandbox.Policy{ReadOnly: spec.Sandbox.ReadOnly, ReadExec: spec.Sandbox.ReadExec, ReadWrite: spec.Sandbox.ReadWrite}
+	sb := spec.Sandbox
+	p := sandbox.Policy{ReadOnly: sb.ReadOnly, ReadExec: sb.ReadExec, ReadWrite: sb.ReadWrite, Sockets: sb.Sockets}
 	args := slices.Concat(sandboxExec, p.Args(), []string{"--", path}, spec.Command[1:])
 	return sandboxExec[0], args
 }

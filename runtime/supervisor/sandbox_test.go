@@ -34,9 +34,9 @@ func recordingWrapper(t *testing.T) (wrapper, record string) {
 // pid, exit status and terminal are the command's.
 func TestSandboxWrapping(t *testing.T) {
 	t.Parallel()
-	sb := &Sandbox{ReadOnly: []string{"/ro"}, ReadWrite: []string{"/rw1", "/rw2"}, ReadExec: []string{"/rx"}}
+	sb := &Sandbox{ReadOnly: []string{"/ro"}, ReadWrite: []string{"/rw1", "/rw2"}, ReadExec: []string{"/rx"}, Sockets: []string{"/sock"}}
 	wantArgs := func(cmd ...string) string {
-		return strings.Join(append([]string{"--ro", "/ro", "--rx", "/rx", "--rw", "/rw1", "--rw", "/rw2", "--"}, cmd...), "\n") + "\n---\n"
+		return strings.Join(append([]string{"--ro", "/ro", "--rx", "/rx", "--rw", "/rw1", "--rw", "/rw2", "--sock", "/sock", "--"}, cmd...), "\n") + "\n---\n"
 	}
 	cases := []struct {
 		name    string

@@ -149,9 +149,12 @@ type Credential struct{ UID, GID uint32 }
 
 // Sandbox lists the paths a confined process may reach; anything else is
 // denied. ReadOnly: read; ReadExec: read and execute; ReadWrite: read,
-// execute, create, write and remove. A path that does not exist grants
-// nothing.
-type Sandbox struct{ ReadOnly, ReadWrite, ReadExec []string }
+// execute, create, write and remove; Sockets: bind unix sockets in these
+// directories and nothing else. A path that does not exist grants nothing.
+type Sandbox struct {
+	ReadOnly, ReadWrite, ReadExec []string
+	Sockets                       []string
+}
 
 // Status is a snapshot of a supervised process.
 type Status struct {
