@@ -199,7 +199,7 @@ func TestSandboxOff(t *testing.T) {
 // link Caddy dials. The app owns that directory (its uid binds its socket
 // there), so only Landlock stops it from pointing the link at Caddy's admin
 // socket, which would open Caddy's admin API to anyone who asks its host.
-// It may bind sockets there and nothing else.
+// It may keep files and sockets there, but make or move in no link.
 func TestSandboxSocketLink(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
@@ -216,11 +216,13 @@ func TestSandboxSocketLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin := filepath.Join(root, "caddy", "admin.sock")
 	for _, argv := range [][]string{
-		{"ln", "-sfn", filepath.Join(root, "caddy", "admin.sock"), sock},
-		{"rm", "-f", sock},
+		{"ln", "-sfn", admin, sock},
+		{"ln", "-s", admin, sock + ".new"},
 		{"mv", sock, sock + ".old"},
-		{"touch", filepath.Join(root, "run", "w", "file")},
+		// A link made in its release, then moved in.
+		{"sh", "-c", "ln -s " + admin + " planted && mv -f planted " + sock},
 	} {
 		if r := d.command(alice, "", append([]string{"run", "w", "--"}, argv...)...); r.code == 0 {
 			t.Errorf("%v in the socket directory succeeded: %s", argv, r)

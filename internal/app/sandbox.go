@@ -11,8 +11,8 @@ import (
 
 // sandboxFor is what the processes of release r may reach of the file
 // system (Landlock, where the kernel has it): write their release
-// (ephemeral, as on Heroku), DATA_DIR and TMPDIR, bind sockets in their
-// socket directory; read
+// (ephemeral, as on Heroku), DATA_DIR and TMPDIR, write files and sockets
+// but no links in their socket directory; read
 // and execute their environments (virtualenv, node_modules), the Python
 // the virtualenv was made from, the programs on hop3's own PATH (toolDirs)
 // and the system's; read what the system's libraries need (sandbox.System).
@@ -35,9 +35,10 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 		ReadOnly:  sys.ReadOnly,
 		ReadExec:  exec,
 		ReadWrite: slices.Concat(sys.ReadWrite, []string{r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app)}),
-		// Granian binds its socket there; the app must not replace
-		// web.sock, the link Caddy dials.
-		Sockets: []string{m.paths.run(r.app)},
+		// Granian binds its socket there and the asgi wrapper keeps its
+		// drain files there; the app must not re-point web.sock, the
+		// link Caddy dials.
+		Shared: []string{m.paths.run(r.app)},
 	}
 }
 

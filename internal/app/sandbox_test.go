@@ -51,8 +51,8 @@ func TestSandboxFor(t *testing.T) {
 		}
 	}
 	// The socket directory holds web.sock, which only hop3 may replace.
-	if !reflect.DeepEqual(sb.Sockets, []string{m.paths.run("a")}) || slices.Contains(sb.ReadWrite, m.paths.run("a")) {
-		t.Errorf("sockets %q, writable %q: want only sockets in %s", sb.Sockets, sb.ReadWrite, m.paths.run("a"))
+	if !reflect.DeepEqual(sb.Shared, []string{m.paths.run("a")}) || slices.Contains(sb.ReadWrite, m.paths.run("a")) {
+		t.Errorf("shared %q, writable %q: want %s shared, not writable", sb.Shared, sb.ReadWrite, m.paths.run("a"))
 	}
 	for _, want := range []string{m.paths.envs("a"), filepath.Dir(filepath.Dir(py)), "/usr/bin", "/usr"} {
 		if !slices.Contains(sb.ReadExec, want) {
@@ -60,7 +60,7 @@ func TestSandboxFor(t *testing.T) {
 		}
 	}
 	own := []string{r.dir, m.paths.data("a"), m.paths.tmpDir("a"), m.paths.run("a"), m.paths.envs("a")}
-	for _, p := range slices.Concat(sb.ReadOnly, sb.ReadExec, sb.ReadWrite, sb.Sockets) {
+	for _, p := range slices.Concat(sb.ReadOnly, sb.ReadExec, sb.ReadWrite, sb.Shared) {
 		if within(root, p) && !slices.Contains(own, p) || within(p, root) {
 			t.Errorf("sandbox grants %s, which is hop3's or another app's", p)
 		}

@@ -36,12 +36,13 @@ type Policy struct {
 	// never be created: a device node would let root reach a disk beneath
 	// every rule.
 	ReadWrite []string
-	// Sockets: create unix sockets (bind) directly in these directories,
-	// and nothing else: not remove, rename or link what is there. hop3's
-	// socket directory holds the link Caddy dials; an app that could
-	// replace it would point Caddy at any socket, Caddy's admin API
-	// included.
-	Sockets []string
+	// Shared: read, write, create and remove files and unix sockets
+	// directly in these directories, which hop3 shares with the process,
+	// but make no link, directory or device there nor move anything in
+	// from elsewhere. hop3's socket directory holds web.sock, the link
+	// Caddy dials: an app that could re-point it would point Caddy at any
+	// socket, Caddy's admin API included.
+	Shared []string
 }
 
 // Landlock's access rights as hop3 grants them.
@@ -54,6 +55,10 @@ const (
 	rwFile landlock.AccessFSSet = rxFile | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSIoctlDev
 	rwDir  landlock.AccessFSSet = rxDir | rwFile | ll.AccessFSRemoveDir | ll.AccessFSRemoveFile | ll.AccessFSMakeDir |
 		ll.AccessFSMakeReg | ll.AccessFSMakeSock | ll.AccessFSMakeFifo | ll.AccessFSMakeSym
+	// No MakeSym and no Refer: nothing can become a link there, by making
+	// one or by moving one in.
+	sharedFile landlock.AccessFSSet = roFile | ll.AccessFSWriteFile | ll.AccessFSTruncate
+	sharedDir  landlock.AccessFSSet = sharedFile | ll.AccessFSReadDir | ll.AccessFSRemoveFile | ll.AccessFSMakeReg | ll.AccessFSMakeSock
 )
 
 // config is what hop3 asks of Landlock: every file system right up to ABI 8
@@ -121,16 +126,13 @@ func (p Policy) rules(abi int) []landlock.Rule {
 			if !fi.IsDir() {
 				access = file
 			}
-			if access == 0 {
-				continue
-			}
 			rules = append(rules, landlock.PathAccess(access, path).IgnoreIfMissing())
 		}
 	}
 	add(p.ReadOnly, roDir, roFile)
 	add(p.ReadExec, rxDir, rxFile)
 	add(p.ReadWrite, rw, rwFile)
-	add(p.Sockets, ll.AccessFSMakeSock, 0)
+	add(p.Shared, sharedDir, sharedFile)
 	return rules
 }
 
@@ -161,7 +163,7 @@ func (p Policy) Args() []string {
 	for _, f := range []struct {
 		flag  string
 		paths []string
-	}{{"--ro", p.ReadOnly}, {"--rx", p.ReadExec}, {"--rw", p.ReadWrite}, {"--sock", p.Sockets}} {
+	}{{"--ro", p.ReadOnly}, {"--rx", p.ReadExec}, {"--rw", p.ReadWrite}, {"--shared", p.Shared}} {
 		for _, path := range f.paths {
 			args = append(args, f.flag, path)
 		}
@@ -188,10 +190,10 @@ func ParseArgs(args []string) (Policy, []string, error) {
 			list = &p.ReadExec
 		case "--rw":
 			list = &p.ReadWrite
-		case "--sock":
-			list = &p.Sockets
+		case "--shared":
+			list = &p.Shared
 		default:
-			return p, nil, fmt.Errorf("unknown option %q (want --ro, --rx, --rw or --sock PATH, then -- COMMAND)", a)
+			return p, nil, fmt.Errorf("unknown option %q (want --ro, --rx, --rw or --shared PATH, then -- COMMAND)", a)
 		}
 		if i+1 == len(args) || args[i+1] == "" {
 			return p, nil, fmt.Errorf("%s needs a path", a)

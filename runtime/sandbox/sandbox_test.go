@@ -80,9 +80,10 @@ func TestFileAccess(t *testing.T) {
 		return d
 	}
 	ro, rx, rw, outside := dir("ro"), dir("rx"), dir("rw"), dir("outside")
-	sock := dir("sock")
-	os.Symlink(rw+"/file", sock+"/link")
-	p := Policy{ReadOnly: []string{ro}, ReadExec: []string{rx}, ReadWrite: []string{rw, filepath.Join(base, "missing")}, Sockets: []string{sock}}
+	shared := dir("shared")
+	os.Symlink(rw+"/file", shared+"/link")
+	os.Symlink("/etc/hostname", rw+"/planted")
+	p := Policy{ReadOnly: []string{ro}, ReadExec: []string{rx}, ReadWrite: []string{rw, filepath.Join(base, "missing")}, Shared: []string{shared}}
 	bind := `import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1]); print("bound")`
 
 	cases := []struct {
@@ -106,12 +107,16 @@ func TestFileAccess(t *testing.T) {
 		{"exec from rw", []string{rw + "/prog"}, 0, "ran rw\n"},
 		{"exec from ro", []string{"sh", "-c", ro + "/prog"}, 126, "Permission denied"},
 		{"device node in rw", []string{"mknod", rw + "/disk", "b", "8", "0"}, 1, "Permission denied"},
-		{"bind in sock", []string{"/usr/bin/python3", "-c", bind, sock + "/s.sock"}, 0, "bound"},
+		{"bind in shared", []string{"/usr/bin/python3", "-c", bind, shared + "/s.sock"}, 0, "bound"},
 		{"bind outside", []string{"/usr/bin/python3", "-c", bind, outside + "/s.sock"}, 1, "PermissionError"},
-		{"file in sock", []string{"sh", "-c", "echo x > " + sock + "/new"}, 2, "Permission denied"},
-		{"link in sock", []string{"ln", "-s", "/etc/hostname", sock + "/new-link"}, 1, "Permission denied"},
-		{"replace a link in sock", []string{"ln", "-sfn", "/etc/hostname", sock + "/link"}, 1, "Permission denied"},
-		{"remove in sock", []string{"rm", "-f", sock + "/file"}, 1, "Permission denied"},
+		{"file in shared", []string{"sh", "-c", "echo x > " + shared + "/f.tmp && mv " + shared + "/f.tmp " + shared + "/f && cat " + shared + "/f"}, 0, "x\n"},
+		{"remove in shared", []string{"rm", shared + "/file"}, 0, ""},
+		{"link in shared", []string{"ln", "-s", "/etc/hostname", shared + "/new-link"}, 1, "Permission denied"},
+		{"replace a link in shared", []string{"ln", "-sfn", "/etc/hostname", shared + "/link"}, 1, "Permission denied"},
+		{"rename a link in shared", []string{"mv", shared + "/link", shared + "/moved"}, 1, "Permission denied"},
+		{"move a link into shared", []string{"mv", rw + "/planted", shared + "/link"}, 1, ""},
+		{"directory in shared", []string{"mkdir", shared + "/d"}, 1, "Permission denied"},
+		{"exec from shared", []string{"sh", "-c", shared + "/prog"}, 126, "Permission denied"},
 		{"rename between rw dirs", []string{"sh", "-c", "mkdir " + rw + "/a " + rw + "/b && echo m > " + rw + "/a/m && mv " + rw + "/a/m " + rw + "/b/m && cat " + rw + "/b/m"}, 0, "m\n"},
 	}
 	for _, tc := range cases {
@@ -215,9 +220,9 @@ func TestOtherSandboxes(t *testing.T) {
 }
 
 func TestArgs(t *testing.T) {
-	p := Policy{ReadOnly: []string{"/a", "/b"}, ReadExec: []string{"/c"}, ReadWrite: []string{"/d e"}, Sockets: []string{"/f"}}
+	p := Policy{ReadOnly: []string{"/a", "/b"}, ReadExec: []string{"/c"}, ReadWrite: []string{"/d e"}, Shared: []string{"/f"}}
 	args := p.Args()
-	want := []string{"--ro", "/a", "--ro", "/b", "--rx", "/c", "--rw", "/d e", "--sock", "/f"}
+	want := []string{"--ro", "/a", "--ro", "/b", "--rx", "/c", "--rw", "/d e", "--shared", "/f"}
 	if !reflect.DeepEqual(args, want) {
 		t.Fatalf("Args = %q, want %q", args, want)
 	}

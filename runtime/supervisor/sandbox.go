@@ -16,7 +16,7 @@ func wrapSandbox(spec *Spec, sandboxExec []string, path string) (string, []strin
 		return path, slices.Clone(spec.Command)
 	}
 	sb := spec.Sandbox
-	p := sandbox.Policy{ReadOnly: sb.ReadOnly, ReadExec: sb.ReadExec, ReadWrite: sb.ReadWrite, Sockets: sb.Sockets}
+	p := sandbox.Policy{ReadOnly: sb.ReadOnly, ReadExec: sb.ReadExec, ReadWrite: sb.ReadWrite, Shared: sb.Shared}
 	args := slices.Concat(sandboxExec, p.Args(), []string{"--", path}, spec.Command[1:])
 	return sandboxExec[0], args
 }

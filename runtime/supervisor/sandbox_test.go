@@ -34,9 +34,9 @@ func recordingWrapper(t *testing.T) (wrapper, record string) {
 // pid, exit status and terminal are the command's.
 func TestSandboxWrapping(t *testing.T) {
 	t.Parallel()
-	sb := &Sandbox{ReadOnly: []string{"/ro"}, ReadWrite: []string{"/rw1", "/rw2"}, ReadExec: []string{"/rx"}, Sockets: []string{"/sock"}}
+	sb := &Sandbox{ReadOnly: []string{"/ro"}, ReadWrite: []string{"/rw1", "/rw2"}, ReadExec: []string{"/rx"}, Shared: []string{"/shared"}}
 	wantArgs := func(cmd ...string) string {
-		return strings.Join(append([]string{"--ro", "/ro", "--rx", "/rx", "--rw", "/rw1", "--rw", "/rw2", "--sock", "/sock", "--"}, cmd...), "\n") + "\n---\n"
+		return strings.Join(append([]string{"--ro", "/ro", "--rx", "/rx", "--rw", "/rw1", "--rw", "/rw2", "--shared", "/shared", "--"}, cmd...), "\n") + "\n---\n"
 	}
 	cases := []struct {
 		name    string

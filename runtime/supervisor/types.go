@@ -173,11 +173,12 @@ type Credential struct{ UID, GID uint32 }
 
 // Sandbox lists the paths a confined process may reach; anything else is
 // denied. ReadOnly: read; ReadExec: read and execute; ReadWrite: read,
-// execute, create, write and remove; Sockets: bind unix sockets in these
-// directories and nothing else. A path that does not exist grants nothing.
+// execute, create, write and remove; Shared: read, write, create and remove
+// files and sockets, but make or move in no link. A path that does not
+// exist grants nothing.
 type Sandbox struct {
 	ReadOnly, ReadWrite, ReadExec []string
-	Sockets                       []string
+	Shared                        []string
 }
 
 // Status is a snapshot of a supervised process.
