@@ -6,9 +6,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +61,12 @@ type Config struct {
 	Commands func(ctx context.Context, s *gitserver.Session) int
 	// Observer, when set, is told about each deploy and build (metrics).
 	Observer Observer
+	// Self is hop3's own binary, which runs each app's static file server
+	// (hop3 serve-static); default: the running executable.
+	Self string
+	// EdgeGID is the group of a Caddy that runs as its own user: apps'
+	// socket directories are shared with it. 0: Caddy runs as hop3's user.
+	EdgeGID int
 }
 
 // Manager runs deploys and commands.
@@ -88,6 +96,13 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.BuildTimeout == 0 {
 		cfg.BuildTimeout = 15 * time.Minute
+	}
+	if cfg.Self == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("app: find hop3's binary: %w", err)
+		}
+		cfg.Self = self
 	}
 	return &Manager{
 		cfg:   cfg,

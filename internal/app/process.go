@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -83,6 +84,15 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			Restart:      true,
 		}
 	}
+	if kinds == nil || kinds[staticKind] {
+		spec, ok, err := m.staticSpec(r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			specs = append(specs, spec)
+		}
+	}
 	for _, e := range r.procfile.Entries {
 		if kinds != nil && !kinds[e.Name] {
 			continue
@@ -149,6 +159,8 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		filepath.Join(r.meta.Venv, "bin", "granian"),
 		"--interface", iface,
 		"--uds", sock,
+		// Caddy connects through its group.
+		"--uds-permissions", "660",
 		"--workers", strconv.Itoa(workers),
 		// Caddy speaks HTTP/1.1 to unix upstreams; auto-detection costs throughput.
 		"--http", "1",
@@ -212,6 +224,9 @@ func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]
 	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
 		return nil, err
 	}
+	if err := m.shareRunDir(r.app); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
 		return nil, err
 	}
@@ -272,12 +287,88 @@ func (m *Manager) switchTo(r release, kinds map[string]bool) error {
 			return fmt.Errorf("switch socket: %w", err)
 		}
 	}
+	if err := m.switchStatic(r, kinds); err != nil {
+		return err
+	}
 	rel, err := filepath.Rel(m.paths.appDir(r.app), r.dir)
 	if err != nil {
 		return err
 	}
 	if err := swapSymlink(rel, m.paths.current(r.app)); err != nil {
 		return fmt.Errorf("switch current release: %w", err)
+	}
+	return nil
+}
+
+// staticKind labels an app's static file server among its processes.
+const staticKind = "static"
+
+// staticSpec is the app's static file server, when the release serves
+// static files (staticMounts): `hop3 serve-static`, run as a process of
+// the app rather than as Caddy or hop3, so it reads the app's files with
+// the app's rights alone, and confined beneath each served directory (see
+// package staticserve). Caddy proxies the static paths to its socket, which
+// switchStatic links from the stable staticSocket as deploys go. Its
+// environment is its own, without the app's config: it needs none.
+func (m *Manager) staticSpec(r release) (supervisor.Spec, bool, error) {
+	mounts, err := m.staticMounts(r)
+	if err != nil || len(mounts) == 0 {
+		return supervisor.Spec{}, false, err
+	}
+	js, err := json.Marshal(mounts)
+	if err != nil {
+		return supervisor.Spec{}, false, err
+	}
+	sock := m.releaseSocket(r.app, staticKind, r.number, r.gen)
+	return supervisor.Spec{
+		Name:    processName(r.app, staticKind, 1, r.number, r.gen),
+		Labels:  labels(r.app, staticKind, 1, r.number, r.gen),
+		Command: []string{m.cfg.Self, "serve-static", sock, string(js)},
+		Dir:     r.dir,
+		Env:     []string{"PATH=/usr/bin:/bin", "APP=" + r.app, "PROC_TYPE=" + staticKind, "GOMAXPROCS=1"},
+		LogPath: m.paths.processLog(r.app, staticKind, 1),
+		Socket:  sock,
+		Restart: true,
+	}, true, nil
+}
+
+// switchStatic points the app's stable static socket at the release's
+// static file server, or removes it when the release serves no files.
+func (m *Manager) switchStatic(r release, kinds map[string]bool) error {
+	if kinds != nil && !kinds[staticKind] {
+		return nil
+	}
+	mounts, err := m.staticMounts(r)
+	if err != nil {
+		return err
+	}
+	if len(mounts) == 0 {
+		if err := os.Remove(m.paths.staticSocket(r.app)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("switch static socket: %w", err)
+		}
+		return nil
+	}
+	target := filepath.Base(m.releaseSocket(r.app, staticKind, r.number, r.gen))
+	if err := swapSymlink(target, m.paths.staticSocket(r.app)); err != nil {
+		return fmt.Errorf("switch static socket: %w", err)
+	}
+	return nil
+}
+
+// shareRunDir lets Caddy, when it runs as its own user, reach the app's
+// sockets: the run dir gets Caddy's group, mode 2750 (sockets made in it
+// take that group; Granian's and the static server's are group-writable).
+// Nobody else may enter it.
+func (m *Manager) shareRunDir(app string) error {
+	if m.cfg.EdgeGID <= 0 {
+		return nil
+	}
+	dir := m.paths.run(app)
+	if err := os.Chown(dir, -1, m.cfg.EdgeGID); err != nil {
+		return fmt.Errorf("share run dir with caddy: %w", err)
+	}
+	if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
+		return fmt.Errorf("share run dir with caddy: %w", err)
 	}
 	return nil
 }
