@@ -34,6 +34,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Apps' processes (the static file server) run hop3 under their own
+	// users: they must reach the binary.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	hop3Bin = filepath.Join(dir, "hop3")
 	build := exec.Command("go", "build", "-o", hop3Bin, "./cmd/hop3")
 	build.Dir = repoRoot

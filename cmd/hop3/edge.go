@@ -22,7 +22,8 @@ type edge struct {
 	adminSock string            // unix socket of the admin API, for Caddy's metrics; "" over TCP
 	listeners *router.Listeners // nil when Caddy binds its addresses
 	caddyDir  string
-	attached  bool // someone else's Caddy
+	attached  bool         // someone else's Caddy
+	user      *router.User // a managed Caddy's own user; nil: hop3's
 }
 
 // newEdge binds the edge's sockets (managed Caddy) or connects to the
@@ -69,7 +70,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 		}
 		e.attached = true
 	case !inherit:
-		if err := e.managedDir(root, &opts); err != nil {
+		if err := e.managedDir(root, &opts, logger); err != nil {
 			return nil, err
 		}
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
@@ -84,7 +85,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 		opts.HTTPAddr, opts.HTTPSAddr, opts.ListenFDs = e.listeners.HTTPAddr(), e.listeners.HTTPSAddr(), true
-		if err := e.managedDir(root, &opts); err != nil {
+		if err := e.managedDir(root, &opts, logger); err != nil {
 			e.listeners.Close()
 			return nil, err
 		}
@@ -98,16 +99,86 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 	return e, nil
 }
 
-// managedDir prepares <root>/caddy for a Caddy hop3 starts, with its admin
-// socket there.
-func (e *edge) managedDir(root string, opts *router.Options) error {
+// managedDir prepares for a Caddy hop3 starts: <root>/caddy, the admin
+// socket in it, and the user Caddy runs as (caddyUser). That user must be
+// able to enter the root: hop3 adds o+x to it if needed (what the root
+// holds keeps its own modes).
+func (e *edge) managedDir(root string, opts *router.Options, logger *slog.Logger) error {
 	e.caddyDir = filepath.Join(root, "caddy")
-	if err := os.MkdirAll(e.caddyDir, 0o700); err != nil {
+	var err error
+	if e.user, err = caddyUser(); err != nil {
 		return err
 	}
-	e.adminSock = filepath.Join(e.caddyDir, "admin.sock")
-	opts.AdminListen = "unix/" + e.adminSock + "|0600"
+	mode := "|0600"
+	if e.user != nil {
+		fi, err := os.Stat(root)
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o001 == 0 {
+			if err := os.Chmod(root, perm|0o001); err != nil {
+				return fmt.Errorf("let caddy enter %s: %w", root, err)
+			}
+			logger.Info("root made searchable by others, for caddy's user", "component", "hop3", "root", root, "mode", fmt.Sprintf("%04o", perm|0o001))
+		}
+		// hop3 may reach it through its group (CAP_SETUID without
+		// CAP_DAC_OVERRIDE); only Caddy and hop3 can enter its directory.
+		mode = "|0660"
+	}
+	e.adminSock = router.AdminSocket(e.caddyDir)
+	opts.AdminListen = "unix/" + e.adminSock + mode
 	return nil
+}
+
+// caddyGID is the group apps' socket directories share with Caddy; 0 when
+// Caddy runs as hop3's user or is someone else's.
+func (e *edge) caddyGID() int {
+	if e.user == nil {
+		return 0
+	}
+	return e.user.GID
+}
+
+// defaultUIDBase is the first of hop3's numeric users: Caddy's uid and
+// gid; apps get the ones above.
+const defaultUIDBase = 62000
+
+// caddyUser is the user a managed Caddy runs as: uid = gid = the uid base
+// (HOP3_UID_BASE), whenever hop3 can switch users and HOP3_ISOLATION is not
+// off. nil means hop3's own user, as when hop3 runs unprivileged.
+func caddyUser() (*router.User, error) {
+	if strings.EqualFold(strings.TrimSpace(os.Getenv("HOP3_ISOLATION")), "off") || !canSwitchUsers() {
+		return nil, nil
+	}
+	base := defaultUIDBase
+	if v := strings.TrimSpace(os.Getenv("HOP3_UID_BASE")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 || n > 1<<31-1<<16 {
+			return nil, usageError("HOP3_UID_BASE %q: use a number from 1000 up, with room above it for every app", v)
+		}
+		base = n
+	}
+	return &router.User{UID: base, GID: base}, nil
+}
+
+// canSwitchUsers reports whether hop3 may run processes as other users:
+// root, or the capabilities to set uids and gids and give files away.
+func canSwitchUsers() bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			const need = 1<<0 | 1<<6 | 1<<7 // CAP_CHOWN, CAP_SETGID, CAP_SETUID
+			return err == nil && caps&need == need
+		}
+	}
+	return false
 }
 
 // start puts routes in place: it starts the managed Caddy with every route
@@ -128,6 +199,7 @@ func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, 
 		Dir:       e.caddyDir,
 		Env:       []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
 		Listeners: e.listeners, // nil when Caddy binds its addresses
+		User:      e.user,
 	}, e.rt, logger)
 	if err != nil {
 		return nil, fmt.Errorf("start caddy: %w", err)

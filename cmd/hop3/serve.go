@@ -154,6 +154,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Supervisor:     sup,
 		Logger:         logger,
 		Observer:       ms.observer(),
+		EdgeGID:        edge.caddyGID(),
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
 		},

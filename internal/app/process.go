@@ -224,13 +224,13 @@ func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]
 	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
 		return nil, err
 	}
-	if err := m.shareRunDir(r.app); err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(m.paths.data(r.app), 0o755); err != nil {
+		return nil, err
+	}
+	if err := m.edgeAccess(r.app); err != nil {
 		return nil, err
 	}
 	specs, err := m.specs(r, kinds)
@@ -355,20 +355,33 @@ func (m *Manager) switchStatic(r release, kinds map[string]bool) error {
 	return nil
 }
 
-// shareRunDir lets Caddy, when it runs as its own user, reach the app's
-// sockets: the run dir gets Caddy's group, mode 2750 (sockets made in it
-// take that group; Granian's and the static server's are group-writable).
-// Nobody else may enter it.
-func (m *Manager) shareRunDir(app string) error {
+// edgeAccess sets what a Caddy running as its own user may reach of an
+// app: its run dir gets Caddy's group, mode 2750 (sockets made in it take
+// that group; Granian's and the static server's are group-writable), and
+// its DATA_DIR none (0700): the app's static file server, not Caddy,
+// reads files.
+func (m *Manager) edgeAccess(app string) error {
 	if m.cfg.EdgeGID <= 0 {
 		return nil
 	}
 	dir := m.paths.run(app)
+	// Caddy passes through <root>/run (where the supervisor also keeps
+	// its 0700 pid dir) without listing it.
+	if fi, err := os.Stat(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("share run dir with caddy: %w", err)
+	} else if fi.Mode().Perm()&0o001 == 0 {
+		if err := os.Chmod(filepath.Dir(dir), fi.Mode().Perm()|0o001); err != nil {
+			return fmt.Errorf("share run dir with caddy: %w", err)
+		}
+	}
 	if err := os.Chown(dir, -1, m.cfg.EdgeGID); err != nil {
 		return fmt.Errorf("share run dir with caddy: %w", err)
 	}
 	if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
 		return fmt.Errorf("share run dir with caddy: %w", err)
+	}
+	if err := os.Chmod(m.paths.data(app), 0o700); err != nil {
+		return fmt.Errorf("keep DATA_DIR from caddy: %w", err)
 	}
 	return nil
 }

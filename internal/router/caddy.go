@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -36,7 +38,19 @@ type ProcessOptions struct {
 	// Options.ListenFDs is set, and left open by Stop: they belong to the
 	// caller.
 	Listeners *Listeners
+
+	// User, when set, runs Caddy as this uid and gid, with no supplementary
+	// groups (hop3 needs root, or CAP_SETUID, CAP_SETGID and CAP_CHOWN).
+	// Caddy then owns only its state; see StartCaddy for the layout.
+	User *User
 }
+
+// User is a numeric uid and gid, which need no /etc/passwd entry.
+type User struct{ UID, GID int }
+
+// AdminSocket is where a managed Caddy's admin socket belongs: in dir's
+// admin directory, which StartCaddy gives to Caddy.
+func AdminSocket(dir string) string { return filepath.Join(dir, "admin", "admin.sock") }
 
 // Caddy is a Caddy process hop3 started and supervises: one goroutine owns
 // it, restarts it with backoff when it dies, and restores every desired
@@ -77,6 +91,18 @@ type proc struct {
 // runs in its own process group and is killed if hop3 dies, writes its
 // output to <Dir>/caddy.log, and keeps its state in <Dir>/config and
 // <Dir>/data instead of $HOME.
+//
+// With po.User, Caddy runs as that user, and the directories are:
+//
+//	Dir         hop3's, group Caddy's, 0750: boot.json (0640) and caddy.log
+//	            (0600, written through the descriptor hop3 passes)
+//	Dir/config  Caddy's, 0700 (XDG_CONFIG_HOME)
+//	Dir/data    Caddy's, 0700 (XDG_DATA_HOME: certificates, ACME account)
+//	Dir/admin   Caddy's, group hop3's, 2750: AdminSocket
+//
+// Caddy can write nowhere hop3 writes, so it can not plant a symlink for
+// hop3 to follow; nobody but the two of them can enter Dir. State left by a
+// Caddy that ran as hop3's user is given to Caddy's user once.
 func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.Logger) (*Caddy, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -111,11 +137,9 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 	case po.Listeners != nil:
 		return nil, errors.New("start caddy: sockets were given but the options do not use them (ListenFDs)")
 	}
-	for _, d := range []string{po.Dir, filepath.Join(po.Dir, "config"), filepath.Join(po.Dir, "data")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			closeFiles(files)
-			return nil, fmt.Errorf("start caddy: %w", err)
-		}
+	if err := prepareDir(po.Dir, po.User); err != nil {
+		closeFiles(files)
+		return nil, fmt.Errorf("start caddy: %w", err)
 	}
 	c := &Caddy{
 		po:       po,
@@ -248,7 +272,7 @@ func (c *Caddy) setPID(pid int) {
 // start writes the boot config, runs Caddy and waits until its admin API
 // answers; Caddy applies the boot config before that.
 func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
-	if err := writeFileAtomic(c.bootPath, cfg); err != nil {
+	if err := writeFileAtomic(c.bootPath, cfg, c.po.User); err != nil {
 		return nil, err
 	}
 	if c.sock != "" {
@@ -272,7 +296,18 @@ func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = c.files
+	// Go sets the parent-death signal after switching users: a change of
+	// credentials would clear it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if u := c.po.User; u != nil {
+		cmd.Env = append(cmd.Env, "HOME="+filepath.Join(c.po.Dir, "data"))
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
+		if c.files == nil {
+			// A Caddy that binds its addresses itself may need ports
+			// below 1024; it keeps that one capability.
+			cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run caddy: %w", err)
 	}
@@ -355,15 +390,133 @@ func clearStaleSocket(sock string) error {
 	return nil
 }
 
-func writeFileAtomic(name string, data []byte) error {
+// writeFileAtomic writes Caddy's boot config: readable by Caddy's group
+// when it runs as its own user.
+func writeFileAtomic(name string, data []byte, u *User) error {
 	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return fmt.Errorf("write caddy boot config: %w", err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
+	_, err = f.Write(data)
+	if err == nil && u != nil {
+		if err = f.Chown(-1, u.GID); err == nil {
+			err = f.Chmod(0o640)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write caddy boot config: %w", err)
 	}
 	return nil
+}
+
+// prepareDir lays out Caddy's directory (see StartCaddy).
+func prepareDir(dir string, u *User) error {
+	state := []string{filepath.Join(dir, "config"), filepath.Join(dir, "data")}
+	admin := filepath.Dir(AdminSocket(dir))
+	if u == nil {
+		for _, d := range append([]string{dir, admin}, state...) {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if err := setOwner(dir, -1, u.GID, 0o750); err != nil {
+		return err
+	}
+	if err := reachable(dir, *u); err != nil {
+		return err
+	}
+	for _, d := range state {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := giveTree(d, *u); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(admin, 0o750); err != nil {
+		return err
+	}
+	return setOwner(admin, u.UID, os.Getegid(), 0o750|fs.ModeSetgid)
+}
+
+// setOwner sets a directory's owner (-1 keeps it), group and mode.
+func setOwner(dir string, uid, gid int, mode fs.FileMode) error {
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+	}
+	return nil
+}
+
+// giveTree gives dir and everything in it to u, once: state written while
+// Caddy ran as hop3's user (certificates, the ACME account). It never
+// follows a symlink. Nothing of Caddy's user can race the walk: Caddy is
+// not running yet, and nobody else may write there.
+func giveTree(dir string, u User) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == u.UID && int(st.Gid) == u.GID {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, u.UID, u.GID); err != nil {
+			return fmt.Errorf("give %s to caddy's user: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// reachable checks that u may enter dir and every directory above it: a
+// Caddy that could not would fail to start with a less helpful message.
+func reachable(dir string, u User) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		perm := fi.Mode().Perm()
+		var x fs.FileMode = 0o001
+		switch {
+		case int(st.Uid) == u.UID:
+			x = 0o100
+		case int(st.Gid) == u.GID:
+			x = 0o010
+		}
+		if perm&x == 0 {
+			return fmt.Errorf("caddy runs as uid %d and can not enter %s (mode %04o, owner %d:%d): let others search it (chmod o+x) or choose a state directory it can reach", u.UID, d, perm, st.Uid, st.Gid)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // logTail returns the last lines of Caddy's log for error messages.
