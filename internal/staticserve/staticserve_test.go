@@ -55,6 +55,7 @@ func newTree(t *testing.T) tree {
 	link(t, "../../../../../hop3.db", filepath.Join(tr.release, "public/rel"))
 	link(t, "../..", filepath.Join(tr.release, "public/updir"))
 	link(t, "../app.py", filepath.Join(tr.release, "public/code.py"))
+	link(t, filepath.Join(tr.release, "public/app.css"), filepath.Join(tr.release, "public/absin.css"))
 	link(t, "/etc/passwd", filepath.Join(tr.data, "pub/passwd"))
 	link(t, "../private", filepath.Join(tr.data, "pub/private"))
 	link(t, "/proc/self/root/etc/passwd", filepath.Join(tr.data, "pub/magic"))
@@ -136,6 +137,7 @@ func TestServe(t *testing.T) {
 		{"relative symlink out", "/static/rel", 404, ""},
 		{"through a dir link out", "/static/updir/hop3.db", 404, ""},
 		{"symlink to the release outside the dir", "/static/code.py", 404, ""},
+		{"absolute symlink, even inside", "/static/absin.css", 404, ""},
 		{"dotenv hidden", "/static/.env", 404, ""},
 		{"git hidden", "/static/.git/config", 404, ""},
 		{"git hidden deeper", "/static/deep/.git/HEAD", 404, ""},
