@@ -158,7 +158,7 @@ func TestEdgeCaddyUser(t *testing.T) {
 			{"caddy/boot.json", 0, caddyUID, 0o640},
 			{"caddy/data", caddyUID, caddyUID, 0o700},
 			{"caddy/config", caddyUID, caddyUID, 0o700},
-			{"caddy/admin", caddyUID, 0, 0o750 | os.ModeSetgid},
+			{"caddy/admin", caddyUID, 0, 0o770 | os.ModeSetgid},
 			{"run/a", 0, caddyUID, 0o750 | os.ModeSetgid},
 		} {
 			fi, err := os.Lstat(filepath.Join(root, f.path))

@@ -162,19 +162,19 @@ func caddyUser() (*router.User, error) {
 }
 
 // canSwitchUsers reports whether hop3 may run processes as other users:
-// root, or the capabilities to set uids and gids and give files away.
+// it holds the capabilities to set uids and gids, give files away and
+// signal those processes (without CAP_KILL it could not stop them), as
+// root does unless its bounding set was narrowed (a container, a unit's
+// CapabilityBoundingSet).
 func canSwitchUsers() bool {
-	if os.Geteuid() == 0 {
-		return true
-	}
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return false
+		return os.Geteuid() == 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
 			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			const need = 1<<0 | 1<<6 | 1<<7 // CAP_CHOWN, CAP_SETGID, CAP_SETUID
+			const need = 1<<0 | 1<<5 | 1<<6 | 1<<7 // CAP_CHOWN, CAP_KILL, CAP_SETGID, CAP_SETUID
 			return err == nil && caps&need == need
 		}
 	}

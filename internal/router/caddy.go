@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,7 +41,8 @@ type ProcessOptions struct {
 	Listeners *Listeners
 
 	// User, when set, runs Caddy as this uid and gid, with no supplementary
-	// groups (hop3 needs root, or CAP_SETUID, CAP_SETGID and CAP_CHOWN).
+	// groups (hop3 needs root, or CAP_SETUID, CAP_SETGID, CAP_CHOWN and
+	// CAP_KILL).
 	// Caddy then owns only its state; see StartCaddy for the layout.
 	User *User
 }
@@ -98,7 +100,7 @@ type proc struct {
 //	            (0600, written through the descriptor hop3 passes)
 //	Dir/config  Caddy's, 0700 (XDG_CONFIG_HOME)
 //	Dir/data    Caddy's, 0700 (XDG_DATA_HOME: certificates, ACME account)
-//	Dir/admin   Caddy's, group hop3's, 2750: AdminSocket
+//	Dir/admin   Caddy's, group hop3's, 2770: AdminSocket
 //
 // Caddy can write nowhere hop3 writes, so it can not plant a symlink for
 // hop3 to follow; nobody but the two of them can enter Dir. State left by a
@@ -446,23 +448,37 @@ func prepareDir(dir string, u *User) error {
 		if err := giveTree(d, *u); err != nil {
 			return err
 		}
-		if err := os.Chmod(d, 0o700); err != nil {
-			return err
-		}
 	}
-	if err := os.MkdirAll(admin, 0o750); err != nil {
+	if err := os.MkdirAll(admin, 0o770); err != nil {
 		return err
 	}
-	return setOwner(admin, u.UID, os.Getegid(), 0o750|fs.ModeSetgid)
+	// Group-writable so that hop3, without CAP_DAC_OVERRIDE, can still
+	// remove the socket a killed Caddy left.
+	return setOwner(admin, u.UID, os.Getegid(), 0o770|fs.ModeSetgid)
 }
 
-// setOwner sets a directory's owner (-1 keeps it), group and mode.
+// setOwner gives a directory its mode, then its owner (-1 keeps it) and
+// group: in that order, since hop3 without CAP_FOWNER can change the mode
+// only while it owns the directory. A directory already right is left
+// alone.
 func setOwner(dir string, uid, gid int, mode fs.FileMode) error {
-	if err := os.Chown(dir, uid, gid); err != nil {
-		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
 	}
-	if err := os.Chmod(dir, mode); err != nil {
-		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.IsDir() {
+		return fmt.Errorf("give %s to caddy's user: not a directory", dir)
+	}
+	if fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != mode {
+		if err := os.Chmod(dir, mode); err != nil {
+			return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+		}
+	}
+	if (uid >= 0 && int(st.Uid) != uid) || int(st.Gid) != gid {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+		}
 	}
 	return nil
 }
@@ -479,15 +495,26 @@ func giveTree(dir string, u User) error {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == u.UID && int(st.Gid) == u.GID {
 		return nil
 	}
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	// Private first, while hop3 still owns it.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+	}
+	var paths []string
+	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
+	}
+	// Deepest first: hop3 without CAP_DAC_OVERRIDE can not list a
+	// directory once it is Caddy's.
+	for _, p := range slices.Backward(paths) {
 		if err := os.Lchown(p, u.UID, u.GID); err != nil {
 			return fmt.Errorf("give %s to caddy's user: %w", p, err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // reachable checks that u may enter dir and every directory above it: a

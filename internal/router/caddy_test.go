@@ -58,7 +58,7 @@ func TestPrepareDirOwnUser(t *testing.T) {
 		{filepath.Join(dir, "data"), u.UID, u.GID, 0o700},
 		{filepath.Join(dir, "config"), u.UID, u.GID, 0o700},
 		{cert, u.UID, u.GID, 0o600},
-		{filepath.Join(dir, "admin"), u.UID, 0, 0o750 | os.ModeSetgid},
+		{filepath.Join(dir, "admin"), u.UID, 0, 0o770 | os.ModeSetgid},
 		{outside, 0, 0, 0o600},
 	} {
 		if uid, gid, mode := owner(t, tc.path); uid != tc.uid || gid != tc.gid || mode != tc.mode {
