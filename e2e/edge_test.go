@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // caddyUID is Caddy's uid and gid when hop3 runs as root (the default
@@ -237,4 +239,86 @@ func asUser(uid int, name string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
+}
+
+// TestEdgeCaddyUserWithCapabilities runs hop3 as an ordinary user (nobody)
+// holding CAP_SETUID, CAP_SETGID, CAP_CHOWN and CAP_KILL instead of root:
+// Caddy still runs as its own user, hop3 reaches its admin socket through
+// its group, restarts it after kill -9 (removing the socket it left), and
+// stops it on shutdown.
+func TestEdgeCaddyUserWithCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hand capabilities to another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv to run hop3 with capabilities only")
+	}
+	t.Parallel()
+	root := shortTemp(t)
+	if err := os.Chown(root, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	caps := "+setuid,+setgid,+chown,+kill"
+	logf, err := os.Create(filepath.Join(root, "hop3-test.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps="+caps, "--ambient-caps="+caps,
+		hop3Bin, "serve", "--root", root, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--caddy-bin", tool(t, "caddy"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("hop3 log:\n%s", b)
+		}
+	}()
+	log := func() string { b, _ := os.ReadFile(logf.Name()); return string(b) }
+	eventually(t, 60*time.Second, func() error {
+		if !strings.Contains(log(), "hop3 ready") {
+			return errors.New("hop3 not ready")
+		}
+		return nil
+	})
+	uidOf := func(pid int) string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				return strings.Join(strings.Fields(v), " ")
+			}
+		}
+		return ""
+	}
+	first := caddyPID(t, root)
+	if got := uidOf(first); got != "62000 62000 62000 62000" {
+		t.Fatalf("caddy's uids: %q", got)
+	}
+	killPID(t, first)
+	eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(log(), "caddy restarted; routes restored") {
+			return errors.New("caddy not restarted")
+		}
+		return nil
+	})
+	second := caddyPID(t, root)
+	if got := uidOf(second); second == first || got != "62000 62000 62000 62000" {
+		t.Fatalf("restarted caddy %d: uids %q", second, got)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("hop3 did not stop within 30s")
+	}
+	if pids := procsUnder(t, "caddy", "run", filepath.Join(root, "caddy")); len(pids) != 0 {
+		t.Errorf("caddy still runs after hop3 stopped: %v", pids)
+	}
 }
