@@ -143,6 +143,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Lexical cleaning keeps a request's ".." inside the served dir; the
 	// kernel keeps symlinks there.
 	rel := strings.TrimPrefix(path.Clean("/"+rest), "/")
+	if strings.IndexByte(rel, 0) >= 0 {
+		http.NotFound(w, r)
+		return
+	}
 	for _, part := range strings.Split(rel, "/") {
 		if slices.Contains(hidden, part) {
 			http.NotFound(w, r)

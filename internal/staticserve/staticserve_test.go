@@ -142,6 +142,7 @@ func TestServe(t *testing.T) {
 		{"git hidden", "/static/.git/config", 404, ""},
 		{"git hidden deeper", "/static/deep/.git/HEAD", 404, ""},
 		{"missing", "/static/none.css", 404, ""},
+		{"NUL byte", "/static/app.css%00.txt", 404, ""},
 		{"fifo does not block", "/static/fifo", 404, ""},
 		{"dir index", "/static/docs/", 200, "docs index"},
 		{"dir without index", "/static/empty/", 404, ""},
