@@ -20,7 +20,7 @@ type tree struct {
 	base, release, data, secret string
 }
 
-func newTree(t *testing.T) tree {
+func newTree(t testing.TB) tree {
 	t.Helper()
 	base := t.TempDir()
 	tr := tree{
@@ -66,7 +66,7 @@ func newTree(t *testing.T) tree {
 	return tr
 }
 
-func write(t *testing.T, name, body string) {
+func write(t testing.TB, name, body string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func write(t *testing.T, name, body string) {
 	}
 }
 
-func link(t *testing.T, target, name string) {
+func link(t testing.TB, target, name string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func link(t *testing.T, target, name string) {
 	}
 }
 
-func (tr tree) handler(t *testing.T, catchAll string) *Handler {
+func (tr tree) handler(t testing.TB, catchAll string) *Handler {
 	t.Helper()
 	current := filepath.Join(tr.base, "app", "current")
 	h, err := New([]Mount{
@@ -307,4 +307,26 @@ func TestServeSocket(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Serve after cancel: %v", err)
 	}
+}
+
+// FuzzServe: whatever the path, nothing outside the served directories
+// is ever answered.
+func FuzzServe(f *testing.F) {
+	for _, p := range []string{"/static/abs", "/static/../../hop3.db", "/pub/passwd", "/static/updir/hop3.db", "/%2e%2e/%2e%2e/hop3.db", "/static//rel", "/pub/magic"} {
+		f.Add(p)
+	}
+	tr := newTree(f)
+	h := tr.handler(f, "index.html")
+	f.Fuzz(func(t *testing.T, p string) {
+		req, err := http.NewRequest("GET", "http://x/", nil)
+		if err != nil {
+			t.Skip()
+		}
+		req.URL.Path = "/" + strings.TrimPrefix(p, "/")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if body := rec.Body.String(); strings.Contains(body, "SECRET") || strings.Contains(body, "root:") || strings.Contains(body, "app private") || strings.Contains(body, "TOKEN=") || strings.Contains(body, "HIDDEN=") || strings.Contains(body, "[core]") || body == "code" {
+			t.Fatalf("GET %q = %d %q", req.URL.Path, rec.Code, body)
+		}
+	})
 }
