@@ -135,19 +135,7 @@ func TestEdgeCaddyUser(t *testing.T) {
 	}
 
 	t.Run("caddy's credentials", func(t *testing.T) {
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", caddyPID(t, root)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]string{"Uid": "62000 62000 62000 62000", "Gid": "62000 62000 62000 62000", "Groups": ""}
-		for _, line := range strings.Split(string(status), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if w, ok := want[k]; ok {
-				if got := strings.Join(strings.Fields(v), " "); got != w {
-					t.Errorf("caddy's %s: %q, want %q", k, got, w)
-				}
-			}
-		}
+		wantCaddyCredentials(t, caddyPID(t, root))
 	})
 
 	t.Run("caddy's files", func(t *testing.T) {
@@ -161,7 +149,7 @@ func TestEdgeCaddyUser(t *testing.T) {
 			{"caddy/data", caddyUID, caddyUID, 0o700},
 			{"caddy/config", caddyUID, caddyUID, 0o700},
 			{"caddy/admin", caddyUID, 0, 0o770 | os.ModeSetgid},
-			{"run/a", 0, caddyUID, 0o750 | os.ModeSetgid},
+			{"run/a", -1, caddyUID, 0o750 | os.ModeSetgid}, // the app's
 		} {
 			fi, err := os.Lstat(filepath.Join(root, f.path))
 			if err != nil {
@@ -169,7 +157,7 @@ func TestEdgeCaddyUser(t *testing.T) {
 			}
 			st := fi.Sys().(*syscall.Stat_t)
 			mode := fi.Mode() & (os.ModePerm | os.ModeSetgid)
-			if int(st.Uid) != f.uid || int(st.Gid) != f.gid || mode != f.mode {
+			if (f.uid >= 0 && int(st.Uid) != f.uid) || int(st.Gid) != f.gid || mode != f.mode {
 				t.Errorf("%s: %d:%d %v, want %d:%d %v", f.path, st.Uid, st.Gid, mode, f.uid, f.gid, f.mode)
 			}
 		}
@@ -241,31 +229,27 @@ func asUser(uid int, name string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// TestEdgeCaddyUserWithCapabilities runs hop3 as an ordinary user (nobody)
-// holding CAP_SETUID, CAP_SETGID, CAP_CHOWN and CAP_KILL instead of root:
-// Caddy still runs as its own user, hop3 reaches its admin socket through
-// its group, restarts it after kill -9 (removing the socket it left), and
-// stops it on shutdown.
-func TestEdgeCaddyUserWithCapabilities(t *testing.T) {
+// TestEdgeCaddyUserUnderTheUnit runs hop3 as the installed service does:
+// root limited to the capabilities isolation needs (a bounding set) and no
+// new privileges. Caddy still runs as its own user, holding no capability,
+// comes back after kill -9 (hop3 removes the socket it left) and stops
+// with hop3.
+func TestEdgeCaddyUserUnderTheUnit(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to hand capabilities to another user")
+		t.Skip("runs hop3 as root")
 	}
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		t.Skip("no setpriv to run hop3 with capabilities only")
+		t.Skip("no setpriv to narrow hop3's capabilities")
 	}
 	t.Parallel()
 	root := shortTemp(t)
-	if err := os.Chown(root, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	caps := "+setuid,+setgid,+chown,+kill"
 	logf, err := os.Create(filepath.Join(root, "hop3-test.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps="+caps, "--ambient-caps="+caps,
+	cmd := exec.Command(setpriv, "--bounding-set=-all,+setuid,+setgid,+chown,+fowner,+dac_override,+kill,+net_bind_service", "--no-new-privs",
 		hop3Bin, "serve", "--root", root, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--caddy-bin", tool(t, "caddy"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -288,19 +272,8 @@ func TestEdgeCaddyUserWithCapabilities(t *testing.T) {
 		}
 		return nil
 	})
-	uidOf := func(pid int) string {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
-				return strings.Join(strings.Fields(v), " ")
-			}
-		}
-		return ""
-	}
 	first := caddyPID(t, root)
-	if got := uidOf(first); got != "62000 62000 62000 62000" {
-		t.Fatalf("caddy's uids: %q", got)
-	}
+	wantCaddyCredentials(t, first)
 	killPID(t, first)
 	eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(log(), "caddy restarted; routes restored") {
@@ -309,9 +282,10 @@ func TestEdgeCaddyUserWithCapabilities(t *testing.T) {
 		return nil
 	})
 	second := caddyPID(t, root)
-	if got := uidOf(second); second == first || got != "62000 62000 62000 62000" {
-		t.Fatalf("restarted caddy %d: uids %q", second, got)
+	if second == first {
+		t.Fatalf("caddy %d was not restarted", first)
 	}
+	wantCaddyCredentials(t, second)
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -320,5 +294,26 @@ func TestEdgeCaddyUserWithCapabilities(t *testing.T) {
 	}
 	if pids := procsUnder(t, "caddy", "run", filepath.Join(root, "caddy")); len(pids) != 0 {
 		t.Errorf("caddy still runs after hop3 stopped: %v", pids)
+	}
+}
+
+// wantCaddyCredentials checks that a Caddy runs as uid and gid 62000, with
+// no other group and no capability (the kernel drops root's when no uid
+// is 0 any more).
+func wantCaddyCredentials(t *testing.T, pid int) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Uid": "62000 62000 62000 62000", "Gid": "62000 62000 62000 62000", "Groups": "",
+		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000", "CapAmb": "0000000000000000"}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if w, ok := want[k]; ok {
+			if got := strings.Join(strings.Fields(v), " "); got != w {
+				t.Errorf("caddy %d's %s: %q, want %q", pid, k, got, w)
+			}
+		}
 	}
 }

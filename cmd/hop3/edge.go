@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"hop3/internal/isolation"
 	"hop3/internal/router"
 )
 
@@ -30,7 +30,7 @@ type edge struct {
 // admin API given with --caddy-admin, and returns the router for either.
 // A managed Caddy older than 2.9 can not inherit sockets: it binds its
 // addresses itself, as someone else's does.
-func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, logger *slog.Logger) (*edge, error) {
+func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, iso isolation.Policy, logger *slog.Logger) (*edge, error) {
 	e := &edge{}
 	opts := router.Options{TLS: tlsMode, ACMEEmail: c.acmeEmail, ACMECA: c.acmeCA, Domain: c.domain,
 		// Per-host request metrics only when someone scrapes them.
@@ -70,9 +70,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 		}
 		e.attached = true
 	case !inherit:
-		if err := e.managedDir(root, &opts, logger); err != nil {
-			return nil, err
-		}
+		e.managedDir(root, &opts, iso)
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
 			return nil, err
 		}
@@ -85,10 +83,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 		opts.HTTPAddr, opts.HTTPSAddr, opts.ListenFDs = e.listeners.HTTPAddr(), e.listeners.HTTPSAddr(), true
-		if err := e.managedDir(root, &opts, logger); err != nil {
-			e.listeners.Close()
-			return nil, err
-		}
+		e.managedDir(root, &opts, iso)
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
 			e.listeners.Close()
 			return nil, err
@@ -100,85 +95,19 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 }
 
 // managedDir prepares for a Caddy hop3 starts: <root>/caddy, the admin
-// socket in it, and the user Caddy runs as (caddyUser). That user must be
-// able to enter the root: hop3 adds o+x to it if needed (what the root
-// holds keeps its own modes).
-func (e *edge) managedDir(root string, opts *router.Options, logger *slog.Logger) error {
+// socket in it, and the user Caddy runs as: uid = gid = the uid base when
+// apps run as their own users (iso.On), hop3's own user otherwise.
+func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Policy) {
 	e.caddyDir = filepath.Join(root, "caddy")
-	var err error
-	if e.user, err = caddyUser(); err != nil {
-		return err
-	}
 	mode := "|0600"
-	if e.user != nil {
-		fi, err := os.Stat(root)
-		if err != nil {
-			return err
-		}
-		if perm := fi.Mode().Perm(); perm&0o001 == 0 {
-			if err := os.Chmod(root, perm|0o001); err != nil {
-				return fmt.Errorf("let caddy enter %s: %w", root, err)
-			}
-			logger.Info("root made searchable by others, for caddy's user", "component", "hop3", "root", root, "mode", fmt.Sprintf("%04o", perm|0o001))
-		}
-		// hop3 may reach it through its group (CAP_SETUID without
-		// CAP_DAC_OVERRIDE); only Caddy and hop3 can enter its directory.
+	if iso.On {
+		e.user = &router.User{UID: int(iso.Base), GID: int(iso.Base)}
+		// hop3 may reach it through its group as well; only Caddy and
+		// hop3 can enter its directory.
 		mode = "|0660"
 	}
 	e.adminSock = router.AdminSocket(e.caddyDir)
 	opts.AdminListen = "unix/" + e.adminSock + mode
-	return nil
-}
-
-// caddyGID is the group apps' socket directories share with Caddy; 0 when
-// Caddy runs as hop3's user or is someone else's.
-func (e *edge) caddyGID() int {
-	if e.user == nil {
-		return 0
-	}
-	return e.user.GID
-}
-
-// defaultUIDBase is the first of hop3's numeric users: Caddy's uid and
-// gid; apps get the ones above.
-const defaultUIDBase = 62000
-
-// caddyUser is the user a managed Caddy runs as: uid = gid = the uid base
-// (HOP3_UID_BASE), whenever hop3 can switch users and HOP3_ISOLATION is not
-// off. nil means hop3's own user, as when hop3 runs unprivileged.
-func caddyUser() (*router.User, error) {
-	if strings.EqualFold(strings.TrimSpace(os.Getenv("HOP3_ISOLATION")), "off") || !canSwitchUsers() {
-		return nil, nil
-	}
-	base := defaultUIDBase
-	if v := strings.TrimSpace(os.Getenv("HOP3_UID_BASE")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1000 || n > 1<<31-1<<16 {
-			return nil, usageError("HOP3_UID_BASE %q: use a number from 1000 up, with room above it for every app", v)
-		}
-		base = n
-	}
-	return &router.User{UID: base, GID: base}, nil
-}
-
-// canSwitchUsers reports whether hop3 may run processes as other users:
-// it holds the capabilities to set uids and gids, give files away and
-// signal those processes (without CAP_KILL it could not stop them), as
-// root does unless its bounding set was narrowed (a container, a unit's
-// CapabilityBoundingSet).
-func canSwitchUsers() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return os.Geteuid() == 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			const need = 1<<0 | 1<<5 | 1<<6 | 1<<7 // CAP_CHOWN, CAP_KILL, CAP_SETGID, CAP_SETUID
-			return err == nil && caps&need == need
-		}
-	}
-	return false
 }
 
 // start puts routes in place: it starts the managed Caddy with every route

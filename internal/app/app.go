@@ -18,6 +18,7 @@ import (
 
 	"hop3/buildpacks"
 	"hop3/gitserver"
+	"hop3/internal/isolation"
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
@@ -64,9 +65,9 @@ type Config struct {
 	// Self is hop3's own binary, which runs each app's static file server
 	// (hop3 serve-static); default: the running executable.
 	Self string
-	// EdgeGID is the group of a Caddy that runs as its own user: apps'
-	// socket directories are shared with it. 0: Caddy runs as hop3's user.
-	EdgeGID int
+	// Isolation says whether each app runs as its own user; the zero value
+	// runs every app as hop3's user.
+	Isolation isolation.Policy
 }
 
 // Manager runs deploys and commands.
@@ -104,12 +105,16 @@ func New(cfg Config) (*Manager, error) {
 		}
 		cfg.Self = self
 	}
-	return &Manager{
+	m := &Manager{
 		cfg:   cfg,
 		paths: layout{root: cfg.Root},
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
-	}, nil
+	}
+	if err := m.prepareRoot(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // lock serialises deploys and changes of one app. A caller that has to wait

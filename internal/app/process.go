@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"hop3/internal/isolation"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
@@ -37,6 +38,7 @@ type release struct {
 	meta     releaseMeta
 	env      map[string]string // the app's environment, without per-process values
 	scale    map[string]int
+	user     *supervisor.Credential // who the app's processes run as; nil: hop3's user
 }
 
 // processName identifies a process to the supervisor.
@@ -82,6 +84,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
 			Restart:      true,
+			User:         r.user,
 		}
 	}
 	if kinds == nil || kinds[staticKind] {
@@ -143,6 +146,9 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			}
 		}
 	}
+	for i := range specs {
+		specs[i].Labels["uid"] = uidLabel(r.user)
+	}
 	return specs, nil
 }
 
@@ -159,8 +165,6 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		filepath.Join(r.meta.Venv, "bin", "granian"),
 		"--interface", iface,
 		"--uds", sock,
-		// Caddy connects through its group.
-		"--uds-permissions", "660",
 		"--workers", strconv.Itoa(workers),
 		// Caddy speaks HTTP/1.1 to unix upstreams; auto-detection costs throughput.
 		"--http", "1",
@@ -188,6 +192,9 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
 	delete(env, "GRANIAN_WORKERS")
 	delete(env, "GRANIAN_THREADS")
+	// Caddy connects as another user, through its group: the socket must
+	// be group-writable. Older Granians ignore the variable.
+	env["GRANIAN_UDS_PERMISSIONS"] = "0660"
 	return supervisor.Spec{
 		Name:       processName(r.app, e.Name, 1, r.number, r.gen),
 		Labels:     labels(r.app, e.Name, 1, r.number, r.gen),
@@ -198,6 +205,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		Socket:     sock,
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
+		User:       r.user,
 	}, nil
 }
 
@@ -221,17 +229,14 @@ func labels(app, kind string, index, rel, gen int) map[string]string {
 // non-nil) and waits until each is ready. On failure it stops what it
 // started and returns why.
 func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
-	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
+	if _, err := m.prepareApp(ctx, r.app); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(m.paths.data(r.app), 0o755); err != nil {
-		return nil, err
-	}
-	if err := m.edgeAccess(r.app); err != nil {
-		return nil, err
+	// A release built before isolation was on is hop3's and open to all.
+	if r.user != nil && !isolation.OwnedBy(r.dir, r.user.UID) {
+		if err := m.giveRelease(r.dir, r.user); err != nil {
+			return nil, err
+		}
 	}
 	specs, err := m.specs(r, kinds)
 	if err != nil {
@@ -305,8 +310,8 @@ const staticKind = "static"
 
 // staticSpec is the app's static file server, when the release serves
 // static files (staticMounts): `hop3 serve-static`, run as a process of
-// the app rather than as Caddy or hop3, so it reads the app's files with
-// the app's rights alone, and confined beneath each served directory (see
+// the app (its user) rather than as Caddy or hop3, so it reads the app's
+// files with the app's rights alone, and confined beneath each served directory (see
 // package staticserve). Caddy proxies the static paths to its socket, which
 // switchStatic links from the stable staticSocket as deploys go. Its
 // environment is its own, without the app's config: it needs none.
@@ -329,6 +334,7 @@ func (m *Manager) staticSpec(r release) (supervisor.Spec, bool, error) {
 		LogPath: m.paths.processLog(r.app, staticKind, 1),
 		Socket:  sock,
 		Restart: true,
+		User:    r.user,
 	}, true, nil
 }
 
@@ -351,37 +357,6 @@ func (m *Manager) switchStatic(r release, kinds map[string]bool) error {
 	target := filepath.Base(m.releaseSocket(r.app, staticKind, r.number, r.gen))
 	if err := swapSymlink(target, m.paths.staticSocket(r.app)); err != nil {
 		return fmt.Errorf("switch static socket: %w", err)
-	}
-	return nil
-}
-
-// edgeAccess sets what a Caddy running as its own user may reach of an
-// app: its run dir gets Caddy's group, mode 2750 (sockets made in it take
-// that group; Granian's and the static server's are group-writable), and
-// its DATA_DIR none (0700): the app's static file server, not Caddy,
-// reads files.
-func (m *Manager) edgeAccess(app string) error {
-	if m.cfg.EdgeGID <= 0 {
-		return nil
-	}
-	dir := m.paths.run(app)
-	// Caddy passes through <root>/run (where the supervisor also keeps
-	// its 0700 pid dir) without listing it.
-	if fi, err := os.Stat(filepath.Dir(dir)); err != nil {
-		return fmt.Errorf("share run dir with caddy: %w", err)
-	} else if fi.Mode().Perm()&0o001 == 0 {
-		if err := os.Chmod(filepath.Dir(dir), fi.Mode().Perm()|0o001); err != nil {
-			return fmt.Errorf("share run dir with caddy: %w", err)
-		}
-	}
-	if err := os.Chown(dir, -1, m.cfg.EdgeGID); err != nil {
-		return fmt.Errorf("share run dir with caddy: %w", err)
-	}
-	if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
-		return fmt.Errorf("share run dir with caddy: %w", err)
-	}
-	if err := os.Chmod(m.paths.data(app), 0o700); err != nil {
-		return fmt.Errorf("keep DATA_DIR from caddy: %w", err)
 	}
 	return nil
 }
