@@ -110,6 +110,21 @@ func TestEdgeStaticSymlinks(t *testing.T) {
 	wantBody(t, d, "a.localhost", "/static/app.css", "body{}\n")
 	wantBody(t, d, "site.localhost", "/", "site\n")
 	wantBody(t, d, "other.localhost", "/secret.txt", otherSecret+"\n")
+
+	// The file server is one of the app's processes: with isolation on it
+	// runs as the app's user, as its Granian does, neither hop3's nor
+	// Caddy's.
+	if os.Geteuid() == 0 {
+		servers := procsUnder(t, "serve-static", filepath.Join(root, "run", "a")+"/")
+		granians := granianPIDs(t, root, "a")
+		if len(servers) != 1 || len(granians) == 0 {
+			t.Fatalf("a's static server %v, Granian %v", servers, granians)
+		}
+		uid, appUID := uidOf(t, servers[0]), uidOf(t, granians[0])
+		if uid != appUID || uid == 0 || uid == caddyUID {
+			t.Errorf("a's static server runs as uid %d, its Granian as %d", uid, appUID)
+		}
+	}
 }
 
 // TestEdgeCaddyUser: run as root, hop3 starts Caddy as uid and gid 62000
