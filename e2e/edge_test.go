@@ -163,7 +163,8 @@ func TestEdgeCaddyUser(t *testing.T) {
 			{"caddy/boot.json", 0, caddyUID, 0o640},
 			{"caddy/data", caddyUID, caddyUID, 0o700},
 			{"caddy/config", caddyUID, caddyUID, 0o700},
-			{"caddy/admin", caddyUID, 0, 0o770 | os.ModeSetgid},
+			{"caddy/admin", caddyUID, caddyUID, 0o700},
+			{"caddy/admin/admin.sock", caddyUID, caddyUID, 0o600},
 			{"run/a", -1, caddyUID, 0o750 | os.ModeSetgid}, // the app's
 		} {
 			fi, err := os.Lstat(filepath.Join(root, f.path))

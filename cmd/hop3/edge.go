@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,7 +71,9 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 		}
 		e.attached = true
 	case !inherit:
-		e.managedDir(root, &opts, iso)
+		if err := e.managedDir(root, &opts, iso); err != nil {
+			return nil, err
+		}
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
 			return nil, err
 		}
@@ -83,7 +86,10 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 		opts.HTTPAddr, opts.HTTPSAddr, opts.ListenFDs = e.listeners.HTTPAddr(), e.listeners.HTTPSAddr(), true
-		e.managedDir(root, &opts, iso)
+		if err := e.managedDir(root, &opts, iso); err != nil {
+			e.listeners.Close()
+			return nil, err
+		}
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
 			e.listeners.Close()
 			return nil, err
@@ -94,20 +100,50 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 	return e, nil
 }
 
-// managedDir prepares for a Caddy hop3 starts: <root>/caddy, the admin
-// socket in it, and the user Caddy runs as: uid = gid = the uid base when
-// apps run as their own users (iso.On), hop3's own user otherwise.
-func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Policy) {
+// managedDir prepares for a Caddy hop3 starts: <root>/caddy (caddyDirs),
+// the admin socket in it, and the user Caddy runs as: uid = gid = the uid
+// base when apps run as their own users (iso.On), hop3's own otherwise.
+func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Policy) error {
 	e.caddyDir = filepath.Join(root, "caddy")
-	mode := "|0600"
-	if iso.On {
-		e.user = &router.User{UID: int(iso.Base), GID: int(iso.Base)}
-		// hop3 may reach it through its group as well; only Caddy and
-		// hop3 can enter its directory.
-		mode = "|0660"
+	if err := caddyDirs(iso, e.caddyDir); err != nil {
+		return err
+	}
+	if u := iso.Caddy(); u != nil {
+		e.user = &router.User{UID: int(u.UID), GID: int(u.GID)}
 	}
 	e.adminSock = router.AdminSocket(e.caddyDir)
-	opts.AdminListen = "unix/" + e.adminSock + mode
+	opts.AdminListen = "unix/" + e.adminSock + "|0600"
+	return nil
+}
+
+// caddyDirs gives a managed Caddy's directory its owners and modes:
+//
+//	caddy/         hop3's, group Caddy's, 0750: boot.json (0640) and caddy.log
+//	               (0600, written through the descriptor hop3 passes)
+//	caddy/config   Caddy's, 0700 (XDG_CONFIG_HOME)
+//	caddy/data     Caddy's, 0700 (XDG_DATA_HOME: certificates, ACME account)
+//	caddy/admin    Caddy's, 0700: its admin socket, which hop3 (root)
+//	               reaches and nobody else
+//
+// Caddy can write nowhere hop3 writes, so it can not plant a link for hop3
+// to follow. State left by a Caddy that ran as hop3's user is given to
+// Caddy first. With isolation off, every one is hop3's, 0700.
+func caddyDirs(iso isolation.Policy, dir string) error {
+	u := iso.Caddy()
+	if err := iso.Dir(dir, isolation.AppRead, u); err != nil {
+		return err
+	}
+	for _, d := range router.OwnDirs(dir) {
+		if _, err := os.Lstat(d); err == nil && u != nil && !isolation.OwnedBy(d, u.UID) {
+			if err := iso.Give(d, u); err != nil {
+				return err
+			}
+		}
+		if err := iso.Dir(d, isolation.AppOwn, u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // start puts routes in place: it starts the managed Caddy with every route

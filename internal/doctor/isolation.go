@@ -56,7 +56,7 @@ var privatePaths = []struct {
 	{"caddy", 0o750},
 	{"caddy/data", 0o700},
 	{"caddy/config", 0o700},
-	{"caddy/admin", 0o770},
+	{"caddy/admin", 0o700},
 	{"run/pids", 0o700},
 }
 

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,8 +40,9 @@ type ProcessOptions struct {
 	Listeners *Listeners
 
 	// User, when set, runs Caddy as this uid and gid, with no supplementary
-	// groups (hop3 needs root, or CAP_SETUID, CAP_SETGID, CAP_CHOWN and
-	// CAP_KILL).
+	// groups and no capability but CAP_NET_BIND_SERVICE when it binds its
+	// addresses itself (hop3 needs CAP_SETUID, CAP_SETGID and CAP_KILL:
+	// root's, which the kernel drops when Caddy's uid is set).
 	// Caddy then owns only its state; see StartCaddy for the layout.
 	User *User
 }
@@ -50,9 +50,16 @@ type ProcessOptions struct {
 // User is a numeric uid and gid, which need no /etc/passwd entry.
 type User struct{ UID, GID int }
 
-// AdminSocket is where a managed Caddy's admin socket belongs: in dir's
-// admin directory, which StartCaddy gives to Caddy.
+// AdminSocket is where a managed Caddy's admin socket belongs: in the last
+// of OwnDirs.
 func AdminSocket(dir string) string { return filepath.Join(dir, "admin", "admin.sock") }
+
+// OwnDirs are the directories of a managed Caddy's dir that are Caddy's
+// own when it runs as its own user: its XDG config and data homes and its
+// admin socket's directory.
+func OwnDirs(dir string) []string {
+	return []string{filepath.Join(dir, "config"), filepath.Join(dir, "data"), filepath.Dir(AdminSocket(dir))}
+}
 
 // Caddy is a Caddy process hop3 started and supervises: one goroutine owns
 // it, restarts it with backoff when it dies, and restores every desired
@@ -94,17 +101,11 @@ type proc struct {
 // output to <Dir>/caddy.log, and keeps its state in <Dir>/config and
 // <Dir>/data instead of $HOME.
 //
-// With po.User, Caddy runs as that user, and the directories are:
-//
-//	Dir         hop3's, group Caddy's, 0750: boot.json (0640) and caddy.log
-//	            (0600, written through the descriptor hop3 passes)
-//	Dir/config  Caddy's, 0700 (XDG_CONFIG_HOME)
-//	Dir/data    Caddy's, 0700 (XDG_DATA_HOME: certificates, ACME account)
-//	Dir/admin   Caddy's, group hop3's, 2770: AdminSocket
-//
-// Caddy can write nowhere hop3 writes, so it can not plant a symlink for
-// hop3 to follow; nobody but the two of them can enter Dir. State left by a
-// Caddy that ran as hop3's user is given to Caddy's user once.
+// With po.User, Caddy runs as that user, and the caller has laid out Dir:
+// Caddy's group may enter it, OwnDirs belong to Caddy. StartCaddy checks
+// that and writes boot.json readable by Caddy's group (0640); Caddy's
+// output still goes to a log only hop3 can open, through the descriptor
+// hop3 passes.
 func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.Logger) (*Caddy, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -290,10 +291,8 @@ func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
 	cmd := exec.Command(c.bin, "run", "--config", c.bootPath)
 	cmd.Dir = c.po.Dir
 	// Later entries win, so these override anything inherited.
-	cmd.Env = append(os.Environ(),
-		"XDG_CONFIG_HOME="+filepath.Join(c.po.Dir, "config"),
-		"XDG_DATA_HOME="+filepath.Join(c.po.Dir, "data"),
-	)
+	own := OwnDirs(c.po.Dir)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+own[0], "XDG_DATA_HOME="+own[1])
 	cmd.Env = append(cmd.Env, c.po.Env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -302,7 +301,7 @@ func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
 	// credentials would clear it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if u := c.po.User; u != nil {
-		cmd.Env = append(cmd.Env, "HOME="+filepath.Join(c.po.Dir, "data"))
+		cmd.Env = append(cmd.Env, "HOME="+own[1])
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
 		if c.files == nil {
 			// A Caddy that binds its addresses itself may need ports
@@ -420,98 +419,27 @@ func writeFileAtomic(name string, data []byte, u *User) error {
 	return nil
 }
 
-// prepareDir lays out Caddy's directory (see StartCaddy).
+// prepareDir makes Caddy's directories (see StartCaddy), or, when Caddy
+// runs as its own user, checks the layout the caller made.
 func prepareDir(dir string, u *User) error {
-	state := []string{filepath.Join(dir, "config"), filepath.Join(dir, "data")}
-	admin := filepath.Dir(AdminSocket(dir))
 	if u == nil {
-		for _, d := range append([]string{dir, admin}, state...) {
+		for _, d := range append([]string{dir}, OwnDirs(dir)...) {
 			if err := os.MkdirAll(d, 0o700); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	if err := setOwner(dir, -1, u.GID, 0o750); err != nil {
-		return err
-	}
 	if err := reachable(dir, *u); err != nil {
 		return err
 	}
-	for _, d := range state {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	for _, d := range OwnDirs(dir) {
+		fi, err := os.Lstat(d)
+		if err != nil {
 			return err
 		}
-		if err := giveTree(d, *u); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(admin, 0o770); err != nil {
-		return err
-	}
-	// Group-writable so that hop3, without CAP_DAC_OVERRIDE, can still
-	// remove the socket a killed Caddy left.
-	return setOwner(admin, u.UID, os.Getegid(), 0o770|fs.ModeSetgid)
-}
-
-// setOwner gives a directory its mode, then its owner (-1 keeps it) and
-// group: in that order, since hop3 without CAP_FOWNER can change the mode
-// only while it owns the directory. A directory already right is left
-// alone.
-func setOwner(dir string, uid, gid int, mode fs.FileMode) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || !fi.IsDir() {
-		return fmt.Errorf("give %s to caddy's user: not a directory", dir)
-	}
-	if fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != mode {
-		if err := os.Chmod(dir, mode); err != nil {
-			return fmt.Errorf("give %s to caddy's user: %w", dir, err)
-		}
-	}
-	if (uid >= 0 && int(st.Uid) != uid) || int(st.Gid) != gid {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return fmt.Errorf("give %s to caddy's user: %w", dir, err)
-		}
-	}
-	return nil
-}
-
-// giveTree gives dir and everything in it to u, once: state written while
-// Caddy ran as hop3's user (certificates, the ACME account). It never
-// follows a symlink. Nothing of Caddy's user can race the walk: Caddy is
-// not running yet, and nobody else may write there.
-func giveTree(dir string, u User) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == u.UID && int(st.Gid) == u.GID {
-		return nil
-	}
-	// Private first, while hop3 still owns it.
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
-	}
-	var paths []string
-	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		paths = append(paths, p)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("give %s to caddy's user: %w", dir, err)
-	}
-	// Deepest first: hop3 without CAP_DAC_OVERRIDE can not list a
-	// directory once it is Caddy's.
-	for _, p := range slices.Backward(paths) {
-		if err := os.Lchown(p, u.UID, u.GID); err != nil {
-			return fmt.Errorf("give %s to caddy's user: %w", p, err)
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || !fi.IsDir() || int(st.Uid) != u.UID {
+			return fmt.Errorf("%s is not a directory of caddy's user (uid %d)", d, u.UID)
 		}
 	}
 	return nil
