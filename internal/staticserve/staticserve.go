@@ -256,8 +256,9 @@ func etag(fi fs.FileInfo) string {
 }
 
 // Serve answers on a unix socket at sock until ctx ends, then lets
-// requests in flight finish for up to 10 seconds. The socket is made
-// group-writable: Caddy connects to it through its group.
+// requests in flight finish (whoever runs it bounds that, with SIGKILL).
+// The socket is made group-writable: Caddy connects to it through its
+// group.
 func Serve(ctx context.Context, sock string, h http.Handler) error {
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -280,9 +281,7 @@ func Serve(ctx context.Context, sock string, h http.Handler) error {
 		return fmt.Errorf("serve static files: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(context.Background()); err != nil {
 		return fmt.Errorf("stop serving static files: %w", err)
 	}
 	return nil
