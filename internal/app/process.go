@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"hop3/internal/isolation"
 	"hop3/procfile"
+	"hop3/runtime/sandbox"
 	"hop3/runtime/supervisor"
 )
 
@@ -109,6 +111,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			SettleTime:   settle,
 			Restart:      true,
 			User:         r.user,
+			Sandbox:      m.sandboxFor(r),
 		}
 	}
 	if kinds == nil || kinds[staticKind] {
@@ -257,6 +260,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
 		User:       r.user,
+		Sandbox:    m.sandboxFor(r),
 	}, nil
 }
 
@@ -627,7 +631,22 @@ func (m *Manager) staticSpec(r release) (supervisor.Spec, bool, error) {
 		Socket:  sock,
 		Restart: true,
 		User:    r.user,
+		Sandbox: m.staticSandbox(r),
 	}, true, nil
+}
+
+// staticSandbox confines the static file server more than the app's other
+// processes: it reads the app's releases (the current link moves between
+// them) and DATA_DIR, executes hop3's binary and the system's libraries,
+// writes nothing, and keeps its socket in the socket directory.
+func (m *Manager) staticSandbox(r release) *supervisor.Sandbox {
+	sys := sandbox.System()
+	return &supervisor.Sandbox{
+		ReadOnly:  slices.Concat(sys.ReadOnly, []string{m.paths.releases(r.app), m.paths.data(r.app)}),
+		ReadExec:  slices.Concat(sys.ReadExec, []string{m.cfg.Self}),
+		ReadWrite: sys.ReadWrite,
+		Shared:    []string{m.paths.run(r.app)},
+	}
 }
 
 // switchStatic points the app's stable static socket at the release's
