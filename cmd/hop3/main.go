@@ -93,6 +93,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return importPiku(ctx, args[1:], stdout, stderr)
 	case "hook":
 		return hook(args[1:], stdin, stderr)
+	case "serve-static":
+		return serveStatic(ctx, args[1:], stderr)
 	case "sandbox-exec":
 		return sandboxExec(args[1:])
 	case "version", "--version":

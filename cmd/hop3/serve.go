@@ -167,7 +167,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 
 	// The edge's sockets are bound here, once; every Caddy hop3 starts
 	// inherits them.
-	edge, err := newEdge(ctx, c, root, tlsMode, logger)
+	edge, err := newEdge(ctx, c, root, tlsMode, iso, logger)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +68,8 @@ type Config struct {
 	// cap); an app's MAX_RELEASE_SIZE may lower it, never raise it.
 	MaxReleaseSize int64
 	// Executable is hop3's own binary, which git runs as the pre-receive
-	// hook; default: this process's executable.
+	// hook and which serves each app's static files (hop3 serve-static);
+	// default: the running executable.
 	Executable string
 	// Isolation says whether each app runs as its own user; the zero value
 	// runs every app as hop3's user.
@@ -100,6 +103,13 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.BuildTimeout == 0 {
 		cfg.BuildTimeout = 15 * time.Minute
+	}
+	if cfg.Executable == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("app: find hop3's binary: %w", err)
+		}
+		cfg.Executable = self
 	}
 	m := &Manager{
 		cfg:   cfg,

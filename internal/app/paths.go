@@ -57,6 +57,10 @@ func (l layout) current(app string) string { return filepath.Join(l.appDir(app),
 // symlink to the live release's socket, swapped atomically on deploy.
 func (l layout) webSocket(app string) string { return filepath.Join(l.run(app), "web.sock") }
 
+// staticSocket is the stable socket of the app's static file server, a
+// symlink to the live generation's socket like webSocket.
+func (l layout) staticSocket(app string) string { return filepath.Join(l.run(app), "static.sock") }
+
 // processLog is where one process of an app writes.
 func (l layout) processLog(app, kind string, index int) string {
 	return filepath.Join(l.logs(app), kind+"."+strconv.Itoa(index)+".log")

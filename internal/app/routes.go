@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"hop3/internal/router"
+	"hop3/internal/staticserve"
 	"hop3/procfile"
 )
 
@@ -27,8 +28,17 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 		return router.Route{}, false, err
 	}
 	route := router.Route{App: r.app, Hosts: hosts, HTTPSOnly: truthy(r.env["HTTPS_ONLY"]) || truthy(r.env["NGINX_HTTPS_ONLY"])}
-	if route.StaticPaths, err = m.staticPaths(r.app, first(r.env, "STATIC_PATHS", "NGINX_STATIC_PATHS")); err != nil {
+	mounts, err := m.staticMounts(r)
+	if err != nil {
 		return router.Route{}, false, err
+	}
+	for _, mt := range mounts {
+		if mt.Prefix != "/" {
+			route.StaticPaths = append(route.StaticPaths, mt.Prefix)
+		}
+	}
+	if len(mounts) > 0 {
+		route.StaticServer = "unix/" + m.paths.staticSocket(r.app)
 	}
 	if v := r.env["MAX_BODY_SIZE"]; v != "" {
 		if route.MaxBodySize, err = parseSize(v); err != nil {
@@ -37,9 +47,7 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 	}
 	switch e.Kind {
 	case procfile.KindStatic:
-		route.Static = filepath.Join(m.paths.current(r.app), e.Command)
-		route.CatchAll = first(r.env, "CATCH_ALL", "NGINX_CATCH_ALL")
-		route.CatchAll = strings.TrimPrefix(route.CatchAll, "/")
+		route.Static = true
 	case procfile.KindWSGI, procfile.KindASGI:
 		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
 	case procfile.KindWeb:
@@ -106,30 +114,57 @@ func (m *Manager) hostOwner(ctx context.Context, host string) string {
 	return ""
 }
 
+// staticMounts lists the files a routed release serves through its static
+// file server (hop3 serve-static, see staticSpec): its STATIC_PATHS, then
+// the whole site for a static: entry. Each mount names a root hop3
+// controls (the current release link, or DATA_DIR) and a directory beneath
+// it: the server resolves every file beneath that directory, so no symlink
+// the app makes, now or later, leads it elsewhere.
+func (m *Manager) staticMounts(r release) ([]staticserve.Mount, error) {
+	e, ok := r.procfile.Routed()
+	if !ok {
+		return nil, nil
+	}
+	mounts, err := m.staticPaths(r.app, first(r.env, "STATIC_PATHS", "NGINX_STATIC_PATHS"))
+	if err != nil {
+		return nil, err
+	}
+	if e.Kind == procfile.KindStatic {
+		catchAll := strings.TrimPrefix(first(r.env, "CATCH_ALL", "NGINX_CATCH_ALL"), "/")
+		if catchAll != "" {
+			catchAll = filepath.Clean(catchAll)
+		}
+		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.current(r.app), Dir: filepath.Clean(e.Command), CatchAll: catchAll})
+	}
+	return mounts, nil
+}
+
 // staticPaths parses "/static:public/static,/media:data/media". A relative
 // directory is inside the live release (through the current link, so a
 // deploy changes no route); an absolute one must be inside the app's
-// DATA_DIR. Anything that leaves those is refused.
-func (m *Manager) staticPaths(app, spec string) ([]router.StaticPath, error) {
-	var out []router.StaticPath
+// DATA_DIR. Anything that leaves those is refused; what the directories'
+// symlinks point to is checked by the static file server, per request.
+func (m *Manager) staticPaths(app, spec string) ([]staticserve.Mount, error) {
+	var out []staticserve.Mount
 	for _, item := range splitList(spec) {
 		prefix, dir, ok := strings.Cut(item, ":")
 		if !ok || !strings.HasPrefix(prefix, "/") || dir == "" {
 			return nil, fmt.Errorf("STATIC_PATHS entry %q: use /url:directory", item)
 		}
-		var abs string
+		root, abs := m.paths.current(app), ""
 		if filepath.IsAbs(dir) {
-			abs = filepath.Clean(dir)
-			if !within(m.paths.data(app), abs) {
-				return nil, fmt.Errorf("STATIC_PATHS entry %q: an absolute directory must be inside DATA_DIR (%s)", item, m.paths.data(app))
+			root, abs = m.paths.data(app), filepath.Clean(dir)
+			if !within(root, abs) {
+				return nil, fmt.Errorf("STATIC_PATHS entry %q: an absolute directory must be inside DATA_DIR (%s)", item, root)
 			}
-		} else {
-			abs = filepath.Join(m.paths.current(app), dir)
-			if !within(m.paths.current(app), abs) {
-				return nil, fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", item)
-			}
+		} else if abs = filepath.Join(root, dir); !within(root, abs) {
+			return nil, fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", item)
 		}
-		out = append(out, router.StaticPath{Prefix: strings.TrimSuffix(prefix, "/"), Dir: abs})
+		rel, err := filepath.Rel(root, abs)
+		if err != nil {
+			return nil, fmt.Errorf("STATIC_PATHS entry %q: %w", item, err)
+		}
+		out = append(out, staticserve.Mount{Prefix: strings.TrimSuffix(prefix, "/"), Root: root, Dir: rel})
 	}
 	return out, nil
 }
