@@ -46,6 +46,19 @@ func (id Identity) CanAccess(app string) bool {
 	return false
 }
 
+// WithIdentity returns ctx carrying who acts: what a session's identity may
+// do reaches the code that checks it (which hosts an app may claim) through
+// the calls the session makes.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom returns the identity ctx carries, if any.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
 // Keys resolves a public key fingerprint (SHA256:...) to an identity.
 // An error means the key is not allowed in.
 type Keys interface {

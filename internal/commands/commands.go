@@ -138,7 +138,7 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		ui:     ui.New(watch, ui.ColorFor(s.TTY, s.Env)),
 	}
 	inv.table = inv.commands()
-	return inv.run(ctx, s.Args)
+	return inv.run(gitserver.WithIdentity(ctx, s.Identity), s.Args)
 }
 
 // invocation is one command being run: its caller, its streams, and the

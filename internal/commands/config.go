@@ -137,7 +137,7 @@ func (inv *invocation) configSet(ctx context.Context, c *command, args []string)
 	merged := maps.Clone(current)
 	maps.Copy(merged, vars)
 	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, merged); err != nil {
-		return failf("%v", err)
+		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.SetConfig(ctx, a.Name, vars); err != nil {
 		return err
