@@ -31,7 +31,7 @@ type noSupervisor struct{}
 
 func (noSupervisor) Start(context.Context, supervisor.Spec) error { return nil }
 func (noSupervisor) Stop(context.Context, string) error           { return nil }
-func (noSupervisor) List() []supervisor.Status                     { return nil }
+func (noSupervisor) List() []supervisor.Status                    { return nil }
 func (noSupervisor) Run(context.Context, supervisor.Spec, io.Reader, io.Writer, io.Writer) (int, error) {
 	return 0, nil
 }
