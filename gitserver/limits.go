@@ -79,7 +79,11 @@ func (c *limitedConn) Close() error {
 // the key whose signature was verified, which ends the handshake timeout.
 func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			// The key's options are checked again on the key that signed.
+			if _, err := s.admit(ctx, key, conn.RemoteAddr()); err != nil {
+				return nil, err
+			}
 			ctx.SetValue(verifiedKey{}, key)
 			if cs, ok := ctx.Value(connStateKey{}).(*connState); ok {
 				cs.authenticated()

@@ -31,6 +31,9 @@ type Identity struct {
 	Name  string
 	Admin bool
 	Apps  []string // apps a deployer may use
+	// Limits are the key's from= and expiry-time= options, checked at
+	// every login.
+	Limits KeyOptions
 }
 
 // CanAccess reports whether the identity may see or change app.
@@ -188,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 		// answers the client's "would this key do?" and proves nothing:
 		// who the session is comes from verifiedKey (see authenticated).
 		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
-			_, err := cfg.Keys.Identify(ctx, gossh.FingerprintSHA256(key))
+			_, err := s.admit(ctx, key, ctx.RemoteAddr())
 			return err == nil
 		},
 		ConnCallback:         s.accept,
@@ -295,7 +298,7 @@ func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
 			sess.Exit(1)
 			return
 		}
-		id, err := s.cfg.Keys.Identify(sess.Context(), gossh.FingerprintSHA256(key))
+		id, err := s.admit(sess.Context(), key, sess.RemoteAddr())
 		if err != nil {
 			fmt.Fprintln(sess.Stderr(), " !     key not allowed")
 			sess.Exit(1)
@@ -304,6 +307,21 @@ func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
 		sess.Context().SetValue(identityKey{}, id)
 		next(sess)
 	}
+}
+
+// admit resolves a key to its identity if it may log in from remote now:
+// registered, and within its from= and expiry-time= options.
+func (s *Server) admit(ctx context.Context, key gossh.PublicKey, remote net.Addr) (Identity, error) {
+	fp := gossh.FingerprintSHA256(key)
+	id, err := s.cfg.Keys.Identify(ctx, fp)
+	if err != nil {
+		return Identity{}, err
+	}
+	if err := id.Limits.Allow(remote, time.Now()); err != nil {
+		s.log.Info("key refused by its options", "key", id.Name, "remote", remote.String(), "why", err.Error())
+		return Identity{}, err
+	}
+	return id, nil
 }
 
 type ptyKey struct{}

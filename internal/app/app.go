@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -142,7 +143,12 @@ func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Ident
 	if err != nil {
 		return gitserver.Identity{}, err
 	}
-	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps}, nil
+	limits, err := gitserver.ParseKeyOptions(key.Options)
+	if err != nil {
+		// Stored options that no longer read must not widen the key.
+		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
+	}
+	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
 }
 
 // oneLine folds an error into the single line users see.

@@ -65,7 +65,7 @@ type Store interface {
 	AddDomains(ctx context.Context, app string, hosts []string) error
 	RemoveDomains(ctx context.Context, app string, hosts []string) error
 	Keys(ctx context.Context) ([]store.Key, error)
-	AddKey(ctx context.Context, k store.Key) error
+	AddKeys(ctx context.Context, keys []store.Key) error
 	RemoveKey(ctx context.Context, name string) error
 	AddEvent(ctx context.Context, e store.Event) error
 	Events(ctx context.Context, app string, limit int) ([]store.Event, error)

@@ -84,6 +84,9 @@ CREATE TABLE events (
 );
 CREATE INDEX events_app ON events(app, id);
 `,
+		// A key's authorized_keys options (from=, expiry-time=), in that
+		// form; empty for none.
+		`ALTER TABLE keys ADD COLUMN options TEXT NOT NULL DEFAULT '';`,
 	}
 }
 
