@@ -18,7 +18,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -116,12 +115,26 @@ type Config struct {
 	IdleTimeout time.Duration
 	MaxTimeout  time.Duration
 	// HandshakeTimeout bounds the time from accepting a connection to its
-	// authentication, however slowly the client trickles bytes (OpenSSH's
-	// LoginGraceTime). Zero means 30 s.
+	// authentication, however slowly the client trickles bytes and however
+	// long it waited for its address's turn (OpenSSH's LoginGraceTime).
+	// Zero means 15 s.
 	HandshakeTimeout time.Duration
-	// MaxUnauthenticated caps the connections not authenticated yet; one
-	// more is closed at once (OpenSSH's MaxStartups). Zero means 64.
-	MaxUnauthenticated int
+	// MaxStartups bounds the connections not authenticated yet, as
+	// OpenSSH's start:rate:full does: at Full, a new one is closed at once;
+	// from Start on, one that would have to wait for its address's turn
+	// (PerSourceStartups) is dropped with a probability rising from Rate %
+	// to 100 % at Full. Zero means 64:30:128.
+	MaxStartups Startups
+	// PerSourceStartups is one source address's share: at most this many
+	// of its connections are in the handshake at once, and the next ones
+	// wait for a turn (a burst of logins from one machine is served a few
+	// at a time, not refused). Zero means 8.
+	PerSourceStartups int
+	// PerSourceMaxStartups caps one address's connections not
+	// authenticated yet, handshaking and waiting: more are closed at once,
+	// so one address never takes every slot. Zero means half of
+	// MaxStartups' Full.
+	PerSourceMaxStartups int
 	// MaxSessions caps the sessions open at once on one connection
 	// (OpenSSH's MaxSessions). Zero means 10.
 	MaxSessions int
@@ -132,8 +145,8 @@ type Config struct {
 
 // Defaults of Config's limits.
 const (
-	DefaultHandshakeTimeout   = 30 * time.Second
-	DefaultMaxUnauthenticated = 64
+	DefaultHandshakeTimeout   = 15 * time.Second
+	DefaultPerSourceStartups  = 8
 	DefaultMaxSessions        = 10
 	DefaultMaxPushSize        = 1 << 30
 )
@@ -145,8 +158,10 @@ type Server struct {
 	local *ssh.Server
 	log   *slog.Logger
 
-	unauthenticated atomic.Int64 // connections between accept and authentication
+	startups *startups // connections between accept and authentication
 	windows         sync.Map     // session token -> <-chan Window, see filteredChannel
+	closing         chan struct{} // closed by Shutdown: connections waiting for a turn give up
+	closeOnce       sync.Once
 }
 
 // LocalIdentity is who a command arriving on the local control socket is:
@@ -167,8 +182,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if cfg.MaxUnauthenticated == 0 {
-		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
+	if cfg.MaxStartups == (Startups{}) {
+		cfg.MaxStartups = DefaultMaxStartups
+	}
+	if err := cfg.MaxStartups.validate(); err != nil {
+		return nil, fmt.Errorf("gitserver: %w", err)
+	}
+	if cfg.PerSourceStartups == 0 {
+		cfg.PerSourceStartups = DefaultPerSourceStartups
+	}
+	if cfg.PerSourceMaxStartups == 0 {
+		cfg.PerSourceMaxStartups = max(1, cfg.MaxStartups.Full/2)
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -180,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "ssh")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "ssh"), startups: newStartups(cfg, nil), closing: make(chan struct{})}
 	s.srv = &ssh.Server{
 		Version:     "hop3",
 		HostSigners: []ssh.Signer{signer},
@@ -251,6 +275,7 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting and waits for open sessions until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.local.Close()
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
