@@ -145,10 +145,10 @@ type Config struct {
 
 // Defaults of Config's limits.
 const (
-	DefaultHandshakeTimeout   = 15 * time.Second
-	DefaultPerSourceStartups  = 8
-	DefaultMaxSessions        = 10
-	DefaultMaxPushSize        = 1 << 30
+	DefaultHandshakeTimeout  = 15 * time.Second
+	DefaultPerSourceStartups = 8
+	DefaultMaxSessions       = 10
+	DefaultMaxPushSize       = 1 << 30
 )
 
 // Server is the SSH server.
@@ -158,10 +158,10 @@ type Server struct {
 	local *ssh.Server
 	log   *slog.Logger
 
-	startups *startups // connections between accept and authentication
-	windows         sync.Map     // session token -> <-chan Window, see filteredChannel
-	closing         chan struct{} // closed by Shutdown: connections waiting for a turn give up
-	closeOnce       sync.Once
+	startups  *startups     // connections between accept and authentication
+	windows   sync.Map      // session token -> <-chan Window, see filteredChannel
+	closing   chan struct{} // closed by Shutdown: connections waiting for a turn give up
+	closeOnce sync.Once
 }
 
 // LocalIdentity is who a command arriving on the local control socket is:
