@@ -206,6 +206,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	procEvents, unsubscribe := sup.Subscribe()
 	defer unsubscribe()
 	go mgr.RecordProcessEvents(ctx, procEvents)
+	ms.setDisk(mgr.DiskUsages)
+	go mgr.WatchDisk(ctx, app.DiskRefresh)
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
@@ -264,6 +266,11 @@ func caddyProcs() int {
 
 // commandsBackend adapts the orchestrator to the command dispatcher.
 type commandsBackend struct{ *app.Manager }
+
+func (b commandsBackend) DiskUsage(name string) (int64, bool) {
+	d, ok := b.Manager.DiskUsage(name)
+	return d.Total(), ok
+}
 
 func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, actor string, out *ui.Writer) error {
 	return b.Manager.Deploy(ctx, name, app.DeployOptions{NoCache: noCache, Actor: actor}, out)

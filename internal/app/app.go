@@ -71,6 +71,7 @@ type Manager struct {
 	mu    sync.Mutex
 	locks map[string]chan struct{}
 	gen   atomic.Int64 // numbers each start of an app's processes
+	disk  *diskCache
 }
 
 // New returns a Manager.
@@ -95,6 +96,7 @@ func New(cfg Config) (*Manager, error) {
 		paths: layout{root: cfg.Root},
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
+		disk:  newDiskCache(),
 	}, nil
 }
 

@@ -40,6 +40,8 @@ func keepReleases(env map[string]string) (int, error) {
 // before it (the rollback target), then the dependency environments no kept
 // release uses.
 func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
+	// A deploy and its pruning change what the app takes on disk.
+	defer m.diskChanged(app)
 	a, err := m.cfg.Store.App(ctx, app)
 	if err != nil {
 		return

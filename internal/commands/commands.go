@@ -45,6 +45,10 @@ type Backend interface {
 	// RunTerminal is RunOneOff on a terminal (ssh -t).
 	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
+	// DiskUsage is the app's disk use in bytes as last measured (the
+	// repository, releases, environments and DATA_DIR), false before the
+	// first measure; it never waits for one.
+	DiskUsage(app string) (int64, bool)
 	// ValidateConfig refuses config vars that would break the app's route
 	// (hosts, static paths, sizes, timeouts), with a one-line reason.
 	ValidateConfig(ctx context.Context, app string, vars map[string]string) error

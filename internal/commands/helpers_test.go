@@ -50,6 +50,14 @@ func (f *fakeBackend) Calls() []string {
 	return slices.Clone(f.calls)
 }
 
+// DiskUsage reports 3 MiB for every app but one not measured yet.
+func (f *fakeBackend) DiskUsage(app string) (int64, bool) {
+	if app == "unmeasured" {
+		return 0, false
+	}
+	return 3 << 20, true
+}
+
 func (f *fakeBackend) URL(app string) string { return "http://" + app + ".localhost:8080/" }
 
 func (f *fakeBackend) Create(ctx context.Context, app string) error {

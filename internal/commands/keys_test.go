@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -83,5 +84,30 @@ func TestAddKeysOneRule(t *testing.T) {
 	}
 	if keys, err := AddKeys(ctx, st, []string{"--role", "deployer", "--apps", "a", "dee2"}, strings.NewReader(testPublicKey(t))); err != nil || keys[0].Name != "dee2" {
 		t.Fatalf("flags before the name: %+v, %v", keys, err)
+	}
+}
+
+// TestAppsDiskColumn shows each app's measured disk use, "-" (null in
+// JSON) before the first measure.
+func TestAppsDiskColumn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.app("myapp", "web: x\n")
+	e.app("unmeasured", "")
+	r := e.ok("apps")
+	if !strings.Contains(r.stdout, "DISK") || !strings.Contains(r.stdout, "3.0 MiB") {
+		t.Errorf("apps:\n%s", r.stdout)
+	}
+	var rows []appJSON
+	if err := json.Unmarshal([]byte(e.ok("apps", "--json").stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		switch {
+		case row.Name == "myapp" && (row.DiskBytes == nil || *row.DiskBytes != 3<<20):
+			t.Errorf("myapp disk_bytes = %v", row.DiskBytes)
+		case row.Name == "unmeasured" && row.DiskBytes != nil:
+			t.Errorf("unmeasured disk_bytes = %v", *row.DiskBytes)
+		}
 	}
 }
