@@ -32,6 +32,7 @@ type serveConfig struct {
 	caddyBin, caddyAdmin, uv, cacheDir         string
 	logLevel                                   string
 	maxPushSize                                int64
+	maxStartups                                gitserver.Startups
 	metricsAddr                                string
 }
 
@@ -65,6 +66,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	})
+	fs.Func("max-startups", "SSH connections not authenticated yet, as start:rate:full: random early drop from start, all refused at full (HOP3_MAX_STARTUPS; default 64:30:128)", func(v string) error {
+		st, err := gitserver.ParseStartups(v)
+		c.maxStartups = st
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_MAX_STARTUPS"); ok {
+		if err := fs.Set("max-startups", v); err != nil {
+			return usageError("HOP3_MAX_STARTUPS: %v", err)
+		}
+	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
 		if err := fs.Set("max-push-size", v); err != nil {
 			return usageError("HOP3_MAX_PUSH_SIZE: %v", err)
@@ -215,6 +226,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
 		MaxPushSize: c.maxPushSize,
+		MaxStartups: c.maxStartups,
 		Keys:        app.Keys{Store: st},
 		Backend:     mgr,
 		Logger:      logger,
