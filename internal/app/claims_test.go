@@ -91,6 +91,8 @@ func TestValidateConfigClaims(t *testing.T) {
 		{deployer, map[string]string{"NGINX_SERVER_NAME": "*.example.test"}, "overlaps www.example.test of app b"},
 		{deployer, map[string]string{"HOST_NAME": "x.b-env.test"}, "overlaps *.b-env.test of app b"},
 		{ctx, map[string]string{"HOST_NAME": "localhost"}, "only an admin key"}, // no identity: no privilege
+		// The variable not in use is claimed too: unsetting HOST_NAME would put it in use.
+		{deployer, map[string]string{"HOST_NAME": "ok.example.net", "NGINX_SERVER_NAME": "*.hop3.test localhost"}, "host localhost"},
 		{admin, map[string]string{"HOST_NAME": "localhost x.b-env.test *.example.test"}, ""},
 		{admin, map[string]string{"HOST_NAME": "www.example.test"}, "belongs to app b"},
 		{admin, map[string]string{"HOST_NAME": "*.b-env.test"}, "belongs to app b"},

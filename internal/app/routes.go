@@ -101,6 +101,12 @@ func configHosts(env map[string]string) []string {
 	return splitList(first(env, "HOST_NAME", "NGINX_SERVER_NAME"))
 }
 
+// anyConfigHosts are the host names of both variables: the one not in use
+// now is claimed too, since unsetting the other puts it in use.
+func anyConfigHosts(env map[string]string) []string {
+	return append(splitList(env["HOST_NAME"]), splitList(env["NGINX_SERVER_NAME"])...)
+}
+
 func (m *Manager) claimRule() hostclaim.Rule { return hostclaim.Rule{Domain: m.cfg.Domain} }
 
 // hostOwner lists the app that answers to exactly host, from the store's
@@ -138,7 +144,7 @@ func (m *Manager) appHosts(ctx context.Context, app string, routes []router.Rout
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	hosts = append(hosts, configHosts(config)...)
+	hosts = append(hosts, anyConfigHosts(config)...)
 	for _, rt := range routes {
 		if rt.App == app {
 			hosts = append(hosts, rt.Hosts...)
@@ -338,7 +344,7 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 		return err
 	}
 	id, _ := gitserver.IdentityFrom(ctx)
-	if err := m.ClaimHosts(ctx, app, route.Hosts, id); err != nil {
+	if err := m.ClaimHosts(ctx, app, append(route.Hosts, anyConfigHosts(env)...), id); err != nil {
 		return err
 	}
 	for _, k := range []string{"APP_START_TIMEOUT", "STOP_TIMEOUT", "BUILD_TIMEOUT"} {
