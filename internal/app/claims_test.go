@@ -31,6 +31,8 @@ type noSupervisor struct{}
 
 func (noSupervisor) Start(context.Context, supervisor.Spec) error { return nil }
 func (noSupervisor) Stop(context.Context, string) error           { return nil }
+func (noSupervisor) Drain(string, supervisor.Drain) error         { return nil }
+func (noSupervisor) Status(string) (supervisor.Status, bool)      { return supervisor.Status{}, false }
 func (noSupervisor) List() []supervisor.Status                    { return nil }
 func (noSupervisor) Run(context.Context, supervisor.Spec, io.Reader, io.Writer, io.Writer) (int, error) {
 	return 0, nil
