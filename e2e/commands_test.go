@@ -345,7 +345,7 @@ func TestCommands(t *testing.T) {
 			t.Errorf("domains = %+v", got)
 		}
 		d.mustCmd(alice, "create", "rival")
-		wantFail(t, d.command(alice, "", "domains:add", "rival", "www.example.test"), 1, "host www.example.test is already used by app envapp")
+		wantFail(t, d.command(alice, "", "domains:add", "rival", "www.example.test"), 1, "host www.example.test belongs to app envapp")
 		wantFail(t, d.command(alice, "", "domains:add", "rival", "envapp.localhost"), 1, "reserved for an app named envapp")
 		wantFail(t, d.command(alice, "", "domains:add", "rival", "bad_host.test"), 2, "is not a host name")
 		d.mustCmd(alice, "domains:remove", "envapp", "api.example.test")

@@ -35,7 +35,7 @@ const usage = `usage: hop3 COMMAND [ARGS...]
 
 commands:
   serve                     run the daemon (SSH git server, process manager, Caddy)
-  keys add NAME             allow the public key on stdin (--role admin|deployer, --apps a,b)
+  keys add NAME             allow the public keys on stdin (--role admin|deployer, --apps a,b)
   keys list                 list allowed keys
   keys remove NAME          remove a key
   setup --domain D          write /etc/hop3/hop3.env, the settings of the installed service

@@ -34,6 +34,7 @@ type serveConfig struct {
 	logLevel                                   string
 	maxPushSize                                int64
 	maxReleaseSize                             int64
+	maxStartups                                gitserver.Startups
 	metricsAddr                                string
 	isolation                                  string
 	uidBase                                    uint
@@ -87,6 +88,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if v, ok := os.LookupEnv("HOP3_MAX_RELEASE_SIZE"); ok {
 		if err := fs.Set("max-release-size", v); err != nil {
 			return usageError("HOP3_MAX_RELEASE_SIZE: %v", err)
+		}
+	}
+	fs.Func("max-startups", "SSH connections not authenticated yet, as start:rate:full: random early drop from start, all refused at full (HOP3_MAX_STARTUPS; default 64:30:128)", func(v string) error {
+		st, err := gitserver.ParseStartups(v)
+		c.maxStartups = st
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_MAX_STARTUPS"); ok {
+		if err := fs.Set("max-startups", v); err != nil {
+			return usageError("HOP3_MAX_STARTUPS: %v", err)
 		}
 	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
@@ -247,6 +258,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	procEvents, unsubscribe := sup.Subscribe()
 	defer unsubscribe()
 	go mgr.RecordProcessEvents(ctx, procEvents)
+	ms.setDisk(mgr.DiskUsages)
+	go mgr.WatchDisk(ctx, app.DiskRefresh)
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
@@ -254,6 +267,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
 		MaxPushSize: c.maxPushSize,
+		MaxStartups: c.maxStartups,
 		Keys:        app.Keys{Store: st},
 		Backend:     mgr,
 		Logger:      logger,
@@ -308,6 +322,11 @@ func caddyProcs() int {
 
 // commandsBackend adapts the orchestrator to the command dispatcher.
 type commandsBackend struct{ *app.Manager }
+
+func (b commandsBackend) DiskUsage(name string) (int64, bool) {
+	d, ok := b.Manager.DiskUsage(name)
+	return d.Total(), ok
+}
 
 func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, actor string, out *ui.Writer) error {
 	return b.Manager.Deploy(ctx, name, app.DeployOptions{NoCache: noCache, Actor: actor}, out)

@@ -85,6 +85,7 @@ type Manager struct {
 	mu    sync.Mutex
 	locks map[string]chan struct{}
 	gen   atomic.Int64 // numbers each start of an app's processes
+	disk  *diskCache
 }
 
 // New returns a Manager.
@@ -116,6 +117,7 @@ func New(cfg Config) (*Manager, error) {
 		paths: layout{root: cfg.Root},
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
+		disk:  newDiskCache(),
 	}
 	if err := m.prepareRoot(); err != nil {
 		return nil, err
@@ -168,7 +170,12 @@ func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Ident
 	if err != nil {
 		return gitserver.Identity{}, err
 	}
-	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps}, nil
+	limits, err := gitserver.ParseKeyOptions(key.Options)
+	if err != nil {
+		// Stored options that no longer read must not widen the key.
+		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
+	}
+	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
 }
 
 // oneLine folds an error into the single line users see.

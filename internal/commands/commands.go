@@ -45,6 +45,10 @@ type Backend interface {
 	// RunTerminal is RunOneOff on a terminal (ssh -t).
 	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
+	// DiskUsage is the app's disk use in bytes as last measured (the
+	// repository, releases, environments and DATA_DIR), false before the
+	// first measure; it never waits for one.
+	DiskUsage(app string) (int64, bool)
 	// ValidateConfig refuses config vars that would break the app's route
 	// (hosts, static paths, sizes, timeouts), with a one-line reason.
 	ValidateConfig(ctx context.Context, app string, vars map[string]string) error
@@ -68,7 +72,7 @@ type Store interface {
 	AddDomains(ctx context.Context, app string, hosts []string) error
 	RemoveDomains(ctx context.Context, app string, hosts []string) error
 	Keys(ctx context.Context) ([]store.Key, error)
-	AddKey(ctx context.Context, k store.Key) error
+	AddKeys(ctx context.Context, keys []store.Key) error
 	RemoveKey(ctx context.Context, name string) error
 	AddEvent(ctx context.Context, e store.Event) error
 	Events(ctx context.Context, app string, limit int) ([]store.Event, error)
@@ -141,7 +145,7 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		ui:     ui.New(watch, ui.ColorFor(s.TTY, s.Env)),
 	}
 	inv.table = inv.commands()
-	return inv.run(ctx, s.Args)
+	return inv.run(gitserver.WithIdentity(ctx, s.Identity), s.Args)
 }
 
 // invocation is one command being run: its caller, its streams, and the

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"hop3/gitserver"
+	"hop3/internal/hostclaim"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
@@ -48,6 +49,14 @@ func (f *fakeBackend) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
+}
+
+// DiskUsage reports 3 MiB for every app but one not measured yet.
+func (f *fakeBackend) DiskUsage(app string) (int64, bool) {
+	if app == "unmeasured" {
+		return 0, false
+	}
+	return 3 << 20, true
 }
 
 func (f *fakeBackend) URL(app string) string { return "http://" + app + ".localhost:8080/" }
@@ -116,9 +125,30 @@ func (f *fakeBackend) LiveEnv(ctx context.Context, app string) (map[string]strin
 }
 
 // RunOneOff echoes its argv to stdout and its stdin to stderr.
+// ValidateConfig applies the host rule as the orchestrator does, against the
+// other apps' domains and HOST_NAME in the store, as the caller in ctx.
 func (f *fakeBackend) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
 	if strings.Contains(vars["STATIC_PATHS"], "..") {
 		return fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", vars["STATIC_PATHS"])
+	}
+	apps, err := f.st.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	var held []hostclaim.Held
+	for _, a := range apps {
+		hosts, _ := f.st.Domains(ctx, a.Name)
+		config, _ := f.st.Config(ctx, a.Name)
+		hosts = append(hosts, strings.Fields(strings.ReplaceAll(config["HOST_NAME"], ",", " "))...)
+		for _, h := range hosts {
+			held = append(held, hostclaim.Held{App: a.Name, Host: h})
+		}
+	}
+	id, _ := gitserver.IdentityFrom(ctx)
+	for _, h := range strings.Fields(strings.ReplaceAll(vars["HOST_NAME"], ",", " ")) {
+		if err := (hostclaim.Rule{Domain: "localhost"}).Check(app, strings.ToLower(h), id.Admin, held); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -496,11 +496,10 @@ func serverObj(opts Options, routes []Route, slot int) (obj, error) {
 
 // buildServer builds one server of hop3's from validated options and routes.
 func buildServer(opts Options, routes []Route, ids idSet, listen []any, autoHTTPS obj) obj {
-	sorted := slices.Clone(routes)
-	slices.SortFunc(sorted, func(a, b Route) int { return strings.Compare(a.App, b.App) })
-	list := make([]any, 0, len(sorted)+1)
-	for _, r := range sorted {
-		list = append(list, appRoute(opts, r, ids.app+r.App))
+	placed := orderRoutes(routes, ids.app)
+	list := make([]any, 0, len(placed)+1)
+	for _, p := range placed {
+		list = append(list, appRoute(opts, p.route, p.id))
 	}
 	list = append(list, catchAllRoute(opts, ids.catchAll))
 	return obj{
@@ -526,6 +525,67 @@ func buildServer(opts Options, routes []Route, ids idSet, listen []any, autoHTTP
 		"listen":          listen,
 		"automatic_https": autoHTTPS,
 	}
+}
+
+// wildcardID is appended to an app's route id for the route of its
+// wildcard hosts (app names have no '_', so it names no other app).
+const wildcardID = "_wildcard"
+
+// placedRoute is one top-level route of hop3's server and its id.
+type placedRoute struct {
+	route Route
+	id    string
+	wild  int // length of the longest wildcard suffix; 0 for exact hosts
+}
+
+// orderRoutes orders app routes so that which app answers a request never
+// depends on app names: Caddy takes the first route whose hosts match, and
+// an exact host must win over another app's wildcard. An app with both
+// kinds gets two routes with the same handling: its exact hosts (the app's
+// id) and its wildcards (id + "_wildcard"). Exact routes come first, by app;
+// then wildcard routes from the longest suffix to the shortest, then by app
+// (two different one-label wildcards never match the same host, so that
+// order only keeps the config stable).
+func orderRoutes(routes []Route, prefix string) []placedRoute {
+	var exact, wild []placedRoute
+	for _, r := range routes {
+		var hosts, wilds []string
+		longest := 0
+		for _, h := range r.Hosts {
+			if suffix, ok := strings.CutPrefix(h, "*."); ok {
+				wilds = append(wilds, h)
+				longest = max(longest, len(suffix))
+				continue
+			}
+			hosts = append(hosts, h)
+		}
+		id := prefix + r.App
+		switch {
+		case len(wilds) == 0:
+			exact = append(exact, placedRoute{route: r, id: id})
+		case len(hosts) == 0:
+			wild = append(wild, placedRoute{route: r, id: id, wild: longest})
+		default:
+			e, w := r, r
+			e.Hosts, w.Hosts = hosts, wilds
+			exact = append(exact, placedRoute{route: e, id: id})
+			wild = append(wild, placedRoute{route: w, id: id + wildcardID, wild: longest})
+		}
+	}
+	slices.SortFunc(exact, func(a, b placedRoute) int { return strings.Compare(a.route.App, b.route.App) })
+	slices.SortFunc(wild, func(a, b placedRoute) int {
+		if a.wild != b.wild {
+			return b.wild - a.wild
+		}
+		return strings.Compare(a.route.App, b.route.App)
+	})
+	return append(exact, wild...)
+}
+
+// HasWildcard reports whether a route matches a wildcard host: its place
+// among the server's routes then depends on the other routes (orderRoutes).
+func (r Route) HasWildcard() bool {
+	return slices.ContainsFunc(r.Hosts, func(h string) bool { return strings.HasPrefix(h, "*.") })
 }
 
 // appVar names the request variable an app's route sets to the app's name.

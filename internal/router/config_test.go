@@ -87,6 +87,64 @@ func goldenCases() []struct {
 		{"upstream_wait", wait, []Route{webRoute("blog")}},
 		{"inherited", inherited, twoApps},
 		{"inherited_tls", inheritedTLS, []Route{webRoute("blog"), httpsOnly}},
+		{"host_order", offOpts(), hostOrder()},
+	}
+}
+
+// hostOrder are routes whose order by app name would let a wildcard catch
+// another app's exact host: "aaa" has *.example.test, "zzz" has
+// www.example.test.
+func hostOrder() []Route {
+	aaa := webRoute("aaa")
+	aaa.Hosts = append(aaa.Hosts, "*.example.test")
+	zzz := webRoute("zzz")
+	zzz.Hosts = append(zzz.Hosts, "www.example.test")
+	deep := webRoute("mmm")
+	deep.Hosts = []string{"*.deep.example.test"}
+	return []Route{aaa, deep, zzz, webRoute("bbb")}
+}
+
+// TestRouteOrder pins the order of the server's routes: exact hosts first,
+// then wildcards from the longest suffix to the shortest, whatever the apps
+// are called; an app with both has two routes.
+func TestRouteOrder(t *testing.T) {
+	t.Parallel()
+	cfg, err := Config(offOpts(), hostOrder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						ID    string `json:"@id"`
+						Match []struct {
+							Host []string `json:"host"`
+						} `json:"match"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(cfg, &v); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range v.Apps.HTTP.Servers[ServerName].Routes {
+		if len(r.Match) > 0 {
+			got = append(got, r.ID+" "+strings.Join(r.Match[0].Host, ","))
+		}
+	}
+	want := []string{
+		"hop3_app_aaa aaa.hop3.example.com",
+		"hop3_app_bbb bbb.hop3.example.com",
+		"hop3_app_zzz zzz.hop3.example.com,www.example.test",
+		"hop3_app_mmm *.deep.example.test",
+		"hop3_app_aaa_wildcard *.example.test",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("routes in order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -122,6 +122,9 @@ ALTER TABLE releases_attempts RENAME TO releases;
 CREATE UNIQUE INDEX releases_number ON releases(app, number) WHERE number > 0;
 CREATE INDEX releases_status ON releases(status);
 `,
+		// A key's authorized_keys options (from=, expiry-time=), in that
+		// form; empty for none.
+		`ALTER TABLE keys ADD COLUMN options TEXT NOT NULL DEFAULT '';`,
 	}
 }
 
