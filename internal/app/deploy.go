@@ -253,14 +253,12 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 }
 
 // runtimeEnv composes a release's process environment: system basics, the
-// buildpacks' additions, the repository's .env, then config vars; hop3's own
-// values (APP, DATA_DIR) come last so they can not be spoofed.
+// buildpacks' additions, the repository's ENV and .env, then config vars;
+// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
+// and piku's names for them, DATA_ROOT (= DATA_DIR) and LOG_ROOT (the
+// app's log directory), so apps moved from piku run unchanged.
 func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
 	config, err := m.cfg.Store.Config(ctx, r.app)
-	if err != nil {
-		return nil, err
-	}
-	dotenv, err := readDotenv(r.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -280,10 +278,19 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 		}
 		env[k] = v
 	}
-	env = merge(env, dotenv, config)
-	env["APP"] = r.app
-	env["DATA_DIR"] = m.paths.data(r.app)
-	return env, nil
+	own := map[string]string{
+		"APP":       r.app,
+		"DATA_DIR":  m.paths.data(r.app),
+		"DATA_ROOT": m.paths.data(r.app),
+		"LOG_ROOT":  m.paths.logs(r.app),
+	}
+	// piku expands $VAR in ENV against the environment it starts apps
+	// with; these are hop3's equivalents.
+	repoEnv, err := readRepoEnv(r.dir, merge(env, own))
+	if err != nil {
+		return nil, err
+	}
+	return merge(env, repoEnv, config, own), nil
 }
 
 // activate starts a built release beside the running one, switches traffic
@@ -364,18 +371,29 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	return nil, errors.New("no Procfile: add one naming your processes, e.g. \"wsgi: app:app\"")
 }
 
-// readDotenv reads the repository's .env (without expanding it against
-// hop3's own environment).
+// readDotenv reads the repository's environment files, ENV (piku's) then
+// .env, without expanding them against hop3's own environment.
 func readDotenv(dir string) (map[string]string, error) {
+	return readRepoEnv(dir, nil)
+}
+
+// readRepoEnv reads the repository's ENV, piku's file, expanding $VAR
+// against base and the lines before, then its .env, which wins over ENV
+// for a name both set. Either may be missing.
+func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
+	env, err := parsePikuENV(filepath.Join(dir, "ENV"), base)
+	if err != nil {
+		return nil, fmt.Errorf("ENV: %w", err)
+	}
 	path := filepath.Join(dir, ".env")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return map[string]string{}, nil
+		return env, nil
 	}
-	env, err := parseDotenv(path)
+	dotenv, err := parseDotenv(path)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
-	return env, nil
+	return merge(env, dotenv), nil
 }
 
 func merge(maps ...map[string]string) map[string]string {

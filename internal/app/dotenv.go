@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/joho/godotenv"
+
+	"hop3/internal/piku"
 )
 
 // maxDotenvSize bounds a repository's .env: it is read whole, at every
@@ -56,6 +58,44 @@ func parseDotenvBytes(src []byte) (map[string]string, error) {
 		case strings.IndexByte(v, 0) >= 0:
 			return nil, fmt.Errorf("%s: a value may not contain a NUL byte", quote(k))
 		}
+	}
+	return env, nil
+}
+
+// parsePikuENV reads a repository's ENV file as piku does (KEY=VALUE lines,
+// $VAR expanded against base and the lines before; see piku.ParseENV). A
+// missing file, or a directory of that name, is no settings. Where piku
+// silently ignored a whole file with one malformed line, this refuses it,
+// with the line, as .env is refused: a push must not lose settings quietly.
+func parsePikuENV(path string, base map[string]string) (map[string]string, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && !fi.Mode().IsRegular()) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxDotenvSize {
+		return nil, fmt.Errorf("larger than %d KiB", maxDotenvSize>>10)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	scope := make(map[string]string, len(base))
+	for k, v := range base {
+		scope[k] = v
+	}
+	vars, err := piku.ParseENV(string(src), scope)
+	if err != nil {
+		return nil, errors.New(shorten(err.Error()))
+	}
+	env := make(map[string]string, len(vars))
+	for _, v := range vars {
+		if err := piku.CheckVar(v); err != nil {
+			return nil, err
+		}
+		env[v.Key] = v.Value
 	}
 	return env, nil
 }
