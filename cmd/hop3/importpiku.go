@@ -117,7 +117,7 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		switch o.Status {
 		case piku.Failed, piku.Problem:
 			bad++
-		case piku.Imported:
+		case piku.Imported, piku.Planned:
 			moved = append(moved, o.App)
 		}
 		if o.App == "" {
