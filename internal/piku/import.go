@@ -284,6 +284,7 @@ func (im *Importer) plan(a App, resume bool) {
 	if im.Data && a.DataDir != "" {
 		im.info(fmt.Sprintf("stop piku's %s (%s), then copy its data (%s) into %s", a.PikuName, im.stopMethod(a), humanBytes(a.DataBytes), im.dataDir(a.Name)))
 	}
+	im.noteStillRunning(a)
 	im.info("hop3 " + strings.Join(deploy, " "))
 	if scale != nil {
 		im.info("hop3 " + strings.Join(scale, " "))
@@ -352,7 +353,20 @@ func (im *Importer) importApp(ctx context.Context, a App, resume bool) (err erro
 		}
 	}
 	restartPiku = nil
+	im.noteStillRunning(a)
 	return nil
+}
+
+// noteStillRunning says how to stop the app in piku when the import does
+// not: until then its workers and cron jobs run in both, and its data
+// drifts apart.
+func (im *Importer) noteStillRunning(a App) {
+	if im.Data && a.DataDir != "" {
+		return
+	}
+	if n := len(im.vassals(a.PikuName)); n > 0 {
+		im.info(fmt.Sprintf("note: piku still runs %s (%d process(es) in uwsgi-enabled): stop it there with `piku stop %s`, or import with --data", a.PikuName, n, a.PikuName))
+	}
 }
 
 // undo destroys what the import of a made in hop3, and says what is left.
