@@ -333,7 +333,8 @@ func TestPikuImport(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("import of a failing app: exit 0\n%s", out)
 	}
-	wantOutput(t, "failed import", out, "migration failed: no schema", "broken: failed", "removed from hop3", "counter: unchanged")
+	wantOutput(t, "failed import", out, "migration failed: no schema",
+		"broken: failed (deploy failed: release command failed: exit status 3; it was removed from hop3", "counter: unchanged")
 	if _, ok := appReleases(t, d)["broken"]; ok {
 		t.Error("the failed import left the app in hop3")
 	}

@@ -126,7 +126,13 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		line := o.App + ": " + string(o.Status)
 		if o.Reason != "" && o.Status != piku.Problem {
-			line += " (" + o.Reason + ")"
+			// The first line says what failed; the others detail it (a
+			// build's or a crashed process's last lines).
+			first, rest, _ := strings.Cut(o.Reason, "\n")
+			line += " (" + first + ")"
+			if rest != "" {
+				line += "\n         " + strings.ReplaceAll(rest, "\n", "\n         ")
+			}
 		}
 		summary = append(summary, line)
 	}

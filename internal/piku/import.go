@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,7 +113,8 @@ func (im *Importer) Import(ctx context.Context, apps []App) []Outcome {
 			}
 			if err := im.importApp(ctx, a, exists); err != nil {
 				o.Status, o.Reason = Failed, err.Error()
-				im.fail(fmt.Sprintf("%s: %v", a.Name, err))
+				first, _, _ := strings.Cut(err.Error(), "\n")
+				im.fail(fmt.Sprintf("%s: %s", a.Name, first))
 			}
 		}
 		out = append(out, o)
@@ -319,14 +321,20 @@ func (im *Importer) importApp(ctx context.Context, a App, resume bool) (err erro
 		if err == nil {
 			return
 		}
-		err = fmt.Errorf("%w; %s", err, im.undo(context.WithoutCancel(ctx), a, hadData))
+		// What was undone goes on the first line, before the details.
+		first, details, _ := strings.Cut(err.Error(), "\n")
+		first += "; " + im.undo(context.WithoutCancel(ctx), a, hadData)
 		if restartPiku != nil {
 			if rerr := restartPiku(); rerr != nil {
-				err = fmt.Errorf("%w; additionally, starting piku's %s again: %v", err, a.PikuName, rerr)
+				first += fmt.Sprintf("; additionally, starting piku's %s again: %v", a.PikuName, rerr)
 			} else {
 				im.info(fmt.Sprintf("started piku's %s again", a.PikuName))
 			}
 		}
+		if details != "" {
+			first += "\n" + details
+		}
+		err = errors.New(first)
 	}()
 	if err := im.copyRepo(ctx, a); err != nil {
 		return fmt.Errorf("copy repository: %w", err)
@@ -389,16 +397,69 @@ func (im *Importer) undo(ctx context.Context, a App, hadData bool) string {
 	return "it was removed from hop3: run the import again once fixed"
 }
 
-// run runs a daemon command with the importer's streams.
+// run runs a daemon command with the importer's streams. A failure is
+// returned with the command's own failure line and the lines that detail
+// it (a build's last lines, a crashed process's log), which it printed.
 func (im *Importer) run(ctx context.Context, args []string) error {
-	code, err := im.Daemon.Run(ctx, args, im.Stdout, im.Stderr)
+	w := &failWatch{w: im.Stderr}
+	code, err := im.Daemon.Run(ctx, args, im.Stdout, w)
+	w.flush()
 	if err != nil {
 		return fmt.Errorf("%s: %w", args[0], err)
 	}
 	if code != 0 {
+		if len(w.lines) > 0 {
+			return fmt.Errorf("%s failed: %s", args[0], strings.Join(w.lines, "\n"))
+		}
 		return fmt.Errorf("%s failed (exit status %d)", args[0], code)
 	}
 	return nil
+}
+
+// failWatch passes output through and keeps the first failure line
+// (" !     ...") with the detail lines under it.
+type failWatch struct {
+	w       io.Writer
+	partial []byte
+	lines   []string
+	done    bool
+}
+
+var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
+func (f *failWatch) Write(p []byte) (int, error) {
+	f.partial = append(f.partial, p...)
+	for {
+		i := bytes.IndexByte(f.partial, '\n')
+		if i < 0 {
+			break
+		}
+		f.line(string(f.partial[:i]))
+		f.partial = f.partial[i+1:]
+	}
+	return f.w.Write(p)
+}
+
+func (f *failWatch) flush() {
+	if len(f.partial) > 0 {
+		f.line(string(f.partial))
+		f.partial = nil
+	}
+}
+
+func (f *failWatch) line(l string) {
+	l = ansi.ReplaceAllString(l, "")
+	switch {
+	case f.done:
+	case len(f.lines) == 0:
+		if msg, ok := strings.CutPrefix(l, " !     "); ok {
+			f.lines = append(f.lines, msg)
+		}
+	case strings.HasPrefix(l, "       ") && len(f.lines) < 20:
+		f.lines = append(f.lines, strings.TrimSpace(l))
+	default:
+		f.done = true
+	}
 }
 
 // copyRepo fetches every branch and tag of the piku repository into the

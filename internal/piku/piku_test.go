@@ -309,7 +309,7 @@ func (d *fakeDaemon) Run(ctx context.Context, args []string, stdout, stderr io.W
 		}
 	}
 	if args[0] == d.failOn {
-		fmt.Fprintln(stderr, " !     it failed")
+		fmt.Fprint(stderr, "-----> Starting processes\n !     it failed\n       worker.1: KeyError: 'X'\n-----> after\n")
 		return 1, nil
 	}
 	if args[0] == "deploy" {
@@ -432,7 +432,9 @@ func TestImportFailureAndResume(t *testing.T) {
 	var stderr bytes.Buffer
 	outcomes := (&Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr}).Import(context.Background(), apps)
 	for _, o := range outcomes {
-		if o.Status != Failed || !strings.Contains(o.Reason, "deploy failed") || !strings.Contains(o.Reason, "removed from hop3") {
+		// The failure line, what was undone, then the lines detailing it.
+		if o.Status != Failed || !strings.HasPrefix(o.Reason, "deploy failed: it failed; it was removed from hop3") ||
+			!strings.HasSuffix(o.Reason, "\nworker.1: KeyError: 'X'") {
 			t.Errorf("outcome %+v", o)
 		}
 	}

@@ -214,7 +214,7 @@ func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
 	a.noteUnused()
 	maps.Copy(live, a.Config)
 	a.Hosts = hostsOf(live)
-	if len(a.Hosts) > 0 && a.Name != "" {
+	if len(a.Hosts) > 0 {
 		if err := (router.Route{App: "x", Hosts: a.Hosts, Static: "/"}).Validate(); err != nil {
 			a.Problems = append(a.Problems, strings.TrimPrefix(err.Error(), "validate route x: "))
 		}
