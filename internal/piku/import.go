@@ -64,7 +64,7 @@ type Status string
 // The outcomes of an app.
 const (
 	Imported  Status = "imported"
-	Unchanged Status = "unchanged"   // hop3 already had it, deployed
+	Unchanged Status = "unchanged"    // hop3 already had it, deployed
 	Problem   Status = "not imported" // a check failed; nothing was changed
 	Failed    Status = "failed"       // the import began and was undone (see Reason)
 	Planned   Status = "planned"      // dry run

@@ -9,11 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"io/fs"
-	"maps"
 	"slices"
 	"strings"
 
@@ -24,8 +24,8 @@ import (
 
 // App is what the import will do for one piku app.
 type App struct {
-	Name     string // the app's name in hop3 (piku's, or its --rename)
-	PikuName string // the app's name in piku
+	Name     string   // the app's name in hop3 (piku's, or its --rename)
+	PikuName string   // the app's name in piku
 	Repo     string   // the piku bare repository
 	Branch   string   // the branch deployed
 	Heads    []string // every branch of the repository
@@ -42,8 +42,8 @@ type App struct {
 	Hosts []string
 	// DataDir is piku's data directory of the app, when it holds files.
 	DataDir   string
-	RepoBytes int64 // size of the repository
-	DataBytes int64 // size of DataDir
+	RepoBytes int64    // size of the repository
+	DataBytes int64    // size of DataDir
 	Notes     []string // what the operator should know
 	// Problems say why the app can not be imported as it stands; an app
 	// with one is left alone. The dry run finds them all.
