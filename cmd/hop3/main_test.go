@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -65,6 +67,18 @@ func TestRootBeforeOrAfter(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr.String(), "not running on "+root) {
 			t.Errorf("hop3 %q: exit %d\n%s", args, code, stderr.String())
 		}
+	}
+}
+
+// keys takes --root after its verb: given before the command, it lands there.
+func TestRootBeforeKeys(t *testing.T) {
+	root := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--root", root, "keys", "list"}, strings.NewReader(""), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, "hop3.db")); err != nil {
+		t.Errorf("keys list did not use --root: %v", err)
 	}
 }
 
