@@ -615,3 +615,48 @@ func FuzzParseAuthorizedKeys(f *testing.F) {
 		}
 	})
 }
+
+// With piku's own script beside PIKU_ROOT, the import stops the app with
+// `piku.py stop APP` and, when the import fails, starts it again with
+// `piku.py restart APP`.
+func TestImportStopsWithPikuCLI(t *testing.T) {
+	home := t.TempDir()
+	piku := filepath.Join(home, ".piku")
+	pikuApp(t, piku, "shop", "main", map[string]string{"Procfile": "worker: sleep 1000\n"})
+	writeFile(t, filepath.Join(piku, "data", "shop", "orders.txt"), "order 1\n")
+	ini := filepath.Join(piku, "uwsgi-enabled", "shop_worker.1.ini")
+	writeFile(t, ini, "[uwsgi]\n")
+	// A stand-in for piku.py: stop removes the app's vassal configs, as
+	// piku's does; restart writes them again.
+	writeFile(t, filepath.Join(home, "piku.py"), `import glob, os, sys
+cmd, app = sys.argv[1], sys.argv[2]
+enabled = os.path.join(os.environ["PIKU_ROOT"], "uwsgi-enabled")
+with open(os.path.join(os.environ["PIKU_ROOT"], "calls"), "a") as f:
+    f.write(cmd + " " + app + "\n")
+if cmd == "stop":
+    for p in glob.glob(os.path.join(enabled, app + "_*.ini")):
+        os.remove(p)
+elif cmd == "restart":
+    open(os.path.join(enabled, app + "_worker.1.ini"), "w").write("[uwsgi]\n")
+`)
+	apps, err := Scan(context.Background(), piku, Options{Data: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop := t.TempDir()
+	var stderr bytes.Buffer
+	im := &Importer{Daemon: &fakeDaemon{root: hop, failOn: "deploy"}, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, Data: true}
+	if o := im.Import(context.Background(), apps); o[0].Status != Failed {
+		t.Fatalf("outcome %+v", o)
+	}
+	calls, _ := os.ReadFile(filepath.Join(piku, "calls"))
+	if string(calls) != "stop shop\nrestart shop\n" {
+		t.Errorf("piku.py ran %q\n%s", calls, stderr.String())
+	}
+	if _, err := os.Stat(ini); err != nil {
+		t.Errorf("piku's app was not started again: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "stopped piku's shop with `piku.py stop shop`") {
+		t.Errorf("output does not say how piku's app was stopped:\n%s", stderr.String())
+	}
+}
