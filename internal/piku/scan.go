@@ -1,7 +1,11 @@
 // Package piku moves apps from a piku server into hop3: it reads piku's
 // layout (PIKU_ROOT/repos/<app> bare repositories, PIKU_ROOT/envs/<app>/ENV
-// config and SCALING) and, through the running hop3 daemon, creates each
-// app, copies its repository, sets its config and scale and deploys it.
+// config and SCALING, data/<app>, uwsgi-enabled) and piku's
+// authorized_keys, checks everything the import needs, and, through the
+// running hop3 daemon, creates each app, copies its repository, config and
+// data (with the app stopped in piku), deploys it and sets its scale. It
+// also owns the syntax of piku's ENV file, which hop3 reads from a
+// repository at every deploy.
 package piku
 
 import (
