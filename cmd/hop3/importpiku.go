@@ -100,14 +100,13 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("no apps in %s", filepath.Join(pikuRoot, "repos"))
 	}
 	im := &piku.Importer{
-		Daemon:    controlDaemon{root: hopRoot},
-		Root:      hopRoot,
-		PikuRoot:  pikuRoot,
-		Stdout:    stdout,
-		Stderr:    stderr,
-		DryRun:    *dryRun,
-		Data:      *data,
-		DataOwner: dataOwner(hopRoot),
+		Daemon:   controlDaemon{root: hopRoot},
+		Root:     hopRoot,
+		PikuRoot: pikuRoot,
+		Stdout:   stdout,
+		Stderr:   stderr,
+		DryRun:   *dryRun,
+		Data:     *data,
 	}
 	outcomes := im.Import(ctx, apps)
 
@@ -186,12 +185,6 @@ func parseRenames(pairs []string) (map[string]string, error) {
 		out[from], to[name] = name, true
 	}
 	return out, nil
-}
-
-// dataOwner is who owns an imported app's data: the user hop3's daemon
-// runs as (the owner of its root), whose processes run the apps.
-func dataOwner(root string) func(app string) (int, int, error) {
-	return func(string) (int, int, error) { return piku.OwnerOf(root) }
 }
 
 // importKeys adds the keys of piku's authorized_keys to hop3, with piku's

@@ -42,8 +42,8 @@ type Importer struct {
 	// Data copies each app's data (piku's data/<app>) into its DATA_DIR,
 	// with the app stopped in piku and not yet started in hop3.
 	Data bool
-	// DataOwner gives the owner of an app's DATA_DIR; nil means the owner
-	// of Root, the daemon's user.
+	// DataOwner gives the owner of an app's copied data; nil means the
+	// owner of the DATA_DIR hop3 made for the app (see dataOwner).
 	DataOwner func(app string) (uid, gid int, err error)
 	// StopWait bounds the wait for piku's processes of an app to exit once
 	// stopped; zero means 30 seconds.
@@ -497,28 +497,43 @@ func (im *Importer) copyRepo(ctx context.Context, a App) error {
 // the owner the app's processes run as.
 func (im *Importer) copyData(ctx context.Context, a App) error {
 	dst := im.dataDir(a.Name)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+	uid, gid, err := im.dataOwner(a.Name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, "cp", "-a", "--", a.DataDir+"/.", dst+"/")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("cp: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	uid, gid, err := im.dataOwner(a.Name)
-	if err != nil {
+	if err := chownTree(dst, uid, gid); err != nil {
 		return err
 	}
-	if err := chownTree(dst, uid, gid); err != nil {
+	// cp -a gives DATA_DIR itself the mode of piku's directory: keep
+	// the one hop3 chose.
+	if err := os.Chmod(dst, fi.Mode().Perm()|fi.Mode()&(os.ModeSetgid|os.ModeSticky)); err != nil {
 		return err
 	}
 	im.info(fmt.Sprintf("copied %s of data from %s into %s, owned by %d:%d", humanBytes(a.DataBytes), a.DataDir, dst, uid, gid))
 	return nil
 }
 
-// dataOwner is the one place the owner of imported data is decided.
+// dataOwner is the one place the owner of imported data is decided: the
+// owner hop3 gave the app's DATA_DIR when it created the app (the app's
+// own user when apps run as their own, else hop3's), or the owner of
+// hop3's root.
 func (im *Importer) dataOwner(app string) (int, int, error) {
 	if im.DataOwner != nil {
 		return im.DataOwner(app)
+	}
+	if uid, gid, err := OwnerOf(im.dataDir(app)); err == nil {
+		return uid, gid, nil
 	}
 	return OwnerOf(im.Root)
 }

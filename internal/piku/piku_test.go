@@ -296,7 +296,8 @@ func (d *fakeDaemon) Run(ctx context.Context, args []string, stdout, stderr io.W
 	case "create":
 		repo := filepath.Join(d.root, "repos", args[1]+".git")
 		os.MkdirAll(repo, 0o755)
-		os.MkdirAll(filepath.Join(d.root, "data", args[1]), 0o755)
+		// hop3 makes DATA_DIR the app's alone.
+		os.MkdirAll(filepath.Join(d.root, "data", args[1]), 0o700)
 		if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", repo).CombinedOutput(); err != nil {
 			return 1, fmt.Errorf("%v: %s", err, out)
 		}
@@ -521,8 +522,7 @@ func TestImportData(t *testing.T) {
 	hop := t.TempDir()
 	d := &fakeDaemon{root: hop, failOn: "deploy"}
 	var stderr bytes.Buffer
-	im := &Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, Data: true, StopWait: 10 * time.Second,
-		DataOwner: func(app string) (int, int, error) { return os.Getuid(), os.Getgid(), nil }}
+	im := &Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, Data: true, StopWait: 10 * time.Second}
 	outcomes := im.Import(context.Background(), apps)
 	if outcomes[0].Status != Failed {
 		t.Fatalf("outcome %+v", outcomes)
@@ -547,6 +547,13 @@ func TestImportData(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(hop, "data", "shop", "db", "orders.txt")); err != nil || string(b) != "order 1\n" {
 		t.Errorf("data: %q, %v", b, err)
+	}
+	// The copy keeps the owner and mode hop3 gave DATA_DIR, not piku's.
+	if fi, err := os.Stat(filepath.Join(hop, "data", "shop")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("DATA_DIR mode after the copy: %v, %v", fi.Mode(), err)
+	}
+	if uid, _, err := OwnerOf(filepath.Join(hop, "data", "shop", "db", "orders.txt")); err != nil || uid != os.Getuid() {
+		t.Errorf("copied data owned by %d, want %d: %v", uid, os.Getuid(), err)
 	}
 	if _, err := os.Stat(ini + stoppedSuffix); err != nil {
 		t.Errorf("piku's vassal config was not set aside: %v", err)
