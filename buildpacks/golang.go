@@ -38,7 +38,7 @@ func (b *builder) buildGo(ctx context.Context) error {
 		env["GOROOT"] = b.spec.Env["GOROOT"]
 	}
 
-	version, err := output(ctx, env, b.dir, goTool, "env", "GOVERSION")
+	version, err := output(ctx, b.cred(), env, b.dir, goTool, "env", "GOVERSION")
 	if err != nil {
 		return fmt.Errorf("ask go its version: %w", err)
 	}
@@ -47,6 +47,12 @@ func (b *builder) buildGo(ctx context.Context) error {
 	bin := filepath.Join(b.dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return fmt.Errorf("create bin: %w", err)
+	}
+	if b.spec.As != nil {
+		// go build, run as the app's user, writes the binaries.
+		if err := b.spec.As.Give(bin); err != nil {
+			return err
+		}
 	}
 	before := binaries(bin)
 	b.rep.Step("Building Go binaries into bin/")

@@ -75,7 +75,7 @@ func (b *builder) buildNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nodeVersion, err := output(ctx, b.env, b.dir, node, "--version")
+	nodeVersion, err := output(ctx, b.cred(), b.env, b.dir, node, "--version")
 	if err != nil {
 		return fmt.Errorf("ask node its version: %w", err)
 	}
@@ -182,7 +182,7 @@ func (b *builder) nodeModulesFromLock(ctx context.Context, env map[string]string
 		if err != nil {
 			return err
 		}
-		store = envStore{dir: envsDir}
+		store = envStore{dir: envsDir, as: b.spec.As}
 	}
 	if err := os.RemoveAll(modules); err != nil {
 		return fmt.Errorf("remove committed node_modules: %w", err)
@@ -198,7 +198,7 @@ func (b *builder) nodeModulesFromLock(ctx context.Context, env map[string]string
 		start := time.Now()
 		src := filepath.Join(cached, "node_modules")
 		if _, err := os.Stat(src); err == nil {
-			if err := copyTree(ctx, src, modules); err != nil {
+			if err := b.copyModules(ctx, src, modules); err != nil {
 				os.RemoveAll(modules)
 				return fmt.Errorf("copy cached node_modules: %w", err)
 			}
@@ -237,14 +237,11 @@ func (b *builder) nodeModulesFromLock(ctx context.Context, env map[string]string
 		"created":  time.Now().UTC().Format(time.RFC3339),
 	}
 	saved, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
-		if err := os.MkdirAll(tmp, 0o755); err != nil {
-			return err
-		}
-		if _, err := os.Stat(modules); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(modules); errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return copyTree(ctx, modules, filepath.Join(tmp, "node_modules"))
-	})
+		return b.copyModules(ctx, modules, filepath.Join(tmp, "node_modules"))
+	}, nil)
 	if err != nil {
 		// The release itself is fine; only the next push loses a shortcut.
 		b.rep.Info(fmt.Sprintf("Could not cache node_modules: %v", err))
@@ -287,4 +284,15 @@ func checkNodeVersion(version string, pkg packageJSON, nodeVersionVar string) ([
 		return nil, err
 	}
 	return warnings, nil
+}
+
+// copyModules copies a node_modules tree. When the build runs as the app's
+// user, so does the copy: the release it reads from or writes into is the
+// app's, and hop3 must not follow a link the app put there.
+func (b *builder) copyModules(ctx context.Context, src, dst string) error {
+	if b.cred() == nil {
+		return copyTree(ctx, src, dst)
+	}
+	return b.run(ctx, command{label: "copy node_modules", dir: b.dir, env: b.env,
+		argv: []string{"cp", "-R", "--no-dereference", "--preserve=mode,timestamps,links", src, dst}})
 }

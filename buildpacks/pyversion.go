@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // interpreter is a Python found on the machine.
@@ -135,7 +136,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 		if err != nil {
 			return interpreter{}, err
 		}
-		return queryPython(ctx, b.env, path)
+		return queryPython(ctx, b.cred(), b.env, path)
 	}
 
 	seen := make(map[string]bool)
@@ -148,7 +149,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 			return interpreter{}, false
 		}
 		seen[path] = true
-		in, err := queryPython(ctx, b.env, path)
+		in, err := queryPython(ctx, b.cred(), b.env, path)
 		if err != nil || !req.matches(in.version) {
 			return interpreter{}, false
 		}
@@ -224,7 +225,7 @@ func (b *builder) availablePythons(ctx context.Context) []string {
 				continue
 			}
 			seenPath[p] = true
-			in, err := queryPython(ctx, b.env, p)
+			in, err := queryPython(ctx, b.cred(), b.env, p)
 			if err != nil || seenVersion[in.version] {
 				continue
 			}
@@ -247,8 +248,8 @@ func pathDirs(pathList string) []string {
 
 // queryPython asks an interpreter its version and real location. -I keeps
 // the app's PYTHONPATH and friends out of the answer.
-func queryPython(ctx context.Context, env map[string]string, path string) (interpreter, error) {
-	out, err := output(ctx, env, "", path, "-I", "-c",
+func queryPython(ctx context.Context, as *syscall.Credential, env map[string]string, path string) (interpreter, error) {
+	out, err := output(ctx, as, env, "", path, "-I", "-c",
 		"import platform, sys; print(platform.python_version()); print(sys.executable)")
 	if err != nil {
 		return interpreter{}, err

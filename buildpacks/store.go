@@ -35,6 +35,9 @@ const staleTmpAge = time.Hour
 // envStore is a directory of immutable environments named by content hash.
 type envStore struct {
 	dir string
+	// as, when set, fills environments as the app's user and takes them
+	// back before they are marked complete.
+	as *BuildUser
 }
 
 // complete reports whether the environment named name exists and is
@@ -45,15 +48,16 @@ func (s envStore) complete(name string) (string, bool) {
 	return path, err == nil && info.Mode().IsRegular()
 }
 
-// create builds a new environment for key. fill receives tmp, a path that
-// does not exist yet, and final, where the environment will live; it must
-// create tmp and fill it, writing final (not tmp) into anything that records
-// its own location. Once fill succeeds, the marker is written and tmp is
-// renamed to final in one step, so no reader ever sees a partial
+// create builds a new environment for key. fill receives tmp, an empty
+// directory (the app's, when the build runs as the app's user), and final,
+// where the environment will live; it fills tmp. seal, when not nil, runs
+// after tmp is hop3's again and no app can change it: it may rewrite what
+// records its own location (tmp) to final. Then the marker is written and
+// tmp is renamed to final in one step, so no reader ever sees a partial
 // environment. The environment is named key, or key plus a nonce when fresh
 // is set or the name is taken, so an existing environment is never replaced.
 // On failure nothing is left behind.
-func (s envStore) create(key string, fresh bool, meta any, fill func(tmp, final string) error) (string, error) {
+func (s envStore) create(key string, fresh bool, meta any, fill, seal func(tmp, final string) error) (string, error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return "", fmt.Errorf("create environment store: %w", err)
 	}
@@ -66,10 +70,33 @@ func (s envStore) create(key string, fresh bool, meta any, fill func(tmp, final 
 	if err != nil {
 		return "", fmt.Errorf("create environment: %w", err)
 	}
-	defer os.RemoveAll(holder)
+	defer removeAll(holder)
 	tmp := filepath.Join(holder, "env")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("create environment: %w", err)
+	}
+	if s.as != nil {
+		// The app's user reaches tmp through holder, which stays hop3's:
+		// what hop3 writes beside tmp can not be swapped for a link.
+		if err := os.Chmod(holder, 0o711); err != nil {
+			return "", fmt.Errorf("create environment: %w", err)
+		}
+		if err := s.as.Give(tmp); err != nil {
+			return "", err
+		}
+	}
 	if err := fill(tmp, final); err != nil {
 		return "", err
+	}
+	if s.as != nil {
+		if err := s.as.Take(tmp); err != nil {
+			return "", err
+		}
+	}
+	if seal != nil {
+		if err := seal(tmp, final); err != nil {
+			return "", err
+		}
 	}
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/hooks"
+	"hop3/internal/isolation"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/procfile"
@@ -106,10 +107,8 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 	} else if err != nil {
 		return err
 	}
-	for _, dir := range []string{m.paths.releases(app), m.paths.data(app), m.paths.logs(app), m.paths.run(app)} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
+	if _, err := m.prepareApp(ctx, app); err != nil {
+		return err
 	}
 	return initRepo(m.paths.repo(app))
 }
@@ -124,7 +123,8 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
-	if logf, lerr := os.Create(m.paths.buildLog(app, rel.Number)); lerr == nil {
+	// The log sits where the app passes through: it is hop3's alone.
+	if logf, lerr := os.OpenFile(m.paths.buildLog(app, rel.Number), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); lerr == nil {
 		defer logf.Close()
 		out = out.Also(logf, false)
 	} else {
@@ -166,7 +166,14 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 	if err := checkout(m.paths.repo(app), rev, dir); err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
-	r, err := m.buildRelease(ctx, app, rel.Number, dir, noCache, out)
+	u, err := m.prepareApp(ctx, app)
+	if err != nil {
+		return err
+	}
+	if err := m.giveRelease(dir, u); err != nil {
+		return err
+	}
+	r, err := m.buildRelease(ctx, app, rel.Number, dir, u, noCache, out)
 	if err != nil {
 		return err
 	}
@@ -189,8 +196,8 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.
-func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, noCache bool, out *ui.Writer) (release, error) {
-	r := release{app: app, number: number, dir: dir}
+func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, u *supervisor.Credential, noCache bool, out *ui.Writer) (release, error) {
+	r := release{app: app, number: number, dir: dir, user: u}
 	pf, err := readProcfile(dir)
 	if err != nil {
 		return r, err
@@ -212,7 +219,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	}
 	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
 		out.Step("Running preflight command: " + e.Command)
-		pre := release{app: app, number: number, dir: dir, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app)}, buildEnv)}
+		pre := release{app: app, number: number, dir: dir, user: u, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app), "TMPDIR": m.paths.tmpDir(app)}, buildEnv)}
 		if err := m.runHook(ctx, pre, e, out); err != nil {
 			return r, fmt.Errorf("preflight command failed: %w", err)
 		}
@@ -228,7 +235,9 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		App:         app,
 		Dir:         dir,
 		Env:         buildEnv,
-		CacheDir:    m.cfg.CacheDir,
+		CacheDir:    m.appCacheDir(u),
+		TempDir:     m.paths.tmpDir(app),
+		As:          m.buildUser(u),
 		EnvsDir:     m.paths.envs(app),
 		Tools:       m.cfg.Tools,
 		HasStatic:   hasStatic,
@@ -255,8 +264,9 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 // runtimeEnv composes a release's process environment: system basics, the
 // buildpacks' additions, the repository's ENV and .env, then config vars;
 // hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
-// and piku's names for them, DATA_ROOT (= DATA_DIR) and LOG_ROOT (the
-// app's log directory), so apps moved from piku run unchanged.
+// and piku's name for it, DATA_ROOT, so apps moved from piku run
+// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
+// itself, where apps may not.)
 func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
 	config, err := m.cfg.Store.Config(ctx, r.app)
 	if err != nil {
@@ -269,6 +279,7 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	env := map[string]string{
 		"PATH":             systemPath,
 		"HOME":             m.paths.data(r.app),
+		"TMPDIR":           m.paths.tmpDir(r.app),
 		"LANG":             "C.UTF-8",
 		"PYTHONUNBUFFERED": "1",
 	}
@@ -282,7 +293,6 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 		"APP":       r.app,
 		"DATA_DIR":  m.paths.data(r.app),
 		"DATA_ROOT": m.paths.data(r.app),
-		"LOG_ROOT":  m.paths.logs(r.app),
 	}
 	// piku expands $VAR in ENV against the environment it starts apps
 	// with; these are hop3's equivalents.
@@ -343,6 +353,7 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 		Command: []string{"/bin/sh", "-c", e.Command},
 		Dir:     r.dir,
 		Env:     envList(env),
+		User:    r.user,
 	}, nil, w, w)
 	if err != nil {
 		return err
@@ -358,7 +369,9 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 // "static: ." (Caddy's file server hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
 	if name, ok := buildpacks.ReadProcfilePath(dir); ok {
-		f, err := os.Open(filepath.Join(dir, name))
+		// The release may be the app's to write: no link out of it is
+		// followed.
+		f, err := isolation.OpenInTree(dir, name)
 		if err != nil {
 			return nil, err
 		}
@@ -381,15 +394,19 @@ func readDotenv(dir string) (map[string]string, error) {
 // against base and the lines before, then its .env, which wins over ENV
 // for a name both set. Either may be missing.
 func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
-	env, err := parsePikuENV(filepath.Join(dir, "ENV"), base)
+	env, err := readPikuENV(dir, base)
 	if err != nil {
-		return nil, fmt.Errorf("ENV: %w", err)
+		return nil, err // names ENV
 	}
 	path := filepath.Join(dir, ".env")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return env, nil
 	}
-	dotenv, err := parseDotenv(path)
+	src, err := readInRelease(dir, ".env")
+	if err != nil {
+		return nil, err // names .env
+	}
+	dotenv, err := parseDotenvBytes(src)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}

@@ -141,6 +141,12 @@ func TestReadRepoEnv(t *testing.T) {
 			t.Errorf("ENV %q: %v", bad, err)
 		}
 	}
+	// The release may be the app's to write: a link out of it is not read.
+	os.Remove(filepath.Join(dir, "ENV"))
+	os.Symlink("/etc/hostname", filepath.Join(dir, "ENV"))
+	if _, err := readRepoEnv(dir, base); err == nil || !strings.Contains(err.Error(), "ENV") {
+		t.Errorf("ENV linked out of the release: %v", err)
+	}
 	// A directory named ENV is not piku's file.
 	os.Remove(filepath.Join(dir, "ENV"))
 	os.Mkdir(filepath.Join(dir, "ENV"), 0o755)

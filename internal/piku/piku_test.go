@@ -149,6 +149,7 @@ func TestScan(t *testing.T) {
 	pikuApp(t, root, "shop", "master", map[string]string{
 		"Procfile": "wsgi: app:app\nworker: python worker.py\ncron: */5 * * * * echo hi\n",
 		"ENV":      "NGINX_SERVER_NAME=shop.example.com\nGREETING=from the repo\nPORT=5000\nUWSGI_PROCESSES=4\n",
+		"audit.py": "import os\nLOG = os.path.join(os.environ['LOG_ROOT'], 'audit.log')\n",
 	})
 	writeFile(t, filepath.Join(root, "envs", "shop", "ENV"),
 		"GREETING=overridden\nSECRET=s3cr3t\nPORT=6000\nNGINX_STATIC_PATHS=/static:static,/media:"+filepath.Join(root, "apps", "shop", "public", "media")+
@@ -205,7 +206,8 @@ func TestScan(t *testing.T) {
 		t.Errorf("shop data %q %d bytes, repo %d bytes", shop.DataDir, shop.DataBytes, shop.RepoBytes)
 	}
 	notes := strings.Join(shop.Notes, "\n")
-	for _, want := range []string{"PORT from envs/shop/ENV is not imported", "ghost", "/etc:/etc", "is not copied", "--data"} {
+	for _, want := range []string{"PORT from envs/shop/ENV is not imported", "ghost", "/etc:/etc", "is not copied", "--data",
+		"audit.py name LOG_ROOT, which hop3 does not set"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("shop notes lack %q:\n%s", want, notes)
 		}

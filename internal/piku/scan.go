@@ -73,7 +73,6 @@ var reserved = map[string]string{
 	"APP":          "hop3 sets it",
 	"DATA_DIR":     "hop3 sets it",
 	"DATA_ROOT":    "hop3 sets it to the app's DATA_DIR",
-	"LOG_ROOT":     "hop3 sets it to the app's log directory",
 	"PROC_TYPE":    "hop3 sets it",
 	"PORT":         "hop3 gives each web process its own port",
 	"BIND_ADDRESS": "hop3's processes listen on 127.0.0.1 or a unix socket",
@@ -224,6 +223,17 @@ func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
 		}
 	}
 
+	if _, ok := a.Config["LOG_ROOT"]; !ok {
+		// piku sets LOG_ROOT (its logs directory); hop3 writes the
+		// processes' output itself, where apps may not.
+		if files, err := gitLines(ctx, a.Repo, "grep", "-l", "-I", "-F", "LOG_ROOT", "refs/heads/"+a.Branch, "--"); err == nil && len(files) > 0 {
+			for i, f := range files {
+				files[i] = strings.TrimPrefix(f, "refs/heads/"+a.Branch+":")
+			}
+			a.Notes = append(a.Notes, fmt.Sprintf("%s name LOG_ROOT, which hop3 does not set: the processes' output is in `logs %s`; for files of its own, config:set LOG_ROOT to a directory under its DATA_DIR",
+				strings.Join(files, ", "), name))
+		}
+	}
 	if b, err := os.ReadFile(filepath.Join(root, "envs", pikuName, "SCALING")); err == nil {
 		counts, problems := ParseScaling(string(b))
 		a.Notes = append(a.Notes, problems...)
