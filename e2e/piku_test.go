@@ -323,19 +323,20 @@ func TestPikuImport(t *testing.T) {
 		t.Errorf("releases after a second import: %v, want %v", after, before)
 	}
 
-	// A new piku app whose import fails midway (its release command fails
-	// under hop3, after the app was created, its repository copied and its
-	// data copied) leaves nothing behind, and piku's app runs again.
-	brokenApp := map[string]string{"index.html": "broken, fixed", "Procfile": "static: .\nrelease: echo 'migration failed: no schema' >&2; exit 3\n"}
+	// A new piku app whose import fails midway (its worker crashes under
+	// hop3, after the app was created, its repository copied and its data
+	// copied) fails with the worker's log lines, leaves nothing behind, and
+	// piku's app runs again.
+	brokenApp := map[string]string{"index.html": "broken, fixed", "Procfile": "static: .\nworker: echo \"KeyError: 'SCHEMA_URL'\" >&2; exit 3\n"}
 	chownTree(t, home, 0)
-	pikuDeploy(t, piku, "broken", "master", brokenApp, "", "broken data\n", "web")
+	pikuDeploy(t, piku, "broken", "master", brokenApp, "", "broken data\n", "worker")
 	chownTree(t, home, pikuUID)
 	out, code = opsRun(t, nil, "--root", root, "import-piku", piku, "--data")
 	if code == 0 {
 		t.Fatalf("import of a failing app: exit 0\n%s", out)
 	}
-	wantOutput(t, "failed import", out, "migration failed: no schema",
-		"broken: failed (deploy failed: release command failed: exit status 3; it was removed from hop3", "counter: unchanged")
+	wantOutput(t, "failed import", out, "broken: failed; it was removed from hop3: run the import again once fixed; piku's broken runs again",
+		"deploy failed: worker.1 did not start", "KeyError: 'SCHEMA_URL'", "counter: unchanged")
 	if _, ok := appReleases(t, d)["broken"]; ok {
 		t.Error("the failed import left the app in hop3")
 	}
@@ -344,7 +345,7 @@ func TestPikuImport(t *testing.T) {
 			t.Errorf("the failed import left %s: %v", p, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(piku, "uwsgi-enabled", "broken_web.1.ini")); err != nil {
+	if _, err := os.Stat(filepath.Join(piku, "uwsgi-enabled", "broken_worker.1.ini")); err != nil {
 		t.Errorf("piku's broken was not started again: %v", err)
 	}
 
@@ -352,7 +353,7 @@ func TestPikuImport(t *testing.T) {
 	fix := t.TempDir()
 	chownTree(t, home, 0)
 	opsGit(t, fix, "clone", "-q", filepath.Join(piku, "repos", "broken"), ".")
-	opsWriteFile(t, filepath.Join(fix, "Procfile"), "static: .\nrelease: echo migrated\n")
+	opsWriteFile(t, filepath.Join(fix, "Procfile"), "static: .\nworker: exec sleep 1000\n")
 	opsGit(t, fix, "commit", "-q", "-am", "fix the migration")
 	opsGit(t, fix, "push", "-q", "origin", "master")
 	chownTree(t, home, pikuUID)

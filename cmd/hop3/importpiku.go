@@ -124,14 +124,20 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			continue
 		}
 		line := o.App + ": " + string(o.Status)
-		if o.Reason != "" && o.Status != piku.Problem {
-			// The first line says what failed; the others detail it (a
-			// build's or a crashed process's last lines).
-			first, rest, _ := strings.Cut(o.Reason, "\n")
-			line += " (" + first + ")"
-			if rest != "" {
-				line += "\n         " + strings.ReplaceAll(rest, "\n", "\n         ")
+		switch {
+		case o.Status == piku.Failed:
+			// What was undone, then what failed and the lines that
+			// detail it (a build's or a crashed process's last lines).
+			if o.Undone != "" {
+				line += "; " + o.Undone
 			}
+			first, rest, _ := strings.Cut(o.Reason, "\n")
+			line += "\n         " + first
+			if rest != "" {
+				line += "\n           " + strings.ReplaceAll(rest, "\n", "\n           ")
+			}
+		case o.Reason != "" && o.Status != piku.Problem:
+			line += " (" + o.Reason + ")"
 		}
 		summary = append(summary, line)
 	}

@@ -54,9 +54,23 @@ type Importer struct {
 type Outcome struct {
 	App    string // hop3's name
 	Status Status
+	// Reason says why; for a failure, its first line is the failure and
+	// the others detail it (a build's or a crashed process's last lines).
 	Reason string
+	// Undone says, for a failure, what was undone and what is left.
+	Undone string
 	Hosts  []string // the piku host names it answers to
 }
+
+// failure is an import that failed after it began to change things, with
+// what was undone.
+type failure struct {
+	err    error
+	undone string
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
 
 // Status is what the import did with one app.
 type Status string
@@ -113,8 +127,11 @@ func (im *Importer) Import(ctx context.Context, apps []App) []Outcome {
 			}
 			if err := im.importApp(ctx, a, exists); err != nil {
 				o.Status, o.Reason = Failed, err.Error()
+				if f, ok := err.(*failure); ok {
+					o.Undone = f.undone
+				}
 				first, _, _ := strings.Cut(err.Error(), "\n")
-				im.fail(fmt.Sprintf("%s: %s", a.Name, first))
+				im.fail(strings.TrimSuffix(fmt.Sprintf("%s: %s; %s", a.Name, first, o.Undone), "; "))
 			}
 		}
 		out = append(out, o)
@@ -321,20 +338,16 @@ func (im *Importer) importApp(ctx context.Context, a App, resume bool) (err erro
 		if err == nil {
 			return
 		}
-		// What was undone goes on the first line, before the details.
-		first, details, _ := strings.Cut(err.Error(), "\n")
-		first += "; " + im.undo(context.WithoutCancel(ctx), a, hadData)
+		undone := im.undo(context.WithoutCancel(ctx), a, hadData)
 		if restartPiku != nil {
 			if rerr := restartPiku(); rerr != nil {
-				first += fmt.Sprintf("; additionally, starting piku's %s again: %v", a.PikuName, rerr)
+				undone += fmt.Sprintf("; additionally, starting piku's %s again: %v", a.PikuName, rerr)
 			} else {
+				undone += fmt.Sprintf("; piku's %s runs again", a.PikuName)
 				im.info(fmt.Sprintf("started piku's %s again", a.PikuName))
 			}
 		}
-		if details != "" {
-			first += "\n" + details
-		}
-		err = errors.New(first)
+		err = &failure{err: err, undone: undone}
 	}()
 	if err := im.copyRepo(ctx, a); err != nil {
 		return fmt.Errorf("copy repository: %w", err)

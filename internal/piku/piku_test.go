@@ -435,9 +435,9 @@ func TestImportFailureAndResume(t *testing.T) {
 	var stderr bytes.Buffer
 	outcomes := (&Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr}).Import(context.Background(), apps)
 	for _, o := range outcomes {
-		// The failure line, what was undone, then the lines detailing it.
-		if o.Status != Failed || !strings.HasPrefix(o.Reason, "deploy failed: it failed; it was removed from hop3") ||
-			!strings.HasSuffix(o.Reason, "\nworker.1: KeyError: 'X'") {
+		// The failure line and the lines detailing it; what was undone.
+		if o.Status != Failed || o.Reason != "deploy failed: it failed\nworker.1: KeyError: 'X'" ||
+			o.Undone != "it was removed from hop3: run the import again once fixed" {
 			t.Errorf("outcome %+v", o)
 		}
 	}
