@@ -24,7 +24,7 @@ func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return usageError("usage: hop3 keys add|list|remove ...")
 	}
 	sub := args[0]
-	root, rest, err := rootFlag(args[1:])
+	root, rest, err := extractRoot(args[1:])
 	if err != nil {
 		return err
 	}
@@ -90,8 +90,8 @@ func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return nil
 }
 
-// rootFlag takes --root DIR (or --root=DIR) out of args, wherever it is.
-func rootFlag(args []string) (string, []string, error) {
+// extractRoot takes --root DIR (or --root=DIR) out of args, wherever it is.
+func extractRoot(args []string) (string, []string, error) {
 	root := envDefault("root", defaultRoot())
 	var rest []string
 	for i := 0; i < len(args); i++ {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -452,14 +451,13 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 }
 
 // runtimeEnv composes a release's process environment: system basics, the
-// buildpacks' additions, the repository's .env, then config vars; hop3's own
-// values (APP, DATA_DIR) come last so they can not be spoofed.
+// buildpacks' additions, the repository's ENV and .env, then config vars;
+// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
+// and piku's name for it, DATA_ROOT, so apps moved from piku run
+// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
+// itself, where apps may not.)
 func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
 	config, err := m.cfg.Store.Config(ctx, r.app)
-	if err != nil {
-		return nil, err
-	}
-	dotenv, err := readDotenv(r.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -480,10 +478,18 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 		}
 		env[k] = v
 	}
-	env = merge(env, dotenv, config)
-	env["APP"] = r.app
-	env["DATA_DIR"] = m.paths.data(r.app)
-	return env, nil
+	own := map[string]string{
+		"APP":       r.app,
+		"DATA_DIR":  m.paths.data(r.app),
+		"DATA_ROOT": m.paths.data(r.app),
+	}
+	// piku expands $VAR in ENV against the environment it starts apps
+	// with; these are hop3's equivalents.
+	repoEnv, err := readRepoEnv(r.dir, merge(env, own))
+	if err != nil {
+		return nil, err
+	}
+	return merge(env, repoEnv, config, own), nil
 }
 
 // activate starts a built release beside the running one and switches
@@ -570,29 +576,33 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	return nil, errors.New("no Procfile: add one naming your processes, e.g. \"wsgi: app:app\"")
 }
 
-// readDotenv reads the repository's .env (without expanding it against
-// hop3's own environment).
+// readDotenv reads the repository's environment files, ENV (piku's) then
+// .env, without expanding them against hop3's own environment.
 func readDotenv(dir string) (map[string]string, error) {
+	return readRepoEnv(dir, nil)
+}
+
+// readRepoEnv reads the repository's ENV, piku's file, expanding $VAR
+// against base and the lines before, then its .env, which wins over ENV
+// for a name both set. Either may be missing.
+func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
+	env, err := readPikuENV(dir, base)
+	if err != nil {
+		return nil, err // names ENV
+	}
 	path := filepath.Join(dir, ".env")
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		return map[string]string{}, nil
+		return env, nil
 	}
-	// The release may be the app's to write: a link to another app's .env
-	// (or any file hop3 can read) must not become this app's environment.
-	f, err := isolation.OpenInTree(dir, ".env")
+	src, err := readInRelease(dir, ".env")
 	if err != nil {
 		return nil, err // names .env
 	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
+	dotenv, err := parseDotenvBytes(src)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
-	env, err := parseDotenvBytes(src)
-	if err != nil {
-		return nil, fmt.Errorf(".env: %w", err)
-	}
-	return env, nil
+	return merge(env, dotenv), nil
 }
 
 func merge(maps ...map[string]string) map[string]string {

@@ -912,7 +912,7 @@ func TestDomains(t *testing.T) {
 	}
 	// Adding to an app with no release yet changes no route.
 	e.ok("domains:add", "mine", "mine.example.net")
-	if got := e.be.Calls(); !slices.Equal(got, []string{"UpdateRoute myapp", "UpdateRoute myapp"}) {
+	if got := withoutReads(e.be.Calls()); !slices.Equal(got, []string{"UpdateRoute myapp", "UpdateRoute myapp"}) {
 		t.Errorf("backend calls = %q", got)
 	}
 
@@ -960,7 +960,7 @@ func TestDomains(t *testing.T) {
 	if got, _ := e.st.Domains(ctx, "myapp"); !slices.Equal(got, []string{"*.apps.example.org", "www.example.com"}) {
 		t.Errorf("refused adds changed domains: %q", got)
 	}
-	if got := e.be.Calls(); len(got) != 2 {
+	if got := withoutReads(e.be.Calls()); len(got) != 2 {
 		t.Errorf("refused adds reached the backend: %q", got)
 	}
 }

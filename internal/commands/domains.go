@@ -15,6 +15,10 @@ type domainsJSON struct {
 	App     string   `json:"app"`
 	Default string   `json:"default"`
 	Domains []string `json:"domains"`
+	// FromConfig are the hosts set by HOST_NAME (or piku's
+	// NGINX_SERVER_NAME) in config or the repository's ENV or .env.
+	FromConfig []string `json:"from_config"`
+	ConfigKey  string   `json:"config_key,omitempty"`
 }
 
 func (inv *invocation) domains(ctx context.Context, c *command, args []string) error {
@@ -26,7 +30,17 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 	if err != nil {
 		return err
 	}
-	out := domainsJSON{App: a.Name, Default: a.Name + "." + inv.d.cfg.Domain, Domains: append([]string{}, hosts...)}
+	out := domainsJSON{App: a.Name, Default: a.Name + "." + inv.d.cfg.Domain, Domains: append([]string{}, hosts...), FromConfig: []string{}}
+	// The live release's environment holds what the route was made from
+	// (config over the repository's files); before the first deploy,
+	// config alone.
+	env, err := inv.d.cfg.Backend.LiveEnv(ctx, a.Name)
+	if err != nil || a.Release == 0 {
+		if env, err = inv.d.cfg.Store.Config(ctx, a.Name); err != nil {
+			return err
+		}
+	}
+	out.ConfigKey, out.FromConfig = configHosts(env, append([]string{out.Default}, hosts...))
 	if asJSON {
 		return writeJSON(inv.stdout, out)
 	}
@@ -35,7 +49,36 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 	for _, h := range out.Domains {
 		fmt.Fprintln(inv.stdout, h)
 	}
+	for _, h := range out.FromConfig {
+		fmt.Fprintf(inv.stdout, "%s (%s)\n", h, out.ConfigKey)
+	}
 	return nil
+}
+
+// configHosts lists the hosts an app's environment adds, as the route
+// reads them: HOST_NAME, else NGINX_SERVER_NAME, split on commas and
+// blanks, "_" (any host) left out, and those in listed already.
+func configHosts(env map[string]string, listed []string) (key string, hosts []string) {
+	hosts = []string{}
+	for _, k := range []string{"HOST_NAME", "NGINX_SERVER_NAME"} {
+		if strings.TrimSpace(env[k]) != "" {
+			key = k
+			break
+		}
+	}
+	if key == "" {
+		return "", hosts
+	}
+	for _, h := range strings.FieldsFunc(strings.ToLower(env[key]), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n'
+	}) {
+		h = strings.TrimSuffix(h, ".")
+		if h == "" || h == "_" || slices.Contains(listed, h) || slices.Contains(hosts, h) {
+			continue
+		}
+		hosts = append(hosts, h)
+	}
+	return key, hosts
 }
 
 // hostArgs checks every HOST argument before anything changes.
