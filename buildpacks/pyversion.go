@@ -121,6 +121,20 @@ func firstSignificantLine(s string) string {
 	return ""
 }
 
+// pythonInterpreter returns the interpreter findPython picks, asking once
+// per build.
+func (b *builder) pythonInterpreter(ctx context.Context) (interpreter, error) {
+	if b.python != nil {
+		return *b.python, nil
+	}
+	in, err := b.findPython(ctx)
+	if err != nil {
+		return interpreter{}, err
+	}
+	b.python = &in
+	return in, nil
+}
+
 // findPython picks the interpreter for the virtualenv. Without a requested
 // version it is Tools.Python (default python3). With one, it is the first
 // interpreter on PATH, python3.X before python3, whose major.minor matches,

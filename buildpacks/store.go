@@ -187,15 +187,16 @@ var skipInTree = map[string]bool{
 	".venv": true, ".mypy_cache": true, ".pytest_cache": true, ".ruff_cache": true,
 }
 
-// hashTree hashes the names, modes and contents of the files under dir.
-func hashTree(ctx context.Context, dir string) (string, error) {
+// hashTree hashes the names, modes and contents of the files under dir,
+// leaving out the directories whose names skip holds.
+func hashTree(ctx context.Context, dir string, skip map[string]bool) (string, error) {
 	h := sha256.New()
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && p != dir && skipInTree[d.Name()] {
+		if d.IsDir() && p != dir && skip[d.Name()] {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() {
@@ -324,4 +325,48 @@ func device(path string) (uint64, bool) {
 		}
 		p = parent
 	}
+}
+
+// linkTree makes dst, which must not exist, a tree of hard links to the
+// files under src: directories are made anew, symbolic links copied as
+// links, and the files for which copy reports true (paths relative to src)
+// copied, because a tool will rewrite them in place. A file that cannot be
+// linked (another file system) is copied. The shared files must never be
+// written in place: they belong to src as well.
+func linkTree(ctx context.Context, src, dst string, copy func(rel string) bool) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, info.Mode().Perm()|0o700)
+		case info.Mode()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case info.Mode().IsRegular():
+			if copy == nil || !copy(rel) {
+				if err := os.Link(p, target); err == nil {
+					return nil
+				}
+			}
+			return copyFile(p, target, info.Mode().Perm())
+		}
+		return nil
+	})
 }
