@@ -27,10 +27,10 @@ import (
 //
 // The output is what the build changed in the release directory:
 // node_modules (a link to the shared environment), what `npm run build`
-// wrote (dist/, .next/, ...), Go's bin/. A Python build changes nothing
-// there (its virtualenv is an environment of its own), so its record holds
-// no files and only the runtime environment. Files the build removed are
-// listed and removed again.
+// wrote (dist/, .next/, ...), Go's bin/. A Python app is reused this way
+// only with a Node.js front end: its virtualenv is an environment of its
+// own, reused whenever its inputs match, and a Python build writes nothing
+// into the release. Files the build removed are listed and removed again.
 
 // Files inside a build record.
 const (
@@ -48,11 +48,13 @@ type buildRecord struct {
 	Removed []string `json:"removed,omitempty"`
 }
 
-// hasBuildStep reports whether any of packs builds something a later push
-// could reuse.
+// hasBuildStep reports whether any of packs writes build output into the
+// release directory, which a later push could reuse. A Python build alone
+// writes none (its virtualenv is reused on its own, keyed by its inputs),
+// nor does a static or generic app.
 func hasBuildStep(packs []string) bool {
 	for _, p := range packs {
-		if p == PackPython || p == PackNode || p == PackGo {
+		if p == PackNode || p == PackGo {
 			return true
 		}
 	}
