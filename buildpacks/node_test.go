@@ -216,3 +216,50 @@ func TestPythonWithFrontEnd(t *testing.T) {
 		t.Errorf("Env = %v", res.Env)
 	}
 }
+
+// TestNodeInstallScripts: the app's own postinstall needs the app's files,
+// so it runs in the release, not where the shared tree is installed; what it
+// writes into node_modules stays out of the shared tree.
+func TestNodeInstallScripts(t *testing.T) {
+	t.Parallel()
+	dir := fixture(t, "express-app")
+	pkg := readFile(t, filepath.Join(dir, "package.json"))
+	script := `"postinstall": "node -e \"const fs=require('fs'); fs.writeFileSync('from-postinstall', fs.readFileSync('server.js')); fs.writeFileSync('node_modules/.written', '1')\"",`
+	writeFile(t, filepath.Join(dir, "package.json"), strings.Replace(pkg, `"scripts": {`, `"scripts": {`+"\n    "+script, 1))
+	rep := newRecorder(t)
+	spec := nodeSpec(t, dir, rep)
+	res := build(t, spec)
+	if !exists(filepath.Join(dir, "from-postinstall")) {
+		t.Fatalf("postinstall did not run in the release:\n%s", rep)
+	}
+	for _, env := range res.Envs {
+		if exists(filepath.Join(env, "node_modules", ".written")) {
+			t.Errorf("postinstall wrote into the shared tree %s", env)
+		}
+	}
+	if exists(filepath.Join(dir, "node_modules", ".written")) {
+		t.Error("the release's node_modules kept what postinstall wrote")
+	}
+}
+
+// TestNodeWorkspaces: an npm workspace's install links packages of the
+// app's own tree, so it is installed into the release.
+func TestNodeWorkspaces(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "package.json"), `{"name": "root", "version": "1.0.0", "private": true, "workspaces": ["packages/*"]}`)
+	writeFile(t, filepath.Join(dir, "packages", "greet", "package.json"), `{"name": "greet", "version": "1.0.0", "main": "index.js"}`)
+	writeFile(t, filepath.Join(dir, "packages", "greet", "index.js"), "module.exports = 'hi from greet';\n")
+	runIn(t, dir, []string{"npm_config_cache=" + filepath.Join(testCache(t), "npm")}, "npm", "install", "--package-lock-only", "--no-audit", "--no-fund")
+	rep := newRecorder(t)
+	build(t, nodeSpec(t, dir, rep))
+	if !strings.Contains(rep.String(), "npm workspaces need the app's files") {
+		t.Errorf("log:\n%s", rep)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "node_modules")); err != nil || !fi.IsDir() {
+		t.Errorf("node_modules is not the release's own directory: %v", err)
+	}
+	if out := runIn(t, dir, nil, "node", "-p", "require('greet')"); strings.TrimSpace(out) != "hi from greet" {
+		t.Errorf("require('greet') = %q", out)
+	}
+}

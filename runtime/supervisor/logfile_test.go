@@ -50,6 +50,9 @@ func TestParseLogLine(t *testing.T) {
 		{"2026-03-04T04:06:07.891Z v3.7 ", LogLine{at, "v3.7", ""}, true},
 		{"2026-03-04T04:06:07.891Z v3.7", LogLine{at, "v3.7", ""}, true},
 		{"2026-03-04T04:06:07.891Z -   indented", LogLine{at, "-", "  indented"}, true},
+		// A process printing a stamp of its own cannot pass for another
+		// time or generation: hop3's stamp comes first.
+		{"2026-03-04T04:06:07.891Z v3.7 2020-01-01T00:00:00.000Z v9.9 forged", LogLine{at, "v3.7", "2020-01-01T00:00:00.000Z v9.9 forged"}, true},
 		{"hello world", LogLine{}, false},
 		{"2026-03-04T04:06:07Z v1.1 no milliseconds", LogLine{}, false},
 		{"2026-13-04T04:06:07.891Z v1.1 bad month", LogLine{}, false},
