@@ -12,8 +12,9 @@
 // change therefore reuses the environment of the previous push.
 //
 // Environments are named after their kind and hash, "py-<hash>" for a
-// virtualenv and "node-<hash>" for a node_modules tree; a NoCache build adds
-// a nonce ("py-<hash>-<nonce>"). Result.Envs lists those a build used, and
+// virtualenv, "node-<hash>" for a node_modules tree (linked from each
+// release that uses it) and "build-<hash>" for the output of a whole build
+// (see reuse.go); a NoCache build adds a nonce ("py-<hash>-<nonce>"). Result.Envs lists those a build used, and
 // PruneEnvs removes the others once no live release needs them.
 package buildpacks
 
@@ -105,7 +106,8 @@ type Result struct {
 	// build used or created. Pass those of the live releases to PruneEnvs.
 	Envs []string
 	// CacheHits names the environments that were reused: "python-venv",
-	// "node-modules".
+	// "node-modules", or "build" for a whole build (the others are then
+	// not listed).
 	CacheHits []string
 }
 

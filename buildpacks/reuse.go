@@ -310,22 +310,7 @@ func copyEntry(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	switch {
-	case info.IsDir():
-		if err := os.MkdirAll(dst, info.Mode().Perm()|0o700); err != nil {
-			return err
-		}
-		return os.Chmod(dst, info.Mode().Perm()|0o700)
-	case info.Mode()&fs.ModeSymlink != 0:
-		link, err := os.Readlink(src)
-		if err != nil {
-			return err
-		}
-		return os.Symlink(link, dst)
-	case info.Mode().IsRegular():
-		return copyFile(src, dst, info.Mode().Perm())
-	}
-	return nil
+	return cloneEntry(src, dst, info, false)
 }
 
 // overlayTree copies the tree at src over dst, replacing what is there.

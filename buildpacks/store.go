@@ -247,6 +247,22 @@ func hashTree(ctx context.Context, dir string, skip map[string]bool) (string, er
 // the shared environment. On Linux the copy uses copy_file_range, which
 // file systems with reflinks turn into a cheap clone.
 func copyTree(ctx context.Context, src, dst string) error {
+	return cloneTree(ctx, src, dst, func(string) bool { return false })
+}
+
+// linkTree makes dst, which must not exist, a tree of hard links to the
+// files under src: directories are made anew, symbolic links copied as
+// links, and the files for which copy reports true (paths relative to src)
+// copied, because a tool will rewrite them in place. A file that cannot be
+// linked (another file system) is copied. The shared files must never be
+// written in place: they belong to src as well.
+func linkTree(ctx context.Context, src, dst string, copy func(rel string) bool) error {
+	return cloneTree(ctx, src, dst, func(rel string) bool { return copy == nil || !copy(rel) })
+}
+
+// cloneTree recreates the tree at src as dst, which must not exist, hard
+// linking the files for which link reports true and copying the others.
+func cloneTree(ctx context.Context, src, dst string, link func(rel string) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -258,27 +274,35 @@ func copyTree(ctx context.Context, src, dst string) error {
 		if err != nil {
 			return err
 		}
-		target := filepath.Join(dst, rel)
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		switch {
-		case d.IsDir():
-			// Owner write permission is needed to fill the directory.
-			return os.Mkdir(target, info.Mode().Perm()|0o700)
-		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case info.Mode().IsRegular():
-			return copyFile(p, target, info.Mode().Perm())
-		}
-		// Sockets and pipes have no business in a dependency tree.
-		return nil
+		return cloneEntry(p, filepath.Join(dst, rel), info, info.Mode().IsRegular() && link(rel))
 	})
+}
+
+// cloneEntry recreates one directory (empty), symbolic link or file; a
+// file is hard linked when link is set and that works, else copied.
+// Sockets and pipes have no business in an app's tree and are skipped.
+func cloneEntry(src, dst string, info fs.FileInfo, link bool) error {
+	switch {
+	case info.IsDir():
+		// Owner write permission is needed to fill the directory.
+		return os.Mkdir(dst, info.Mode().Perm()|0o700)
+	case info.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	case info.Mode().IsRegular():
+		if link && os.Link(src, dst) == nil {
+			return nil
+		}
+		return copyFile(src, dst, info.Mode().Perm())
+	}
+	return nil
 }
 
 func copyFile(src, dst string, perm fs.FileMode) error {
@@ -327,46 +351,3 @@ func device(path string) (uint64, bool) {
 	}
 }
 
-// linkTree makes dst, which must not exist, a tree of hard links to the
-// files under src: directories are made anew, symbolic links copied as
-// links, and the files for which copy reports true (paths relative to src)
-// copied, because a tool will rewrite them in place. A file that cannot be
-// linked (another file system) is copied. The shared files must never be
-// written in place: they belong to src as well.
-func linkTree(ctx context.Context, src, dst string, copy func(rel string) bool) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.Mkdir(target, info.Mode().Perm()|0o700)
-		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case info.Mode().IsRegular():
-			if copy == nil || !copy(rel) {
-				if err := os.Link(p, target); err == nil {
-					return nil
-				}
-			}
-			return copyFile(p, target, info.Mode().Perm())
-		}
-		return nil
-	})
-}
