@@ -150,13 +150,15 @@ func (b *builder) reuseBuild(ctx context.Context, key string) (Result, bool, err
 	}
 	b.rep.Step("Reusing the build of an unchanged tree (same source, config and toolchains)")
 	start := time.Now()
-	if err := overlayTree(ctx, filepath.Join(path, buildTreeDir), b.dir); err != nil {
-		return Result{}, false, fmt.Errorf("copy build output: %w", err)
-	}
+	// Removals first: once the output is in place, a path may lead
+	// through a link (node_modules) into a shared environment.
 	for _, rel := range rec.Removed {
 		if err := os.RemoveAll(filepath.Join(b.dir, rel)); err != nil {
 			return Result{}, false, fmt.Errorf("copy build output: %w", err)
 		}
+	}
+	if err := overlayTree(ctx, filepath.Join(path, buildTreeDir), b.dir); err != nil {
+		return Result{}, false, fmt.Errorf("copy build output: %w", err)
 	}
 	b.rep.Info("Build output copied in " + since(start))
 	res := rec.Result
@@ -287,8 +289,16 @@ func (s treeSnapshot) diff(after treeSnapshot) (changed, removed []string) {
 		}
 	}
 	sort.Strings(gone)
+	top := ""
 	for _, rel := range gone {
-		if n := len(removed); n > 0 && isWithin(removed[n-1], rel) {
+		if top != "" && isWithin(top, rel) {
+			continue
+		}
+		top = rel
+		if parent, ok := after[filepath.Dir(rel)]; ok && !parent.mode.IsDir() {
+			// Its directory became a file or a link (a committed
+			// node_modules replaced by the link): replacing that removes
+			// it, and a removal through the link would reach the target.
 			continue
 		}
 		removed = append(removed, rel)

@@ -146,6 +146,7 @@ func TestSnapshotDiff(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "edit.txt"), "before")
 	writeFile(t, filepath.Join(dir, "gone", "a", "b.txt"), "x")
 	writeFile(t, filepath.Join(dir, "gone2.txt"), "x")
+	writeFile(t, filepath.Join(dir, "node_modules", "committed", "index.js"), "x")
 	before, err := snapshotTree(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +156,7 @@ func TestSnapshotDiff(t *testing.T) {
 	os.Remove(filepath.Join(dir, "gone2.txt"))
 	writeFile(t, filepath.Join(dir, "dist", "index.html"), "built")
 	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
+	os.RemoveAll(filepath.Join(dir, "node_modules"))
 	os.Symlink("/elsewhere/node_modules", filepath.Join(dir, "node_modules"))
 	after, err := snapshotTree(dir)
 	if err != nil {
@@ -167,4 +169,31 @@ func TestSnapshotDiff(t *testing.T) {
 	if want := []string{"gone", "gone2.txt"}; !reflect.DeepEqual(removed, want) {
 		t.Errorf("removed = %q, want %q", removed, want)
 	}
+}
+
+// TestBuildReuseCommittedModules: a committed node_modules is replaced by
+// the link; reusing that build must not remove the committed files through
+// the link, from the shared tree.
+func TestBuildReuseCommittedModules(t *testing.T) {
+	t.Parallel()
+	withModules := func() string {
+		dir := fixture(t, "express-app")
+		writeFile(t, filepath.Join(dir, "node_modules", "express", "package.json"), `{"name": "stale"}`)
+		writeFile(t, filepath.Join(dir, "node_modules", "express", "index.js"), "stale\n")
+		return dir
+	}
+	spec := nodeSpec(t, withModules(), newRecorder(t))
+	build(t, spec)
+	spec2 := spec
+	spec2.Dir, spec2.Report = withModules(), newRecorder(t)
+	res2 := build(t, spec2)
+	if !contains(res2.CacheHits, "build") {
+		t.Fatalf("not reused: %v", res2.CacheHits)
+	}
+	for _, name := range []string{"package.json", "index.js"} {
+		if !exists(filepath.Join(spec2.Dir, "node_modules", "express", name)) {
+			t.Errorf("express/%s is gone from the shared tree", name)
+		}
+	}
+	runIn(t, spec2.Dir, nil, "node", "-e", "require('express')")
 }
