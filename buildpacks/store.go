@@ -350,4 +350,3 @@ func device(path string) (uint64, bool) {
 		p = parent
 	}
 }
-
