@@ -186,7 +186,7 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	announced := 1
 	if reuse {
 		if key, err = b.buildKey(ctx, packs); err != nil {
-			return Result{}, fmt.Errorf("build %s app: %w", packs[0], err)
+			return Result{}, err
 		}
 		if !spec.NoCache {
 			for i := announced; i < len(packs); i++ {

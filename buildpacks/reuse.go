@@ -62,14 +62,14 @@ func hasBuildStep(packs []string) bool {
 }
 
 // buildKey names the record of a build of the release directory as it is
-// now, before anything was built into it.
+// now, before anything was built into it. Its errors name the pack.
 func (b *builder) buildKey(ctx context.Context, packs []string) (string, error) {
 	k := newKeyHash("build")
 	k.add(runtime.GOOS, runtime.GOARCH, strconv.FormatBool(b.spec.HasStatic), strconv.FormatBool(b.spec.HasProcfile))
 	k.add(packs...)
 	tree, err := hashTree(ctx, b.dir, map[string]bool{".git": true})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("build %s app: %w", packs[0], err)
 	}
 	k.add("tree", tree)
 	names := make([]string, 0, len(b.spec.Env))
@@ -82,35 +82,44 @@ func (b *builder) buildKey(ctx context.Context, packs []string) (string, error) 
 	}
 	k.add("PATH", b.env["PATH"])
 	for _, pack := range packs {
-		switch pack {
-		case PackPython:
-			in, err := b.pythonInterpreter(ctx)
-			if err != nil {
-				return "", err
-			}
-			k.add("python", in.version, realPath(in.path), DefaultGranianVersion)
-			if uv, err := b.tool(b.spec.Tools.UV, "uv"); err == nil {
-				v, err := output(ctx, b.env, b.dir, uv, "--version")
-				if err != nil {
-					return "", fmt.Errorf("ask uv its version: %w", err)
-				}
-				k.add("uv", realPath(uv), v)
-			}
-		case PackNode:
-			tc, err := b.nodeToolchain(ctx)
-			if err != nil {
-				return "", err
-			}
-			k.add("node", realPath(tc.node), tc.nodeVersion, realPath(tc.npm), tc.npmVersion)
-		case PackGo:
-			goTool, _, v, err := b.goToolchain(ctx)
-			if err != nil {
-				return "", err
-			}
-			k.add("go", realPath(goTool), v)
+		if err := b.addToolchain(ctx, k, pack); err != nil {
+			return "", fmt.Errorf("build %s app: %w", pack, err)
 		}
 	}
 	return k.sum("build"), nil
+}
+
+// addToolchain adds the location and version of the tools pack builds with
+// to k.
+func (b *builder) addToolchain(ctx context.Context, k *keyHash, pack string) error {
+	switch pack {
+	case PackPython:
+		in, err := b.pythonInterpreter(ctx)
+		if err != nil {
+			return err
+		}
+		k.add("python", in.version, realPath(in.path), DefaultGranianVersion)
+		if uv, err := b.tool(b.spec.Tools.UV, "uv"); err == nil {
+			v, err := output(ctx, b.env, b.dir, uv, "--version")
+			if err != nil {
+				return fmt.Errorf("ask uv its version: %w", err)
+			}
+			k.add("uv", realPath(uv), v)
+		}
+	case PackNode:
+		tc, err := b.nodeToolchain(ctx)
+		if err != nil {
+			return err
+		}
+		k.add("node", realPath(tc.node), tc.nodeVersion, realPath(tc.npm), tc.npmVersion)
+	case PackGo:
+		goTool, _, v, err := b.goToolchain(ctx)
+		if err != nil {
+			return err
+		}
+		k.add("go", realPath(goTool), v)
+	}
+	return nil
 }
 
 func realPath(p string) string {
