@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -72,11 +73,20 @@ type Spec struct {
 	// output goes here.
 	Dir string
 	// Env holds the app's config vars and the repository's .env. Build tools
-	// see it on top of the server's own environment.
+	// see it on top of a clean environment (see CleanEnv), never the
+	// server's own.
 	Env map[string]string
-	// CacheDir holds tool caches shared by all apps: CacheDir/uv,
-	// CacheDir/pip, CacheDir/npm, CacheDir/go-build, CacheDir/go-mod.
+	// CacheDir holds the tool caches of this build: CacheDir/uv,
+	// CacheDir/pip, CacheDir/npm, CacheDir/go-build, CacheDir/go-mod. Give
+	// each app its own when apps run as their own users: a cache one app
+	// can write must never feed another's build.
 	CacheDir string
+	// Home is the build's HOME; empty means CacheDir/home.
+	Home string
+	// TempDir is the build's TMPDIR; empty leaves TMPDIR unset.
+	TempDir string
+	// As, when non-nil, runs every build tool as an app's user.
+	As *BuildUser
 	// EnvsDir is the app's store of immutable dependency environments.
 	EnvsDir string
 	Tools   Tools
@@ -89,6 +99,15 @@ type Spec struct {
 	HasProcfile bool
 	// Report receives progress; nil discards it.
 	Report Reporter
+}
+
+// BuildUser is the user an app's build runs as, and how trees change
+// hands: an environment is filled by the app's user (Give), then made
+// hop3's and read-only for the app (Take) before any release uses it.
+type BuildUser struct {
+	Credential *syscall.Credential
+	Give       func(path string) error
+	Take       func(path string) error
 }
 
 // Result describes a successful build.
@@ -280,11 +299,19 @@ func newBuilder(spec Spec, dir string) *builder {
 	if out == nil {
 		out = io.Discard
 	}
-	env := make(map[string]string)
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
+	env := CleanEnv(os.Environ())
+	if spec.As != nil && spec.As.Credential != nil {
+		env["PATH"] = reachablePath(env["PATH"], spec.As.Credential)
+	}
+	home := spec.Home
+	if home == "" && spec.CacheDir != "" {
+		home = filepath.Join(spec.CacheDir, "home")
+	}
+	if home != "" {
+		env["HOME"] = home
+	}
+	if spec.TempDir != "" {
+		env["TMPDIR"] = spec.TempDir
 	}
 	serverPath := env["PATH"]
 	for k, v := range spec.Env {

@@ -32,18 +32,33 @@ type command struct {
 	// stderr receives the tool's standard error; nil sends it to the
 	// reporter's output.
 	stderr io.Writer
+	// as, when non-nil, runs the tool as this user.
+	as *syscall.Credential
 }
 
 // run starts the tool in its own process group, so that cancelling ctx kills
 // the tool and everything it spawned (pip's build backends, npm's scripts).
 // The error is one line: "<label> failed (exit status 1)".
 func (b *builder) run(ctx context.Context, c command) error {
+	c.as = b.cred()
 	return runCommand(ctx, c, b.out)
+}
+
+// cred is the user build tools run as; nil runs them as hop3's user.
+func (b *builder) cred() *syscall.Credential {
+	if b.spec.As == nil {
+		return nil
+	}
+	return b.spec.As.Credential
 }
 
 func runCommand(ctx context.Context, c command, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
 	cmd.Dir = c.dir
+	if c.as != nil && c.dir == "" {
+		// hop3's own working directory may be closed to the app's user.
+		cmd.Dir = "/"
+	}
 	cmd.Env = environ(c.env)
 	cmd.Stdout = out
 	if c.stdout != nil {
@@ -53,7 +68,7 @@ func runCommand(ctx context.Context, c command, out io.Writer) error {
 	if c.stderr != nil {
 		cmd.Stderr = c.stderr
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.as}
 	cmd.Cancel = func() error {
 		// The negative pid addresses the whole process group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -76,7 +91,7 @@ func runCommand(ctx context.Context, c command, out io.Writer) error {
 // output runs a short query (a version check) and returns its trimmed
 // standard output. Its standard error is kept out of the build log and
 // returned in the error instead, on one line.
-func output(ctx context.Context, env map[string]string, dir string, argv ...string) (string, error) {
+func output(ctx context.Context, as *syscall.Credential, env map[string]string, dir string, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -87,6 +102,7 @@ func output(ctx context.Context, env map[string]string, dir string, argv ...stri
 		argv:   argv,
 		stdout: &stdout,
 		stderr: &stderr,
+		as:     as,
 	}, io.Discard)
 	if err != nil {
 		if line := firstLine(stderr.String()); line != "" {
@@ -168,5 +184,9 @@ func isExecutable(path string) bool {
 
 // tool resolves a tool against the build environment's PATH.
 func (b *builder) tool(configured, def string) (string, error) {
-	return lookTool(configured, def, b.env["PATH"])
+	p, err := lookTool(configured, def, b.env["PATH"])
+	if err == nil && !usable(p, b.cred()) {
+		return "", fmt.Errorf("%w: %s cannot be run by the app's user", errNotFound, p)
+	}
+	return p, err
 }

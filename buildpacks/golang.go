@@ -28,6 +28,12 @@ func (b *builder) buildGo(ctx context.Context) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return fmt.Errorf("create bin: %w", err)
 	}
+	if b.spec.As != nil {
+		// go build, run as the app's user, writes the binaries.
+		if err := b.spec.As.Give(bin); err != nil {
+			return err
+		}
+	}
 	before := binaries(bin)
 	b.rep.Step("Building Go binaries into bin/")
 	start := time.Now()
@@ -91,7 +97,7 @@ func (b *builder) goToolchain(ctx context.Context) (goTool string, env map[strin
 		env["GOROOT"] = b.spec.Env["GOROOT"]
 	}
 	if b.goVer == "" {
-		v, err := output(ctx, env, b.dir, goTool, "env", "GOVERSION")
+		v, err := output(ctx, b.cred(), env, b.dir, goTool, "env", "GOVERSION")
 		if err != nil {
 			return "", nil, "", fmt.Errorf("ask go its version: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -165,7 +166,7 @@ func (b *builder) buildNode(ctx context.Context) error {
 		}
 		runEnv := buildEnv
 		if hasBuild && pkg.hasDevDependencies() {
-			if runEnv, err = b.prunedNodeEnv(ctx, env, in, buildEnv); err != nil {
+			if runEnv, err = b.prunedNodeEnv(ctx, in, buildEnv); err != nil {
 				return err
 			}
 		}
@@ -174,8 +175,7 @@ func (b *builder) buildNode(ctx context.Context) error {
 			// Build tools and install scripts get a tree of their own inside
 			// the project: what they write there does not reach the shared
 			// environment, and is not kept.
-			if err := linkTree(ctx, filepath.Join(buildEnv, "node_modules"), modules, nil); err != nil {
-				os.RemoveAll(modules)
+			if err := b.buildModules(ctx, filepath.Join(buildEnv, "node_modules"), modules); err != nil {
 				return fmt.Errorf("link node_modules for the build: %w", err)
 			}
 			for _, name := range scripts {
@@ -291,7 +291,7 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 	if err != nil {
 		return "", err
 	}
-	store := envStore{dir: envsDir}
+	store := envStore{dir: envsDir, as: b.spec.As}
 	npmrc, err := os.ReadFile(filepath.Join(b.dir, ".npmrc"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("read .npmrc: %w", err)
@@ -318,25 +318,24 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 		"created":  time.Now().UTC().Format(time.RFC3339),
 	}
 	path, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
-		if err := os.MkdirAll(tmp, 0o755); err != nil {
-			return err
-		}
 		files := map[string][]byte{"package.json": manifest, in.lockfile: in.lock}
 		if npmrc != nil {
 			files[".npmrc"] = npmrc
 		}
 		for name, data := range files {
-			if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
-				return err
+			if err := writeNew(filepath.Join(tmp, name), data); err != nil {
+				return fmt.Errorf("write %s: %w", name, err)
 			}
 		}
-		if err := b.run(ctx, command{label: "npm ci", dir: tmp, env: env,
-			argv: []string{in.tc.npm, "ci", in.include}}); err != nil {
-			return err
-		}
+		return b.run(ctx, command{label: "npm ci", dir: tmp, env: env,
+			argv: []string{in.tc.npm, "ci", in.include}})
+	}, func(tmp, final string) error {
 		// A release links to <env>/node_modules even when nothing was
 		// installed.
-		return os.MkdirAll(filepath.Join(tmp, "node_modules"), 0o755)
+		if err := os.Mkdir(filepath.Join(tmp, "node_modules"), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return "", err
@@ -347,9 +346,17 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 }
 
 // prunedNodeEnv returns the environment holding full's tree without its dev
-// dependencies, made from hard links to full and `npm prune --omit=dev` when
-// the store does not hold it yet.
-func (b *builder) prunedNodeEnv(ctx context.Context, env map[string]string, in nodeEnvInputs, full string) (string, error) {
+// dependencies, which the lockfile marks ("dev": true), as `npm prune
+// --omit=dev` would remove them. hop3 makes it itself, of hard links to
+// full's files, so that no tool of the app runs for it. A lockfile of npm 6
+// and before (lockfileVersion 1) marks nothing usable: the app then runs
+// with its dev dependencies.
+func (b *builder) prunedNodeEnv(ctx context.Context, in nodeEnvInputs, full string) (string, error) {
+	dev, ok := devPackages(in.lock)
+	if !ok {
+		b.rep.Info(in.lockfile + " is older than npm 7's: the app keeps its dev dependencies")
+		return full, nil
+	}
 	store := envStore{dir: filepath.Dir(full)}
 	npmrc, err := os.ReadFile(filepath.Join(full, ".npmrc"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -367,24 +374,84 @@ func (b *builder) prunedNodeEnv(ctx context.Context, env map[string]string, in n
 		"omit":    "dev",
 		"created": time.Now().UTC().Format(time.RFC3339),
 	}
+	// npm's record of what it installed would still list the dev
+	// packages; npm reads the lockfile when it is missing.
+	hidden := filepath.Join("node_modules", ".package-lock.json")
 	path, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
-		// npm rewrites these files in place; the others it only removes.
-		copied := map[string]bool{"package.json": true, in.lockfile: true, ".npmrc": true, markerFile: true,
-			filepath.Join("node_modules", ".package-lock.json"): true}
-		if err := linkTree(ctx, full, tmp, func(rel string) bool { return copied[rel] }); err != nil {
+		err := cloneTree(ctx, full, tmp, cloneOpts{hardLink: true, skip: func(rel string) bool {
+			return dev[rel] || rel == markerFile || rel == hidden
+		}})
+		if err != nil {
 			return err
 		}
-		if err := os.Remove(filepath.Join(tmp, markerFile)); err != nil {
-			return err
-		}
-		return b.run(ctx, command{label: "npm prune", dir: tmp, env: env,
-			argv: []string{in.tc.npm, "prune", "--omit=dev"}})
-	})
+		return removeDanglingBins(tmp)
+	}, nil)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("leave out the dev dependencies: %w", err)
 	}
 	b.res.Envs = append(b.res.Envs, path)
 	return path, nil
+}
+
+// devPackages lists where the lockfile installs packages needed only in
+// development ("node_modules/kleur"), and reports false for a lockfile
+// without a "packages" section.
+func devPackages(lock []byte) (map[string]bool, bool) {
+	var l struct {
+		Packages map[string]struct {
+			Dev bool `json:"dev"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(lock, &l); err != nil || l.Packages == nil {
+		return nil, false
+	}
+	dev := map[string]bool{}
+	for path, p := range l.Packages {
+		if p.Dev && path != "" && filepath.IsLocal(path) {
+			dev[filepath.FromSlash(path)] = true
+		}
+	}
+	return dev, true
+}
+
+// removeDanglingBins removes the links of .bin directories whose package
+// was left out.
+func removeDanglingBins(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 || filepath.Base(filepath.Dir(p)) != ".bin" {
+			return nil
+		}
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
+// buildModules makes modules a tree of hard links to src for the build.
+// It is assembled in the environment store, which is hop3's alone, and moved
+// into the release in one step: the release may be the app's, which could
+// otherwise swap a directory for a link while hop3 fills it. Its
+// directories are the building user's, so that tools may add their caches,
+// but the files stay the store's: nobody may write them in place.
+func (b *builder) buildModules(ctx context.Context, src, modules string) error {
+	envsDir, err := filepath.Abs(b.spec.EnvsDir)
+	if err != nil {
+		return err
+	}
+	stage, err := os.MkdirTemp(envsDir, "build-modules"+tmpInfix)
+	if err != nil {
+		return err
+	}
+	defer removeAll(stage)
+	staged := filepath.Join(stage, "node_modules")
+	if err := cloneTree(ctx, src, staged, cloneOpts{hardLink: true, dirOwner: b.cred()}); err != nil {
+		return err
+	}
+	return os.Rename(staged, modules)
 }
 
 // installManifest returns the app's package.json without the install
@@ -432,14 +499,14 @@ func (b *builder) nodeToolchain(ctx context.Context) (nodeToolchain, error) {
 	if tc.npm, err = b.tool(b.spec.Tools.NPM, "npm"); err != nil {
 		return tc, err
 	}
-	v, err := output(ctx, b.env, b.dir, tc.node, "--version")
+	v, err := output(ctx, b.cred(), b.env, b.dir, tc.node, "--version")
 	if err != nil {
 		return tc, fmt.Errorf("ask node its version: %w", err)
 	}
 	tc.nodeVersion = strings.TrimPrefix(v, "v")
 	// npm is a node script: it must run on the node we checked.
 	env := withEnv(b.env, map[string]string{"PATH": joinPath(filepath.Dir(tc.node), b.env["PATH"])})
-	if tc.npmVersion, err = output(ctx, env, b.dir, tc.npm, "--version"); err != nil {
+	if tc.npmVersion, err = output(ctx, b.cred(), env, b.dir, tc.npm, "--version"); err != nil {
 		return tc, fmt.Errorf("ask npm its version: %w", err)
 	}
 	b.node = &tc

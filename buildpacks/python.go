@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -96,8 +97,10 @@ func (b *builder) buildPython(ctx context.Context) error {
 		"PIP_DISABLE_PIP_VERSION_CHECK": "1",
 	})
 	// uv hard links from its cache and falls back to copying, with a
-	// warning, across file systems; skip the failed attempt.
-	if _, set := b.spec.Env["UV_LINK_MODE"]; !set && !sameFileSystem(env["UV_CACHE_DIR"], envsDir) {
+	// warning, across file systems; skip the failed attempt. An app built
+	// as its own user gets copies always: its virtualenv is handed to hop3
+	// afterwards, and a hard link would hand over the cache's file too.
+	if _, set := b.spec.Env["UV_LINK_MODE"]; !set && (b.spec.As != nil || !sameFileSystem(env["UV_CACHE_DIR"], envsDir)) {
 		env["UV_LINK_MODE"] = "copy"
 	}
 
@@ -110,7 +113,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 		return err
 	}
 
-	store := envStore{dir: envsDir}
+	store := envStore{dir: envsDir, as: b.spec.As}
 	venv, ok := store.complete(key)
 	if ok && !b.spec.NoCache && isExecutable(filepath.Join(venv, "bin", "granian")) {
 		b.rep.Step("Reusing virtualenv (requirements unchanged)")
@@ -132,7 +135,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 		}
 		venv, err = store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
 			return b.fillVenv(ctx, env, uv, interp, plan, tmp, final)
-		})
+		}, relocateVenv)
 		if err != nil {
 			return err
 		}
@@ -198,7 +201,7 @@ func (b *builder) planPython(ctx context.Context, env map[string]string, uv stri
 		case uv != "":
 			plan.requirements = filepath.Join(b.dir, pyProject)
 		default:
-			deps, err := readProjectDeps(ctx, env, interp, filepath.Join(b.dir, pyProject))
+			deps, err := readProjectDeps(ctx, b.cred(), env, interp, filepath.Join(b.dir, pyProject))
 			if err != nil {
 				return pyPlan{}, err
 			}
@@ -262,7 +265,7 @@ func (b *builder) fillVenv(ctx context.Context, env map[string]string, uv string
 	var args []string
 	if plan.exported != nil {
 		reqs := filepath.Join(filepath.Dir(tmp), "requirements.txt")
-		if err := os.WriteFile(reqs, plan.exported, 0o644); err != nil {
+		if err := writeNew(reqs, plan.exported); err != nil {
 			return fmt.Errorf("write exported requirements: %w", err)
 		}
 		args = append(args, "-r", reqs)
@@ -280,7 +283,7 @@ func (b *builder) fillVenv(ctx context.Context, env map[string]string, uv string
 	if uv != "" {
 		if err := b.run(ctx, command{
 			label: "uv venv", dir: b.dir, env: env,
-			argv: []string{uv, "venv", "--quiet", "--python", interp.path, tmp},
+			argv: []string{uv, "venv", "--quiet", "--allow-existing", "--python", interp.path, tmp},
 		}); err != nil {
 			return err
 		}
@@ -333,7 +336,21 @@ func (b *builder) fillVenv(ctx context.Context, env map[string]string, uv string
 	if !isExecutable(filepath.Join(tmp, "bin", "granian")) {
 		return errors.New("granian is missing from the virtualenv after installing it")
 	}
-	return relocateVenv(tmp, final)
+	return nil
+}
+
+// writeNew writes a file that must not exist yet, so that a link put in
+// its place is never written through.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func granianFrom(plan pyPlan, env map[string]string) string {
@@ -559,8 +576,8 @@ func declaresGranianTOML(data []byte) bool {
 // readProjectDeps lists the dependencies in a pyproject.toml, one a line, by
 // asking the interpreter's tomllib (Python 3.11 and later). pip, unlike uv,
 // cannot install a project's dependencies without building the project.
-func readProjectDeps(ctx context.Context, env map[string]string, interp interpreter, path string) ([]byte, error) {
-	out, err := output(ctx, env, "", interp.path, "-I", "-c", `import sys, tomllib
+func readProjectDeps(ctx context.Context, as *syscall.Credential, env map[string]string, interp interpreter, path string) ([]byte, error) {
+	out, err := output(ctx, as, env, "", interp.path, "-I", "-c", `import sys, tomllib
 with open(sys.argv[1], "rb") as f:
     data = tomllib.load(f)
 print("\n".join(data.get("project", {}).get("dependencies", [])))`, path)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // interpreter is a Python found on the machine.
@@ -151,7 +152,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 		if err != nil {
 			return interpreter{}, err
 		}
-		return queryPython(ctx, b.env, path)
+		return queryPython(ctx, b.cred(), b.env, path)
 	}
 
 	seen := make(map[string]bool)
@@ -164,7 +165,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 			return interpreter{}, false
 		}
 		seen[path] = true
-		in, err := queryPython(ctx, b.env, path)
+		in, err := queryPython(ctx, b.cred(), b.env, path)
 		if err != nil || !req.matches(in.version) {
 			return interpreter{}, false
 		}
@@ -187,7 +188,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 			}
 		}
 	}
-	for _, p := range managedPythons(b.env) {
+	for _, p := range b.managedPythons() {
 		if req.matches(p.version) {
 			candidates = append(candidates, p.path)
 		}
@@ -245,7 +246,7 @@ func (b *builder) availablePythons(ctx context.Context) []string {
 				continue
 			}
 			seenPath[p] = true
-			in, err := queryPython(ctx, b.env, p)
+			in, err := queryPython(ctx, b.cred(), b.env, p)
 			if err != nil || seenVersion[in.version] {
 				continue
 			}
@@ -253,13 +254,32 @@ func (b *builder) availablePythons(ctx context.Context) []string {
 			versions = append(versions, in.version)
 		}
 	}
-	for _, p := range managedPythons(b.env) {
+	for _, p := range b.managedPythons() {
 		if !seenVersion[p.version] {
 			seenVersion[p.version] = true
 			versions = append(versions, p.version)
 		}
 	}
 	return versions
+}
+
+// managedPythons lists the interpreters pyenv and uv installed for hop3's
+// user (or where the app's config vars say) that the build's user may run.
+func (b *builder) managedPythons() []interpreter {
+	getenv := func(key string) string {
+		if v, ok := b.spec.Env[key]; ok {
+			return v
+		}
+		// A build's HOME is its own; pyenv's and uv's are hop3's.
+		return os.Getenv(key)
+	}
+	var usableOnes []interpreter
+	for _, in := range managedPythons(getenv) {
+		if usable(in.path, b.cred()) {
+			usableOnes = append(usableOnes, in)
+		}
+	}
+	return usableOnes
 }
 
 // managedPythons lists the CPython interpreters that pyenv and uv installed,
@@ -270,19 +290,19 @@ func (b *builder) availablePythons(ctx context.Context) []string {
 // version comes from the directory's name, so listing them runs nothing;
 // findPython asks the one it picks. Newest first; pyenv's before uv's for
 // the same version.
-func managedPythons(env map[string]string) []interpreter {
-	home := env["HOME"]
+func managedPythons(getenv func(string) string) []interpreter {
+	home := getenv("HOME")
 	var found []interpreter
-	pyenvRoot := env["PYENV_ROOT"]
+	pyenvRoot := getenv("PYENV_ROOT")
 	if pyenvRoot == "" && home != "" {
 		pyenvRoot = filepath.Join(home, ".pyenv")
 	}
 	if pyenvRoot != "" {
 		found = append(found, scanPythons(filepath.Join(pyenvRoot, "versions"), pyenvVersionRe)...)
 	}
-	uvDir := env["UV_PYTHON_INSTALL_DIR"]
+	uvDir := getenv("UV_PYTHON_INSTALL_DIR")
 	if uvDir == "" {
-		data := env["XDG_DATA_HOME"]
+		data := getenv("XDG_DATA_HOME")
 		if data == "" && home != "" {
 			data = filepath.Join(home, ".local", "share")
 		}
@@ -353,8 +373,8 @@ func pathDirs(pathList string) []string {
 
 // queryPython asks an interpreter its version and real location. -I keeps
 // the app's PYTHONPATH and friends out of the answer.
-func queryPython(ctx context.Context, env map[string]string, path string) (interpreter, error) {
-	out, err := output(ctx, env, "", path, "-I", "-c",
+func queryPython(ctx context.Context, as *syscall.Credential, env map[string]string, path string) (interpreter, error) {
+	out, err := output(ctx, as, env, "", path, "-I", "-c",
 		"import platform, sys; print(platform.python_version()); print(sys.executable)")
 	if err != nil {
 		return interpreter{}, err

@@ -35,8 +35,17 @@ func TestFindPythonManaged(t *testing.T) {
 	fakePython(t, filepath.Join(uvDir, "cpython-3.13.0+freethreaded-linux-x86_64-gnu", "bin", "python3"), "3.13.0")
 	fakePython(t, filepath.Join(home, ".pyenv", "versions", "3.9.7", "bin", "python"), "3.9.7")
 	fakePython(t, filepath.Join(home, ".local", "share", "uv", "python", "cpython-3.8.20-linux-x86_64-gnu", "bin", "python3"), "3.8.20")
-	explicit := map[string]string{"PATH": onPath, "HOME": home, "PYENV_ROOT": pyenv, "UV_PYTHON_INSTALL_DIR": uvDir}
-	defaults := map[string]string{"PATH": onPath, "HOME": home}
+	// Where to look comes from hop3's own environment, or the app's config;
+	// the build's HOME is its own.
+	explicit := map[string]string{"HOME": home, "PYENV_ROOT": pyenv, "UV_PYTHON_INSTALL_DIR": uvDir, "XDG_DATA_HOME": ""}
+	defaults := map[string]string{"HOME": home, "PYENV_ROOT": "", "UV_PYTHON_INSTALL_DIR": "", "XDG_DATA_HOME": ""}
+	spec := func(version string, env map[string]string) Spec {
+		s := Spec{Env: map[string]string{"PYTHON_VERSION": version}}
+		for k, v := range env {
+			s.Env[k] = v
+		}
+		return s
+	}
 
 	tests := []struct {
 		name, want, path string
@@ -54,8 +63,10 @@ func TestFindPythonManaged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+"/"+fmt.Sprint(tt.env["PYENV_ROOT"] != ""), func(t *testing.T) {
 			dir := t.TempDir()
-			b := newBuilder(Spec{Dir: dir, Env: map[string]string{"PYTHON_VERSION": tt.name}}, dir)
-			b.env = tt.env
+			sp := spec(tt.name, tt.env)
+			sp.Dir = dir
+			b := newBuilder(sp, dir)
+			b.env = map[string]string{"PATH": onPath}
 			in, err := b.findPython(testContext(t))
 			if tt.want == "" {
 				if err == nil || !strings.Contains(err.Error(), "is not installed; available:") {
@@ -73,8 +84,10 @@ func TestFindPythonManaged(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	b := newBuilder(Spec{Dir: dir, Env: map[string]string{"PYTHON_VERSION": "3.7"}}, dir)
-	b.env = explicit
+	sp := spec("3.7", explicit)
+	sp.Dir = dir
+	b := newBuilder(sp, dir)
+	b.env = map[string]string{"PATH": onPath}
 	_, err := b.findPython(testContext(t))
 	if err == nil || !strings.HasSuffix(err.Error(), "available: 3.11.2, 3.12.9, 3.12.1, 3.10.14") {
 		t.Errorf("error = %v", err)

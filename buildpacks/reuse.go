@@ -100,7 +100,7 @@ func (b *builder) addToolchain(ctx context.Context, k *keyHash, pack string) err
 		}
 		k.add("python", in.version, realPath(in.path), DefaultGranianVersion)
 		if uv, err := b.tool(b.spec.Tools.UV, "uv"); err == nil {
-			v, err := output(ctx, b.env, b.dir, uv, "--version")
+			v, err := output(ctx, b.cred(), b.env, b.dir, uv, "--version")
 			if err != nil {
 				return fmt.Errorf("ask uv its version: %w", err)
 			}
@@ -161,13 +161,29 @@ func (b *builder) reuseBuild(ctx context.Context, key string) (Result, bool, err
 	start := time.Now()
 	// Removals first: once the output is in place, a path may lead
 	// through a link (node_modules) into a shared environment.
-	for _, rel := range rec.Removed {
-		if err := os.RemoveAll(filepath.Join(b.dir, rel)); err != nil {
+	tree := filepath.Join(path, buildTreeDir)
+	if b.cred() != nil {
+		// The release is the app's: its user changes it, so that no link
+		// it put there is followed with hop3's rights.
+		if len(rec.Removed) > 0 {
+			if err := b.run(ctx, command{label: "remove what the build removed", dir: b.dir, env: b.env,
+				argv: append([]string{"rm", "-rf", "--"}, rec.Removed...)}); err != nil {
+				return Result{}, false, err
+			}
+		}
+		if err := b.run(ctx, command{label: "copy build output", dir: b.dir, env: b.env,
+			argv: []string{"cp", "-R", "--no-dereference", "--preserve=mode,timestamps,links", "--", tree + "/.", "."}}); err != nil {
+			return Result{}, false, err
+		}
+	} else {
+		for _, rel := range rec.Removed {
+			if err := os.RemoveAll(filepath.Join(b.dir, rel)); err != nil {
+				return Result{}, false, fmt.Errorf("copy build output: %w", err)
+			}
+		}
+		if err := overlayTree(ctx, tree, b.dir); err != nil {
 			return Result{}, false, fmt.Errorf("copy build output: %w", err)
 		}
-	}
-	if err := overlayTree(ctx, filepath.Join(path, buildTreeDir), b.dir); err != nil {
-		return Result{}, false, fmt.Errorf("copy build output: %w", err)
 	}
 	b.rep.Info("Build output copied in " + since(start))
 	res := rec.Result
@@ -212,23 +228,37 @@ func (b *builder) saveBuild(ctx context.Context, key string, before treeSnapshot
 		"app":     b.spec.App,
 		"created": time.Now().UTC().Format(time.RFC3339),
 	}
-	path, err := envStore{dir: envsDir}.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
+	tops := topmost(changed, before)
+	path, err := envStore{dir: envsDir, as: b.spec.As}.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
 		tree := filepath.Join(tmp, buildTreeDir)
-		if err := os.MkdirAll(tree, 0o755); err != nil {
+		if err := os.Mkdir(tree, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(tmp, buildRecordFile), append(data, '\n'), 0o644); err != nil {
-			return err
-		}
-		for _, rel := range changed {
-			if err := ctx.Err(); err != nil {
+		if b.cred() != nil {
+			// The release is the app's: its user reads it, so that no link
+			// it put there is followed with hop3's rights.
+			if err := b.spec.As.Give(tree); err != nil {
 				return err
 			}
-			if err := copyEntry(filepath.Join(b.dir, rel), filepath.Join(tree, rel)); err != nil {
+			if len(tops) == 0 {
+				return nil
+			}
+			return b.run(ctx, command{label: "keep the build output", dir: b.dir, env: b.env,
+				argv: append([]string{"cp", "-R", "--no-dereference", "--preserve=mode,timestamps,links", "--parents", "--"},
+					append(tops, tree)...)})
+		}
+		for _, rel := range tops {
+			src, dst := filepath.Join(b.dir, rel), filepath.Join(tree, rel)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := cloneTree(ctx, src, dst, cloneOpts{}); err != nil {
 				return err
 			}
 		}
 		return nil
+	}, func(tmp, final string) error {
+		return writeNew(filepath.Join(tmp, buildRecordFile), append(data, '\n'))
 	})
 	if err != nil {
 		b.rep.Info(fmt.Sprintf("Could not keep the build output for reuse: %v", err))
@@ -282,8 +312,28 @@ func snapshotTree(dir string) (treeSnapshot, error) {
 	return snap, nil
 }
 
+// topmost drops from changed (sorted, parents first) what lies under a
+// directory that is new since before: copying that directory copies them.
+func topmost(changed []string, before treeSnapshot) []string {
+	var tops []string
+	newDir := ""
+	for _, rel := range changed {
+		if newDir != "" && isWithin(newDir, rel) {
+			continue
+		}
+		tops = append(tops, rel)
+		newDir = ""
+		if _, existed := before[rel]; !existed {
+			newDir = rel
+		}
+	}
+	return tops
+}
+
 // diff lists the paths of after that are new or changed since s, parents
 // before children, and the paths of s that after lacks, the topmost only.
+// A path whose type changed (a directory replaced by a link) is in both:
+// removed first, it can be copied in again.
 func (s treeSnapshot) diff(after treeSnapshot) (changed, removed []string) {
 	for rel, st := range after {
 		if old, ok := s[rel]; !ok || old != st {
@@ -292,8 +342,8 @@ func (s treeSnapshot) diff(after treeSnapshot) (changed, removed []string) {
 	}
 	sort.Strings(changed)
 	var gone []string
-	for rel := range s {
-		if _, ok := after[rel]; !ok {
+	for rel, st := range s {
+		if now, ok := after[rel]; !ok || now.mode.Type() != st.mode.Type() {
 			gone = append(gone, rel)
 		}
 	}
@@ -304,7 +354,7 @@ func (s treeSnapshot) diff(after treeSnapshot) (changed, removed []string) {
 			continue
 		}
 		top = rel
-		if parent, ok := after[filepath.Dir(rel)]; ok && !parent.mode.IsDir() {
+		if parent, ok := after[filepath.Dir(rel)]; ok && !parent.mode.IsDir() && s[filepath.Dir(rel)].mode.IsDir() {
 			// Its directory became a file or a link (a committed
 			// node_modules replaced by the link): replacing that removes
 			// it, and a removal through the link would reach the target.

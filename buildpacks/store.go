@@ -35,6 +35,9 @@ const staleTmpAge = time.Hour
 // envStore is a directory of immutable environments named by content hash.
 type envStore struct {
 	dir string
+	// as, when set, fills environments as the app's user and takes them
+	// back before they are marked complete.
+	as *BuildUser
 }
 
 // complete reports whether the environment named name exists and is
@@ -45,15 +48,16 @@ func (s envStore) complete(name string) (string, bool) {
 	return path, err == nil && info.Mode().IsRegular()
 }
 
-// create builds a new environment for key. fill receives tmp, a path that
-// does not exist yet, and final, where the environment will live; it must
-// create tmp and fill it, writing final (not tmp) into anything that records
-// its own location. Once fill succeeds, the marker is written and tmp is
-// renamed to final in one step, so no reader ever sees a partial
+// create builds a new environment for key. fill receives tmp, an empty
+// directory (the app's, when the build runs as the app's user), and final,
+// where the environment will live; it fills tmp. seal, when not nil, runs
+// after tmp is hop3's again and no app can change it: it may rewrite what
+// records its own location (tmp) to final. Then the marker is written and
+// tmp is renamed to final in one step, so no reader ever sees a partial
 // environment. The environment is named key, or key plus a nonce when fresh
 // is set or the name is taken, so an existing environment is never replaced.
 // On failure nothing is left behind.
-func (s envStore) create(key string, fresh bool, meta any, fill func(tmp, final string) error) (string, error) {
+func (s envStore) create(key string, fresh bool, meta any, fill, seal func(tmp, final string) error) (string, error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return "", fmt.Errorf("create environment store: %w", err)
 	}
@@ -66,10 +70,33 @@ func (s envStore) create(key string, fresh bool, meta any, fill func(tmp, final 
 	if err != nil {
 		return "", fmt.Errorf("create environment: %w", err)
 	}
-	defer os.RemoveAll(holder)
+	defer removeAll(holder)
 	tmp := filepath.Join(holder, "env")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("create environment: %w", err)
+	}
+	if s.as != nil {
+		// The app's user reaches tmp through holder, which stays hop3's:
+		// what hop3 writes beside tmp can not be swapped for a link.
+		if err := os.Chmod(holder, 0o711); err != nil {
+			return "", fmt.Errorf("create environment: %w", err)
+		}
+		if err := s.as.Give(tmp); err != nil {
+			return "", err
+		}
+	}
 	if err := fill(tmp, final); err != nil {
 		return "", err
+	}
+	if s.as != nil {
+		if err := s.as.Take(tmp); err != nil {
+			return "", err
+		}
+	}
+	if seal != nil {
+		if err := seal(tmp, final); err != nil {
+			return "", err
+		}
 	}
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
@@ -241,28 +268,31 @@ func hashTree(ctx context.Context, dir string, skip map[string]bool) (string, er
 }
 
 // copyTree copies the tree at src to dst, which must not exist. Symbolic
-// links are copied as links (node_modules/.bin holds relative ones). Files
-// are copied rather than hard linked: tools write into node_modules in place
-// (build caches, npm prune), and a hard link would carry such a write into
-// the shared environment. On Linux the copy uses copy_file_range, which
-// file systems with reflinks turn into a cheap clone.
+// links are copied as links (node_modules/.bin holds relative ones). On
+// Linux the copy uses copy_file_range, which file systems with reflinks
+// turn into a cheap clone.
 func copyTree(ctx context.Context, src, dst string) error {
-	return cloneTree(ctx, src, dst, func(string) bool { return false })
+	return cloneTree(ctx, src, dst, cloneOpts{})
 }
 
-// linkTree makes dst, which must not exist, a tree of hard links to the
-// files under src: directories are made anew, symbolic links copied as
-// links, and the files for which copy reports true (paths relative to src)
-// copied, because a tool will rewrite them in place. A file that cannot be
-// linked (another file system) is copied. The shared files must never be
-// written in place: they belong to src as well.
-func linkTree(ctx context.Context, src, dst string, copy func(rel string) bool) error {
-	return cloneTree(ctx, src, dst, func(rel string) bool { return copy == nil || !copy(rel) })
+// cloneOpts says how cloneTree recreates a tree.
+type cloneOpts struct {
+	// hardLink links files to those of the source instead of copying them
+	// (a file that cannot be linked, on another file system, is copied).
+	// Such a file is the source's too: it must never be written in place.
+	hardLink bool
+	// skip, when set, leaves out the entries (and what is under them) for
+	// which it reports true, given their path relative to the source.
+	skip func(rel string) bool
+	// dirOwner, when set, owns the directories made: that user may add,
+	// remove and replace entries, but not write the linked files, which
+	// stay their owner's.
+	dirOwner *syscall.Credential
 }
 
-// cloneTree recreates the tree at src as dst, which must not exist, hard
-// linking the files for which link reports true and copying the others.
-func cloneTree(ctx context.Context, src, dst string, link func(rel string) bool) error {
+// cloneTree recreates the tree at src as dst; dst may exist as an empty
+// directory.
+func cloneTree(ctx context.Context, src, dst string, o cloneOpts) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -274,12 +304,37 @@ func cloneTree(ctx context.Context, src, dst string, link func(rel string) bool)
 		if err != nil {
 			return err
 		}
+		if rel != "." && o.skip != nil && o.skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		return cloneEntry(p, filepath.Join(dst, rel), info, info.Mode().IsRegular() && link(rel))
+		target := filepath.Join(dst, rel)
+		if rel == "." {
+			if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
+				return chownDir(target, o.dirOwner)
+			}
+		}
+		if err := cloneEntry(p, target, info, o.hardLink); err != nil {
+			return err
+		}
+		if info.IsDir() {
+			return chownDir(target, o.dirOwner)
+		}
+		return nil
 	})
+}
+
+func chownDir(path string, u *syscall.Credential) error {
+	if u == nil {
+		return nil
+	}
+	return os.Lchown(path, int(u.Uid), int(u.Gid))
 }
 
 // cloneEntry recreates one directory (empty), symbolic link or file; a
@@ -306,7 +361,8 @@ func cloneEntry(src, dst string, info fs.FileInfo, link bool) error {
 }
 
 func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
+	// A link put in the file's place after it was listed is not followed.
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}

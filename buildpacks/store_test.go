@@ -19,7 +19,7 @@ func TestEnvStoreCreate(t *testing.T) {
 			return nil
 		}
 	}
-	path, err := s.create("k", false, map[string]string{"kind": "test"}, fill("one"))
+	path, err := s.create("k", false, map[string]string{"kind": "test"}, fill("one"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestEnvStoreCreate(t *testing.T) {
 	}
 
 	// A fresh build gets its own name and leaves the first alone.
-	fresh, err := s.create("k", true, nil, fill("two"))
+	fresh, err := s.create("k", true, nil, fill("two"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestEnvStoreCreate(t *testing.T) {
 	_, err = s.create("bad", false, nil, func(tmp, final string) error {
 		writeFile(t, filepath.Join(tmp, "half"), "x")
 		return boom
-	})
+	}, nil)
 	if !errors.Is(err, boom) {
 		t.Errorf("error = %v", err)
 	}
@@ -72,7 +72,7 @@ func TestEnvStoreConcurrent(t *testing.T) {
 			defer wg.Done()
 			paths[i], errs[i] = s.create("same", false, nil, func(tmp, final string) error {
 				return os.MkdirAll(tmp, 0o755)
-			})
+			}, nil)
 		}()
 	}
 	wg.Wait()

@@ -740,7 +740,7 @@ func gatePreflight(path string) string {
 func TestHardeningConcurrentPushes(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
-	gates := shortTemp(t)
+	gates := openTemp(t)
 	d := startDaemon(t, root, "127.0.0.1:0")
 	alice := newUser(t, "alice")
 	d.register(alice)
@@ -852,11 +852,9 @@ func TestHardeningConcurrentPushes(t *testing.T) {
 }
 
 // TestHardeningDeployerStaysDeployer: a deployer key may push only its own
-// apps, but the code it pushes runs as hop3's own user, which may open the
-// control socket (an admin session) and Caddy's admin socket, and read
-// hop3.db and the host key. Until apps run as another user, the deployer
-// role is no boundary against a deployer's code. The test shows it and is
-// skipped; it passes once app processes can no longer reach the socket.
+// apps, and the code it pushes runs as the app's own user, which may not
+// open the control socket (an admin session). A preflight command that runs
+// `hop3 keys` through it is refused by the kernel.
 func TestHardeningDeployerStaysDeployer(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
@@ -875,7 +873,9 @@ func TestHardeningDeployerStaysDeployer(t *testing.T) {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
 	if strings.Contains(out, "alice  admin") {
-		t.Skip("known gap: a deployer's preflight command ran `hop3 keys` as admin through the control socket " +
-			"(apps run as hop3's user; see docs/RELIABILITY.md)")
+		t.Fatalf("a deployer's preflight command ran `hop3 keys` as admin through the control socket:\n%s", out)
+	}
+	if !strings.Contains(strings.ToLower(out), "permission denied") {
+		t.Fatalf("the preflight's hop3 was not refused by the control socket's permissions:\n%s", out)
 	}
 }

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Apps' users may run hop3 too, as an attacker's code would: the
+	// isolation tests must fail for the right reason.
+	os.Chmod(dir, 0o755)
 	hop3Bin = filepath.Join(dir, "hop3")
 	build := exec.Command("go", "build", "-o", hop3Bin, "./cmd/hop3")
 	build.Dir = repoRoot
@@ -55,7 +58,7 @@ func tool(t *testing.T, name string) string {
 	}
 	p := filepath.Join(repoRoot, ".tools", "bin", name)
 	if _, err := os.Stat(p); err == nil {
-		return p
+		return reachable(t, p)
 	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p
@@ -65,11 +68,70 @@ func tool(t *testing.T, name string) string {
 }
 
 // sharedCache is where builds keep uv/npm/go caches across tests and runs.
+// Apps build as their own users, each in a cache of its own under it (by
+// uid, so the first app of every test shares one): it must be reachable by
+// them, so a checkout under a closed home directory uses the system's
+// temporary directory instead.
 func sharedCache() string {
-	if v := os.Getenv("HOP3_TEST_CACHE"); v != "" {
+	if v := os.Getenv("HOP3_TEST_CACHE"); v != "" && searchableByAll(filepath.Dir(v)) {
 		return v
 	}
 	return filepath.Join(os.TempDir(), "hop3-test-cache")
+}
+
+// searchableByAll reports whether every user may pass through dir and each
+// directory above it.
+func searchableByAll(dir string) bool {
+	// A directory not made yet will be made with a searchable mode.
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		info, err := os.Stat(p)
+		if err != nil || info.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if p == "/" {
+			return true
+		}
+	}
+}
+
+var (
+	reachableMu    sync.Mutex
+	reachableTools = map[string]string{}
+)
+
+// reachable returns the tool at path, or a copy of it beside the hop3
+// binary when apps' users (who run uv in builds) could not reach it.
+func reachable(t *testing.T, path string) string {
+	t.Helper()
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || searchableByAll(filepath.Dir(real)) {
+		return path
+	}
+	reachableMu.Lock()
+	defer reachableMu.Unlock()
+	if p, ok := reachableTools[path]; ok {
+		return p
+	}
+	b, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(filepath.Dir(hop3Bin), filepath.Base(path))
+	if err := os.WriteFile(cp, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reachableTools[path] = cp
+	return cp
 }
 
 // shortTemp returns a short temporary directory: unix socket paths under the
@@ -81,6 +143,17 @@ func shortTemp(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// openTemp is shortTemp that every user may write: apps run as their own
+// users, and a test that shares files with an app's processes needs it.
+func openTemp(t *testing.T) string {
+	t.Helper()
+	dir := shortTemp(t)
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 

@@ -27,10 +27,10 @@ func TestOpsInstall(t *testing.T) {
 	for _, want := range []string{
 		"Dry run: nothing is changed",
 		"would run: useradd --system --user-group --home-dir /var/lib/hop3 --shell /usr/sbin/nologin",
-		"would run: chown hop3:hop3 /var/lib/hop3",
+		"would run: chown root:root /var/lib/hop3",
 		"would run: install -m 0755 " + hop3Bin + " " + prefix + "/usr/local/bin/hop3",
 		"would write /etc/systemd/system/hop3.service (mode 0644):",
-		"| AmbientCapabilities=CAP_NET_BIND_SERVICE",
+		"| CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_KILL CAP_NET_BIND_SERVICE",
 		"would write /etc/hop3/hop3.env (mode 0640):",
 		"would run: systemctl daemon-reload",
 		"would run: systemctl enable hop3.service",
@@ -60,15 +60,14 @@ func TestOpsInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range []string{
-		"User=hop3", "Group=hop3",
+		"User=root", "NoNewPrivileges=yes", "RestrictSUIDSGID=yes",
 		"ExecStart=/usr/local/bin/hop3 serve",
 		"EnvironmentFile=-/etc/hop3/hop3.env",
 		"Environment=HOP3_ROOT=/var/lib/hop3",
 		"Environment=HOP3_SSH_ADDR=:2222",
 		"Environment=HOP3_HTTP_ADDR=:80",
 		"Environment=HOP3_CADDY_BIN=/opt/hop3/tools/bin/caddy",
-		"AmbientCapabilities=CAP_NET_BIND_SERVICE",
-		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+		"CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_KILL CAP_NET_BIND_SERVICE",
 		"Restart=on-failure",
 		"KillMode=mixed",
 		"WantedBy=multi-user.target",
@@ -104,9 +103,9 @@ func TestOpsInstall(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(prefix, "usr/local/bin/hop3")); err != nil || len(b) < 1<<20 {
 		t.Errorf("usr/local/bin/hop3: %d bytes, %v", len(b), err)
 	}
-	for _, d := range []string{"var/lib/hop3", "etc/hop3"} {
-		if fi, err := os.Stat(filepath.Join(prefix, d)); err != nil || fi.Mode().Perm() != 0o750 {
-			t.Errorf("%s: %v %v, want a 0750 directory", d, fi.Mode(), err)
+	for d, want := range map[string]os.FileMode{"var/lib/hop3": 0o711, "etc/hop3": 0o750} {
+		if fi, err := os.Stat(filepath.Join(prefix, d)); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want a %#o directory", d, fi.Mode(), err, want)
 		}
 	}
 

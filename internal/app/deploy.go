@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/hooks"
+	"hop3/internal/isolation"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/procfile"
@@ -106,10 +108,8 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 	} else if err != nil {
 		return err
 	}
-	for _, dir := range []string{m.paths.releases(app), m.paths.data(app), m.paths.logs(app), m.paths.run(app)} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
+	if _, err := m.prepareApp(ctx, app); err != nil {
+		return err
 	}
 	return initRepo(m.paths.repo(app))
 }
@@ -124,7 +124,8 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
-	if logf, lerr := os.Create(m.paths.buildLog(app, rel.Number)); lerr == nil {
+	// The log sits where the app passes through: it is hop3's alone.
+	if logf, lerr := os.OpenFile(m.paths.buildLog(app, rel.Number), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); lerr == nil {
 		defer logf.Close()
 		out = out.Also(logf, false)
 	} else {
@@ -166,7 +167,14 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 	if err := checkout(m.paths.repo(app), rev, dir); err != nil {
 		return fmt.Errorf("checkout: %w", err)
 	}
-	r, err := m.buildRelease(ctx, app, rel.Number, dir, noCache, out)
+	u, err := m.prepareApp(ctx, app)
+	if err != nil {
+		return err
+	}
+	if err := m.giveRelease(dir, u); err != nil {
+		return err
+	}
+	r, err := m.buildRelease(ctx, app, rel.Number, dir, u, noCache, out)
 	if err != nil {
 		return err
 	}
@@ -189,8 +197,8 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.
-func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, noCache bool, out *ui.Writer) (release, error) {
-	r := release{app: app, number: number, dir: dir}
+func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, u *supervisor.Credential, noCache bool, out *ui.Writer) (release, error) {
+	r := release{app: app, number: number, dir: dir, user: u}
 	pf, err := readProcfile(dir)
 	if err != nil {
 		return r, err
@@ -212,7 +220,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	}
 	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
 		out.Step("Running preflight command: " + e.Command)
-		pre := release{app: app, number: number, dir: dir, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app)}, buildEnv)}
+		pre := release{app: app, number: number, dir: dir, user: u, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app), "TMPDIR": m.paths.tmpDir(app)}, buildEnv)}
 		if err := m.runHook(ctx, pre, e, out); err != nil {
 			return r, fmt.Errorf("preflight command failed: %w", err)
 		}
@@ -228,7 +236,9 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		App:         app,
 		Dir:         dir,
 		Env:         buildEnv,
-		CacheDir:    m.cfg.CacheDir,
+		CacheDir:    m.appCacheDir(u),
+		TempDir:     m.paths.tmpDir(app),
+		As:          m.buildUser(u),
 		EnvsDir:     m.paths.envs(app),
 		Tools:       m.cfg.Tools,
 		HasStatic:   hasStatic,
@@ -271,6 +281,7 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	env := map[string]string{
 		"PATH":             systemPath,
 		"HOME":             m.paths.data(r.app),
+		"TMPDIR":           m.paths.tmpDir(r.app),
 		"LANG":             "C.UTF-8",
 		"PYTHONUNBUFFERED": "1",
 	}
@@ -336,6 +347,7 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 		Command: []string{"/bin/sh", "-c", e.Command},
 		Dir:     r.dir,
 		Env:     envList(env),
+		User:    r.user,
 	}, nil, w, w)
 	if err != nil {
 		return err
@@ -351,7 +363,9 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 // "static: ." (Caddy's file server hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
 	if name, ok := buildpacks.ReadProcfilePath(dir); ok {
-		f, err := os.Open(filepath.Join(dir, name))
+		// The release may be the app's to write: no link out of it is
+		// followed.
+		f, err := isolation.OpenInTree(dir, name)
 		if err != nil {
 			return nil, err
 		}
@@ -368,10 +382,21 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 // hop3's own environment).
 func readDotenv(dir string) (map[string]string, error) {
 	path := filepath.Join(dir, ".env")
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}
-	env, err := parseDotenv(path)
+	// The release may be the app's to write: a link to another app's .env
+	// (or any file hop3 can read) must not become this app's environment.
+	f, err := isolation.OpenInTree(dir, ".env")
+	if err != nil {
+		return nil, err // names .env
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
+	if err != nil {
+		return nil, fmt.Errorf(".env: %w", err)
+	}
+	env, err := parseDotenvBytes(src)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}

@@ -274,6 +274,7 @@ func (m *Manager) RunOneOff(ctx context.Context, app string, argv []string, stdi
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
+		User:    r.user,
 	}, stdin, stdout, stderr)
 }
 
@@ -308,6 +309,7 @@ func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, te
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
+		User:    r.user,
 	}, term, supervisor.WinSize{Cols: pty.Size.Cols, Rows: pty.Size.Rows}, resize)
 }
 
@@ -326,10 +328,18 @@ func (m *Manager) Destroy(ctx context.Context, app string, purge bool) error {
 	if err := m.cfg.Router.Remove(ctx, app); err != nil {
 		return fmt.Errorf("remove route: %w", err)
 	}
+	u, err := m.appUser(ctx, app)
+	if err != nil {
+		return err
+	}
 	if err := m.cfg.Store.DeleteApp(ctx, app); err != nil {
 		return err
 	}
-	dirs := []string{m.paths.repo(app), m.paths.appDir(app), m.paths.logs(app), m.paths.run(app)}
+	dirs := []string{m.paths.repo(app), m.paths.appDir(app), m.paths.logs(app), m.paths.run(app), m.paths.tmpDir(app)}
+	if u != nil {
+		// No later app gets this uid, so no one would use its caches.
+		dirs = append(dirs, m.appCacheDir(u))
+	}
 	if purge {
 		dirs = append(dirs, m.paths.data(app))
 	}

@@ -20,6 +20,7 @@ func (l layout) run(app string) string      { return filepath.Join(l.root, "run"
 func (l layout) pids() string               { return filepath.Join(l.root, "run", "pids") }
 func (l layout) cache() string              { return filepath.Join(l.root, "cache") }
 func (l layout) caddy() string              { return filepath.Join(l.root, "caddy") }
+func (l layout) tmpDir(app string) string   { return filepath.Join(l.root, "tmp", app) }
 func (l layout) release(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n))
 }

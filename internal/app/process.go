@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"hop3/internal/isolation"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
@@ -36,6 +37,7 @@ type release struct {
 	meta     releaseMeta
 	env      map[string]string // the app's environment, without per-process values
 	scale    map[string]int
+	user     *supervisor.Credential // who the app's processes run as; nil: hop3's user
 }
 
 // processName identifies a process to the supervisor.
@@ -81,6 +83,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
 			Restart:      true,
+			User:         r.user,
 		}
 	}
 	for _, e := range r.procfile.Entries {
@@ -133,6 +136,9 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			}
 		}
 	}
+	for i := range specs {
+		specs[i].Labels["uid"] = uidLabel(r.user)
+	}
 	return specs, nil
 }
 
@@ -179,6 +185,9 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
 	delete(env, "GRANIAN_WORKERS")
 	delete(env, "GRANIAN_THREADS")
+	// Caddy connects as another user, through its group: the socket must
+	// be group-writable. Older Granians ignore the variable.
+	env["GRANIAN_UDS_PERMISSIONS"] = "0660"
 	return supervisor.Spec{
 		Name:       processName(r.app, e.Name, 1, r.number, r.gen),
 		Labels:     labels(r.app, e.Name, 1, r.number, r.gen),
@@ -189,6 +198,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		Socket:     sock,
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
+		User:       r.user,
 	}, nil
 }
 
@@ -212,14 +222,14 @@ func labels(app, kind string, index, rel, gen int) map[string]string {
 // non-nil) and waits until each is ready. On failure it stops what it
 // started and returns why.
 func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
-	if err := os.MkdirAll(m.paths.run(r.app), 0o755); err != nil {
+	if _, err := m.prepareApp(ctx, r.app); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(m.paths.logs(r.app), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(m.paths.data(r.app), 0o755); err != nil {
-		return nil, err
+	// A release built before isolation was on is hop3's and open to all.
+	if r.user != nil && !isolation.OwnedBy(r.dir, r.user.UID) {
+		if err := m.giveRelease(r.dir, r.user); err != nil {
+			return nil, err
+		}
 	}
 	specs, err := m.specs(r, kinds)
 	if err != nil {

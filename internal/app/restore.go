@@ -21,6 +21,9 @@ func (m *Manager) loadRelease(ctx context.Context, app string, number int) (rele
 		return release{}, fmt.Errorf("release v%d of %s: %w", number, app, err)
 	}
 	r := release{app: app, number: number, dir: m.paths.release(app, number)}
+	if r.user, err = m.appUser(ctx, app); err != nil {
+		return r, err
+	}
 	if rec.Build != "" {
 		if err := json.Unmarshal([]byte(rec.Build), &r.meta); err != nil {
 			return r, fmt.Errorf("release v%d of %s: bad build record: %w", number, app, err)

@@ -36,6 +36,9 @@ type processJSON struct {
 	RSSBytes   int64      `json:"rss_bytes"`
 	CPUSecs    float64    `json:"cpu_seconds"`
 	LastExit   string     `json:"last_exit,omitempty"`
+	// User is the uid the process runs as: the app's own, or hop3's when
+	// hop3 cannot switch users.
+	User string `json:"user,omitempty"`
 }
 
 func (inv *invocation) ps(ctx context.Context, c *command, args []string) error {
@@ -60,7 +63,7 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		return nil
 	}
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROCESS\tRELEASE\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tCPU")
+	fmt.Fprintln(tw, "PROCESS\tRELEASE\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tCPU\tUSER")
 	for _, r := range rows {
 		pid, uptime, mem, cpu := "-", "-", "-", "-"
 		if r.PID > 0 {
@@ -71,7 +74,7 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		if r.StartedAt != nil && r.State == supervisor.Running.String() {
 			uptime = formatDuration(time.Duration(r.UptimeSecs * float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Process, releaseLabel(r.Release), r.State, pid, uptime, r.Restarts, mem, cpu)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Process, releaseLabel(r.Release), r.State, pid, uptime, r.Restarts, mem, cpu, userLabel(r.User))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -109,6 +112,7 @@ func (inv *invocation) processRows(app string, now time.Time) []processJSON {
 			PID:      p.PID,
 			Restarts: p.Restarts,
 			LastExit: p.LastExit,
+			User:     p.Labels["uid"],
 		}
 		if !p.StartedAt.IsZero() {
 			t := p.StartedAt
@@ -291,4 +295,16 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// userLabel shows who a process runs as: "uid 62001", or "hop3 (uid 1000)"
+// when it shares hop3's user, which leaves the app unconfined.
+func userLabel(uid string) string {
+	if uid == "" {
+		return "-"
+	}
+	if uid == strconv.Itoa(os.Getuid()) {
+		return "hop3 (uid " + uid + ")"
+	}
+	return "uid " + uid
 }

@@ -62,6 +62,8 @@ type Config struct {
 	SSHAddr   string
 	HTTPAddr  string
 	HTTPSAddr string
+	// Isolation is HOP3_ISOLATION: auto (or empty) or off.
+	Isolation string
 }
 
 // Process is a program that holds a port.
@@ -102,6 +104,12 @@ type System struct {
 	CheckStore func(ctx context.Context, path string) error
 	// Random returns a fresh random label for the DNS check.
 	Random func() string
+	// Lstat is os.Lstat; ReadFile is os.ReadFile.
+	Lstat    func(path string) (os.FileInfo, error)
+	ReadFile func(path string) ([]byte, error)
+	// CanSwitch tells whether this process may run apps as other users
+	// (isolation.CanSwitch).
+	CanSwitch func() error
 }
 
 // Run runs every check and returns their results in a fixed order.
@@ -123,7 +131,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx))
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes())
 	return out
 }
 

@@ -102,7 +102,14 @@ func healthy(t *testing.T) (Config, System) {
 		},
 		CheckStore: func(ctx context.Context, path string) error { return nil },
 		Random:     func() string { return "abc" },
+		Lstat:      os.Lstat,
+		ReadFile:   os.ReadFile,
+		CanSwitch:  func() error { return nil },
 	}
+	os.Chmod(root, 0o711)
+	os.MkdirAll(filepath.Join(root, "run"), 0o711)
+	os.WriteFile(filepath.Join(root, "run", "isolation"), []byte("on\n"), 0o600)
+	os.WriteFile(filepath.Join(root, "hop3.db"), nil, 0o600)
 	return cfg, sys
 }
 
@@ -126,7 +133,7 @@ func find(t *testing.T, results []Result, name string) Result {
 }
 
 var allChecks = []string{"caddy", "caddy-admin", "git", "python", "venv/pip", "uv", "node", "go", "disk",
-	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite"}
+	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root"}
 
 func TestHealthy(t *testing.T) {
 	cfg, sys := healthy(t)
@@ -424,5 +431,45 @@ func TestPortOwnerFindsThisProcess(t *testing.T) {
 	}
 	if p.Hop3 {
 		t.Errorf("the test binary was taken for hop3: %+v", p)
+	}
+}
+
+// Apps running as hop3's user, or a root others can read, fail with a fix.
+func TestIsolationAndStateModes(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(cfg *Config, sys *System)
+		check  string
+		want   Verdict
+		detail string
+	}{
+		{"daemon isolates", func(*Config, *System) {}, "isolation", OK, "own user"},
+		{"daemon does not", func(cfg *Config, _ *System) {
+			os.WriteFile(filepath.Join(cfg.Root, "run", "isolation"), []byte("off hop3 runs as uid 1000 without CAP_SETUID\n"), 0o600)
+		}, "isolation", Fail, "without CAP_SETUID"},
+		{"not running, turned off", func(cfg *Config, sys *System) {
+			sys.Answers = func(context.Context, string) bool { return false }
+			cfg.Isolation = "off"
+		}, "isolation", Fail, "HOP3_ISOLATION=off"},
+		{"not running, no right to switch", func(cfg *Config, sys *System) {
+			sys.Answers = func(context.Context, string) bool { return false }
+			sys.CanSwitch = func() error { return errors.New("hop3 runs as uid 1000 without CAP_SETUID") }
+		}, "isolation", Fail, "uid 1000"},
+		{"modes closed", func(*Config, *System) {}, "state-root", OK, "nothing readable"},
+		{"root world-readable", func(cfg *Config, _ *System) { os.Chmod(cfg.Root, 0o755) }, "state-root", Fail, "(0755)"},
+		{"database readable", func(cfg *Config, _ *System) { os.Chmod(filepath.Join(cfg.Root, "hop3.db"), 0o644) }, "state-root", Fail, "hop3.db (0644)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, sys := healthy(t)
+			c.change(&cfg, &sys)
+			r := find(t, Run(context.Background(), cfg, sys), c.check)
+			if r.Verdict != c.want || !strings.Contains(r.Detail, c.detail) {
+				t.Fatalf("%s: %s %q, want %s containing %q", c.check, r.Verdict, r.Detail, c.want, c.detail)
+			}
+			if r.Verdict == Fail && r.Fix == "" {
+				t.Errorf("a failed check without a fix")
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hop3/internal/isolation"
 	"net"
 	"net/http"
 	"os"
@@ -53,6 +54,9 @@ func DefaultSystem() System {
 		},
 		AdminGet:   adminGet,
 		Stat:       os.Stat,
+		Lstat:      os.Lstat,
+		ReadFile:   os.ReadFile,
+		CanSwitch:  isolation.CanSwitch,
 		CheckStore: checkStore,
 	}
 }

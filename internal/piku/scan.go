@@ -145,7 +145,7 @@ func scanApp(ctx context.Context, root, name string, opts Options) App {
 		if dataDir != "" {
 			to = dataDir
 		}
-		a.Notes = append(a.Notes, fmt.Sprintf("its data in %s is not copied: copy it to %s (cp -a %s/. %s/) and chown it to hop3's user", d, to, d, to))
+		a.Notes = append(a.Notes, fmt.Sprintf("its data in %s is not copied: copy it to %s (cp -a %s/. %s/) and give it to the app's user (chown -R, to the uid `ps` shows)", d, to, d, to))
 	}
 	return a
 }

@@ -84,6 +84,17 @@ CREATE TABLE events (
 );
 CREATE INDEX events_app ON events(app, id);
 `,
+		// Each app's number n, from which its uid and gid (a base plus n)
+		// are derived. AUTOINCREMENT and SET NULL keep a number from ever
+		// going to a second app, even after the first is destroyed: files it
+		// left (a kept DATA_DIR, a cache) never belong to a stranger.
+		`
+CREATE TABLE app_ids (
+	n   INTEGER PRIMARY KEY AUTOINCREMENT,
+	app TEXT UNIQUE REFERENCES apps(name) ON DELETE SET NULL
+);
+INSERT INTO app_ids (app) SELECT name FROM apps ORDER BY created_at, name;
+`,
 	}
 }
 

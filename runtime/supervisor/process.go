@@ -272,11 +272,21 @@ func newCmd(spec *Spec) (*exec.Cmd, error) {
 		Dir:  spec.Dir,
 		Env:  spec.Env,
 		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: syscall.SIGKILL,
+			Setpgid:    true,
+			Pdeathsig:  syscall.SIGKILL,
+			Credential: sysCredential(spec.User),
 		},
 	}
 	return cmd, nil
+}
+
+// sysCredential turns a Credential into the kernel's form. NoSetGroups
+// would keep hop3's own supplementary groups: the empty list drops them.
+func sysCredential(c *Credential) *syscall.Credential {
+	if c == nil {
+		return nil
+	}
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
 }
 
 // exitDescription renders how a process ended: "exit status 3",

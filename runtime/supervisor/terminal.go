@@ -39,7 +39,22 @@ func (s *Supervisor) RunTerminal(ctx context.Context, spec Spec, term io.ReadWri
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	// Setsid makes the command a session (and group) leader, so the pty can
 	// be its controlling terminal and the whole session can be signalled.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL,
+		Credential: cmd.SysProcAttr.Credential}
+	if u := spec.User; u != nil {
+		// The terminal is the user's own, as login(1) makes it: another
+		// app must not read or write it.
+		if err := slave.Chown(int(u.UID), int(u.GID)); err != nil {
+			master.Close()
+			slave.Close()
+			return -1, fmt.Errorf("run terminal: give the terminal to uid %d: %w", u.UID, err)
+		}
+		if err := slave.Chmod(0o620); err != nil {
+			master.Close()
+			slave.Close()
+			return -1, fmt.Errorf("run terminal: %w", err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		slave.Close()
 		return -1, fmt.Errorf("run terminal: %w", err)

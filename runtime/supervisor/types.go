@@ -136,7 +136,13 @@ type Spec struct {
 	// Schedule.Next time, and a tick that comes while the previous run is
 	// still going is skipped (and noted in the log). Restart is ignored.
 	Schedule Schedule
+	// User, when non-nil, runs the process (and its group) as this uid and gid,
+	// with no supplementary groups.
+	User *Credential
 }
+
+// Credential is a numeric user and group a process runs as.
+type Credential struct{ UID, GID uint32 }
 
 // Status is a snapshot of a supervised process.
 type Status struct {
