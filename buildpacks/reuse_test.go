@@ -1,10 +1,12 @@
 package buildpacks
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -198,4 +200,100 @@ func TestBuildReuseCommittedModules(t *testing.T) {
 		}
 	}
 	runIn(t, spec2.Dir, nil, "node", "-e", "require('express')")
+}
+
+// chownAll changes the owner of a tree without following links, and with
+// clear set clears those mode bits of everything.
+func chownAll(path string, uid, gid int, clear os.FileMode) error {
+	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+		if clear != 0 && d.Type()&os.ModeSymlink == 0 {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Chmod(p, info.Mode().Perm()&^clear)
+		}
+		return nil
+	})
+}
+
+// TestNodeBuildAsUser builds and reuses a Node.js app as an app's user, as
+// hop3 does with isolation: the environments end up hop3's and read-only,
+// the build's tree of links has the user's directories and hop3's files,
+// and a reused build is copied in by the app's user.
+func TestNodeBuildAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	t.Parallel()
+	needTool(t, "npm")
+	const uid = 62913
+	top, err := os.MkdirTemp("", "asuser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o711)
+	user := &BuildUser{
+		Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}},
+		Give:       func(p string) error { return chownAll(p, uid, uid, 0) },
+		Take:       func(p string) error { return chownAll(p, 0, 0, 0o022) },
+	}
+	release := func(name string) string {
+		dir := filepath.Join(top, name)
+		if err := copyTree(context.Background(), filepath.Join("testdata", "express-app"), dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := user.Give(dir); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	cache := filepath.Join(top, "cache")
+	os.Mkdir(cache, 0o700)
+	user.Give(cache)
+	envs := filepath.Join(top, "envs")
+	os.Mkdir(envs, 0o755)
+	// The build's own tree of links, seen by the build script: directories
+	// the user's, files hop3's.
+	probe := `const fs = require('fs'); const d = fs.statSync('node_modules/express'), f = fs.statSync('node_modules/express/package.json');` +
+		` fs.writeFileSync('owners.txt', d.uid + ' ' + f.uid); require('./build.js')`
+	spec := Spec{App: "test", Dir: release("r1"), Env: map[string]string{}, CacheDir: cache, EnvsDir: envs, As: user, Report: newRecorder(t)}
+	pkg := readFile(t, filepath.Join(spec.Dir, "package.json"))
+	writeFile(t, filepath.Join(spec.Dir, "package.json"), strings.Replace(pkg, `"build": "node build.js"`, `"build": "node -e \"`+probe+`\""`, 1))
+	os.Lchown(filepath.Join(spec.Dir, "package.json"), uid, uid)
+	res := build(t, spec)
+	if got := strings.TrimSpace(readFile(t, filepath.Join(spec.Dir, "owners.txt"))); got != "62913 0" {
+		t.Errorf("owners of the build's node_modules directory and files = %q, want \"62913 0\"", got)
+	}
+	for _, env := range res.Envs {
+		if fi, err := os.Stat(env); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("environment %s is not hop3's", env)
+		}
+	}
+	target := linkTarget(t, filepath.Join(spec.Dir, "node_modules"))
+	if exists(filepath.Join(target, "kleur")) || !exists(filepath.Join(target, "express")) {
+		t.Errorf("runtime tree %s is wrong", target)
+	}
+
+	spec2 := spec
+	spec2.Dir, spec2.Report = release("r2"), newRecorder(t)
+	writeFile(t, filepath.Join(spec2.Dir, "package.json"), readFile(t, filepath.Join(spec.Dir, "package.json")))
+	os.Lchown(filepath.Join(spec2.Dir, "package.json"), uid, uid)
+	res2 := build(t, spec2)
+	if !contains(res2.CacheHits, "build") {
+		t.Fatalf("not reused: %v\n%s", res2.CacheHits, spec2.Report.(*recorder))
+	}
+	if linkTarget(t, filepath.Join(spec2.Dir, "node_modules")) != target || !exists(filepath.Join(spec2.Dir, "dist", "index.html")) {
+		t.Error("the reused build lacks its output")
+	}
+	if fi, err := os.Stat(filepath.Join(spec2.Dir, "dist", "index.html")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+		t.Error("the reused output is not the app's")
+	}
 }
