@@ -247,7 +247,7 @@ func TestOpsDoctor(t *testing.T) {
 		t.Errorf("healthy: exit %d\n%s", code, out)
 	}
 	want := map[string]string{"caddy": "ok", "caddy-admin": "ok", "git": "ok", "uv": "ok", "port-http": "ok", "port-ssh": "ok",
-		"dns": "skip", "sqlite": "ok"}
+		"dns": "skip", "sqlite": "ok", "listeners": "ok"}
 	for check, verdict := range want {
 		if lines[check][0] != verdict {
 			t.Errorf("healthy: %s = %q, want %s\n%s", check, lines[check], verdict, out)
@@ -294,8 +294,8 @@ func TestOpsDoctor(t *testing.T) {
 }
 
 // TestOpsMetrics scrapes the metrics endpoint while an app deploys and
-// while one of its workers crashes (it exits at once, so the supervisor
-// gives it up), and checks that the counters move: deploys by outcome and
+// while one of its workers crashes (it exits at once after its first run,
+// so the supervisor gives it up), and checks that the counters move: deploys by outcome and
 // their duration, builds and cache hits, processes by state, restarts and
 // crashes, CPU and memory; Caddy's metrics are served too.
 func TestOpsMetrics(t *testing.T) {
@@ -344,7 +344,10 @@ func TestOpsMetrics(t *testing.T) {
 		}
 	}()
 	files := wsgiApp("metered v1")
-	files["Procfile"] = "wsgi: app:app\nworker: echo giving up; exit 3\n"
+	// The worker's first run outlives its settle time (so the deploy
+	// succeeds); every later run exits at once.
+	files["Procfile"] = "wsgi: app:app\nworker: test -e \"$DATA_DIR/ran\" || { touch \"$DATA_DIR/ran\"; sleep 2; }; echo giving up; exit 3\n"
+	files[".env"] = "SETTLE_TIME=1\n"
 	w := newWorkdir(t, files)
 	w.mustPush(d, alice, "metered")
 	close(stop)
@@ -405,7 +408,9 @@ func TestOpsMetrics(t *testing.T) {
 	}
 
 	// A second deploy reuses the virtualenv; a broken one counts as failed.
-	w.commit("v2", map[string]string{"app.py": strings.Replace(files["app.py"], "metered v1", "metered v2", 1)})
+	// (The crashing worker would fail it: the fix goes with it.)
+	w.commit("v2", map[string]string{"app.py": strings.Replace(files["app.py"], "metered v1", "metered v2", 1),
+		"Procfile": "wsgi: app:app\nworker: exec sleep 1000\n"})
 	w.mustPush(d, alice, "metered")
 	w.commit("broken", map[string]string{"Procfile": "wsgi app:app\n"})
 	if out, err := w.push(d, alice, "metered"); err == nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"hop3/internal/app"
 	"hop3/internal/doctor"
 )
 
@@ -46,6 +47,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.UV == "" {
 		cfg.UV = findTool("uv")
 	}
+	cfg.PIDDir = app.PIDDir(cfg.Root)
 	results := doctor.Run(ctx, cfg, doctor.DefaultSystem())
 	if err := doctor.Write(stdout, results); err != nil {
 		return err

@@ -32,6 +32,8 @@ type Router interface {
 type Supervisor interface {
 	Start(ctx context.Context, spec supervisor.Spec) error
 	Stop(ctx context.Context, name string) error
+	Drain(name string, d supervisor.Drain) error
+	Status(name string) (supervisor.Status, bool)
 	List() []supervisor.Status
 	Run(ctx context.Context, spec supervisor.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -297,10 +299,12 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	return env, nil
 }
 
-// activate starts a built release beside the running one, switches traffic
-// to it once it is ready, then stops the old processes. kinds, when
-// non-nil, limits all of this to those Procfile entries (scaling one kind
-// restarts no other).
+// activate starts a built release beside the running one and switches
+// traffic to it once every process is ready and has stayed up for its
+// settle time, then hands the old processes to the supervisor to drain in
+// the background: it returns as soon as the new generation is live. kinds,
+// when non-nil, limits all of this to those Procfile entries (scaling one
+// kind restarts no other).
 func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool, out *ui.Writer) error {
 	r.gen = int(m.gen.Add(1))
 	out.Step("Starting processes")
@@ -315,6 +319,10 @@ func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool
 		}
 		out.Info(fmt.Sprintf("%s.%s ready", s.Labels["kind"], s.Labels["index"]))
 	}
+	exposed := m.exposed(specs)
+	for _, name := range slices.Sorted(maps.Keys(exposed)) {
+		out.Fail(supervisor.ExposedNotice(name, exposed[name]))
+	}
 	if err := m.switchTo(r, kinds); err != nil {
 		m.stopSpecs(context.WithoutCancel(ctx), specs)
 		return err
@@ -328,11 +336,7 @@ func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool
 	if err := m.cfg.Store.SetLiveRelease(ctx, r.app, r.number); err != nil {
 		return err
 	}
-	var stopKinds map[string]bool
-	if kinds != nil {
-		stopKinds = kinds
-	}
-	m.stopOld(context.WithoutCancel(ctx), r.app, r.gen, stopKinds)
+	m.drainOld(r, kinds)
 	return nil
 }
 

@@ -17,6 +17,10 @@ type listSupervisor struct{ list []supervisor.Status }
 func (l *listSupervisor) Start(ctx context.Context, spec supervisor.Spec) error { return nil }
 func (l *listSupervisor) Stop(ctx context.Context, name string) error           { return nil }
 func (l *listSupervisor) List() []supervisor.Status                             { return l.list }
+func (l *listSupervisor) Drain(name string, d supervisor.Drain) error           { return nil }
+func (l *listSupervisor) Status(name string) (supervisor.Status, bool) {
+	return supervisor.Status{}, false
+}
 func (l *listSupervisor) Run(ctx context.Context, spec supervisor.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return 0, nil
 }

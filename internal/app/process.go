@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"hop3/internal/isolation"
@@ -66,12 +69,32 @@ func durationEnv(env map[string]string, key string, def time.Duration) time.Dura
 	return def
 }
 
+// Defaults of the config vars that time a switch of generations.
+const (
+	// DefaultDrainTimeout bounds how long a replaced generation may take to
+	// finish its requests (DRAIN_TIMEOUT), as Heroku and Kamal do.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultWSDrainTimeout is how long WebSockets on a replaced asgi
+	// generation stay open (WS_DRAIN_TIMEOUT): long enough for a chat or a
+	// live view to finish what it is doing, short enough that a few deploys
+	// in a row do not leave several generations' memory on a small server.
+	DefaultWSDrainTimeout = 2 * time.Minute
+	// DefaultSettleTime is how long every new process must stay up before a
+	// generation is live (SETTLE_TIME).
+	DefaultSettleTime = 3 * time.Second
+)
+
+// loopbackHost is what web processes are told to bind to.
+const loopbackHost = "127.0.0.1"
+
 // specs lists the processes of a release; kinds, when non-nil, limits them
 // to those Procfile entries.
 func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	var specs []supervisor.Spec
 	startTimeout := durationEnv(r.env, "APP_START_TIMEOUT", 60*time.Second)
 	stopTimeout := durationEnv(r.env, "STOP_TIMEOUT", 10*time.Second)
+	settle := durationEnv(r.env, "SETTLE_TIME", DefaultSettleTime)
+	healthHost := r.app + "." + m.cfg.Domain
 	base := func(e procfile.Entry, index int, env map[string]string) supervisor.Spec {
 		env["PROC_TYPE"] = e.Name
 		return supervisor.Spec{
@@ -82,6 +105,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			LogPath:      m.paths.processLog(r.app, e.Name, index),
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
+			SettleTime:   settle,
 			Restart:      true,
 			User:         r.user,
 		}
@@ -104,7 +128,8 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			if err != nil {
 				return nil, err
 			}
-			spec.StartTimeout, spec.StopTimeout = startTimeout, stopTimeout
+			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
+			spec.HealthHost = healthHost
 			specs = append(specs, spec)
 		case procfile.KindCron:
 			env := copyEnv(r.env)
@@ -127,9 +152,19 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 						return nil, err
 					}
 					env["PORT"] = strconv.Itoa(port)
+					// Caddy is the only way in: servers that read these
+					// (SvelteKit's adapter-node, Nuxt, Astro: HOST; Next.js
+					// standalone: HOSTNAME) listen on loopback only. An
+					// app's own config var wins.
+					for _, k := range []string{"HOST", "HOSTNAME"} {
+						if _, set := r.env[k]; !set {
+							env[k] = loopbackHost
+						}
+					}
 					spec.Port = port
 					spec.Labels["port"] = strconv.Itoa(port)
 					spec.HealthPath = r.env["HEALTHCHECK_PATH"]
+					spec.HealthHost = healthHost
 				}
 				spec.Env = envList(env)
 				specs = append(specs, spec)
@@ -160,7 +195,8 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		"--http", "1",
 		// One crashing worker must not take the whole app down.
 		"--respawn-failed-workers",
-		"--workers-kill-timeout", "30",
+		// Granian's own SIGKILL of workers must not cut a drain short.
+		"--workers-kill-timeout", strconv.Itoa(granianKillTimeout(r.env)),
 		"--log-level", "info",
 	}
 	if truthy(r.env["ACCESS_LOG"]) {
@@ -178,9 +214,22 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		}
 		argv = append(argv, "--blocking-threads", strconv.Itoa(threads))
 	}
-	argv = append(argv, e.Command)
 	env := copyEnv(r.env)
 	env["PROC_TYPE"] = e.Name
+	if iface == "asgi" {
+		// Granian runs hop3's wrapper, which runs the app and lets a
+		// replaced generation close its WebSockets properly.
+		shim, err := m.writeASGIShim(r.app)
+		if err != nil {
+			return supervisor.Spec{}, err
+		}
+		env["HOP3_ASGI_APP"] = e.Command
+		env["HOP3_DRAIN_FILE"] = drainFile(sock)
+		env["PYTHONPATH"] = strings.TrimSuffix(filepath.Dir(shim)+":"+r.env["PYTHONPATH"], ":")
+		argv = append(argv, asgiShimTarget)
+	} else {
+		argv = append(argv, e.Command)
+	}
 	// Granian reads GRANIAN_* variables as flags; the ones hop3 sets on the
 	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
 	delete(env, "GRANIAN_WORKERS")
@@ -188,9 +237,11 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	// Caddy connects as another user, through its group: the socket must
 	// be group-writable. Older Granians ignore the variable.
 	env["GRANIAN_UDS_PERMISSIONS"] = "0660"
+	lbl := labels(r.app, e.Name, 1, r.number, r.gen)
+	lbl["socket"], lbl["iface"] = sock, iface
 	return supervisor.Spec{
 		Name:       processName(r.app, e.Name, 1, r.number, r.gen),
-		Labels:     labels(r.app, e.Name, 1, r.number, r.gen),
+		Labels:     lbl,
 		Command:    argv,
 		Dir:        r.dir,
 		Env:        envList(env),
@@ -200,6 +251,55 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		Restart:    true,
 		User:       r.user,
 	}, nil
+}
+
+//go:embed hop3_asgi.py
+var asgiShim []byte
+
+// asgiShimTarget is what Granian imports for an asgi entry; the wrapper
+// imports the app named by HOP3_ASGI_APP.
+const asgiShimTarget = "hop3_asgi:app"
+
+// writeASGIShim puts hop3's ASGI wrapper in the app's run directory (which
+// the app's processes can read) and returns its path.
+func (m *Manager) writeASGIShim(app string) (string, error) {
+	dir := m.paths.run(app)
+	if err := writeAppFile(dir, "hop3_asgi.py", asgiShim); err != nil {
+		return "", fmt.Errorf("write asgi wrapper: %w", err)
+	}
+	return filepath.Join(dir, "hop3_asgi.py"), nil
+}
+
+// writeAppFile replaces dir/name with data, readable by all. dir may be the
+// app's to write: a fresh temporary file (created exclusively) renamed over
+// the name never follows a link the app planted there.
+func writeAppFile(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".hop3-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o644)); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
+
+// drainFile is where hop3 tells a replaced asgi generation to close its
+// WebSockets; its workers report theirs in drainFile.<pid>.
+func drainFile(sock string) string { return sock + ".drain" }
+
+// granianKillTimeout is Granian's --workers-kill-timeout in seconds: past
+// the drain timeout, so hop3 decides when the drain ends.
+func granianKillTimeout(env map[string]string) int {
+	d := durationEnv(env, "DRAIN_TIMEOUT", DefaultDrainTimeout)
+	return min(1800, max(1, int((d+time.Second-1)/time.Second)+1))
 }
 
 // defaultWorkers is Granian's worker count when the app sets none: enough
@@ -219,8 +319,10 @@ func labels(app, kind string, index, rel, gen int) map[string]string {
 }
 
 // startRelease starts the processes of a release (only kinds, when
-// non-nil) and waits until each is ready. On failure it stops what it
-// started and returns why.
+// non-nil) and waits until each is ready and has stayed up for its settle
+// time. They start side by side, so the settle times overlap. On failure it
+// stops what it started and returns why, with the failing process's last
+// log lines.
 func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]bool) ([]supervisor.Spec, error) {
 	if _, err := m.prepareApp(ctx, r.app); err != nil {
 		return nil, err
@@ -235,21 +337,77 @@ func (m *Manager) startRelease(ctx context.Context, r release, kinds map[string]
 	if err != nil {
 		return nil, err
 	}
-	var started []supervisor.Spec
-	for _, spec := range specs {
-		if err := m.cfg.Supervisor.Start(ctx, spec); err != nil {
-			m.stopSpecs(context.WithoutCancel(ctx), started)
-			kind := spec.Labels["kind"] + "." + spec.Labels["index"]
-			var se *supervisor.StartError
-			if errors.As(err, &se) && len(se.LogTail) > 0 {
-				return nil, fmt.Errorf("%s did not start: %v; last lines of %s:\n%s", kind, se.Err, se.LogPath, strings.Join(se.LogTail, "\n"))
+	// The first failure ends the others' waits: the deploy has failed.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(specs))
+	first := -1
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		wg.Go(func() {
+			err := m.cfg.Supervisor.Start(sctx, spec)
+			mu.Lock()
+			defer mu.Unlock()
+			errs[i] = err
+			if err != nil && first < 0 {
+				first = i
+				cancel()
 			}
-			return nil, fmt.Errorf("%s did not start: %w", kind, err)
+		})
+	}
+	wg.Wait()
+	var started []supervisor.Spec
+	for i, spec := range specs {
+		if errs[i] == nil {
+			started = append(started, spec)
 		}
-		started = append(started, spec)
+	}
+	var failure error
+	if first >= 0 {
+		spec, err := specs[first], errs[first]
+		kind := spec.Labels["kind"] + "." + spec.Labels["index"]
+		var se *supervisor.StartError
+		switch {
+		case errors.As(err, &se) && len(se.LogTail) > 0:
+			failure = fmt.Errorf("%s did not start: %v; last lines of %s:\n%s", kind, se.Err, se.LogPath, strings.Join(se.LogTail, "\n"))
+		case errors.As(err, &se):
+			failure = fmt.Errorf("%s did not start: %v", kind, se.Err)
+		default:
+			failure = fmt.Errorf("%s did not start: %w", kind, err)
+		}
+	}
+	if failure != nil {
+		m.stopSpecs(context.WithoutCancel(ctx), started)
+		return nil, failure
 	}
 	return started, nil
 }
+
+// exposed lists, per started process, the addresses it listens on that
+// other machines can reach: the app was meant to be reached through Caddy
+// only.
+func (m *Manager) exposed(specs []supervisor.Spec) map[string][]string {
+	out := map[string][]string{}
+	for _, spec := range specs {
+		st, ok := m.cfg.Supervisor.Status(spec.Name)
+		if !ok || st.PID == 0 {
+			continue
+		}
+		socks, err := supervisor.GroupSockets(st.PID)
+		if err != nil {
+			continue
+		}
+		if addrs := socks.Public(); len(addrs) > 0 {
+			out[spec.Labels["kind"]+"."+spec.Labels["index"]] = addrs
+		}
+	}
+	return out
+}
+
+// PIDDir is where the supervisor of a hop3 rooted at root records its
+// process groups.
+func PIDDir(root string) string { return layout{root: root}.pids() }
 
 func (m *Manager) stopSpecs(ctx context.Context, specs []supervisor.Spec) {
 	for _, s := range specs {
@@ -273,6 +431,136 @@ func (m *Manager) stopOld(ctx context.Context, app string, gen int, kinds map[st
 			m.log.Warn("stop process", "process", st.Name, "err", err)
 		}
 	}
+}
+
+// drainOld hands app's processes of generations other than gen (only
+// kinds, when non-nil) to the supervisor to drain in the background: the
+// routed ones finish their requests (DRAIN_TIMEOUT) and close their
+// WebSockets (WS_DRAIN_TIMEOUT) before they stop; workers get SIGTERM at
+// once and STOP_TIMEOUT. It does not wait.
+func (m *Manager) drainOld(r release, kinds map[string]bool) {
+	drain := durationEnv(r.env, "DRAIN_TIMEOUT", DefaultDrainTimeout)
+	wsGrace := durationEnv(r.env, "WS_DRAIN_TIMEOUT", DefaultWSDrainTimeout)
+	for _, st := range m.cfg.Supervisor.List() {
+		if st.Labels["app"] != r.app || st.Labels["gen"] == strconv.Itoa(r.gen) || st.State == supervisor.Draining {
+			continue
+		}
+		if kinds != nil && !kinds[st.Labels["kind"]] {
+			continue
+		}
+		// Served processes get SIGTERM before this returns: Granian then
+		// closes its idle keep-alive connections, so Caddy's next requests
+		// open new ones, to the new generation.
+		var d supervisor.Drain
+		if st.Labels["socket"] != "" || st.Labels["port"] != "" {
+			d.Timeout = drain
+		}
+		if file := drainFile(st.Labels["socket"]); st.Labels["iface"] == "asgi" {
+			deadline := time.Now().Add(wsGrace)
+			d.Busy = func(pgid int) bool {
+				if n, _ := webSocketReports(file, pgid); n > 0 {
+					return startWebSocketDrain(file, pgid, deadline)
+				}
+				removeDrainFiles(file)
+				return false
+			}
+			d.Hold, d.HoldTimeout = holdWebSockets(file), wsGrace+2*time.Second
+		}
+		if err := m.cfg.Supervisor.Drain(st.Name, d); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
+			m.log.Warn("drain process", "process", st.Name, "err", err)
+		}
+	}
+}
+
+// drainAckTimeout bounds the wait for an asgi generation's workers to
+// say they saw the drain file (they look every tenth of a second).
+const drainAckTimeout = time.Second
+
+// startWebSocketDrain tells the workers of an asgi generation run through
+// hop3's wrapper to close their WebSockets at deadline and to answer HTTP
+// with "Connection: close" meanwhile, and waits (briefly) until each says
+// it does: until then they would take new requests over the connections
+// Caddy keeps. It reports whether the generation must be held.
+func startWebSocketDrain(file string, pgid int, deadline time.Time) bool {
+	stamp := strconv.FormatFloat(float64(deadline.UnixMilli())/1000, 'f', 3, 64)
+	if err := writeAppFile(filepath.Dir(file), filepath.Base(file), []byte(stamp+"\n")); err != nil {
+		return false // nothing can tell the workers: stop them now
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	give := time.After(drainAckTimeout)
+	for {
+		if _, all := webSocketReports(file, pgid); all {
+			return true
+		}
+		select {
+		case <-give:
+			return true
+		case <-t.C:
+		}
+	}
+}
+
+// holdWebSockets returns a Drain.Hold for an asgi generation told to drain
+// by startWebSocketDrain: it returns once its workers report no WebSocket
+// left.
+func holdWebSockets(file string) func(ctx context.Context, pgid int) {
+	return func(ctx context.Context, pgid int) {
+		defer removeDrainFiles(file)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n, _ := webSocketReports(file, pgid); n == 0 {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// removeDrainFiles removes a generation's drain file and its workers'
+// reports.
+func removeDrainFiles(file string) {
+	reports, _ := filepath.Glob(file + "*")
+	for _, f := range reports {
+		os.Remove(f)
+	}
+}
+
+// webSocketReports sums the open WebSockets the workers of group pgid
+// report in file.<pid> (a worker that never wrote one never had any), and
+// tells whether every worker has said it is draining.
+func webSocketReports(file string, pgid int) (open int, allDraining bool) {
+	allDraining = true
+	for _, pid := range supervisor.GroupPIDs(pgid) {
+		if pid == pgid {
+			continue // Granian's main process serves nothing
+		}
+		// The app writes these: no link is followed, no pipe waited on.
+		f, err := isolation.OpenInTree(filepath.Dir(file), filepath.Base(file)+"."+strconv.Itoa(pid))
+		if err != nil {
+			allDraining = false
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(f, 64))
+		f.Close()
+		fields := strings.Fields(string(b))
+		if len(fields) == 0 {
+			allDraining = false
+			continue
+		}
+		if v, err := strconv.Atoi(fields[0]); err == nil && v > 0 {
+			open += v
+		}
+		if len(fields) < 2 || fields[1] != "draining" {
+			allDraining = false
+		}
+	}
+	return open, allDraining
 }
 
 // switchTo points the app's stable paths (web socket, current dir) at a

@@ -39,6 +39,12 @@ type processJSON struct {
 	// User is the uid the process runs as: the app's own, or hop3's when
 	// hop3 cannot switch users.
 	User string `json:"user,omitempty"`
+	// Connections is, while draining, how many connections the process
+	// still has open on its socket or port (requests, WebSockets, idle
+	// keep-alive connections from Caddy).
+	Connections *int `json:"connections,omitempty"`
+	// Public lists what it listens on that other machines can reach.
+	Public []string `json:"public_listeners,omitempty"`
 }
 
 func (inv *invocation) ps(ctx context.Context, c *command, args []string) error {
@@ -74,7 +80,11 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		if r.StartedAt != nil && r.State == supervisor.Running.String() {
 			uptime = formatDuration(time.Duration(r.UptimeSecs * float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Process, releaseLabel(r.Release), r.State, pid, uptime, r.Restarts, mem, cpu, userLabel(r.User))
+		state := r.State
+		if r.Connections != nil {
+			state = fmt.Sprintf("%s (%d open)", state, *r.Connections)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Process, releaseLabel(r.Release), state, pid, uptime, r.Restarts, mem, cpu, userLabel(r.User))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -82,6 +92,9 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 	for _, r := range rows {
 		if r.State == supervisor.Crashed.String() && r.LastExit != "" {
 			inv.ui.Fail(fmt.Sprintf("%s gave up restarting: %s (see `logs %s --process %s`)", r.Process, r.LastExit, a.Name, r.Kind))
+		}
+		if len(r.Public) > 0 {
+			inv.ui.Fail(supervisor.ExposedNotice(r.Process, r.Public))
 		}
 	}
 	return nil
@@ -121,6 +134,15 @@ func (inv *invocation) processRows(app string, now time.Time) []processJSON {
 		}
 		if u, ok := usage[p.PID]; ok && p.PID > 0 {
 			r.RSSBytes, r.CPUSecs = u.rss, u.cpu
+		}
+		if p.PID > 0 {
+			if socks, err := supervisor.GroupSockets(p.PID); err == nil {
+				r.Public = socks.Public()
+				if p.State == supervisor.Draining {
+					n := socks.Connections
+					r.Connections = &n
+				}
+			}
 		}
 		rows = append(rows, r)
 	}

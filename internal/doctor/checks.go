@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -312,6 +314,28 @@ func (c *checker) sqlite(ctx context.Context) Result {
 		return fail(name, path+": "+oneLine(err), "stop hop3, keep a copy of "+path+", then try: sqlite3 "+path+" .recover | sqlite3 hop3-recovered.db")
 	}
 	return ok(name, path+": integrity ok")
+}
+
+// listeners reports app processes that listen beyond loopback: they can
+// be reached without Caddy (its TLS, limits and pages).
+func (c *checker) listeners() Result {
+	const name = "listeners"
+	if c.sys.PublicListeners == nil || c.cfg.PIDDir == "" {
+		return skip(name, "no process table to read")
+	}
+	public, err := c.sys.PublicListeners(c.cfg.PIDDir)
+	if err != nil {
+		return warn(name, "can not read the apps' sockets: "+oneLine(err), "run doctor as the user hop3 runs as")
+	}
+	if len(public) == 0 {
+		return ok(name, "no app process listens beyond loopback")
+	}
+	var found []string
+	for _, p := range slices.Sorted(maps.Keys(public)) {
+		found = append(found, p+" on "+strings.Join(public[p], ", "))
+	}
+	return warn(name, "reachable without Caddy: "+strings.Join(found, "; "),
+		"make the app listen on $HOST (127.0.0.1) and $PORT, then push again")
 }
 
 func oneLine(err error) string {

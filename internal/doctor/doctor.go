@@ -64,6 +64,8 @@ type Config struct {
 	HTTPSAddr string
 	// Isolation is HOP3_ISOLATION: auto (or empty) or off.
 	Isolation string
+	// PIDDir is where a running hop3 records its apps' process groups.
+	PIDDir string
 }
 
 // Process is a program that holds a port.
@@ -110,6 +112,9 @@ type System struct {
 	// CanSwitch tells whether this process may run apps as other users
 	// (isolation.CanSwitch).
 	CanSwitch func() error
+	// PublicListeners names, per app process recorded in pidDir, the
+	// addresses it listens on that other machines can reach.
+	PublicListeners func(pidDir string) (map[string][]string, error)
 }
 
 // Run runs every check and returns their results in a fixed order.
@@ -131,7 +136,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes())
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners())
 	return out
 }
 

@@ -46,7 +46,7 @@ func healthy(t *testing.T) (Config, System) {
 	cfg := Config{
 		Root: root, Domain: "example.com", TLS: "acme",
 		CaddyBin: "/opt/hop3/tools/bin/caddy", UV: "/opt/hop3/tools/bin/uv",
-		SSHAddr: ":2222", HTTPAddr: ":80", HTTPSAddr: ":443",
+		SSHAddr: ":2222", HTTPAddr: ":80", HTTPSAddr: ":443", PIDDir: filepath.Join(root, "run", "pids"),
 	}
 	files := map[string]bool{
 		"/opt/hop3/tools/bin/caddy": true, "/opt/hop3/tools/bin/uv": true,
@@ -100,11 +100,12 @@ func healthy(t *testing.T) (Config, System) {
 			}
 			return nil, fs.ErrNotExist
 		},
-		CheckStore: func(ctx context.Context, path string) error { return nil },
-		Random:     func() string { return "abc" },
-		Lstat:      os.Lstat,
-		ReadFile:   os.ReadFile,
-		CanSwitch:  func() error { return nil },
+		CheckStore:      func(ctx context.Context, path string) error { return nil },
+		Random:          func() string { return "abc" },
+		Lstat:           os.Lstat,
+		ReadFile:        os.ReadFile,
+		CanSwitch:       func() error { return nil },
+		PublicListeners: func(string) (map[string][]string, error) { return nil, nil },
 	}
 	os.Chmod(root, 0o711)
 	os.MkdirAll(filepath.Join(root, "run"), 0o711)
@@ -133,7 +134,7 @@ func find(t *testing.T, results []Result, name string) Result {
 }
 
 var allChecks = []string{"caddy", "caddy-admin", "git", "python", "venv/pip", "uv", "node", "go", "disk",
-	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root"}
+	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners"}
 
 func TestHealthy(t *testing.T) {
 	cfg, sys := healthy(t)
@@ -230,6 +231,11 @@ func TestBroken(t *testing.T) {
 				return errors.New("check store: integrity: *** in database main ***\nPage 5: btree")
 			}
 		}, "sqlite", Fail, "integrity", ".recover"},
+		{"app listens on every interface", func(cfg *Config, sys *System) {
+			sys.PublicListeners = func(string) (map[string][]string, error) {
+				return map[string][]string{"shop/web.1@v3.2": {"0.0.0.0:3000", "[::]:3000"}}, nil
+			}
+		}, "listeners", Warn, "shop/web.1@v3.2 on 0.0.0.0:3000, [::]:3000", "$HOST (127.0.0.1)"},
 		{"no database yet", func(cfg *Config, sys *System) {
 			stat := sys.Stat
 			sys.Stat = func(p string) (os.FileInfo, error) {

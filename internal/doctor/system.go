@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hop3/internal/store"
+	"hop3/runtime/supervisor"
 )
 
 // DefaultSystem is the real machine.
@@ -52,13 +53,34 @@ func DefaultSystem() System {
 			conn.Close()
 			return true
 		},
-		AdminGet:   adminGet,
-		Stat:       os.Stat,
-		Lstat:      os.Lstat,
-		ReadFile:   os.ReadFile,
-		CanSwitch:  isolation.CanSwitch,
-		CheckStore: checkStore,
+		AdminGet:        adminGet,
+		Stat:            os.Stat,
+		Lstat:           os.Lstat,
+		ReadFile:        os.ReadFile,
+		CanSwitch:       isolation.CanSwitch,
+		CheckStore:      checkStore,
+		PublicListeners: publicListeners,
 	}
+}
+
+// publicListeners reads the live process groups hop3 recorded and the
+// sockets each holds.
+func publicListeners(pidDir string) (map[string][]string, error) {
+	groups, err := supervisor.LiveGroups(pidDir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, g := range groups {
+		socks, err := supervisor.GroupSockets(g.PGID)
+		if err != nil {
+			return nil, err
+		}
+		if p := socks.Public(); len(p) > 0 {
+			out[g.Name] = p
+		}
+	}
+	return out, nil
 }
 
 func adminGet(ctx context.Context, socket, path string) (int, error) {

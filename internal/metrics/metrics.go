@@ -197,7 +197,7 @@ func (m *Metrics) Watch(ctx context.Context, events <-chan supervisor.Event) {
 // states lists every state a process count is exported for, so that a
 // series exists (at 0) before the first process reaches it.
 var states = []supervisor.State{supervisor.Starting, supervisor.Running, supervisor.Backoff,
-	supervisor.Stopping, supervisor.Exited, supervisor.Crashed}
+	supervisor.Stopping, supervisor.Exited, supervisor.Crashed, supervisor.Draining}
 
 // WriteTo writes every metric of hop3 in the Prometheus text format.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {

@@ -26,11 +26,13 @@ type reqKind int
 const (
 	reqStop reqKind = iota
 	reqReset
+	reqDrain
 )
 
 type request struct {
 	kind  reqKind
-	reply chan error // for reqReset
+	reply chan error // for reqReset; for reqDrain, told once Draining
+	drain Drain      // for reqDrain
 }
 
 // proc is one supervised process. Its fields below "owned" are read and
@@ -60,6 +62,7 @@ type child struct {
 	g       *group
 	pid     int
 	started time.Time     // by the supervisor's clock
+	spawned time.Time     // by real time, for SettleTime
 	exitc   chan string   // how it ended, sent once it is reaped
 	copied  chan struct{} // closed when the output copier has finished
 	pr      *os.File      // read end of the output pipe
@@ -275,6 +278,11 @@ func (p *proc) runOnce(first chan<- error) outcome {
 			return o
 		}
 	}
+	if first != nil && p.spec.SettleTime > 0 {
+		if o, settled := p.settle(c, first, fail); !settled {
+			return o
+		}
+	}
 	p.set(Running)
 	p.log.Info("process running", "pid", c.pid)
 	if first != nil {
@@ -289,12 +297,45 @@ func (p *proc) runOnce(first chan<- error) outcome {
 			p.log.Info("process exited", "exit", desc, "ran", ran.Round(time.Millisecond).String())
 			return outcome{quick: ran < p.sv.opts.StartSecs}
 		case req := <-p.reqs:
+			switch req.kind {
+			case reqReset:
+				req.reply <- ErrNotCrashed
+				continue
+			case reqDrain:
+				p.drainRun(c, req.drain, req.reply)
+			default:
+				p.stopRun(c)
+			}
+			return outcome{end: true}
+		}
+	}
+}
+
+// settle waits until the process has run SettleTime since it was spawned.
+// settled is false when the run is over, with o saying how.
+func (p *proc) settle(c *child, first chan<- error, fail func(error, bool) outcome) (o outcome, settled bool) {
+	left := p.spec.SettleTime - time.Since(c.spawned)
+	if left <= 0 {
+		return outcome{}, true
+	}
+	timer := time.NewTimer(left)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return outcome{}, true
+		case desc := <-c.exitc:
+			ran := time.Since(c.spawned).Round(10 * time.Millisecond)
+			p.finishRun(c, desc)
+			return fail(fmt.Errorf("exited after %s (%s), before it had run %s", ran, desc, p.spec.SettleTime), true), false
+		case req := <-p.reqs:
 			if req.kind == reqReset {
 				req.reply <- ErrNotCrashed
 				continue
 			}
 			p.stopRun(c)
-			return outcome{end: true}
+			first <- &StartError{Name: p.spec.Name, LogPath: p.spec.LogPath, LogTail: p.out.lastLines(), Err: errors.New("stopped before it settled")}
+			return outcome{end: true}, false
 		}
 	}
 }
@@ -302,7 +343,7 @@ func (p *proc) runOnce(first chan<- error) outcome {
 // awaitReady polls readiness until the process is ready, exits, times out
 // or is stopped. ready is false when the run is over, with o saying how.
 func (p *proc) awaitReady(c *child, first chan<- error, fail func(error, bool) outcome) (o outcome, ready bool) {
-	pr := startProber(&p.spec)
+	pr := startProber(&p.spec, c.pid)
 	timer := time.NewTimer(p.spec.StartTimeout)
 	defer timer.Stop()
 	for {
@@ -310,6 +351,11 @@ func (p *proc) awaitReady(c *child, first chan<- error, fail func(error, bool) o
 		case <-pr.ready:
 			_ = pr.stop()
 			return outcome{}, true
+		case err := <-pr.fatal:
+			_ = pr.stop()
+			c.g.signal(syscall.SIGKILL)
+			p.finishRun(c, <-c.exitc)
+			return fail(err, true), false
 		case desc := <-c.exitc:
 			_ = pr.stop()
 			p.finishRun(c, desc)
@@ -360,6 +406,95 @@ func (p *proc) terminate(c *child) string {
 	return <-c.exitc
 }
 
+// drainRun lets a replaced child finish its work: it gets SIGTERM at once
+// (before the caller of Drain is answered) unless d.Busy says it holds work
+// that must end first, in which case d.Hold decides when. SIGKILL follows
+// d.Timeout after the SIGTERM. It is not restarted when it exits. A stop
+// request meanwhile cuts the drain short: SIGTERM at once and SIGKILL after
+// StopTimeout.
+func (p *proc) drainRun(c *child, d Drain, reply chan<- error) {
+	p.removeOnExit = true
+	p.set(Draining)
+	if d.Timeout <= 0 {
+		d.Timeout = p.spec.StopTimeout
+	}
+	busy := d.Busy != nil && d.Hold != nil && d.Busy(c.pid)
+	p.log.Info("draining", "pid", c.pid, "busy", busy, "hold", d.HoldTimeout.String(), "timeout", d.Timeout.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		if busy {
+			hctx, hcancel := context.WithTimeout(ctx, d.HoldTimeout)
+			defer hcancel()
+			d.Hold(hctx, c.pid)
+		}
+	}()
+	var (
+		killAt time.Time
+		timer  *time.Timer
+		kill   <-chan time.Time
+		desc   string
+	)
+	// term sends SIGTERM once and brings the SIGKILL forward to grace from
+	// now, never later than it already was.
+	term := func(grace time.Duration) {
+		at := time.Now().Add(grace)
+		if timer == nil {
+			c.g.signal(syscall.SIGTERM)
+			timer = time.NewTimer(grace)
+		} else if at.Before(killAt) {
+			timer.Reset(grace)
+		} else {
+			return
+		}
+		killAt, kill = at, timer.C
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	waiting := held
+	if !busy {
+		term(d.Timeout)
+		waiting = nil
+	}
+	reply <- nil
+loop:
+	for {
+		select {
+		case desc = <-c.exitc:
+			break loop
+		case <-waiting:
+			waiting = nil
+			term(d.Timeout)
+		case <-kill:
+			p.log.Warn("process did not stop in time; killing its group", "pid", c.pid)
+			c.g.signal(syscall.SIGKILL)
+			desc = <-c.exitc
+			break loop
+		case req := <-p.reqs:
+			switch req.kind {
+			case reqReset:
+				req.reply <- ErrNotCrashed
+			case reqDrain:
+				req.reply <- nil // already draining
+			case reqStop:
+				cancel()
+				waiting = nil
+				term(p.spec.StopTimeout)
+			}
+		}
+	}
+	cancel()
+	<-held
+	p.stopErr = p.finishRun(c, desc)
+	p.log.Info("drained", "pid", c.pid, "exit", desc)
+	p.set(Exited)
+}
+
 // spawn starts one run of the command with its output piped to the log.
 func (p *proc) spawn() (*child, error) {
 	if p.spec.Socket != "" {
@@ -395,6 +530,7 @@ func (p *proc) spawn() (*child, error) {
 		g:       &group{pgid: pid},
 		pid:     pid,
 		started: p.sv.clock.Now(),
+		spawned: time.Now(),
 		exitc:   make(chan string, 1),
 		copied:  make(chan struct{}),
 		pr:      pr,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -18,6 +19,8 @@ const (
 	probeInterval    = 75 * time.Millisecond
 	probeDialTimeout = time.Second
 	probeHTTPTimeout = 3 * time.Second
+	// portCheckInterval spaces the scans of /proc for a process's listeners.
+	portCheckInterval = 400 * time.Millisecond
 )
 
 func (s *Spec) hasReadiness() bool { return s.Socket != "" || s.Port != 0 }
@@ -30,8 +33,40 @@ func (s *Spec) dial(ctx context.Context) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
 }
 
+// healthError is a health check that got an answer, and a failing one.
+type healthError struct {
+	path   string
+	status int
+	body   string // the first lines
+}
+
+func (e *healthError) Error() string {
+	msg := fmt.Sprintf("GET %s answered %d", e.path, e.status)
+	if e.body != "" {
+		msg += ": " + e.body
+	}
+	return msg
+}
+
+// healthBodyLines is how much of a failing health answer is shown.
+const healthBodyLines = 3
+
+// firstLines returns up to n non-empty lines of b, joined with " | ".
+func firstLines(b []byte, n int) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+		if len(out) == n {
+			break
+		}
+	}
+	return strings.Join(out, " | ")
+}
+
 // probeOnce checks readiness once: a connect, plus a GET of HealthPath when
-// set. A 4xx still means the app is up (it may not route the path).
+// set, which must answer 2xx or 3xx.
 func (s *Spec) probeOnce(ctx context.Context) error {
 	if s.HealthPath == "" {
 		c, err := s.dial(ctx)
@@ -45,47 +80,81 @@ func (s *Spec) probeOnce(ctx context.Context) error {
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: probeHTTPTimeout}
-	host := "localhost"
-	if s.Socket == "" {
-		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   probeHTTPTimeout,
+		// A redirect answers the check; following it could leave the app.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+s.HealthPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+s.HealthPath, nil)
 	if err != nil {
 		return err
+	}
+	req.Host = s.HealthHost
+	if req.Host == "" {
+		req.Host = "localhost"
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if resp.StatusCode >= 500 {
-		return fmt.Errorf("GET %s: status %d", s.HealthPath, resp.StatusCode)
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return &healthError{path: s.HealthPath, status: resp.StatusCode, body: firstLines(body, healthBodyLines)}
 	}
 	return nil
 }
 
 // prober polls readiness in its own goroutine so that a slow health check
-// never keeps the owner from seeing an exit or a stop request.
+// never keeps the owner from seeing an exit or a stop request. Besides
+// "ready" it can conclude that waiting longer is pointless (fatal): the
+// health check keeps failing, or the process listens on the wrong port.
 type prober struct {
 	ready  chan struct{} // closed when ready
+	fatal  chan error    // receives why the start can not succeed
 	last   chan error    // receives the last probe error once the prober ends
 	cancel context.CancelFunc
 }
 
-func startProber(spec *Spec) *prober {
+func startProber(spec *Spec, pgid int) *prober {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &prober{ready: make(chan struct{}), last: make(chan error, 1), cancel: cancel}
+	p := &prober{ready: make(chan struct{}), fatal: make(chan error, 1), last: make(chan error, 1), cancel: cancel}
 	go func() {
 		var last error
 		defer func() { p.last <- last }()
 		t := time.NewTicker(probeInterval)
 		defer t.Stop()
+		var failingSince, wrongSince, portChecked time.Time
 		for {
 			if last = spec.probeOnce(ctx); last == nil {
 				close(p.ready)
 				return
+			}
+			now := time.Now()
+			var he *healthError
+			if errors.As(last, &he) {
+				if failingSince.IsZero() {
+					failingSince = now
+				}
+				if now.Sub(failingSince) >= HealthFailAfter {
+					p.fatal <- fmt.Errorf("health check failing for %s: %w", HealthFailAfter, last)
+					return
+				}
+			} else {
+				failingSince = time.Time{}
+			}
+			if spec.Port != 0 && pgid > 0 && now.Sub(portChecked) >= portCheckInterval {
+				portChecked = now
+				if wrong := wrongPort(pgid, spec.Port); wrong == "" {
+					wrongSince = time.Time{}
+				} else if wrongSince.IsZero() {
+					wrongSince = now
+				} else if now.Sub(wrongSince) >= WrongPortAfter {
+					p.fatal <- fmt.Errorf("listens on %s, not $PORT (%d)", wrong, spec.Port)
+					return
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -95,6 +164,26 @@ func startProber(spec *Spec) *prober {
 		}
 	}()
 	return p
+}
+
+// wrongPort names the TCP addresses group pgid listens on when none of them
+// is port; "" when it listens on port, or on no TCP port at all (yet).
+func wrongPort(pgid, port int) string {
+	socks, err := GroupSockets(pgid)
+	if err != nil {
+		return ""
+	}
+	var other []string
+	for _, l := range socks.Listeners {
+		if l.Network != "tcp" {
+			continue
+		}
+		if l.Port == port {
+			return ""
+		}
+		other = append(other, l.String())
+	}
+	return strings.Join(other, ", ")
 }
 
 // stop ends the prober and returns the last probe error.

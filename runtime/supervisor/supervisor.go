@@ -241,6 +241,29 @@ func (s *Supervisor) Stop(ctx context.Context, name string) error {
 	return nil
 }
 
+// Drain hands the named process over to a background stop that lets it
+// finish its work (see Drain) and returns at once. The process shows as
+// Draining until it is gone, is not restarted when it exits, and Stop
+// still ends it early. A process not running (backing off, crashed) is
+// simply stopped.
+func (s *Supervisor) Drain(name string, d Drain) error {
+	p := s.lookup(name)
+	if p == nil {
+		return fmt.Errorf("drain %s: %w", name, ErrNotFound)
+	}
+	reply := make(chan error, 1)
+	select {
+	case p.reqs <- request{kind: reqDrain, drain: d, reply: reply}:
+	case <-p.done:
+		return nil
+	}
+	select {
+	case <-reply:
+	case <-p.done:
+	}
+	return nil
+}
+
 // StopAll stops every process in parallel.
 func (s *Supervisor) StopAll(ctx context.Context) error {
 	s.mu.Lock()

@@ -149,7 +149,7 @@ func TestStartReadiness(t *testing.T) {
 		{name: "socket opened late"},
 		{name: "port opened late", useTCP: true},
 		{name: "socket with health", health: "/up", status: "200"},
-		{name: "port with health 404 counts as up", health: "/up", status: "404", useTCP: true},
+		{name: "port with health redirect counts as up", health: "/up", status: "302", useTCP: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,7 +219,7 @@ func TestStartFailures(t *testing.T) {
 			name:     "health answers 500",
 			command:  func(sock string) []string { return pyCommand("unix", sock, "0", "500") },
 			timeout:  time.Second,
-			wantErr:  []string{"not ready after 1s", "status 500", "server listening"},
+			wantErr:  []string{"not ready after 1s", "answered 500", "server listening"},
 			wantTail: []string{"server listening", "--- hop3: exited: signal: killed"},
 		},
 		{

@@ -11,6 +11,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,6 +37,9 @@ const (
 	// Crashed: gave up after too many quick failures; down until Reset or a
 	// new Start.
 	Crashed
+	// Draining: replaced; finishing what it has before it stops, and not
+	// restarted when it exits.
+	Draining
 )
 
 // String returns the lowercase name of the state.
@@ -53,6 +57,8 @@ func (s State) String() string {
 		return "exited"
 	case Crashed:
 		return "crashed"
+	case Draining:
+		return "draining"
 	default:
 		return fmt.Sprintf("state(%d)", int(s))
 	}
@@ -86,6 +92,12 @@ const (
 	DefaultBackoffMax   = 30 * time.Second
 	DefaultMaxRestarts  = 5
 	DefaultStartSecs    = 5 * time.Second
+	// HealthFailAfter is how long a health check may answer with a failing
+	// status, without a success in between, before the start fails.
+	HealthFailAfter = 5 * time.Second
+	// WrongPortAfter is how long a process with a Port may listen on other
+	// TCP ports but not on Port before the start fails.
+	WrongPortAfter = 2 * time.Second
 )
 
 // maxSocketPath is the longest unix socket path the kernel accepts
@@ -118,11 +130,23 @@ type Spec struct {
 	// each start; a live one is an error.
 	Socket string
 	// Port, if set, makes the process ready once a TCP connect to
-	// 127.0.0.1:Port succeeds. A port that already answers is an error.
+	// 127.0.0.1:Port succeeds. A port that already answers is an error. A
+	// process that listens on other TCP ports but not on Port for
+	// WrongPortAfter fails to start, naming what it bound.
 	Port int
 	// HealthPath, with Socket or Port, makes the process ready only once a
-	// GET of this path answers with a status below 500.
+	// GET of this path answers with a 2xx or 3xx status. A 4xx fails too: it
+	// says the path or the Host is wrong (Django answers 400 to a host it
+	// does not serve), not that the app is healthy. Failing answers for
+	// HealthFailAfter in a row fail the start at once.
 	HealthPath string
+	// HealthHost is the Host header of the health check: the name the app
+	// answers to. Default "localhost".
+	HealthHost string
+	// SettleTime: a process is started only once it has run this long since
+	// it was spawned (and is ready); exiting before that fails Start. It
+	// applies to the first start only; restarts are the backoff's business.
+	SettleTime time.Duration
 	// StartTimeout bounds the wait for readiness; default 60s. A process not
 	// ready by then has failed to start and its process group is killed.
 	StartTimeout time.Duration
@@ -203,3 +227,21 @@ func (e *StartError) Error() string {
 
 // Unwrap returns the reason.
 func (e *StartError) Unwrap() error { return e.Err }
+
+// Drain says how a replaced process ends: it is left running while it
+// finishes its work, then stopped, and never restarted.
+type Drain struct {
+	// Busy, if set, says whether the process holds work that SIGTERM would
+	// cut (for example open WebSockets). When it does not, the SIGTERM goes
+	// out before Drain returns: a server stops taking new requests over
+	// the connections it has as soon as traffic moved away.
+	Busy func(pgid int) bool
+	// Hold, run when Busy says so, returns when the process may be sent
+	// SIGTERM (for example once its WebSockets are closed). Its context
+	// ends after HoldTimeout. pgid is the process group.
+	Hold        func(ctx context.Context, pgid int)
+	HoldTimeout time.Duration
+	// Timeout is the grace between SIGTERM and SIGKILL; default the spec's
+	// StopTimeout.
+	Timeout time.Duration
+}
