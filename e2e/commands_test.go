@@ -203,14 +203,20 @@ func TestCommands(t *testing.T) {
 	t.Run("logs", func(t *testing.T) {
 		eventually(t, 20*time.Second, func() error {
 			r := d.mustCmd(alice, "logs", "envapp", "-n", "3", "--process", "worker")
-			if n := strings.Count(r.stdout, "worker.1 | tick hello big world\n"); n != 3 {
+			n := 0
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if m := logLineRe.FindStringSubmatch(line); m != nil && m[2] == "worker.1" && m[4] == "tick hello big world" {
+					n++
+				}
+			}
+			if n != 3 {
 				return fmt.Errorf("%d worker.1 ticks in\n%s", n, r)
 			}
 			return nil
 		})
 		r := d.mustCmd(alice, "logs", "envapp", "-n", "2")
 		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-			if !strings.HasPrefix(line, "web.1 | ") && !strings.HasPrefix(line, "worker.") {
+			if m := logLineRe.FindStringSubmatch(line); m == nil || (m[2] != "web.1" && !strings.HasPrefix(m[2], "worker.")) {
 				t.Errorf("logs line without its process: %q", line)
 			}
 		}
@@ -241,7 +247,7 @@ func TestCommands(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			select {
 			case line := <-got:
-				if !strings.HasPrefix(line, "worker.1 | tick ") {
+				if m := logLineRe.FindStringSubmatch(line); m == nil || m[2] != "worker.1" || !strings.HasPrefix(m[4], "tick ") {
 					t.Errorf("logs -f line %q", line)
 				}
 			case <-time.After(15 * time.Second):

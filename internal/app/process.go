@@ -212,6 +212,9 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		"--workers-kill-timeout", strconv.Itoa(granianKillTimeout(r.env)),
 		"--log-level", "info",
 	}
+	if truthy(r.env["ACCESS_LOG"]) {
+		argv = append(argv, "--access-log") // into the process's log, which `logs` shows
+	}
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
 		// Granian's default (backpressure/2, 256 threads per worker) lets

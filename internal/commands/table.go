@@ -102,7 +102,7 @@ func (inv *invocation) commands() []*command {
 			run:     inv.start},
 		{name: "logs", group: groupProcs, args: "APP [-n N] [-f] [--process KIND]",
 			summary: "Show the last lines of the app's process logs; -f follows them",
-			details: "Each line is prefixed with its process, \"web.1 | \". Lines carry no time, so\nthe recent lines are shown process by process; with -f new lines appear as\nthey are written, until the session ends.\n\nOptions:\n  -n N             lines per process (default 100)\n  -f               follow\n  --process KIND   only this kind of process (piku's `logs APP KIND` works too)",
+			details: "Each line starts with the time hop3 read it (UTC), its process and the\nrelease and generation that wrote it, \"2026-03-04T04:06:07.891Z web.1 v3.7 | \",\nso old and new processes are told apart during a deploy; the processes'\nlines are merged in time order. With -f new lines appear as they are\nwritten, until the session ends. Set ACCESS_LOG=1 to log every request of a\nwsgi or asgi app.\n\nOptions:\n  -n N             lines per process (default 100)\n  -f               follow\n  --process KIND   only this kind of process (piku's `logs APP KIND` works too)",
 			run:     inv.logs},
 		{name: "run", group: groupProcs, args: "APP -- COMMAND [ARGS...]",
 			summary: "Run a command in the app's live release and environment",

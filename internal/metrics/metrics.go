@@ -308,7 +308,7 @@ func (m *Metrics) writeCounters(t *textWriter) {
 	}
 	t.family("hop3_builds_total", "counter", "Successful builds by app.")
 	writeSeries(t, "hop3_builds_total", builds)
-	t.family("hop3_build_cache_hits_total", "counter", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules).")
+	t.family("hop3_build_cache_hits_total", "counter", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules, build: a whole build).")
 	writeSeries(t, "hop3_build_cache_hits_total", hits)
 }
 
