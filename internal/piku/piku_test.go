@@ -581,21 +581,26 @@ func TestParseAuthorizedKeys(t *testing.T) {
 		return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sshPub))) + " " + comment
 	}
 	prefix := `command="FINGERPRINT=SHA256:x NAME=default /usr/bin/python3 /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding,no-user-rc,no-X11-forwarding,no-port-forwarding `
-	alice, bob, shell, from := key("alice@laptop"), key(""), key("admin"), key("ci")
+	alice, bob, shell, from, env := key("alice@laptop"), key(""), key("admin"), key("ci"), key("env")
 	text := strings.Join([]string{
 		"# piku keys",
 		prefix + alice,
 		prefix + bob,
 		shell,
-		`from="10.0.0.0/8",` + prefix + from,
+		`environment="A=B",` + prefix + env,
 		"garbage line",
 		prefix + alice,
 		`command="/usr/bin/other" ` + key("other"),
+		`from="10.0.0.0/8",` + prefix + from,
 		"",
 	}, "\n")
 	keys, skipped := ParseAuthorizedKeys(text)
-	if len(keys) != 2 {
+	if len(keys) != 3 {
 		t.Fatalf("keys %+v\nskipped %q", keys, skipped)
+	}
+	// from= is a restriction hop3 honours: the key keeps it.
+	if keys[2].Name != "piku-ci" || keys[2].Options != `from="10.0.0.0/8"` || keys[0].Options != "" {
+		t.Errorf("options: %+v", keys)
 	}
 	if keys[0].Name != "piku-alice@laptop" || keys[0].Line != 2 || !strings.HasPrefix(alice, keys[0].PublicKey) || strings.Contains(keys[0].PublicKey, "command") {
 		t.Errorf("alice: %+v", keys[0])
@@ -604,7 +609,7 @@ func TestParseAuthorizedKeys(t *testing.T) {
 		t.Errorf("bob: %+v", keys[1])
 	}
 	all := strings.Join(skipped, "\n")
-	for _, want := range []string{"line 4", "shell login", "line 5", "from=", "line 6", "not a public key", "line 7", "same key as line 2", "line 8", "not piku's"} {
+	for _, want := range []string{"line 4", "shell login", "line 5", "environment=", "line 6", "not a public key", "line 7", "same key as line 2", "line 8", "not piku's"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("skipped lacks %q:\n%s", want, all)
 		}
