@@ -108,6 +108,7 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Stderr:   stderr,
 		DryRun:   *dryRun,
 		Data:     *data,
+		Domain:   envDefault("domain", "localhost"),
 	}
 	outcomes := im.Import(ctx, apps)
 

@@ -470,6 +470,8 @@ func TestImportChecks(t *testing.T) {
 	pikuApp(t, piku, "two", "main", map[string]string{"index.html": "2", "ENV": "NGINX_SERVER_NAME=shared.example.com\n"})
 	pikuApp(t, piku, "three", "main", map[string]string{"index.html": "3", "ENV": "NGINX_SERVER_NAME=owned.example.com\n"})
 	pikuApp(t, piku, "four", "main", map[string]string{"index.html": "4"})
+	// <app>.<domain> is that app's, whether it exists or not.
+	pikuApp(t, piku, "five", "main", map[string]string{"index.html": "5", "ENV": "NGINX_SERVER_NAME=one.example.net\n"})
 	pikuApp(t, piku, "x_four", "main", map[string]string{"index.html": "4"})
 	apps, err := Scan(context.Background(), piku, Options{Rename: map[string]string{"x_four": "four"}})
 	if err != nil {
@@ -483,8 +485,9 @@ func TestImportChecks(t *testing.T) {
 		got[o.App+"/"+string(o.Status)] = o
 	}
 	for key, want := range map[string]string{
-		"two/not imported":   "host shared.example.com is already served by app one",
-		"three/not imported": "host owned.example.com is already served by app other",
+		"two/not imported":   "host shared.example.com belongs to app one",
+		"three/not imported": "host owned.example.com belongs to app other",
+		"five/not imported":  "host one.example.net is reserved for an app named one",
 		"four/not imported":  "piku's four would also be named four",
 	} {
 		if !strings.Contains(got[key].Reason, want) {
