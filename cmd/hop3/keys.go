@@ -20,8 +20,10 @@ func openStore(root string) (*store.Store, error) {
 }
 
 func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError("usage: hop3 keys add|list|remove ...")
+	// No verb lists, as the daemon's keys command does; a --root given
+	// before the verb arrives here first.
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		args = append([]string{"list"}, args...)
 	}
 	sub := args[0]
 	root, rest, err := extractRoot(args[1:])
