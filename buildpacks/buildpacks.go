@@ -132,7 +132,7 @@ type Result struct {
 
 // Detect tells which buildpacks apply to the source tree in dir, main
 // language first. The first match wins: Python (requirements.txt,
-// pyproject.toml or uv.lock), Node.js (package.json), Go (go.mod), static
+// pyproject.toml, uv.lock or Pipfile.lock), Node.js (package.json), Go (go.mod), static
 // (hasStatic, or an index.html and no language files), generic (a Procfile
 // and nothing to build). A Python app with a package.json also gets Node.js,
 // for its front end.
@@ -149,7 +149,7 @@ func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 		return err == nil && info.Mode().IsRegular()
 	}
 	switch {
-	case has("requirements.txt") || has("pyproject.toml") || has("uv.lock"):
+	case has("requirements.txt") || has("pyproject.toml") || has("uv.lock") || has("Pipfile.lock"):
 		if has("package.json") {
 			return []string{PackPython, PackNode}, nil
 		}

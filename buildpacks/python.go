@@ -49,7 +49,8 @@ type pyPlan struct {
 // The installer is uv when it can be found, else the interpreter's venv and
 // pip modules. Dependencies come from requirements.txt if present; else from
 // uv.lock, exported with `uv export --frozen` (the lock is followed as is,
-// without dev dependencies); else from pyproject.toml. A project with a
+// without dev dependencies); else from poetry.lock's or Pipfile.lock's
+// pins (see exportPoetryLock); else from pyproject.toml. A project with a
 // [build-system] is installed itself, not editable, like `uv sync` does; one
 // without (an app that is not a package) gets only its dependencies, and its
 // code is imported from the release directory.
@@ -185,6 +186,18 @@ func (b *builder) planPython(ctx context.Context, env map[string]string, uv stri
 		}
 		plan.exported = stdout.Bytes()
 		declared = exportedGranianRe.Match(plan.exported)
+	case b.has(pyPoetryLock) && b.has(pyProject), b.has(pyPipfileLock):
+		export, name := exportPoetryLock, pyPoetryLock
+		if !b.has(pyPoetryLock) || !b.has(pyProject) {
+			export, name = exportPipfileLock, pyPipfileLock
+		}
+		plan.mode = name
+		exported, err := export(b.dir)
+		if err != nil {
+			return pyPlan{}, err
+		}
+		plan.exported = exported
+		declared = exportedGranianRe.Match(plan.exported)
 	default:
 		if b.has(pyUVLock) {
 			b.rep.Info("uv.lock needs uv to be followed; installing from pyproject.toml")
@@ -234,6 +247,8 @@ func (b *builder) pythonKey(ctx context.Context, plan pyPlan, interp interpreter
 		}
 		local = local || plan.reqs.local
 		editable = plan.reqs.editable
+	case pyPoetryLock, pyPipfileLock:
+		k.addBytes(plan.exported)
 	case pyUVLock:
 		k.addBytes(plan.exported)
 		local = local || exportedLocalRe.Match(plan.exported)
