@@ -25,6 +25,7 @@ type packageJSON struct {
 	BundleDependencies   json.RawMessage   `json:"bundleDependencies"`
 	Overrides            json.RawMessage   `json:"overrides"`
 	Workspaces           json.RawMessage   `json:"workspaces"`
+	PackageManager       string            `json:"packageManager"`
 }
 
 // hasDevDependencies reports whether there is anything for npm prune to
@@ -100,6 +101,13 @@ func (b *builder) buildNode(ctx context.Context) error {
 		}
 		env["npm_config_cache"] = filepath.Join(cacheDir, "npm")
 	}
+	if b.spec.CacheDir != "" {
+		cacheDir, err := filepath.Abs(b.spec.CacheDir)
+		if err != nil {
+			return err
+		}
+		env["YARN_CACHE_FOLDER"] = filepath.Join(cacheDir, "yarn")
+	}
 	env["npm_config_update_notifier"] = "false"
 	env["npm_config_fund"] = "false"
 	env["npm_config_audit"] = "false"
@@ -112,13 +120,31 @@ func (b *builder) buildNode(ctx context.Context) error {
 	if hasBuild {
 		include = "--include=dev"
 	}
-	lockfile := ""
-	for _, name := range []string{"npm-shrinkwrap.json", "package-lock.json"} {
-		if b.has(name) {
-			lockfile = name
-			break
+	pm, notes, err := choosePM(pkg.PackageManager, b.has, func(name string) ([]byte, error) {
+		data, err := os.ReadFile(filepath.Join(b.dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
+		return data, nil
+	})
+	if err != nil {
+		return err
 	}
+	for _, n := range notes {
+		b.rep.Info(n)
+	}
+	if b.spec.CacheDir != "" {
+		cacheDir, err := filepath.Abs(b.spec.CacheDir)
+		if err != nil {
+			return err
+		}
+		pm.storeDir = filepath.Join(cacheDir, "pnpm-store")
+	}
+	// pnpm hard links from its store when it can; an environment built as
+	// the app's user is handed to hop3 afterwards, and a hard link would
+	// hand over the store's file too.
+	pm.copy = b.spec.As != nil
+	lockfile := pm.lockfile
 	modules := filepath.Join(b.dir, "node_modules")
 	npm := tc.npm
 
@@ -129,19 +155,17 @@ func (b *builder) buildNode(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", lockfile, err)
 		}
-		switch {
-		case b.spec.EnvsDir == "":
-		case hasWorkspaces(pkg):
-			b.rep.Info("npm workspaces need the app's files to install: node_modules is installed into the release")
-		case localPackageRe.Match(lock):
-			b.rep.Info(lockfile + " names local packages: node_modules is installed into the release")
-		default:
-			shared = true
+		if b.spec.EnvsDir != "" {
+			if why := pm.sharedBlocker(pkg, lock, b.has); why != "" {
+				b.rep.Info(why)
+			} else {
+				shared = true
+			}
 		}
 	}
 
 	if !shared {
-		if err := b.nodeModulesInRelease(ctx, env, npm, lockfile, include); err != nil {
+		if err := b.nodeModulesInRelease(ctx, env, npm, pm, hasBuild); err != nil {
 			return err
 		}
 		if hasBuild {
@@ -149,8 +173,12 @@ func (b *builder) buildNode(ctx context.Context) error {
 				return err
 			}
 			if pkg.hasDevDependencies() {
-				if err := b.run(ctx, command{label: "npm prune", dir: b.dir, env: env,
-					argv: []string{npm, "prune", "--omit=dev"}}); err != nil {
+				argv := []string{npm, "prune", "--omit=dev"}
+				label := "npm prune"
+				if pm.name != "npm" {
+					argv, label = pm.installArgv(npm, false), pm.name+" install"
+				}
+				if err := b.run(ctx, command{label: label, dir: b.dir, env: env, argv: argv}); err != nil {
 					return err
 				}
 			}
@@ -159,13 +187,22 @@ func (b *builder) buildNode(ctx context.Context) error {
 		if err := os.RemoveAll(modules); err != nil {
 			return fmt.Errorf("remove committed node_modules: %w", err)
 		}
-		in := nodeEnvInputs{pkg: pkg, lockfile: lockfile, lock: lock, include: include, tc: tc}
+		in := nodeEnvInputs{pkg: pkg, pm: pm, lockfile: lockfile, lock: lock, include: include, tc: tc}
 		buildEnv, err := b.nodeEnv(ctx, env, in)
 		if err != nil {
 			return err
 		}
 		runEnv := buildEnv
-		if hasBuild && pkg.hasDevDependencies() {
+		if hasBuild && pkg.hasDevDependencies() && pm.name != "npm" {
+			// pnpm's and Yarn's lockfiles do not say where each package
+			// lands: the package manager installs the tree again without
+			// the dev dependencies, from its cache.
+			prod := in
+			prod.include = "--omit=dev"
+			if runEnv, err = b.nodeEnv(ctx, env, prod); err != nil {
+				return err
+			}
+		} else if hasBuild && pkg.hasDevDependencies() {
 			if runEnv, err = b.prunedNodeEnv(ctx, in, buildEnv); err != nil {
 				return err
 			}
@@ -238,21 +275,14 @@ func (b *builder) runNodeBuild(ctx context.Context, env map[string]string, npm s
 }
 
 // nodeModulesInRelease installs node_modules into the release directory.
-func (b *builder) nodeModulesInRelease(ctx context.Context, env map[string]string, npm, lockfile, include string) error {
+func (b *builder) nodeModulesInRelease(ctx context.Context, env map[string]string, npm string, pm nodePM, dev bool) error {
 	start := time.Now()
-	argv := []string{npm, "ci", include}
-	label := "npm ci"
-	if lockfile == "" {
-		for _, other := range []string{"yarn.lock", "pnpm-lock.yaml"} {
-			if b.has(other) {
-				b.rep.Info(other + " is ignored: hop3 builds with npm; commit a package-lock.json")
-			}
-		}
+	argv := pm.installArgv(npm, dev)
+	label := pm.label()
+	if pm.lockfile == "" {
 		b.rep.Step("Installing dependencies with npm install (no package-lock.json)")
-		argv = []string{npm, "install", include}
-		label = "npm install"
 	} else {
-		b.rep.Step(fmt.Sprintf("Installing dependencies with npm ci (%s)", lockfile))
+		b.rep.Step(fmt.Sprintf("Installing dependencies with %s (%s)", label, pm.lockfile))
 	}
 	if err := b.run(ctx, command{label: label, dir: b.dir, env: env, argv: argv}); err != nil {
 		return err
@@ -264,6 +294,7 @@ func (b *builder) nodeModulesInRelease(ctx context.Context, env map[string]strin
 // nodeEnvInputs is what a node_modules environment is made from.
 type nodeEnvInputs struct {
 	pkg      packageJSON
+	pm       nodePM
 	lockfile string
 	lock     []byte
 	include  string
@@ -275,6 +306,9 @@ type nodeEnvInputs struct {
 func (in nodeEnvInputs) key(npmrc []byte, variant string) string {
 	k := newKeyHash("node-modules")
 	k.add(in.tc.nodeVersion, in.tc.npmVersion, runtime.GOOS, runtime.GOARCH, in.include, in.lockfile, variant)
+	if in.pm.name != "" && in.pm.name != "npm" {
+		k.add(in.pm.name, in.pm.version)
+	}
 	k.addBytes(in.lock)
 	k.addBytes(npmrc)
 	for _, field := range []json.RawMessage{in.pkg.Dependencies, in.pkg.DevDependencies, in.pkg.OptionalDependencies,
@@ -296,6 +330,25 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("read .npmrc: %w", err)
 	}
+	files := map[string][]byte{}
+	if npmrc != nil {
+		files[".npmrc"] = npmrc
+	}
+	for _, name := range in.pm.configFiles() {
+		if name == ".npmrc" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(b.dir, name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("read %s: %w", name, err)
+		}
+		if data != nil {
+			// Only pnpm's and Yarn's keys see these files: npm's keys are
+			// those they always were.
+			npmrc = append(append(npmrc, 0), data...)
+			files[name] = data
+		}
+	}
 	key := in.key(npmrc, "")
 	if path, ok := store.complete(key); ok && !b.spec.NoCache {
 		b.rep.Step(fmt.Sprintf("Reusing node_modules (%s unchanged)", in.lockfile))
@@ -303,7 +356,12 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 		b.res.Envs = append(b.res.Envs, path)
 		return path, nil
 	}
-	b.rep.Step(fmt.Sprintf("Installing dependencies with npm ci (%s)", in.lockfile))
+	label := in.pm.label()
+	argv := in.pm.installArgv(in.tc.npm, in.include == "--include=dev")
+	if in.pm.name == "" {
+		label, argv = "npm ci", []string{in.tc.npm, "ci", in.include}
+	}
+	b.rep.Step(fmt.Sprintf("Installing dependencies with %s (%s)", label, in.lockfile))
 	start := time.Now()
 	manifest, err := installManifest(b.dir)
 	if err != nil {
@@ -318,17 +376,13 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 		"created":  time.Now().UTC().Format(time.RFC3339),
 	}
 	path, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
-		files := map[string][]byte{"package.json": manifest, in.lockfile: in.lock}
-		if npmrc != nil {
-			files[".npmrc"] = npmrc
-		}
+		files["package.json"], files[in.lockfile] = manifest, in.lock
 		for name, data := range files {
 			if err := writeNew(filepath.Join(tmp, name), data); err != nil {
 				return fmt.Errorf("write %s: %w", name, err)
 			}
 		}
-		return b.run(ctx, command{label: "npm ci", dir: tmp, env: env,
-			argv: []string{in.tc.npm, "ci", in.include}})
+		return b.run(ctx, command{label: label, dir: tmp, env: env, argv: argv})
 	}, func(tmp, final string) error {
 		// A release links to <env>/node_modules even when nothing was
 		// installed.

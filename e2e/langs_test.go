@@ -40,3 +40,55 @@ func TestLangsPoetryLock(t *testing.T) {
 	wantNoPushOutput(t, out, "Installing dependencies")
 	wantBody(t, d, host, "/", "v2 flask 2.1.3 setuptools 65.3.0\n")
 }
+
+// TestLangsPnpm pushes an app locked by pnpm-lock.yaml: pnpm, at the
+// version packageManager names, installs the tree once into a shared
+// environment, the build sees the dev dependencies and the app does not,
+// and node resolves its modules through the link into pnpm's .pnpm
+// directory. A package.json the lockfile does not match fails the push with
+// pnpm's message and leaves the app serving.
+func TestLangsPnpm(t *testing.T) {
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	host := "pnpm.localhost"
+	files := testdataApp(t, "pnpm-app")
+	w := newWorkdir(t, files)
+	out := w.mustPush(d, alice, "pnpm")
+	wantPushOutput(t, out, "Node.js app detected",
+		"Installing dependencies with pnpm 9.15.9 install --frozen-lockfile (pnpm-lock.yaml)",
+		"Running npm run build", "node_modules -> ", "web.1 ready")
+	want := "pnpm app: 2m, kleur absent, built with kleur\n"
+	wantBody(t, d, host, "/", want)
+
+	pkg := strings.Replace(files["package.json"], `"ms": "2.1.3"`, `"ms": "2.1.3", "left-pad": "1.3.0"`, 1)
+	w.commit("lockfile out of date", map[string]string{"package.json": pkg})
+	wantBuildFails(t, d, alice, w, "pnpm", "ERR_PNPM_OUTDATED_LOCKFILE", "build failed")
+	wantBody(t, d, host, "/", want)
+
+	server := strings.Replace(files["server.js"], "pnpm app:", "pnpm app v2:", 1)
+	w.commit("v2", map[string]string{"server.js": server})
+	out = w.mustPush(d, alice, "pnpm")
+	wantPushOutput(t, out, "Reusing node_modules (pnpm-lock.yaml unchanged)", "Running npm run build")
+	wantNoPushOutput(t, out, "Installing dependencies")
+	wantBody(t, d, host, "/", "pnpm app v2: 2m, kleur absent, built with kleur\n")
+}
+
+// TestLangsYarn pushes an app locked by a Yarn 1 yarn.lock: Yarn installs
+// it with --frozen-lockfile into a shared environment; a package.json the
+// lockfile does not match fails the push with Yarn's message.
+func TestLangsYarn(t *testing.T) {
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	host := "yarn.localhost"
+	files := testdataApp(t, "yarn-app")
+	w := newWorkdir(t, files)
+	out := w.mustPush(d, alice, "yarn")
+	wantPushOutput(t, out, "Node.js app detected",
+		"Installing dependencies with yarn 1.22.22 install --frozen-lockfile (yarn.lock)", "node_modules -> ", "web.1 ready")
+	wantBody(t, d, host, "/", "yarn app: 2m\n")
+
+	pkg := strings.Replace(files["package.json"], `"ms": "2.1.3"`, `"ms": "2.1.3", "left-pad": "1.3.0"`, 1)
+	w.commit("lockfile out of date", map[string]string{"package.json": pkg})
+	wantBuildFails(t, d, alice, w, "yarn", "Your lockfile needs to be updated", "build failed")
+	wantBody(t, d, host, "/", "yarn app: 2m\n")
+}
