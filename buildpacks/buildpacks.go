@@ -49,7 +49,7 @@ const (
 
 // ErrNoMatch is returned (wrapped or as is) by Detect and Build when nothing
 // in the pushed tree tells what to build.
-var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod or a Procfile")
+var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml or a Procfile")
 
 // Reporter receives Heroku-style progress. The caller implements it and
 // decides on colour and indentation.
@@ -61,9 +61,9 @@ type Reporter interface {
 
 // Tools names the external programs a build may run. Each is an absolute
 // path or a name looked up on PATH; an empty field means the default name
-// ("uv", "python3", "node", "npm", "go").
+// ("uv", "python3", "node", "npm", "go", "cargo").
 type Tools struct {
-	UV, Python, Node, NPM, Go string
+	UV, Python, Node, NPM, Go, Cargo string
 }
 
 // Spec describes one build.
@@ -132,7 +132,7 @@ type Result struct {
 
 // Detect tells which buildpacks apply to the source tree in dir, main
 // language first. The first match wins: Python (requirements.txt,
-// pyproject.toml, uv.lock or Pipfile.lock), Node.js (package.json), Go (go.mod), static
+// pyproject.toml, uv.lock or Pipfile.lock), Node.js (package.json), Go (go.mod), Rust (Cargo.toml), static
 // (hasStatic, or an index.html and no language files), generic (a Procfile
 // and nothing to build). A Python app with a package.json also gets Node.js,
 // for its front end.
@@ -158,6 +158,8 @@ func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 		return []string{PackNode}, nil
 	case has("go.mod"):
 		return []string{PackGo}, nil
+	case has("Cargo.toml"):
+		return []string{PackRust}, nil
 	case hasStatic || has("index.html"):
 		return []string{PackStatic}, nil
 	case hasProcfile:
@@ -235,6 +237,8 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 			err = b.buildNode(ctx)
 		case PackGo:
 			err = b.buildGo(ctx)
+		case PackRust:
+			err = b.buildRust(ctx)
 		case PackStatic, PackGeneric:
 			b.rep.Info("Nothing to build")
 		}
@@ -261,6 +265,8 @@ func detectedStep(i int, pack string) string {
 		return "Node.js front end detected (package.json)"
 	case PackGo:
 		return "Go app detected"
+	case PackRust:
+		return "Rust app detected"
 	case PackStatic:
 		return "Static site detected"
 	}
@@ -285,9 +291,10 @@ type builder struct {
 
 	// Toolchains found for this build, asked once: the build key needs
 	// them before the packs run.
-	node   *nodeToolchain
-	python *interpreter
-	goVer  string
+	node     *nodeToolchain
+	python   *interpreter
+	goVer    string
+	cargoVer string
 }
 
 func newBuilder(spec Spec, dir string) *builder {

@@ -54,7 +54,7 @@ type buildRecord struct {
 // nor does a static or generic app.
 func hasBuildStep(packs []string) bool {
 	for _, p := range packs {
-		if p == PackNode || p == PackGo {
+		if p == PackNode || p == PackGo || p == PackRust {
 			return true
 		}
 	}
@@ -118,6 +118,12 @@ func (b *builder) addToolchain(ctx context.Context, k *keyHash, pack string) err
 			return err
 		}
 		k.add("go", realPath(goTool), v)
+	case PackRust:
+		cargo, _, v, err := b.rustToolchain(ctx)
+		if err != nil {
+			return err
+		}
+		k.add("cargo", realPath(cargo), v)
 	}
 	return nil
 }

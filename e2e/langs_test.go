@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -91,4 +95,105 @@ func TestLangsYarn(t *testing.T) {
 	w.commit("lockfile out of date", map[string]string{"package.json": pkg})
 	wantBuildFails(t, d, alice, w, "yarn", "Your lockfile needs to be updated", "build failed")
 	wantBody(t, d, host, "/", "yarn app: 2m\n")
+}
+
+// TestLangsRust pushes a Rust web server using a crate from crates.io:
+// cargo build --release --locked builds it into the app's cache and the
+// Procfile runs target/release/rust-app. An unchanged push reuses the
+// build; a changed source builds again. With per-app users, a cargo that
+// the app's user cannot run (rustup's, under root's home) fails the push
+// with one line naming Debian's package.
+func TestLangsRust(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the isolated case needs root")
+	}
+	cargo, err := exec.LookPath("cargo")
+	if err != nil {
+		t.Skip("cargo not found on PATH")
+	}
+	t.Parallel()
+	files := testdataApp(t, "rust-app")
+
+	t.Run("built", func(t *testing.T) {
+		t.Parallel()
+		// Builds as hop3's user, so that a rustup toolchain under root's
+		// home serves.
+		d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_ISOLATION=off",
+			"PATH=" + filepath.Dir(cargo) + ":/usr/local/bin:/usr/bin:/bin"})
+		alice := newUser(t, "alice")
+		d.register(alice)
+		host := "rust.localhost"
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, alice, "rust")
+		wantPushOutput(t, out, "Rust app detected", "Building with cargo build --release --locked",
+			"Built target/release/rust-app", "web.1 ready")
+		hello := regexp.MustCompile(`^Hello from a Rust app on hop3, request \d+\n$`)
+		if code, body := get(t, d, host, "/"); code != 200 || !hello.MatchString(body) {
+			t.Fatalf("GET = %d %q", code, body)
+		}
+
+		w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+		out = w.mustPush(d, alice, "rust")
+		wantPushOutput(t, out, "Reusing the build of an unchanged tree", "web.1 ready")
+		wantNoPushOutput(t, out, "cargo build")
+		if code, body := get(t, d, host, "/"); code != 200 || !hello.MatchString(body) {
+			t.Fatalf("reused build: GET = %d %q", code, body)
+		}
+
+		w.commit("v2", map[string]string{"src/main.rs": strings.Replace(files["src/main.rs"], "Hello from", "Hi from", 1)})
+		out = w.mustPush(d, alice, "rust")
+		wantPushOutput(t, out, "Building with cargo build --release --locked", "Compiling rust-app")
+		wantNoPushOutput(t, out, "Compiling itoa")
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Hi from a Rust app on hop3") {
+			t.Fatalf("v2: GET = %d %q", code, body)
+		}
+	})
+
+	t.Run("cargo out of reach", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Dir(cargo) + ":/usr/local/bin:/usr/bin:/bin"
+		if other, err := lookPathIn("cargo", path, filepath.Dir(cargo)); usableByOthers(cargo) || err == nil && usableByOthers(other) {
+			t.Skip("a cargo every user can run is installed here")
+		}
+		d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"PATH=" + path})
+		alice := newUser(t, "alice")
+		d.register(alice)
+		w := newWorkdir(t, files)
+		out, err := w.push(d, alice, "rust")
+		if err == nil {
+			t.Fatalf("push succeeded:\n%s", out)
+		}
+		fails := failureLines(out)
+		if len(fails) != 1 || !strings.Contains(fails[0], "install Debian's cargo package (apt-get install cargo)") {
+			t.Errorf("want one line naming the package, got %q:\n%s", fails, out)
+		}
+	})
+}
+
+// usableByOthers reports whether every directory above path and path
+// itself let others in.
+func usableByOthers(path string) bool {
+	for p := path; ; p = filepath.Dir(p) {
+		info, err := os.Stat(p)
+		if err != nil || info.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if p == "/" {
+			return true
+		}
+	}
+}
+
+// lookPathIn finds name in the directories of path other than skip.
+func lookPathIn(name, path, skip string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == skip {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
 }
