@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,6 +19,7 @@ const (
 	pyPoetryLock  = "poetry.lock"
 	pyPipfileLock = "Pipfile.lock"
 	pyPipfile     = "Pipfile"
+	pyPDMLock     = "pdm.lock"
 )
 
 // poetryLock is the part of poetry.lock that says what to install.
@@ -279,6 +281,95 @@ func exportPipfileLock(dir string) ([]byte, error) {
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("Pipfile.lock is out of date with Pipfile (%s not locked); run `pipenv lock` and commit Pipfile.lock", strings.Join(missing, ", "))
+	}
+	sort.Strings(lines)
+	return []byte(strings.Join(lines, "\n") + "\n"), nil
+}
+
+// pdmLock is the part of pdm.lock that says what to install.
+type pdmLock struct {
+	Package []struct {
+		Name         string   `toml:"name"`
+		Version      string   `toml:"version"`
+		Groups       []string `toml:"groups"`
+		Marker       string   `toml:"marker"`
+		Dependencies []string `toml:"dependencies"`
+		Path         string   `toml:"path"`
+		URL          string   `toml:"url"`
+		Git          string   `toml:"git"`
+	} `toml:"package"`
+}
+
+// exportPDMLock turns pdm.lock into pinned requirements: the packages of
+// the default group (PDM 2.8 and later say so per package; for an older
+// lock, the packages [project].dependencies reach through the lock's
+// dependency lists), each at its locked version. A dependency that
+// [project] names and the lock does not hold stops the build.
+func exportPDMLock(dir string) ([]byte, error) {
+	var lock pdmLock
+	if _, err := toml.DecodeFile(filepath.Join(dir, pyPDMLock), &lock); err != nil {
+		return nil, fmt.Errorf("read pdm.lock: %w", err)
+	}
+	var proj pyProjectDeps
+	if _, err := toml.DecodeFile(filepath.Join(dir, pyProject), &proj); err != nil {
+		return nil, fmt.Errorf("read pyproject.toml: %w", err)
+	}
+	index := make(map[string]int)
+	grouped := false
+	for i, p := range lock.Package {
+		if p.Name == "" || p.Version == "" {
+			return nil, errors.New("read pdm.lock: a package without a name or version")
+		}
+		index[normalizeName(p.Name)] = i
+		grouped = grouped || len(p.Groups) > 0
+	}
+	var missing []string
+	chosen := make(map[int]bool)
+	var visit func(req string)
+	visit = func(req string) {
+		name := reqNameRe.FindString(strings.TrimSpace(req))
+		if name == "" {
+			return
+		}
+		i, ok := index[normalizeName(name)]
+		if !ok {
+			missing = append(missing, name)
+			return
+		}
+		if chosen[i] {
+			return
+		}
+		chosen[i] = true
+		if !grouped {
+			for _, dep := range lock.Package[i].Dependencies {
+				visit(dep)
+			}
+		}
+	}
+	for _, req := range proj.Project.Dependencies {
+		visit(req)
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("pdm.lock is not up to date with pyproject.toml (%s not locked); run `pdm lock` and commit pdm.lock", strings.Join(missing, ", "))
+	}
+	var lines []string
+	for i, p := range lock.Package {
+		if grouped {
+			if !slices.Contains(p.Groups, "default") {
+				continue
+			}
+		} else if !chosen[i] {
+			continue
+		}
+		if p.Path != "" || p.URL != "" || p.Git != "" {
+			return nil, fmt.Errorf("pdm.lock: %s is not from a package index, which hop3 does not install from a lock", p.Name)
+		}
+		line := p.Name + "==" + p.Version
+		if p.Marker != "" {
+			line += " ; " + p.Marker
+		}
+		lines = append(lines, line)
 	}
 	sort.Strings(lines)
 	return []byte(strings.Join(lines, "\n") + "\n"), nil

@@ -163,3 +163,66 @@ func TestExportPipfileLock(t *testing.T) {
 		})
 	}
 }
+
+func TestExportPDMLock(t *testing.T) {
+	project := "[project]\nname = \"x\"\ndependencies = [\"flask==2.1.3\"]\n[tool.pdm.dev-dependencies]\ntest = [\"pytest\"]\n"
+	grouped := `[metadata]
+groups = ["default", "test"]
+lock_version = "4.4.1"
+content_hash = "sha256:00"
+
+[[package]]
+name = "flask"
+version = "2.1.3"
+groups = ["default"]
+dependencies = ["click>=8.0"]
+
+[[package]]
+name = "click"
+version = "8.1.3"
+groups = ["default"]
+dependencies = ["colorama; platform_system == \"Windows\""]
+
+[[package]]
+name = "colorama"
+version = "0.4.5"
+groups = ["default", "test"]
+marker = "platform_system == \"Windows\""
+
+[[package]]
+name = "pytest"
+version = "7.1.3"
+groups = ["test"]
+`
+	// A lock of PDM before 2.8: no groups, the walk decides.
+	ungrouped := strings.NewReplacer(`groups = ["default"]`+"\n", "", `groups = ["default", "test"]`+"\n", "", `groups = ["test"]`+"\n", "").Replace(grouped)
+	want := "click==8.1.3\ncolorama==0.4.5 ; platform_system == \"Windows\"\nflask==2.1.3\n"
+	tests := []struct {
+		name, project, lock, want string
+		wantErr                   bool
+	}{
+		{"groups", project, grouped, want, false},
+		{"no groups", project, ungrouped, want, false},
+		{"a dependency the lock lacks", strings.Replace(project, `"flask==2.1.3"`, `"flask==2.1.3", "requests"`, 1), grouped,
+			"pdm.lock is not up to date with pyproject.toml (requests not locked)", true},
+		{"a local package", project, grouped + "\n[[package]]\nname = \"lib\"\nversion = \"1\"\ngroups = [\"default\"]\npath = \"./lib\"\n",
+			"lib is not from a package index", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := exportPDMLock(writeFiles(t, map[string]string{"pyproject.toml": tt.project, "pdm.lock": tt.lock}))
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want one holding %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("export:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}

@@ -49,8 +49,8 @@ type pyPlan struct {
 // The installer is uv when it can be found, else the interpreter's venv and
 // pip modules. Dependencies come from requirements.txt if present; else from
 // uv.lock, exported with `uv export --frozen` (the lock is followed as is,
-// without dev dependencies); else from poetry.lock's or Pipfile.lock's
-// pins (see exportPoetryLock); else from pyproject.toml. A project with a
+// without dev dependencies); else from poetry.lock's, pdm.lock's or
+// Pipfile.lock's pins (see exportPoetryLock); else from pyproject.toml. A project with a
 // [build-system] is installed itself, not editable, like `uv sync` does; one
 // without (an app that is not a package) gets only its dependencies, and its
 // code is imported from the release directory.
@@ -186,10 +186,13 @@ func (b *builder) planPython(ctx context.Context, env map[string]string, uv stri
 		}
 		plan.exported = stdout.Bytes()
 		declared = exportedGranianRe.Match(plan.exported)
-	case b.has(pyPoetryLock) && b.has(pyProject), b.has(pyPipfileLock):
-		export, name := exportPoetryLock, pyPoetryLock
-		if !b.has(pyPoetryLock) || !b.has(pyProject) {
-			export, name = exportPipfileLock, pyPipfileLock
+	case b.has(pyProject) && (b.has(pyPoetryLock) || b.has(pyPDMLock)), b.has(pyPipfileLock):
+		export, name := exportPipfileLock, pyPipfileLock
+		switch {
+		case b.has(pyProject) && b.has(pyPoetryLock):
+			export, name = exportPoetryLock, pyPoetryLock
+		case b.has(pyProject) && b.has(pyPDMLock):
+			export, name = exportPDMLock, pyPDMLock
 		}
 		plan.mode = name
 		exported, err := export(b.dir)
@@ -247,7 +250,7 @@ func (b *builder) pythonKey(ctx context.Context, plan pyPlan, interp interpreter
 		}
 		local = local || plan.reqs.local
 		editable = plan.reqs.editable
-	case pyPoetryLock, pyPipfileLock:
+	case pyPoetryLock, pyPipfileLock, pyPDMLock:
 		k.addBytes(plan.exported)
 	case pyUVLock:
 		k.addBytes(plan.exported)
