@@ -140,6 +140,19 @@ func (b *builder) buildNode(ctx context.Context) error {
 		}
 		pm.storeDir = filepath.Join(cacheDir, "pnpm-store")
 	}
+	if pm.berry {
+		cacheDir := ""
+		if b.spec.CacheDir != "" {
+			if cacheDir, err = filepath.Abs(b.spec.CacheDir); err != nil {
+				return err
+			}
+		}
+		for k, v := range pm.berryEnv(cacheDir) {
+			if _, set := b.spec.Env[k]; !set || k == "YARN_NODE_LINKER" || k == "YARN_IGNORE_PATH" {
+				env[k] = v
+			}
+		}
+	}
 	// pnpm hard links from its store when it can; an environment built as
 	// the app's user is handed to hop3 afterwards, and a hard link would
 	// hand over the store's file too.
@@ -156,7 +169,11 @@ func (b *builder) buildNode(ctx context.Context) error {
 			return fmt.Errorf("read %s: %w", lockfile, err)
 		}
 		if b.spec.EnvsDir != "" {
-			if why := pm.sharedBlocker(pkg, lock, b.has); why != "" {
+			read := func(name string) []byte {
+				data, _ := os.ReadFile(filepath.Join(b.dir, name))
+				return data
+			}
+			if why := pm.sharedBlocker(pkg, lock, b.has, read); why != "" {
 				b.rep.Info(why)
 			} else {
 				shared = true
@@ -380,6 +397,13 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 		for name, data := range files {
 			if err := writeNew(filepath.Join(tmp, name), data); err != nil {
 				return fmt.Errorf("write %s: %w", name, err)
+			}
+			// Yarn 2 and later write the manifest back in their own
+			// layout; the environment is handed to hop3 afterwards.
+			if u := b.cred(); u != nil && in.pm.berry {
+				if err := os.Lchown(filepath.Join(tmp, name), int(u.Uid), int(u.Gid)); err != nil {
+					return fmt.Errorf("write %s: %w", name, err)
+				}
 			}
 		}
 		return b.run(ctx, command{label: label, dir: tmp, env: env, argv: argv})

@@ -3,6 +3,7 @@ package buildpacks
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -35,6 +36,8 @@ type nodePM struct {
 	// is handed to another user afterwards).
 	storeDir string
 	copy     bool
+	// berry is Yarn 2 and later, whose yarn.lock has a __metadata entry.
+	berry bool
 }
 
 // packageManagerRe reads package.json's packageManager: a name, an exact
@@ -80,7 +83,8 @@ func choosePM(packageManager string, has func(string) bool, readLock func(string
 			return nodePM{}, nil, fmt.Errorf("package.json's packageManager names %s@%s but there is no %s: commit it", pmName, pmVersion, lock)
 		}
 		pm := nodePM{name: pmName, version: pmVersion, lockfile: lock}
-		return pm, notes, pm.check(readLock)
+		err := pm.check(readLock)
+		return pm, notes, err
 	}
 	switch {
 	case npmLockfile != "":
@@ -100,14 +104,15 @@ func choosePM(packageManager string, has func(string) bool, readLock func(string
 		return pm, notes, nil
 	case has(yarnLock):
 		pm := nodePM{name: "yarn", version: yarnClassic, lockfile: yarnLock}
-		return pm, notes, pm.check(readLock)
+		err := pm.check(readLock)
+		return pm, notes, err
 	}
 	return nodePM{name: "npm"}, notes, nil
 }
 
 // check refuses a Yarn 2 or later lockfile for Yarn 1 and the other way
-// round: the install would rewrite it.
-func (pm nodePM) check(readLock func(string) ([]byte, error)) error {
+// round: the install would rewrite it. It sets berry.
+func (pm *nodePM) check(readLock func(string) ([]byte, error)) error {
 	if pm.name != "yarn" {
 		return nil
 	}
@@ -121,9 +126,12 @@ func (pm nodePM) check(readLock func(string) ([]byte, error)) error {
 		return fmt.Errorf("yarn.lock was written by Yarn 2 or later: name the version in package.json's packageManager (\"yarn@4.5.3\")")
 	case !berryLock && !strings.HasPrefix(pm.version, "1."):
 		return fmt.Errorf("yarn.lock was written by Yarn 1 but packageManager names yarn@%s: run yarn install with it and commit yarn.lock", pm.version)
-	case berryLock:
-		return fmt.Errorf("Yarn %s is not supported yet: hop3 installs with Yarn 1 (packageManager \"yarn@1.22.22\"), pnpm or npm", pm.version)
+	case berryLock && (strings.HasPrefix(pm.version, "2.") || strings.HasPrefix(pm.version, "3.")):
+		// Installing without the dev dependencies needs `yarn workspaces
+		// focus`, built in from Yarn 4 on.
+		return fmt.Errorf("Yarn %s is not supported: hop3 installs with Yarn 1, or Yarn 4 and later (packageManager \"yarn@4.5.3\")", pm.version)
 	}
+	pm.berry = berryLock
 	return nil
 }
 
@@ -142,6 +150,9 @@ func (pm nodePM) label() string {
 	case "pnpm":
 		return fmt.Sprintf("pnpm %s install --frozen-lockfile", pm.version)
 	case "yarn":
+		if pm.berry {
+			return fmt.Sprintf("yarn %s install --immutable", pm.version)
+		}
 		return fmt.Sprintf("yarn %s install --frozen-lockfile", pm.version)
 	}
 	if pm.lockfile == "" {
@@ -166,6 +177,13 @@ func (pm nodePM) installArgv(npm string, dev bool) []string {
 		}
 		return argv
 	case "yarn":
+		if pm.berry {
+			argv := []string{npm, "exec", "--yes", "--package=@yarnpkg/cli-dist@" + pm.version, "--", "yarn"}
+			if dev {
+				return append(argv, "install", "--immutable")
+			}
+			return append(argv, "workspaces", "focus", "--all", "--production")
+		}
 		return []string{npm, "exec", "--yes", "--package=yarn@" + pm.version, "--",
 			"yarn", "install", "--frozen-lockfile", "--non-interactive", fmt.Sprintf("--production=%t", !dev)}
 	}
@@ -180,12 +198,13 @@ func (pm nodePM) installArgv(npm string, dev bool) []string {
 }
 
 // pmLocalRe finds packages that pnpm and Yarn install from the app's own
-// tree, whose install needs the app's files.
-var pmLocalRe = regexp.MustCompile(`[\s'"@](link|file|portal|workspace):`)
+// tree, whose install needs the app's files. Yarn 2 and later list the
+// app itself as NAME@workspace:., which is not one.
+var pmLocalRe = regexp.MustCompile(`[\s'"@](link|file|portal):|[\s'"]workspace:|@workspace:([^."\s]|\.[^"\s])`)
 
 // sharedBlocker says why the locked tree cannot be installed apart from the
 // app's files, or "" when it can.
-func (pm nodePM) sharedBlocker(pkg packageJSON, lock []byte, has func(string) bool) string {
+func (pm nodePM) sharedBlocker(pkg packageJSON, lock []byte, has func(string) bool, read func(string) []byte) string {
 	switch {
 	case hasWorkspaces(pkg) || (pm.name == "pnpm" && has("pnpm-workspace.yaml")):
 		return pm.name + " workspaces need the app's files to install: node_modules is installed into the release"
@@ -193,6 +212,8 @@ func (pm nodePM) sharedBlocker(pkg packageJSON, lock []byte, has func(string) bo
 		return pm.lockfile + " names local packages: node_modules is installed into the release"
 	case pm.name == "pnpm" && has(".pnpmfile.cjs"):
 		return ".pnpmfile.cjs needs the app's files: node_modules is installed into the release"
+	case pm.berry && bytes.Contains(read(".yarnrc.yml"), []byte("plugins:")):
+		return ".yarnrc.yml names plugins, which are the app's files: node_modules is installed into the release"
 	}
 	return ""
 }
@@ -202,7 +223,27 @@ func (pm nodePM) sharedBlocker(pkg packageJSON, lock []byte, has func(string) bo
 func (pm nodePM) configFiles() []string {
 	switch pm.name {
 	case "yarn":
+		if pm.berry {
+			return []string{".npmrc", ".yarnrc.yml"}
+		}
 		return []string{".npmrc", ".yarnrc"}
 	}
 	return []string{".npmrc"}
+}
+
+// berryEnv is how hop3 runs Yarn 2 and later: a node_modules tree, not
+// Plug'n'Play (the release links the environment's node_modules); the
+// version packageManager names, not a yarnPath release the app commits;
+// the app's own cache, no telemetry.
+func (pm nodePM) berryEnv(cacheDir string) map[string]string {
+	env := map[string]string{
+		"YARN_NODE_LINKER":         "node-modules",
+		"YARN_IGNORE_PATH":         "1",
+		"YARN_ENABLE_GLOBAL_CACHE": "false",
+		"YARN_ENABLE_TELEMETRY":    "0",
+	}
+	if cacheDir != "" {
+		env["YARN_CACHE_FOLDER"] = filepath.Join(cacheDir, "yarn-berry")
+	}
+	return env
 }

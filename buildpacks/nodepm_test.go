@@ -35,7 +35,9 @@ func TestChoosePM(t *testing.T) {
 		{name: "Yarn 2 lock without packageManager", files: map[string]string{yarnLock: berry},
 			wantErr: "yarn.lock was written by Yarn 2 or later"},
 		{name: "Yarn 4", pm: "yarn@4.5.3", files: map[string]string{yarnLock: berry},
-			wantErr: "Yarn 4.5.3 is not supported yet"},
+			want: nodePM{name: "yarn", version: "4.5.3", lockfile: yarnLock, berry: true}},
+		{name: "Yarn 3", pm: "yarn@3.6.4", files: map[string]string{yarnLock: berry},
+			wantErr: "Yarn 3.6.4 is not supported"},
 		{name: "Yarn 4 with a Yarn 1 lock", pm: "yarn@4.5.3", files: map[string]string{yarnLock: classic},
 			wantErr: "yarn.lock was written by Yarn 1"},
 		{name: "packageManager without its lockfile", pm: "pnpm@9.15.9", files: map[string]string{npmLock: "{}"},
@@ -84,6 +86,10 @@ func TestPMInstallArgv(t *testing.T) {
 			[]string{"npm", "exec", "--yes", "--package=pnpm@9.15.9", "--", "pnpm", "install", "--frozen-lockfile", "--prod=false"}},
 		{nodePM{name: "yarn", version: "1.22.22", lockfile: yarnLock}, false,
 			[]string{"npm", "exec", "--yes", "--package=yarn@1.22.22", "--", "yarn", "install", "--frozen-lockfile", "--non-interactive", "--production=true"}},
+		{nodePM{name: "yarn", version: "4.5.3", lockfile: yarnLock, berry: true}, true,
+			[]string{"npm", "exec", "--yes", "--package=@yarnpkg/cli-dist@4.5.3", "--", "yarn", "install", "--immutable"}},
+		{nodePM{name: "yarn", version: "4.5.3", lockfile: yarnLock, berry: true}, false,
+			[]string{"npm", "exec", "--yes", "--package=@yarnpkg/cli-dist@4.5.3", "--", "yarn", "workspaces", "focus", "--all", "--production"}},
 	}
 	for _, tt := range tests {
 		if got := tt.pm.installArgv("npm", tt.dev); !reflect.DeepEqual(got, tt.want) {
@@ -109,6 +115,11 @@ func TestPMSharedBlocker(t *testing.T) {
 		{"pnpmfile", pnpm, "", []string{".pnpmfile.cjs"}, ".pnpmfile.cjs"},
 		{"yarn registry", yarn, "ms@2.1.3:\n  version \"2.1.3\"\n", nil, ""},
 		{"yarn file", yarn, "\"lib@file:./lib\":\n  version \"1.0.0\"\n", nil, "names local packages"},
+		{"yarn 4 registry", nodePM{name: "yarn", version: "4.5.3", lockfile: yarnLock, berry: true},
+			"\"ms@npm:2.1.3\":\n  resolution: \"ms@npm:2.1.3\"\n\"app@workspace:.\":\n  resolution: \"app@workspace:.\"\n", nil, ""},
+		{"yarn 4 workspace", nodePM{name: "yarn", version: "4.5.3", lockfile: yarnLock, berry: true},
+			"\"lib@workspace:packages/lib\":\n  resolution: \"lib@workspace:packages/lib\"\n", nil, "names local packages"},
+		{"yarn 4 plugins", nodePM{name: "yarn", version: "4.5.3", lockfile: yarnLock, berry: true}, "", []string{".yarnrc.yml"}, "plugins"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +131,13 @@ func TestPMSharedBlocker(t *testing.T) {
 				}
 				return false
 			}
-			got := tt.pm.sharedBlocker(packageJSON{}, []byte(tt.lock), has)
+			read := func(name string) []byte {
+				if name == ".yarnrc.yml" && has(name) {
+					return []byte("plugins:\n  - path: .yarn/plugins/x.cjs\n")
+				}
+				return nil
+			}
+			got := tt.pm.sharedBlocker(packageJSON{}, []byte(tt.lock), has, read)
 			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 				t.Errorf("sharedBlocker = %q, want %q", got, tt.want)
 			}

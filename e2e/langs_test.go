@@ -97,6 +97,29 @@ func TestLangsYarn(t *testing.T) {
 	wantBody(t, d, host, "/", "yarn app: 2m\n")
 }
 
+// TestLangsYarn4 pushes an app locked by Yarn 4: `yarn install
+// --immutable` into a node_modules tree (not Plug'n'Play) for the build,
+// `yarn workspaces focus --production` for the app, both shared
+// environments; a package.json the lockfile does not match fails the push
+// with Yarn's message.
+func TestLangsYarn4(t *testing.T) {
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	host := "yarn4.localhost"
+	files := testdataApp(t, "yarn4-app")
+	w := newWorkdir(t, files)
+	out := w.mustPush(d, alice, "yarn4")
+	wantPushOutput(t, out, "Installing dependencies with yarn 4.5.3 install --immutable (yarn.lock)",
+		"Running npm run build", "node_modules -> ", "web.1 ready")
+	want := "yarn 4 app: 2m, kleur absent, built with kleur\n"
+	wantBody(t, d, host, "/", want)
+
+	pkg := strings.Replace(files["package.json"], `"ms": "2.1.3"`, `"ms": "2.1.3", "left-pad": "1.3.0"`, 1)
+	w.commit("lockfile out of date", map[string]string{"package.json": pkg})
+	wantBuildFails(t, d, alice, w, "yarn4", "The lockfile would have been modified by this install, which is explicitly forbidden", "build failed")
+	wantBody(t, d, host, "/", want)
+}
+
 // TestLangsRust pushes a Rust web server using a crate from crates.io:
 // cargo build --release --locked builds it into the app's cache and the
 // Procfile runs target/release/rust-app. An unchanged push reuses the
