@@ -18,6 +18,24 @@ func writeFiles(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// wantExport checks an export against want, or its error against want
+// when wantErr is set.
+func wantExport(t *testing.T, got []byte, err error, want string, wantErr bool) {
+	t.Helper()
+	if wantErr {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want one holding %q", err, want)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("export:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestExportPoetryLock(t *testing.T) {
 	fixture := filepath.Join("testdata", "poetry-app")
 	read := func(name string) string {
@@ -90,18 +108,7 @@ markers = {main = "sys_platform != \"win32\"", dev = "python_version < \"4\""}
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{"pyproject.toml": tt.project, "poetry.lock": tt.lock})
 			got, err := exportPoetryLock(dir)
-			if tt.wantErr {
-				if err == nil || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("err = %v, want one holding %q", err, tt.want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("export:\n%s\nwant:\n%s", got, tt.want)
-			}
+			wantExport(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -148,18 +155,7 @@ func TestExportPipfileLock(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := exportPipfileLock(writeFiles(t, tt.files))
-			if tt.wantErr {
-				if err == nil || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("err = %v, want one holding %q", err, tt.want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("export:\n%s\nwant:\n%s", got, tt.want)
-			}
+			wantExport(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -211,18 +207,7 @@ groups = ["test"]
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := exportPDMLock(writeFiles(t, map[string]string{"pyproject.toml": tt.project, "pdm.lock": tt.lock}))
-			if tt.wantErr {
-				if err == nil || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("err = %v, want one holding %q", err, tt.want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("export:\n%s\nwant:\n%s", got, tt.want)
-			}
+			wantExport(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }
