@@ -19,10 +19,12 @@ import (
 
 	"hop3/buildpacks"
 	"hop3/gitserver"
+	"hop3/internal/addons"
 	"hop3/internal/app"
 	"hop3/internal/commands"
 	"hop3/internal/isolation"
 	"hop3/internal/router"
+	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
 )
@@ -184,8 +186,13 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	adm, err := newAddons(root, sup, st, iso, logger)
+	if err != nil {
+		return err
+	}
 	dispatcher, err = commands.New(commands.Config{
-		Backend:        commandsBackend{mgr},
+		Addons:         adm,
+		Backend:        commandsBackend{mgr, adm},
 		Store:          st,
 		Root:           root,
 		Domain:         c.domain,
@@ -229,6 +236,15 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	procEvents, unsubscribe := sup.Subscribe()
 	defer unsubscribe()
 	go mgr.RecordProcessEvents(ctx, procEvents)
+	// Add-ons first: apps expect their databases when they start.
+	if err := adm.Restore(ctx); err != nil {
+		logger.Error("some add-ons did not come back", "component", "hop3", "err", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		adm.Stop(sctx)
+	}()
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
@@ -289,7 +305,37 @@ func caddyProcs() int {
 }
 
 // commandsBackend adapts the orchestrator to the command dispatcher.
-type commandsBackend struct{ *app.Manager }
+type commandsBackend struct {
+	*app.Manager
+	addons *addons.Manager
+}
+
+// Processes lists the app's processes and those of its add-ons.
+func (b commandsBackend) Processes(name string) []supervisor.Status {
+	return append(b.Manager.Processes(name), b.addons.Processes(name)...)
+}
+
+// newAddons makes the add-on manager: PostgreSQL runs as the uid just below
+// hop3's range (it refuses root), Redis add-ons as their apps' users.
+func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso isolation.Policy, logger *slog.Logger) (*addons.Manager, error) {
+	var pgUser *supervisor.Credential
+	if iso.On || os.Geteuid() == 0 {
+		pgUser = &supervisor.Credential{UID: iso.Base - 1, GID: iso.Base - 1}
+	}
+	return addons.New(addons.Config{
+		Root:         root,
+		Supervisor:   sup,
+		PostgresUser: pgUser,
+		Logger:       logger,
+		AppUser: func(ctx context.Context, name string) (*supervisor.Credential, error) {
+			n, err := st.AppNumber(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			return iso.User(n), nil
+		},
+	})
+}
 
 func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, actor string, out *ui.Writer) error {
 	return b.Manager.Deploy(ctx, name, app.DeployOptions{NoCache: noCache, Actor: actor}, out)
