@@ -315,12 +315,12 @@ func (b commandsBackend) Processes(name string) []supervisor.Status {
 	return append(b.Manager.Processes(name), b.addons.Processes(name)...)
 }
 
-// newAddons makes the add-on manager: PostgreSQL runs as the uid just below
-// hop3's range (it refuses root), Redis add-ons as their apps' users.
+// newAddons makes the add-on manager: Redis add-ons run as their apps'
+// users, PostgreSQL as Debian's postgres system user (see addons.SystemUser).
 func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso isolation.Policy, logger *slog.Logger) (*addons.Manager, error) {
 	var pgUser *supervisor.Credential
 	if iso.On || os.Geteuid() == 0 {
-		pgUser = &supervisor.Credential{UID: iso.Base - 1, GID: iso.Base - 1}
+		pgUser = addons.SystemUser()
 	}
 	return addons.New(addons.Config{
 		Root:         root,

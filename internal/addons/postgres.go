@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +30,24 @@ func (m *Manager) pgAdminPass() string      { return filepath.Join(m.pgBase(), "
 func pgSockDir(root string) string          { return filepath.Join(root, "addons", "postgres", "run") }
 func (m *Manager) pgBin(name string) string { return filepath.Join(m.cfg.PostgresBin, name) }
 
+// SystemUser is the credential of the cluster when hop3 may switch users:
+// Debian's postgres system user, made by the postgresql package. PostgreSQL
+// refuses to run as root, and initdb needs a user with a passwd entry, which
+// hop3's numeric users have not. Nil when there is no such user (creating
+// an add-on then says so).
+func SystemUser() *supervisor.Credential {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return nil
+	}
+	return &supervisor.Credential{UID: uint32(uid), GID: uint32(gid)}
+}
+
 // pgHBA lets hop3's admin role in anywhere, and each add-on's role into the
 // database of the same name only, always with a password (SCRAM).
 const pgHBA = `# Written by hop3: each role may reach only the database of its own name.
@@ -41,6 +60,9 @@ local   sameuser   all    scram-sha-256
 func (m *Manager) ensureCluster(ctx context.Context) error {
 	if _, err := os.Stat(m.pgBin("postgres")); err != nil {
 		return fmt.Errorf("PostgreSQL 15 is not installed (%s missing): run scripts/setup.sh, or apt-get install postgresql-15", m.pgBin("postgres"))
+	}
+	if m.cfg.PostgresUser == nil && os.Geteuid() == 0 {
+		return errors.New("PostgreSQL refuses to run as root and there is no postgres system user: install postgresql-15")
 	}
 	if _, err := os.Stat(filepath.Join(m.pgData(), "PG_VERSION")); err != nil {
 		if err := m.initCluster(ctx); err != nil {
@@ -109,7 +131,7 @@ func (m *Manager) initCluster(ctx context.Context) error {
 	}
 	// initdb reads the password from a file its user can read, removed
 	// right after.
-	pw := filepath.Join(data, ".pwfile")
+	pw := filepath.Join(m.pgBase(), "initdb.pw")
 	if err := os.WriteFile(pw, []byte(pass+"\n"), 0o600); err != nil {
 		return err
 	}
