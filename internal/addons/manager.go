@@ -48,6 +48,9 @@ type Manager struct {
 	log *slog.Logger
 
 	mu sync.Mutex // serialises changes: the registry, the cluster, backups
+
+	pmu     sync.Mutex
+	proxies map[string]*proxy // app: its database socket
 }
 
 // DefaultPostgresBin is where Debian's postgresql-15 puts its programs.
@@ -87,11 +90,11 @@ func (m *Manager) logPath(name string) string {
 }
 
 // SandboxPaths are the directories an app's processes must be able to reach
-// (read and write: connect(2) on a socket) for its add-ons to work: the
-// PostgreSQL socket directory and the app's Redis directory. The one place
-// a sandbox learns where add-on sockets live.
+// (read and write: connect(2) on a socket) for its add-ons to work: its
+// PostgreSQL socket directory and its Redis directory. The one place a
+// sandbox learns where add-on sockets live.
 func SandboxPaths(root, app string) []string {
-	return []string{pgSockDir(root), redisAppDir(root, app)}
+	return []string{appSockDir(root, app), redisAppDir(root, app)}
 }
 
 func (m *Manager) load() ([]Addon, error) {
@@ -195,6 +198,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 		switch a.Kind {
 		case Postgres:
 			pg = true
+			if err := m.ensureProxy(ctx, a.App); err != nil {
+				errs = append(errs, fmt.Errorf("serve %s's database socket: %w", a.App, err))
+			}
 		case Redis:
 			if err := m.startRedis(ctx, a); err != nil {
 				errs = append(errs, fmt.Errorf("start %s: %w", a.Name, err))
@@ -213,6 +219,12 @@ func (m *Manager) Restore(ctx context.Context) error {
 // sessions; the supervisor's SIGTERM would wait for them) and Redis, at
 // hop3's stop.
 func (m *Manager) Stop(ctx context.Context) {
+	m.pmu.Lock()
+	apps := slices.Collect(maps.Keys(m.proxies))
+	m.pmu.Unlock()
+	for _, app := range apps {
+		m.dropProxy(app)
+	}
 	if st, ok := m.cfg.Supervisor.Status(pgProcess); ok && st.PID > 0 {
 		_ = signalPID(st.PID)
 	}
@@ -268,6 +280,11 @@ func (m *Manager) Create(ctx context.Context, app string, k Kind, name string) (
 	if err := m.save(append(all, a)); err != nil {
 		return Addon{}, err
 	}
+	if k == Postgres {
+		if err := m.ensureProxy(ctx, app); err != nil {
+			return Addon{}, err
+		}
+	}
 	return a, nil
 }
 
@@ -300,13 +317,20 @@ func (m *Manager) Destroy(ctx context.Context, app, name string) error {
 			return err
 		}
 	}
-	return m.save(slices.Delete(all, i, i+1))
+	rest := slices.Delete(all, i, i+1)
+	if err := m.save(rest); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(rest, func(b Addon) bool { return b.App == app && b.Kind == Postgres }) {
+		m.dropProxy(app)
+	}
+	return nil
 }
 
 // URL is the connection URL of a, which its app's config var holds.
 func (m *Manager) URL(a Addon) string {
 	if a.Kind == Postgres {
-		return PostgresURL(ident(a.Name), a.Password, ident(a.Name), pgSockDir(m.cfg.Root))
+		return PostgresURL(ident(a.Name), a.Password, ident(a.Name), appSockDir(m.cfg.Root, a.App))
 	}
 	return RedisURL(a.Password, redisSock(m.cfg.Root, a.App, a.Name))
 }
@@ -466,6 +490,8 @@ func (m *Manager) AppDestroyed(ctx context.Context, app string, purge bool) ([]s
 		switch {
 		case purge:
 			errs = append(errs, m.Destroy(ctx, app, a.Name))
+		case a.Kind == Postgres:
+			m.dropProxy(app)
 		case a.Kind == Redis:
 			if err := m.cfg.Supervisor.Stop(ctx, redisProcess(a)); err != nil && !errors.Is(err, supervisor.ErrNotFound) {
 				errs = append(errs, err)

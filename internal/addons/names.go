@@ -7,7 +7,8 @@
 //
 //	addons/addons.json              the add-ons (hop3's, 0600; passwords inside)
 //	addons/postgres/data            the cluster (the PostgreSQL user's, 0700)
-//	addons/postgres/run             its socket directory (0755; pg_hba does the gating)
+//	addons/postgres/run             its socket directory (the postgres user's, 0700)
+//	addons/run/<app>                the app's database socket, served by hop3 (group the app's, 0750)
 //	addons/redis/<app>/<name>       a Redis add-on: config, RDB file, socket (the app's, 0700)
 //	backups/<app>/<name>-<time>.dump|.rdb   backups (hop3's, 0600)
 package addons

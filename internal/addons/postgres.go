@@ -75,10 +75,12 @@ func (m *Manager) ensureCluster(ctx context.Context) error {
 	_ = m.cfg.Supervisor.Stop(ctx, pgProcess)
 	u := m.cfg.PostgresUser
 	sock := pgSockDir(m.cfg.Root)
-	if err := os.MkdirAll(sock, 0o755); err != nil {
+	// The postgres user's alone: apps come through their own sockets (see
+	// proxy.go); hop3 is root, or the postgres user itself.
+	if err := os.MkdirAll(sock, 0o700); err != nil {
 		return err
 	}
-	if err := os.Chmod(sock, 0o755); err != nil {
+	if err := os.Chmod(sock, 0o700); err != nil {
 		return err
 	}
 	if err := chown(sock, u); err != nil {
@@ -93,7 +95,7 @@ func (m *Manager) ensureCluster(ctx context.Context) error {
 		Command: []string{m.pgBin("postgres"), "-D", m.pgData(),
 			"-c", "listen_addresses=",
 			"-c", "unix_socket_directories=" + sock,
-			"-c", "unix_socket_permissions=0777",
+			"-c", "unix_socket_permissions=0700",
 			"-c", "hba_file=" + filepath.Join(m.pgData(), "pg_hba.conf"),
 		},
 		Dir:          m.pgData(),
@@ -261,7 +263,7 @@ func (m *Manager) PsqlCommand(a Addon) ([]string, error) {
 		return nil, fmt.Errorf("%s is a %s add-on, not postgres", a.Name, a.Kind)
 	}
 	return []string{"/usr/bin/env", "PGPASSWORD=" + a.Password, m.pgBin("psql"),
-		"-h", pgSockDir(m.cfg.Root), "-U", ident(a.Name), "-d", ident(a.Name)}, nil
+		"-h", appSockDir(m.cfg.Root, a.App), "-U", ident(a.Name), "-d", ident(a.Name)}, nil
 }
 
 func signalPID(pid int) error { return syscall.Kill(pid, syscall.SIGINT) }
