@@ -302,6 +302,16 @@ func TestAddonsRedis(t *testing.T) {
 	w.mustPush(d, u, "counter")
 	wantBody(t, d, host, "/", "4")
 
+	// ps and doctor show it.
+	if ps := d.mustCmd(u, "ps", "counter").stdout; !strings.Contains(ps, "counter-redis.1") {
+		t.Fatalf("ps does not show Redis:\n%s", ps)
+	}
+	out, _ := opsRun(t, nil, "doctor", "--root", root, "--http-addr", d.httpAddr, "--ssh-addr", "127.0.0.1:"+d.sshPort,
+		"--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"), "--domain", "localhost", "--tls", "off")
+	if lines := opsDoctorLines(t, out); lines["addon:counter-redis"][0] != "ok" || lines["addon-servers"][0] != "ok" {
+		t.Fatalf("doctor:\n%s", out)
+	}
+
 	// The socket's directory is the app's user's alone, so another user
 	// cannot open the socket.
 	sockDir := filepath.Join(root, "addons", "redis", "counter", "counter-redis")
