@@ -190,6 +190,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	ms.setAddons(adm)
 	dispatcher, err = commands.New(commands.Config{
 		Addons:         adm,
 		Backend:        commandsBackend{mgr, adm},
