@@ -356,3 +356,23 @@ func TestAddonsRedis(t *testing.T) {
 		t.Fatalf("Redis data left after destroy --purge: %v", err)
 	}
 }
+
+// TestAddonsBackupSchedule: with a schedule, add-ons are backed up by
+// hop3's own cron (every minute here, on a clock running 30 times faster),
+// and the backups are listed like those taken by hand.
+func TestAddonsBackupSchedule(t *testing.T) {
+	needAddonServers(t)
+	root := shortTemp(t)
+	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_CLOCK_SCALE=30"}, "--addon-backups", "* * * * *")
+	u := newUser(t, "alice")
+	d.register(u)
+	d.mustCmd(u, "create", "cache")
+	d.mustCmd(u, "addons:create", "cache", "redis")
+	eventually(t, 30*time.Second, func() error {
+		l := d.mustCmd(u, "addons:backups", "cache", "cache-redis").stdout
+		if n := strings.Count(l, ".rdb"); n < 2 {
+			return fmt.Errorf("%d scheduled backups:\n%s", n, l)
+		}
+		return nil
+	})
+}

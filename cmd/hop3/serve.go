@@ -26,6 +26,7 @@ import (
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
+	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
 
@@ -38,6 +39,7 @@ type serveConfig struct {
 	metricsAddr                                string
 	isolation                                  string
 	uidBase                                    uint
+	addonBackups                               string
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,6 +65,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envDefault("metrics-addr", ""), "serve Prometheus metrics here, e.g. 127.0.0.1:9323; empty: off (HOP3_METRICS_ADDR)")
 	fs.StringVar(&c.isolation, "isolation", envDefault("isolation", "auto"), "auto: run each app as its own user when hop3 may switch users; off: every app as hop3's user (HOP3_ISOLATION)")
+	fs.StringVar(&c.addonBackups, "addon-backups", envDefault("addon-backups", addons.DefaultBackupSchedule), "when every add-on is backed up: five-field cron in the server's time zone, or off (HOP3_ADDON_BACKUPS)")
 	fs.UintVar(&c.uidBase, "uid-base", 0, "first uid of hop3's range: Caddy's; app n runs as base+n (HOP3_UID_BASE; default 62000)")
 	if v, ok := os.LookupEnv("HOP3_UID_BASE"); ok {
 		if err := fs.Set("uid-base", v); err != nil {
@@ -186,7 +189,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
-	adm, err := newAddons(root, sup, st, iso, logger)
+	adm, err := newAddons(root, sup, st, iso, c.addonBackups, logger)
 	if err != nil {
 		return err
 	}
@@ -318,16 +321,25 @@ func (b commandsBackend) Processes(name string) []supervisor.Status {
 
 // newAddons makes the add-on manager: Redis add-ons run as their apps'
 // users, PostgreSQL as Debian's postgres system user (see addons.SystemUser).
-func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso isolation.Policy, logger *slog.Logger) (*addons.Manager, error) {
+func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso isolation.Policy, backups string, logger *slog.Logger) (*addons.Manager, error) {
 	var pgUser *supervisor.Credential
 	if iso.On || os.Geteuid() == 0 {
 		pgUser = addons.SystemUser()
 	}
+	var schedule supervisor.Schedule
+	if backups != "off" {
+		s, err := procfile.ParseCron(backups)
+		if err != nil {
+			return nil, usageError("--addon-backups: %v", err)
+		}
+		schedule = s
+	}
 	return addons.New(addons.Config{
-		Root:         root,
-		Supervisor:   sup,
-		PostgresUser: pgUser,
-		Logger:       logger,
+		BackupSchedule: schedule,
+		Root:           root,
+		Supervisor:     sup,
+		PostgresUser:   pgUser,
+		Logger:         logger,
 		AppUser: func(ctx context.Context, name string) (*supervisor.Credential, error) {
 			n, err := st.AppNumber(ctx, name)
 			if err != nil {

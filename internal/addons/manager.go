@@ -39,7 +39,9 @@ type Config struct {
 	// Debian's places.
 	PostgresBin string
 	RedisBin    string
-	Logger      *slog.Logger
+	// BackupSchedule, when set, backs up every add-on on it.
+	BackupSchedule supervisor.Schedule
+	Logger         *slog.Logger
 }
 
 // Manager owns the add-ons of every app.
@@ -195,6 +197,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 	var errs []error
 	pg := false
 	for _, a := range all {
+		if err := m.scheduleBackups(ctx, a); err != nil {
+			errs = append(errs, fmt.Errorf("schedule backups of %s: %w", a.Name, err))
+		}
 		switch a.Kind {
 		case Postgres:
 			pg = true
@@ -285,6 +290,9 @@ func (m *Manager) Create(ctx context.Context, app string, k Kind, name string) (
 			return Addon{}, err
 		}
 	}
+	if err := m.scheduleBackups(ctx, a); err != nil {
+		m.log.Warn("schedule backups", "addon", a.Name, "err", err)
+	}
 	return a, nil
 }
 
@@ -301,6 +309,7 @@ func (m *Manager) Destroy(ctx context.Context, app, name string) error {
 		return fmt.Errorf("%s has no add-on named %s: %w", app, name, ErrNotFound)
 	}
 	a := all[i]
+	m.unscheduleBackups(ctx, a)
 	switch a.Kind {
 	case Postgres:
 		if err := m.ensureCluster(ctx); err != nil {
@@ -487,6 +496,7 @@ func (m *Manager) AppDestroyed(ctx context.Context, app string, purge bool) ([]s
 	var errs []error
 	for _, a := range list {
 		names = append(names, a.Name)
+		m.unscheduleBackups(ctx, a)
 		switch {
 		case purge:
 			errs = append(errs, m.Destroy(ctx, app, a.Name))
