@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -65,6 +66,17 @@ func (inv *invocation) addons() (Addons, error) {
 		return nil, failf("add-ons are not available on this server")
 	}
 	return inv.d.cfg.Addons, nil
+}
+
+// parseAddon parses `APP NAME` and n-2 more positional arguments with fs,
+// and resolves the caller's app and its add-on.
+func (inv *invocation) parseAddon(ctx context.Context, c *command, fs *flag.FlagSet, args []string, n int) (store.App, addons.Addon, []string, error) {
+	pos, err := parse(c, fs, args, n, n)
+	if err != nil {
+		return store.App{}, addons.Addon{}, nil, err
+	}
+	a, ad, err := inv.addonArgs(ctx, c, pos[:2])
+	return a, ad, pos, err
 }
 
 // addonArgs resolves `APP NAME` to the caller's app and its add-on.
@@ -159,11 +171,7 @@ func (inv *invocation) addonsCreate(ctx context.Context, c *command, args []stri
 func (inv *invocation) addonsDestroy(ctx context.Context, c *command, args []string) error {
 	fs := newFlags(c)
 	confirm := fs.String("confirm", "", "")
-	pos, err := parse(c, fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	a, ad, err := inv.addonArgs(ctx, c, pos)
+	a, ad, _, err := inv.parseAddon(ctx, c, fs, args, 2)
 	if err != nil {
 		return err
 	}
@@ -192,11 +200,7 @@ func (inv *invocation) addonsDestroy(ctx context.Context, c *command, args []str
 }
 
 func (inv *invocation) addonsBackup(ctx context.Context, c *command, args []string) error {
-	pos, err := parse(c, newFlags(c), args, 2, 2)
-	if err != nil {
-		return err
-	}
-	a, ad, err := inv.addonArgs(ctx, c, pos)
+	a, ad, _, err := inv.parseAddon(ctx, c, newFlags(c), args, 2)
 	if err != nil {
 		return err
 	}
@@ -213,11 +217,7 @@ func (inv *invocation) addonsBackup(ctx context.Context, c *command, args []stri
 func (inv *invocation) addonsBackups(ctx context.Context, c *command, args []string) error {
 	fs := newFlags(c)
 	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(c, fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	a, ad, err := inv.addonArgs(ctx, c, pos)
+	a, ad, _, err := inv.parseAddon(ctx, c, fs, args, 2)
 	if err != nil {
 		return err
 	}
@@ -246,11 +246,7 @@ func (inv *invocation) addonsBackups(ctx context.Context, c *command, args []str
 func (inv *invocation) addonsRestore(ctx context.Context, c *command, args []string) error {
 	fs := newFlags(c)
 	confirm := fs.String("confirm", "", "")
-	pos, err := parse(c, fs, args, 3, 3)
-	if err != nil {
-		return err
-	}
-	a, ad, err := inv.addonArgs(ctx, c, pos[:2])
+	a, ad, pos, err := inv.parseAddon(ctx, c, fs, args, 3)
 	if err != nil {
 		return err
 	}
@@ -270,11 +266,7 @@ func (inv *invocation) addonsRestore(ctx context.Context, c *command, args []str
 }
 
 func (inv *invocation) addonsPsql(ctx context.Context, c *command, args []string) error {
-	pos, err := parse(c, newFlags(c), args, 2, 2)
-	if err != nil {
-		return err
-	}
-	a, ad, err := inv.addonArgs(ctx, c, pos)
+	a, ad, _, err := inv.parseAddon(ctx, c, newFlags(c), args, 2)
 	if err != nil {
 		return err
 	}
@@ -285,16 +277,7 @@ func (inv *invocation) addonsPsql(ctx context.Context, c *command, args []string
 	if err != nil {
 		return failf("%v", err)
 	}
-	var code int
-	if inv.pty != nil {
-		code, err = inv.d.cfg.Backend.RunTerminal(ctx, a.Name, argv, sessionTerm{inv.term}, inv.pty)
-	} else {
-		code, err = inv.d.cfg.Backend.RunOneOff(ctx, a.Name, argv, inv.stdin, inv.stdout, inv.stderr)
-	}
-	if err != nil {
-		return fmt.Errorf("psql in %s: %w", a.Name, err)
-	}
-	return exitCode(code)
+	return inv.runIn(ctx, a.Name, argv)
 }
 
 // addonsAfterDestroy tells what became of a destroyed app's add-ons.
