@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"hop3/internal/addons"
@@ -70,7 +71,10 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // answering on its sockets (a stopped hop3 shows them all down).
 func addonChecks(root string) []doctor.Result {
 	list, err := addons.Check(root)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return []doctor.Result{{Name: "addons", Verdict: doctor.Warn, Detail: err.Error(), Fix: "run hop3 doctor as hop3's user"}}
+	case err != nil:
 		return []doctor.Result{{Name: "addons", Verdict: doctor.Fail, Detail: err.Error(), Fix: "restore addons/addons.json from a backup of the root"}}
 	}
 	var out []doctor.Result
