@@ -292,7 +292,7 @@ func TestAddonsRedis(t *testing.T) {
 	host := "counter.localhost"
 
 	d.mustCmd(u, "create", "counter")
-	d.mustCmd(u, "addons:create", "counter", "redis")
+	d.mustCmd(u, "addons:create", "counter", "redis", "--maxmemory", "32mb")
 	w := newWorkdir(t, counterApp("1"))
 	w.mustPush(d, u, "counter")
 	for i := 1; i <= 3; i++ {
@@ -327,6 +327,15 @@ func TestAddonsRedis(t *testing.T) {
 	cli.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid + 1, Gid: st.Gid + 1}}
 	if out, err := cli.CombinedOutput(); err == nil || strings.Contains(string(out), "PONG") {
 		t.Fatalf("another user reached the Redis socket: %s", out)
+	}
+
+	// The server runs with the add-on's maxmemory and password.
+	redisURL := strings.TrimSpace(d.mustCmd(u, "config:get", "counter", "REDIS_URL").stdout)
+	pass := strings.TrimPrefix(redisURL[:strings.Index(redisURL, "@")], "unix://:")
+	cfg := exec.Command("redis-cli", "-s", filepath.Join(sockDir, "redis.sock"), "config", "get", "maxmemory")
+	cfg.Env = append(os.Environ(), "REDISCLI_AUTH="+pass)
+	if out, err := cfg.CombinedOutput(); err != nil || !strings.Contains(string(out), "33554432") {
+		t.Fatalf("maxmemory: %v %s", err, out)
 	}
 
 	// Backup at 4, count on, restore: back to 4.

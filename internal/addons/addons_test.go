@@ -205,6 +205,14 @@ func TestProxyStartup(t *testing.T) {
 	}
 }
 
+func TestValidateMemory(t *testing.T) {
+	for s, ok := range map[string]bool{"64mb": true, "1gb": true, "256MB": true, "64gb": true, "65gb": false, "0mb": false, "10": false, "10kb": false, "-1mb": false, "1 gb": false, "": false} {
+		if err := ValidateMemory(s); (err == nil) != ok {
+			t.Errorf("ValidateMemory(%q) = %v, want ok=%v", s, err, ok)
+		}
+	}
+}
+
 func TestRedisConf(t *testing.T) {
 	c := redisConf("/r/a/x", "pw", "64mb")
 	for _, want := range []string{"port 0\n", "unixsocket /r/a/x/redis.sock\n", "unixsocketperm 660\n", "requirepass pw\n", "maxmemory 64mb\n"} {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,14 +243,29 @@ func (m *Manager) Stop(ctx context.Context) {
 	_ = m.cfg.Supervisor.Stop(ctx, pgProcess)
 }
 
+// Options are the choices made at creation; zero values take defaults.
+type Options struct {
+	Name      string // default DefaultName
+	MaxMemory string // Redis: default DefaultMaxMemory
+}
+
 // Create makes an add-on of app and returns it, running. The caller sets
 // its URL in the app's config (see URL).
-func (m *Manager) Create(ctx context.Context, app string, k Kind, name string) (Addon, error) {
+func (m *Manager) Create(ctx context.Context, app string, k Kind, o Options) (Addon, error) {
+	name := o.Name
 	if name == "" {
 		name = DefaultName(app, k)
 	}
 	if err := ValidateName(name); err != nil {
 		return Addon{}, err
+	}
+	if o.MaxMemory != "" {
+		if k != Redis {
+			return Addon{}, fmt.Errorf("--maxmemory is for redis add-ons")
+		}
+		if err := ValidateMemory(o.MaxMemory); err != nil {
+			return Addon{}, err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -277,6 +293,9 @@ func (m *Manager) Create(ctx context.Context, app string, k Kind, name string) (
 		}
 	case Redis:
 		a.MaxMem = DefaultMaxMemory
+		if o.MaxMemory != "" {
+			a.MaxMem = strings.ToLower(o.MaxMemory)
+		}
 		if err := m.startRedis(ctx, a); err != nil {
 			_ = os.RemoveAll(redisDir(m.cfg.Root, app, name))
 			return Addon{}, err

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,23 @@ import (
 
 // DefaultMaxMemory is a Redis add-on's maxmemory.
 const DefaultMaxMemory = "64mb"
+
+var memSize = regexp.MustCompile(`^(?i)[1-9][0-9]{0,5}(mb|gb)$`)
+
+// ValidateMemory checks a Redis maxmemory: 1mb to 64gb, in mb or gb.
+func ValidateMemory(s string) error {
+	if !memSize.MatchString(s) {
+		return fmt.Errorf("bad maxmemory %q: use a size such as 64mb or 1gb", s)
+	}
+	n, _ := strconv.Atoi(s[:len(s)-2])
+	if strings.EqualFold(s[len(s)-2:], "gb") {
+		n *= 1024
+	}
+	if n > 64*1024 {
+		return fmt.Errorf("bad maxmemory %q: at most 64gb", s)
+	}
+	return nil
+}
 
 func redisAppDir(root, app string) string { return filepath.Join(root, "addons", "redis", app) }
 func redisDir(root, app, name string) string {

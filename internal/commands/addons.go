@@ -16,7 +16,7 @@ import (
 // *addons.Manager satisfies it.
 type Addons interface {
 	Describe(ctx context.Context, app string) ([]addons.Info, error)
-	Create(ctx context.Context, app string, k addons.Kind, name string) (addons.Addon, error)
+	Create(ctx context.Context, app string, k addons.Kind, o addons.Options) (addons.Addon, error)
 	Get(app, name string) (addons.Addon, error)
 	URL(a addons.Addon) string
 	Destroy(ctx context.Context, app, name string) error
@@ -37,9 +37,9 @@ func (inv *invocation) addonCommands() []*command {
 		{name: "addons", aliases: []string{"addons:list"}, group: groupAddons, args: "[--json] APP",
 			summary: "List the app's add-ons: name, kind, version, size, URL variable, state",
 			run:     inv.addonsList},
-		{name: "addons:create", group: groupAddons, args: "APP postgres|redis [--name NAME]",
+		{name: "addons:create", group: groupAddons, args: "APP postgres|redis [--name NAME] [--maxmemory SIZE]",
 			summary: "Give the app a PostgreSQL database or a Redis, and its URL in a config var",
-			details: "Sets DATABASE_URL (postgres) or REDIS_URL (redis), or NAME_URL when the app\nalready has one, and restarts the app with zero downtime.\nThe default name is APP-db or APP-redis.\n\nOptions:\n  --name NAME   the add-on's name (lowercase letters, digits, '-')",
+			details: "Sets DATABASE_URL (postgres) or REDIS_URL (redis), or NAME_URL when the app\nalready has one, and restarts the app with zero downtime.\nThe default name is APP-db or APP-redis.\n\nOptions:\n  --name NAME        the add-on's name (lowercase letters, digits, '-')\n  --maxmemory SIZE   redis: its maxmemory, e.g. 256mb (default " + addons.DefaultMaxMemory + ")",
 			run:     inv.addonsCreate},
 		{name: "addons:destroy", group: groupAddons, args: "APP NAME --confirm NAME",
 			summary: "Remove an add-on and its data (its backups stay)",
@@ -133,6 +133,7 @@ func (inv *invocation) addonsList(ctx context.Context, c *command, args []string
 func (inv *invocation) addonsCreate(ctx context.Context, c *command, args []string) error {
 	fs := newFlags(c)
 	name := fs.String("name", "", "")
+	maxmem := fs.String("maxmemory", "", "")
 	pos, err := parse(c, fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -146,6 +147,14 @@ func (inv *invocation) addonsCreate(ctx context.Context, c *command, args []stri
 			return usagef(c, "%v", err)
 		}
 	}
+	if *maxmem != "" {
+		if kind != addons.Redis {
+			return usagef(c, "--maxmemory is for redis add-ons")
+		}
+		if err := addons.ValidateMemory(*maxmem); err != nil {
+			return usagef(c, "%v", err)
+		}
+	}
 	mgr, err := inv.addons()
 	if err != nil {
 		return err
@@ -155,7 +164,7 @@ func (inv *invocation) addonsCreate(ctx context.Context, c *command, args []stri
 		return err
 	}
 	inv.ui.Step(fmt.Sprintf("Creating a %s add-on for %s", kind, a.Name))
-	ad, err := mgr.Create(ctx, a.Name, kind, *name)
+	ad, err := mgr.Create(ctx, a.Name, kind, addons.Options{Name: *name, MaxMemory: *maxmem})
 	if err != nil {
 		return failf("%v", err)
 	}

@@ -34,7 +34,8 @@ func (f *fakeAddons) Describe(ctx context.Context, app string) ([]addons.Info, e
 	return out, nil
 }
 
-func (f *fakeAddons) Create(ctx context.Context, app string, k addons.Kind, name string) (addons.Addon, error) {
+func (f *fakeAddons) Create(ctx context.Context, app string, k addons.Kind, o addons.Options) (addons.Addon, error) {
+	name := o.Name
 	if name == "" {
 		name = addons.DefaultName(app, k)
 	}
@@ -148,6 +149,8 @@ func TestAddonsCommandErrors(t *testing.T) {
 		{[]string{"addons:create", "myapp", "redis", "--name", "Bad_Name"}, exitUsage, "invalid add-on name"},
 		{[]string{"addons:create", "myapp", "redis", "--name", "pg-cache"}, exitUsage, "PostgreSQL's"},
 		{[]string{"addons:create", "myapp", "postgres"}, exitFail, "already exists"},
+		{[]string{"addons:create", "myapp", "redis", "--maxmemory", "lots"}, exitUsage, "bad maxmemory"},
+		{[]string{"addons:create", "myapp", "postgres", "--maxmemory", "64mb"}, exitUsage, "--maxmemory is for redis"},
 		{[]string{"addons:destroy", "myapp", "myapp-db"}, exitFail, "nothing destroyed: this removes myapp-db"},
 		{[]string{"addons:destroy", "myapp", "myapp-db", "--confirm", "myapp"}, exitFail, `nothing destroyed: "myapp" is not myapp-db`},
 		{[]string{"addons:destroy", "myapp", "nope-db", "--confirm", "nope-db"}, exitFail, "myapp has no add-on named nope-db"},
