@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -157,6 +158,16 @@ func TestAddonsPostgres(t *testing.T) {
 	r = d.command(u, "SELECT 'psql:' || count(*) FROM notes;\n", "addons:psql", "notes", "notes-db")
 	if r.code != 0 || !strings.Contains(r.stdout, "psql:1") {
 		t.Fatalf("addons:psql: %s", r)
+	}
+
+	// psql on a terminal (ssh -t), as an operator would use it.
+	args := append(strings.Fields(d.sshCommand(u))[1:], "-tt", "hop3@127.0.0.1", "addons:psql", "notes", "notes-db")
+	ttyCtx, cancelTTY := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelTTY()
+	tty := exec.CommandContext(ttyCtx, "ssh", args...)
+	tty.Stdin = strings.NewReader("\\pset pager off\nSELECT 'on a ' || 'terminal' AS x, current_user;\n\\q\n")
+	if out, err := tty.CombinedOutput(); err != nil || !strings.Contains(string(out), "on a terminal | notes_db") {
+		t.Fatalf("ssh -tt addons:psql: %v\n%s", err, out)
 	}
 
 	// Another app, holding notes' URL, cannot use it: not on notes' socket
