@@ -741,7 +741,9 @@ func TestHardeningConcurrentPushes(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
 	gates := openTemp(t)
-	d := startDaemon(t, root, "127.0.0.1:0")
+	// The apps' preflights meet through a directory of the test's, which
+	// Landlock would close to them.
+	d := startDaemon(t, root, "127.0.0.1:0", "--sandbox", "off")
 	alice := newUser(t, "alice")
 	d.register(alice)
 
@@ -854,11 +856,12 @@ func TestHardeningConcurrentPushes(t *testing.T) {
 // TestHardeningDeployerStaysDeployer: a deployer key may push only its own
 // apps, and the code it pushes runs as the app's own user, which may not
 // open the control socket (an admin session). A preflight command that runs
-// `hop3 keys` through it is refused by the kernel.
+// `hop3 keys` through it is refused by the kernel. Landlock is off: it would
+// refuse to run the hop3 binary at all, and hide what the socket does.
 func TestHardeningDeployerStaysDeployer(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
-	d := startDaemon(t, root, "127.0.0.1:0")
+	d := startDaemon(t, root, "127.0.0.1:0", "--sandbox", "off")
 	alice := newUser(t, "alice")
 	d.register(alice)
 	bob := newUser(t, "bob")

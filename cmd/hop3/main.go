@@ -91,6 +91,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return doctorCmd(ctx, args[1:], stdout, stderr)
 	case "import-piku":
 		return importPiku(ctx, args[1:], stdout, stderr)
+	case "sandbox-exec":
+		return sandboxExec(args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hop3 "+version)
 		return nil

@@ -40,6 +40,7 @@ type serveConfig struct {
 	isolation                                  string
 	uidBase                                    uint
 	addonBackups                               string
+	sandbox                                    string
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,6 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError("HOP3_UID_BASE: %v", err)
 		}
 	}
+	fs.StringVar(&c.sandbox, "sandbox", envDefault("sandbox", "auto"), "auto or off: confine app processes' file access with Landlock where the kernel offers it (HOP3_SANDBOX)")
 	fs.Func("max-push-size", "largest push accepted, e.g. 1GiB or 500MB; 0: no limit (HOP3_MAX_PUSH_SIZE; default 1GiB)", func(v string) error {
 		n, err := gitserver.ParseSize(v)
 		c.maxPushSize = n
@@ -145,6 +147,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		logger.Warn("stopped processes left by a previous run", "component", "hop3", "count", n)
 	}
 	supOpts := supervisor.Options{PIDDir: pidDir, Logger: logger}
+	if supOpts.SandboxExec, err = sandboxWrapper(c.sandbox, logger); err != nil {
+		return err
+	}
 	if clock, ok := testClock(); ok {
 		supOpts.Clock = clock
 	}

@@ -352,6 +352,7 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 		Dir:     r.dir,
 		Env:     envList(env),
 		User:    r.user,
+		Sandbox: m.sandboxFor(r),
 	}, nil, w, w)
 	if err != nil {
 		return err

@@ -275,6 +275,7 @@ func (m *Manager) RunOneOff(ctx context.Context, app string, argv []string, stdi
 		Dir:     r.dir,
 		Env:     envList(env),
 		User:    r.user,
+		Sandbox: m.sandboxFor(r),
 	}, stdin, stdout, stderr)
 }
 
@@ -310,6 +311,7 @@ func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, te
 		Dir:     r.dir,
 		Env:     envList(env),
 		User:    r.user,
+		Sandbox: m.sandboxFor(r),
 	}, term, supervisor.WinSize{Cols: pty.Size.Cols, Rows: pty.Size.Rows}, resize)
 }
 

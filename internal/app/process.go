@@ -108,6 +108,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			SettleTime:   settle,
 			Restart:      true,
 			User:         r.user,
+			Sandbox:      m.sandboxFor(r),
 		}
 	}
 	for _, e := range r.procfile.Entries {
@@ -247,6 +248,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
 		User:       r.user,
+		Sandbox:    m.sandboxFor(r),
 	}, nil
 }
 

@@ -66,6 +66,8 @@ type Config struct {
 	Isolation string
 	// PIDDir is where a running hop3 records its apps' process groups.
 	PIDDir string
+	// Sandbox is HOP3_SANDBOX: auto (or empty) or off, as hop3 serve --sandbox.
+	Sandbox string
 }
 
 // Process is a program that holds a port.
@@ -115,6 +117,9 @@ type System struct {
 	// PublicListeners names, per app process recorded in pidDir, the
 	// addresses it listens on that other machines can reach.
 	PublicListeners func(pidDir string) (map[string][]string, error)
+	// LandlockABI returns the Landlock ABI version hop3 would apply, 0 when
+	// the kernel has none.
+	LandlockABI func() int
 }
 
 // Run runs every check and returns their results in a fixed order.
@@ -136,7 +141,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners())
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners(), c.sandbox())
 	return out
 }
 

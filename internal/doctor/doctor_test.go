@@ -106,6 +106,7 @@ func healthy(t *testing.T) (Config, System) {
 		ReadFile:        os.ReadFile,
 		CanSwitch:       func() error { return nil },
 		PublicListeners: func(string) (map[string][]string, error) { return nil, nil },
+		LandlockABI:     func() int { return 7 },
 	}
 	os.Chmod(root, 0o711)
 	os.MkdirAll(filepath.Join(root, "run"), 0o711)
@@ -134,7 +135,7 @@ func find(t *testing.T, results []Result, name string) Result {
 }
 
 var allChecks = []string{"caddy", "caddy-admin", "git", "python", "venv/pip", "uv", "node", "go", "disk",
-	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners"}
+	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners", "sandbox"}
 
 func TestHealthy(t *testing.T) {
 	cfg, sys := healthy(t)
@@ -157,6 +158,9 @@ func TestHealthy(t *testing.T) {
 	}
 	if got := find(t, results, "caddy").Detail; !strings.Contains(got, "v2.11.7") {
 		t.Errorf("caddy detail %q does not name the version", got)
+	}
+	if got := find(t, results, "sandbox").Detail; !strings.Contains(got, "Landlock ABI 7") {
+		t.Errorf("sandbox detail %q does not name the ABI", got)
 	}
 	if got := find(t, results, "port-http").Detail; !strings.Contains(got, "held by hop3") {
 		t.Errorf("port-http detail %q", got)
@@ -245,6 +249,12 @@ func TestBroken(t *testing.T) {
 				return stat(p)
 			}
 		}, "sqlite", Warn, "no database yet", "start hop3"},
+		{"no landlock", func(cfg *Config, sys *System) {
+			sys.LandlockABI = func() int { return 0 }
+		}, "sandbox", Warn, "Landlock missing: uid separation alone holds", "5.13"},
+		{"sandbox off", func(cfg *Config, sys *System) {
+			cfg.Sandbox = "off"
+		}, "sandbox", Warn, "Landlock off", "HOP3_SANDBOX"},
 		{"git missing", func(cfg *Config, sys *System) {
 			lp := sys.LookPath
 			sys.LookPath = func(name string) (string, error) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hop3/internal/store"
+	"hop3/runtime/sandbox"
 	"hop3/runtime/supervisor"
 )
 
@@ -60,6 +61,7 @@ func DefaultSystem() System {
 		CanSwitch:       isolation.CanSwitch,
 		CheckStore:      checkStore,
 		PublicListeners: publicListeners,
+		LandlockABI:     sandbox.InForce,
 	}
 }
 

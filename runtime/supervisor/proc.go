@@ -507,7 +507,7 @@ func (p *proc) spawn() (*child, error) {
 			return nil, err
 		}
 	}
-	cmd, err := newCmd(&p.spec)
+	cmd, err := newCmd(&p.spec, p.sv.opts.SandboxExec)
 	if err != nil {
 		return nil, err
 	}

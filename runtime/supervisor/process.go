@@ -261,14 +261,15 @@ func checkExecutable(p string) error {
 // pid files (CleanupOrphans). The kernel ties Pdeathsig to the forking
 // thread, and Go only ends a thread when a goroutine exits while locked to
 // it (runtime.LockOSThread), which hop3 must not do.
-func newCmd(spec *Spec) (*exec.Cmd, error) {
+func newCmd(spec *Spec, sandboxExec []string) (*exec.Cmd, error) {
 	path, err := resolveCommand(spec.Command[0], spec.Dir, spec.Env)
 	if err != nil {
 		return nil, err
 	}
+	path, args := wrapSandbox(spec, sandboxExec, path)
 	cmd := &exec.Cmd{
 		Path: path,
-		Args: append([]string(nil), spec.Command...),
+		Args: args,
 		Dir:  spec.Dir,
 		Env:  spec.Env,
 		SysProcAttr: &syscall.SysProcAttr{

@@ -36,7 +36,7 @@ func (s *Supervisor) Run(ctx context.Context, spec Spec, stdin io.Reader, stdout
 	if spec.StopTimeout <= 0 {
 		spec.StopTimeout = DefaultStopTimeout
 	}
-	cmd, err := newCmd(&spec)
+	cmd, err := newCmd(&spec, s.opts.SandboxExec)
 	if err != nil {
 		return -1, fmt.Errorf("run %s: %w", name, err)
 	}

@@ -33,6 +33,11 @@ type Options struct {
 	// Clock defaults to real time; tests substitute a fake one.
 	Clock  Clock
 	Logger *slog.Logger
+	// SandboxExec is the argv prefix of the program that confines a Spec
+	// with a Sandbox (hop3 sandbox-exec): it is given --ro, --rx and --rw
+	// PATH options, "--" and the command, and must confine itself and then
+	// execve the command. Nil runs every Spec unconfined.
+	SandboxExec []string
 }
 
 // Supervisor runs and watches processes. It is safe for concurrent use;

@@ -30,7 +30,7 @@ func (s *Supervisor) RunTerminal(ctx context.Context, spec Spec, term io.ReadWri
 	}
 	defer master.Close()
 	setWinSize(master, size)
-	cmd, err := newCmd(&spec)
+	cmd, err := newCmd(&spec, s.opts.SandboxExec)
 	if err != nil {
 		master.Close()
 		slave.Close()

@@ -163,10 +163,23 @@ type Spec struct {
 	// User, when non-nil, runs the process (and its group) as this uid and gid,
 	// with no supplementary groups.
 	User *Credential
+	// Sandbox, when non-nil, confines the process's filesystem access with Landlock
+	// (see Options.SandboxExec); a kernel without Landlock runs it unconfined.
+	Sandbox *Sandbox
 }
 
 // Credential is a numeric user and group a process runs as.
 type Credential struct{ UID, GID uint32 }
+
+// Sandbox lists the paths a confined process may reach; anything else is
+// denied. ReadOnly: read; ReadExec: read and execute; ReadWrite: read,
+// execute, create, write and remove; Shared: read, write, create and remove
+// files and sockets, but make or move in no link. A path that does not
+// exist grants nothing.
+type Sandbox struct {
+	ReadOnly, ReadWrite, ReadExec []string
+	Shared                        []string
+}
 
 // Status is a snapshot of a supervised process.
 type Status struct {
