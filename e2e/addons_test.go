@@ -274,6 +274,18 @@ func TestAddonsPostgres(t *testing.T) {
 	if !strings.Contains(r.stderr, "add-ons are kept: notes-db") {
 		t.Fatalf("destroy: %s", r)
 	}
+	// A restart of hop3 leaves the kept add-on alone, without complaint;
+	// an app made again under the name finds it, with its data.
+	d.stop()
+	d = startDaemon(t, root, "127.0.0.1:0")
+	if strings.Contains(d.log(), "did not come back") {
+		t.Fatalf("a kept add-on is reported as failing:\n%s", d.log())
+	}
+	d.mustCmd(u, "create", "notes")
+	if rows := decode[[]addonRow](t, d.mustCmd(u, "addons", "notes", "--json")); len(rows) != 1 || rows[0].Name != "notes-db" || rows[0].Size == 0 {
+		t.Fatalf("the kept add-on: %+v", rows)
+	}
+	d.mustCmd(u, "addons:backup", "notes", "notes-db")
 }
 
 // counterApp counts its hits in Redis (REDIS_URL, through redis-py).

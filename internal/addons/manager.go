@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"hop3/internal/store"
 	"hop3/runtime/supervisor"
 )
 
@@ -185,9 +186,9 @@ func (m *Manager) Get(app, name string) (Addon, error) {
 	return Addon{}, fmt.Errorf("%s has no add-on named %s: %w", app, name, ErrNotFound)
 }
 
-// Restore starts what the registry holds: the cluster when there is a
-// PostgreSQL add-on, every Redis add-on whose app exists. It runs at hop3's
-// start, before the apps.
+// Restore starts what the registry holds for apps that exist: the cluster
+// when there is a PostgreSQL add-on, the apps' database sockets, every Redis
+// add-on, the backup schedules. It runs at hop3's start, before the apps.
 func (m *Manager) Restore(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -198,6 +199,12 @@ func (m *Manager) Restore(ctx context.Context) error {
 	var errs []error
 	pg := false
 	for _, a := range all {
+		if _, err := m.cfg.AppUser(ctx, a.App); errors.Is(err, store.ErrNotFound) {
+			// Kept when its app was destroyed: its data waits for an app
+			// of that name.
+			m.log.Info("add-on of a destroyed app left stopped", "addon", a.Name, "app", a.App)
+			continue
+		}
 		if err := m.scheduleBackups(ctx, a); err != nil {
 			errs = append(errs, fmt.Errorf("schedule backups of %s: %w", a.Name, err))
 		}
@@ -217,6 +224,29 @@ func (m *Manager) Restore(ctx context.Context) error {
 		if err := m.ensureCluster(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// Attach starts whatever of app's add-ons is not running: those kept when an
+// app of the same name was destroyed, which wait for the app to exist again.
+func (m *Manager) Attach(ctx context.Context, app string) error {
+	list, err := m.List(app)
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, a := range list {
+		if err := m.scheduleBackups(ctx, a); err != nil {
+			errs = append(errs, err)
+		}
+		if a.Kind == Redis {
+			errs = append(errs, m.startRedis(ctx, a))
+			continue
+		}
+		errs = append(errs, m.ensureCluster(ctx), m.ensureProxy(ctx, app))
 	}
 	return errors.Join(errs...)
 }

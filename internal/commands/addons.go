@@ -25,6 +25,9 @@ type Addons interface {
 	RestoreBackup(ctx context.Context, app, name, backup string) error
 	PsqlCommand(a addons.Addon) ([]string, error)
 	AppDestroyed(ctx context.Context, app string, purge bool) ([]string, error)
+	// Attach starts the app's add-ons that are not running (kept from a
+	// destroyed app of the same name).
+	Attach(ctx context.Context, app string) error
 }
 
 var _ Addons = (*addons.Manager)(nil)
@@ -89,6 +92,9 @@ func (inv *invocation) addonArgs(ctx context.Context, c *command, pos []string) 
 	if err != nil {
 		return store.App{}, addons.Addon{}, err
 	}
+	if err := mgr.Attach(ctx, a.Name); err != nil {
+		return store.App{}, addons.Addon{}, fmt.Errorf("start the add-ons of %s: %w", a.Name, err)
+	}
 	if err := addons.ValidateName(pos[1]); err != nil {
 		return store.App{}, addons.Addon{}, usagef(c, "%v", err)
 	}
@@ -107,6 +113,9 @@ func (inv *invocation) addonsList(ctx context.Context, c *command, args []string
 	mgr, err := inv.addons()
 	if err != nil {
 		return err
+	}
+	if err := mgr.Attach(ctx, a.Name); err != nil {
+		return fmt.Errorf("start the add-ons of %s: %w", a.Name, err)
 	}
 	list, err := mgr.Describe(ctx, a.Name)
 	if err != nil {

@@ -97,6 +97,8 @@ func (f *fakeAddons) AppDestroyed(ctx context.Context, app string, purge bool) (
 	return nil, nil
 }
 
+func (f *fakeAddons) Attach(ctx context.Context, app string) error { return nil }
+
 func addonEnv(t *testing.T) (*env, *fakeAddons) {
 	e := newEnv(t)
 	fa := &fakeAddons{}
