@@ -215,12 +215,18 @@ func TestAddonsPostgres(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
+				// Counted by when the request was sent.
+				after := false
+				select {
+				case <-killed:
+					after = true
+				default:
+				}
 				code, body, err := tryGet(d.httpAddr, host, "/")
 				if err == nil && code == 200 && body == "first" {
-					select {
-					case <-killed:
+					if after {
 						okAfter.Add(1)
-					default:
+					} else {
 						okBefore.Add(1)
 					}
 				}
