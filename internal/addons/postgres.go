@@ -59,10 +59,10 @@ local   sameuser   all    scram-sha-256
 // not running.
 func (m *Manager) ensureCluster(ctx context.Context) error {
 	if _, err := os.Stat(m.pgBin("postgres")); err != nil {
-		return fmt.Errorf("PostgreSQL 15 is not installed (%s missing): run scripts/setup.sh, or apt-get install postgresql-15", m.pgBin("postgres"))
+		return fmt.Errorf("no PostgreSQL 15 on this server (%s missing): run scripts/setup.sh, or apt-get install postgresql-15", m.pgBin("postgres"))
 	}
 	if m.cfg.PostgresUser == nil && os.Geteuid() == 0 {
-		return errors.New("PostgreSQL refuses to run as root and there is no postgres system user: install postgresql-15")
+		return errors.New("no postgres system user to run PostgreSQL as (it refuses root): install postgresql-15")
 	}
 	if _, err := os.Stat(filepath.Join(m.pgData(), "PG_VERSION")); err != nil {
 		if err := m.initCluster(ctx); err != nil {

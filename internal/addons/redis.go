@@ -70,7 +70,7 @@ func redisConf(dir, password, maxmem string) string {
 func (m *Manager) startRedis(ctx context.Context, a Addon) error {
 	bin := filepath.Join(m.cfg.RedisBin, "redis-server")
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("Redis is not installed (%s missing): run scripts/setup.sh, or apt-get install redis-server", bin)
+		return fmt.Errorf("no Redis on this server (%s missing): run scripts/setup.sh, or apt-get install redis-server", bin)
 	}
 	u, err := m.cfg.AppUser(ctx, a.App)
 	if err != nil {
