@@ -77,9 +77,10 @@ sys.exit(10 + ok)
 `
 
 // TestAddonsPostgres: a database add-on for a Python app using psycopg and
-// DATABASE_URL, through deploys, a restart of hop3, a backup and restore, a
-// kill -9 of PostgreSQL under load, another app holding its URL, and a
-// destroy without --confirm.
+// DATABASE_URL, through deploys, a restart of hop3, a backup and restore,
+// psql with and without a terminal, another app holding its URL, a kill -9
+// of PostgreSQL under load, a destroy without --confirm, and the add-on kept
+// when its app is destroyed.
 func TestAddonsPostgres(t *testing.T) {
 	needAddonServers(t)
 	root := shortTemp(t)
