@@ -65,13 +65,15 @@ func scenarioPush(ctx context.Context, env *benchEnv, m *mainSetup) (string, err
 	fixtures := []fixture{
 		{"Flask (`buildpacks/testdata/flask-app`: uv venv with Flask and Granian)", "flask-app", "/", "Flask"},
 		{"Express (`buildpacks/testdata/express-app`: npm ci, npm run build, node)", "express-app", "/hello", "Express"},
+		{"Next.js (`buildpacks/testdata/next-app`: npm ci of 386 MB, next build, next start)", "next-app", "/", "Hello from Next.js on hop3"},
 	}
 	var b strings.Builder
 	b.WriteString("From `git push` to the first 200 through Caddy (polled every 20 ms from the start of the push), on the main daemon. ")
 	b.WriteString("Each run pushes a new app (first push), then an empty commit to it (second push: same dependencies, so the build caches hit). ")
 	b.WriteString("For a second push the old release answers 200 throughout, so its figure is the time until `git push` returned: hop3 answers the push once the new release serves (checked: the app's `current` link names the new release when the push returns). ")
 	b.WriteString("Before the measured runs, each fixture is pushed once to a throwaway app so uv's and npm's download caches are warm, as on a server that has deployed before; a first push on a fresh server also downloads the packages.\n\n")
-	b.WriteString("| app | first push → first 200 | (git push returned) | second push, unchanged → live | checked live |\n| --- | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("The last column tells how the two releases of an app hold `node_modules`: one tree shared through a link, or a copy each, with the size of one release directory (not following links).\n\n")
+	b.WriteString("| app | first push → first 200 | (git push returned) | second push, unchanged → live | checked live | node_modules |\n| --- | ---: | ---: | ---: | ---: | --- |\n")
 	for _, f := range fixtures {
 		src := filepath.Join(env.repo, "buildpacks", "testdata", f.dir)
 		warm, err := newRepo(env, src, "warm-"+f.dir)
@@ -83,6 +85,7 @@ func scenarioPush(ctx context.Context, env *benchEnv, m *mainSetup) (string, err
 		}
 		var firsts, pushes, seconds []time.Duration
 		live := 0
+		modules := "-"
 		for rep := 0; rep < env.reps; rep++ {
 			app := fmt.Sprintf("%s%d", strings.TrimSuffix(f.dir, "-app"), rep+1)
 			r, err := newRepo(env, src, app)
@@ -109,10 +112,44 @@ func scenarioPush(ctx context.Context, env *benchEnv, m *mainSetup) (string, err
 				}
 			}
 			seconds = append(seconds, second)
+			if m, ok := sharedModules(d, app, before, currentRelease(d, app)); ok {
+				modules = m
+			}
 			logf("push %s: first %s (push %s), second %s", app, first.Round(time.Millisecond), push.Round(time.Millisecond), second.Round(time.Millisecond))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d/%d |\n", f.label, spread(firsts), spread(pushes), spread(seconds), live, env.reps)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d/%d | %s |\n", f.label, spread(firsts), spread(pushes), spread(seconds), live, env.reps, modules)
 	}
 	b.WriteString("\nThere is no baseline row: the stack hop3 replaces has no push-to-deploy of its own to time.\n")
 	return b.String(), nil
+}
+
+// sharedModules tells how releases a and b of app hold node_modules, and the
+// size of release b's directory; false when the app has none.
+func sharedModules(d *hop3d, app, a, b string) (string, bool) {
+	rel := func(n string) string { return filepath.Join(d.root, "apps", app, "releases", n) }
+	ma, errA := filepath.EvalSymlinks(filepath.Join(rel(a), "node_modules"))
+	mb, errB := filepath.EvalSymlinks(filepath.Join(rel(b), "node_modules"))
+	if errA != nil || errB != nil {
+		return "", false
+	}
+	size := dirBytes(rel(b))
+	if ma == mb {
+		return fmt.Sprintf("shared (release %.1f MB, tree %.0f MB)", float64(size)/1e6, float64(dirBytes(mb))/1e6), true
+	}
+	return fmt.Sprintf("a copy each (release %.0f MB)", float64(size)/1e6), true
+}
+
+// dirBytes adds up the sizes of the files under dir, without following
+// links.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

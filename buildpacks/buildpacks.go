@@ -12,8 +12,9 @@
 // change therefore reuses the environment of the previous push.
 //
 // Environments are named after their kind and hash, "py-<hash>" for a
-// virtualenv and "node-<hash>" for a node_modules tree; a NoCache build adds
-// a nonce ("py-<hash>-<nonce>"). Result.Envs lists those a build used, and
+// virtualenv, "node-<hash>" for a node_modules tree (linked from each
+// release that uses it) and "build-<hash>" for the output of a whole build
+// (see reuse.go); a NoCache build adds a nonce ("py-<hash>-<nonce>"). Result.Envs lists those a build used, and
 // PruneEnvs removes the others once no live release needs them.
 package buildpacks
 
@@ -124,7 +125,8 @@ type Result struct {
 	// build used or created. Pass those of the live releases to PruneEnvs.
 	Envs []string
 	// CacheHits names the environments that were reused: "python-venv",
-	// "node-modules".
+	// "node-modules", or "build" for a whole build (the others are then
+	// not listed).
 	CacheHits []string
 }
 
@@ -194,26 +196,46 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	}
 	b := newBuilder(spec, dir)
 	b.res.Packs = packs
+	// A build is reused when everything that goes into it is unchanged;
+	// a tree of static files or a generic app has nothing to reuse.
+	reuse := spec.EnvsDir != "" && hasBuildStep(packs)
+	var key string
+	var before treeSnapshot
+	b.rep.Step(detectedStep(0, packs[0]))
+	announced := 1
+	if reuse {
+		if key, err = b.buildKey(ctx, packs); err != nil {
+			return Result{}, err
+		}
+		if !spec.NoCache {
+			for i := announced; i < len(packs); i++ {
+				b.rep.Step(detectedStep(i, packs[i]))
+			}
+			announced = len(packs)
+			res, ok, err := b.reuseBuild(ctx, key)
+			if err != nil {
+				return Result{}, fmt.Errorf("build %s app: %w", packs[0], err)
+			}
+			if ok {
+				return res, nil
+			}
+		}
+		if before, err = snapshotTree(dir); err != nil {
+			return Result{}, fmt.Errorf("build %s app: %w", packs[0], err)
+		}
+	}
 	for i, pack := range packs {
+		if i >= announced {
+			b.rep.Step(detectedStep(i, pack))
+		}
 		switch pack {
 		case PackPython:
-			b.rep.Step("Python app detected")
 			err = b.buildPython(ctx)
 		case PackNode:
-			if i == 0 {
-				b.rep.Step("Node.js app detected")
-			} else {
-				b.rep.Step("Node.js front end detected (package.json)")
-			}
 			err = b.buildNode(ctx)
 		case PackGo:
-			b.rep.Step("Go app detected")
 			err = b.buildGo(ctx)
-		case PackStatic:
-			b.rep.Step("Static site detected")
-			b.rep.Info("Nothing to build")
-		case PackGeneric:
-			b.rep.Step("Generic app detected (Procfile)")
+		case PackStatic, PackGeneric:
 			b.rep.Info("Nothing to build")
 		}
 		if err != nil {
@@ -221,7 +243,28 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 		}
 	}
 	b.finishEnv()
+	if reuse {
+		b.saveBuild(ctx, key, before)
+	}
 	return b.res, nil
+}
+
+// detectedStep is the progress line that names pack, the i-th detected.
+func detectedStep(i int, pack string) string {
+	switch pack {
+	case PackPython:
+		return "Python app detected"
+	case PackNode:
+		if i == 0 {
+			return "Node.js app detected"
+		}
+		return "Node.js front end detected (package.json)"
+	case PackGo:
+		return "Go app detected"
+	case PackStatic:
+		return "Static site detected"
+	}
+	return "Generic app detected (Procfile)"
 }
 
 // builder carries the state of one Build.
@@ -239,6 +282,12 @@ type builder struct {
 	// pathPrefix lists runtime PATH directories, in order.
 	pathPrefix []string
 	res        Result
+
+	// Toolchains found for this build, asked once: the build key needs
+	// them before the packs run.
+	node   *nodeToolchain
+	python *interpreter
+	goVer  string
 }
 
 func newBuilder(spec Spec, dir string) *builder {

@@ -18,29 +18,9 @@ import (
 // little compiles little. VCS stamping is off because the release directory
 // need not be a repository git can read.
 func (b *builder) buildGo(ctx context.Context) error {
-	goTool, err := b.tool(b.spec.Tools.Go, "go")
+	goTool, env, version, err := b.goToolchain(ctx)
 	if err != nil {
 		return err
-	}
-	env := withEnv(b.env, nil)
-	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return err
-		}
-		env["GOCACHE"] = filepath.Join(cacheDir, "go-build")
-		env["GOMODCACHE"] = filepath.Join(cacheDir, "go-mod")
-	}
-	// The go command finds its own GOROOT from its location; a GOROOT
-	// inherited from the server could belong to another toolchain.
-	delete(env, "GOROOT")
-	if _, set := b.spec.Env["GOROOT"]; set {
-		env["GOROOT"] = b.spec.Env["GOROOT"]
-	}
-
-	version, err := output(ctx, b.cred(), env, b.dir, goTool, "env", "GOVERSION")
-	if err != nil {
-		return fmt.Errorf("ask go its version: %w", err)
 	}
 	b.rep.Info("Using " + version)
 
@@ -92,4 +72,36 @@ func binaries(dir string) map[string]bool {
 		}
 	}
 	return found
+}
+
+// goToolchain finds go and the environment to run it in, and asks its
+// version, once per build.
+func (b *builder) goToolchain(ctx context.Context) (goTool string, env map[string]string, version string, err error) {
+	goTool, err = b.tool(b.spec.Tools.Go, "go")
+	if err != nil {
+		return "", nil, "", err
+	}
+	env = withEnv(b.env, nil)
+	if b.spec.CacheDir != "" {
+		cacheDir, err := filepath.Abs(b.spec.CacheDir)
+		if err != nil {
+			return "", nil, "", err
+		}
+		env["GOCACHE"] = filepath.Join(cacheDir, "go-build")
+		env["GOMODCACHE"] = filepath.Join(cacheDir, "go-mod")
+	}
+	// The go command finds its own GOROOT from its location; a GOROOT
+	// inherited from the server could belong to another toolchain.
+	delete(env, "GOROOT")
+	if _, set := b.spec.Env["GOROOT"]; set {
+		env["GOROOT"] = b.spec.Env["GOROOT"]
+	}
+	if b.goVer == "" {
+		v, err := output(ctx, b.cred(), env, b.dir, goTool, "env", "GOVERSION")
+		if err != nil {
+			return "", nil, "", fmt.Errorf("ask go its version: %w", err)
+		}
+		b.goVer = v
+	}
+	return goTool, env, b.goVer, nil
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -44,50 +47,49 @@ func readPackageJSON(dir string) (packageJSON, error) {
 }
 
 // installScripts are the root package's lifecycle scripts that npm runs on
-// install. When node_modules comes from the cache, npm does not run, so the
-// build runs them itself.
+// install. The shared environment is installed without them (they may need
+// the app's files), so the build runs them itself, in the release directory.
 var installScripts = []string{"preinstall", "install", "postinstall", "prepare"}
 
-// buildNode installs the app's Node.js dependencies into <Dir>/node_modules
-// and runs its build script.
+// buildNode installs the app's Node.js dependencies and runs its build
+// script.
 //
-// With a lockfile (package-lock.json or npm-shrinkwrap.json) the tree comes
-// from `npm ci` and is kept in the environment store, named by a hash of
-// the lockfile, the dependency fields of package.json and the Node.js
-// version; the next push with the same inputs copies it instead of running
-// npm. Without a lockfile `npm install` runs every time, with npm's cache.
+// With a lockfile (package-lock.json or npm-shrinkwrap.json) the dependency
+// tree is an environment of the store, named by a hash of the lockfile, the
+// dependency fields of package.json, .npmrc, the Node.js and npm versions
+// and the platform: `npm ci` runs once per set of inputs, in the
+// environment's own directory, and every release that needs that tree gets a
+// symbolic link, <Dir>/node_modules -> <env>/node_modules. Node resolves
+// modules through the link to the shared tree. Without a lockfile, or for an
+// npm workspace or a lockfile with local (file: or linked) packages, whose
+// install needs the app's own files, `npm install` or `npm ci` runs in the
+// release directory every time, with npm's cache.
 //
 // Dev dependencies are installed only when package.json has a build script,
-// which usually needs them; after the build, `npm prune --omit=dev` drops
-// them from the release, so the app runs with what `npm ci --omit=dev`
-// would give it. NODE_ENV is production for the build and at run time
-// unless the app sets it.
+// which usually needs them. The build then runs against a tree of hard links
+// to that environment, inside the release directory (Turbopack, Next.js's
+// bundler, refuses modules outside the project's root), and the release is
+// linked afterwards to a second environment holding the same tree without
+// the dev dependencies, so the app runs with what `npm ci --omit=dev` would
+// give it. NODE_ENV is production for the build and at run time unless the
+// app sets it.
 func (b *builder) buildNode(ctx context.Context) error {
 	pkg, err := readPackageJSON(b.dir)
 	if err != nil {
 		return err
 	}
-	node, err := b.tool(b.spec.Tools.Node, "node")
+	tc, err := b.nodeToolchain(ctx)
 	if err != nil {
 		return err
 	}
-	npm, err := b.tool(b.spec.Tools.NPM, "npm")
-	if err != nil {
-		return err
-	}
-	nodeVersion, err := output(ctx, b.cred(), b.env, b.dir, node, "--version")
-	if err != nil {
-		return fmt.Errorf("ask node its version: %w", err)
-	}
-	nodeVersion = strings.TrimPrefix(nodeVersion, "v")
-	warnings, err := checkNodeVersion(nodeVersion, pkg, b.spec.Env["NODE_VERSION"])
+	warnings, err := checkNodeVersion(tc.nodeVersion, pkg, b.spec.Env["NODE_VERSION"])
 	if err != nil {
 		return err
 	}
 	for _, w := range warnings {
 		b.rep.Info(w)
 	}
-	b.rep.Info("Using Node.js " + nodeVersion)
+	b.rep.Info("Using Node.js " + tc.nodeVersion)
 
 	b.addRuntimeEnv("NODE_ENV", "production")
 	env := withEnv(b.env, nil)
@@ -103,7 +105,7 @@ func (b *builder) buildNode(ctx context.Context) error {
 	env["npm_config_audit"] = "false"
 	// npm runs scripts with the node on PATH; make that the node we
 	// checked.
-	env["PATH"] = joinPath(filepath.Dir(node), env["PATH"])
+	env["PATH"] = joinPath(filepath.Dir(tc.node), env["PATH"])
 
 	hasBuild := strings.TrimSpace(pkg.Scripts["build"]) != ""
 	include := "--omit=dev"
@@ -118,40 +120,84 @@ func (b *builder) buildNode(ctx context.Context) error {
 		}
 	}
 	modules := filepath.Join(b.dir, "node_modules")
+	npm := tc.npm
 
-	if lockfile == "" {
-		for _, other := range []string{"yarn.lock", "pnpm-lock.yaml"} {
-			if b.has(other) {
-				b.rep.Info(other + " is ignored: hop3 builds with npm; commit a package-lock.json")
-			}
+	shared := false
+	var lock []byte
+	if lockfile != "" {
+		lock, err = os.ReadFile(filepath.Join(b.dir, lockfile))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", lockfile, err)
 		}
-		b.rep.Step("Installing dependencies with npm install (no package-lock.json)")
-		start := time.Now()
-		if err := b.run(ctx, command{label: "npm install", dir: b.dir, env: env,
-			argv: []string{npm, "install", include}}); err != nil {
-			return err
-		}
-		b.rep.Info("Dependencies installed in " + since(start))
-	} else {
-		if err := b.nodeModulesFromLock(ctx, env, npm, pkg, lockfile, nodeVersion, include, modules); err != nil {
-			return err
+		switch {
+		case b.spec.EnvsDir == "":
+		case hasWorkspaces(pkg):
+			b.rep.Info("npm workspaces need the app's files to install: node_modules is installed into the release")
+		case localPackageRe.Match(lock):
+			b.rep.Info(lockfile + " names local packages: node_modules is installed into the release")
+		default:
+			shared = true
 		}
 	}
 
-	if hasBuild {
-		b.rep.Step("Running npm run build")
-		start := time.Now()
-		if err := b.run(ctx, command{label: "npm run build", dir: b.dir, env: env,
-			argv: []string{npm, "run", "build"}}); err != nil {
+	if !shared {
+		if err := b.nodeModulesInRelease(ctx, env, npm, lockfile, include); err != nil {
 			return err
 		}
-		b.rep.Info("Build finished in " + since(start))
-		if pkg.hasDevDependencies() {
-			if err := b.run(ctx, command{label: "npm prune", dir: b.dir, env: env,
-				argv: []string{npm, "prune", "--omit=dev"}}); err != nil {
+		if hasBuild {
+			if err := b.runNodeBuild(ctx, env, npm); err != nil {
+				return err
+			}
+			if pkg.hasDevDependencies() {
+				if err := b.run(ctx, command{label: "npm prune", dir: b.dir, env: env,
+					argv: []string{npm, "prune", "--omit=dev"}}); err != nil {
+					return err
+				}
+			}
+		}
+	} else {
+		if err := os.RemoveAll(modules); err != nil {
+			return fmt.Errorf("remove committed node_modules: %w", err)
+		}
+		in := nodeEnvInputs{pkg: pkg, lockfile: lockfile, lock: lock, include: include, tc: tc}
+		buildEnv, err := b.nodeEnv(ctx, env, in)
+		if err != nil {
+			return err
+		}
+		runEnv := buildEnv
+		if hasBuild && pkg.hasDevDependencies() {
+			if runEnv, err = b.prunedNodeEnv(ctx, in, buildEnv); err != nil {
 				return err
 			}
 		}
+		scripts := rootInstallScripts(pkg)
+		if hasBuild || len(scripts) > 0 {
+			// Build tools and install scripts get a tree of their own inside
+			// the project: what they write there does not reach the shared
+			// environment, and is not kept.
+			if err := b.buildModules(ctx, filepath.Join(buildEnv, "node_modules"), modules); err != nil {
+				return fmt.Errorf("link node_modules for the build: %w", err)
+			}
+			for _, name := range scripts {
+				if err := b.run(ctx, command{label: "npm run " + name, dir: b.dir, env: env,
+					argv: []string{npm, "run", name}}); err != nil {
+					return err
+				}
+			}
+			if hasBuild {
+				if err := b.runNodeBuild(ctx, env, npm); err != nil {
+					return err
+				}
+			}
+			if err := os.RemoveAll(modules); err != nil {
+				return fmt.Errorf("remove the build's node_modules: %w", err)
+			}
+		}
+		target := filepath.Join(runEnv, "node_modules")
+		if err := os.Symlink(target, modules); err != nil {
+			return fmt.Errorf("link node_modules: %w", err)
+		}
+		b.rep.Info("node_modules -> " + target)
 	}
 
 	b.setRuntimeEnv("NODE_PATH", modules)
@@ -159,96 +205,312 @@ func (b *builder) buildNode(ctx context.Context) error {
 	return nil
 }
 
-// nodeModulesFromLock puts the locked dependency tree into modules, from the
-// environment store when it holds it, else with npm ci, saving the result
-// there for the next push.
-func (b *builder) nodeModulesFromLock(ctx context.Context, env map[string]string, npm string, pkg packageJSON, lockfile, nodeVersion, include, modules string) error {
-	lock, err := os.ReadFile(filepath.Join(b.dir, lockfile))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", lockfile, err)
-	}
-	k := newKeyHash("node-modules")
-	k.add(nodeVersion, include, lockfile)
-	k.addBytes(lock)
-	for _, field := range []json.RawMessage{pkg.Dependencies, pkg.DevDependencies, pkg.OptionalDependencies,
-		pkg.PeerDependencies, pkg.BundleDependencies, pkg.Overrides, pkg.Workspaces} {
-		k.addBytes(field)
-	}
-	key := k.sum("node")
+// localPackageRe finds lockfile entries that npm installs from the app's own
+// tree: links (workspaces, file: directories) and file: tarballs.
+var localPackageRe = regexp.MustCompile(`"link":\s*true|"resolved":\s*"file:`)
 
-	var store envStore
-	if b.spec.EnvsDir != "" {
-		envsDir, err := filepath.Abs(b.spec.EnvsDir)
-		if err != nil {
-			return err
-		}
-		store = envStore{dir: envsDir, as: b.spec.As}
-	}
-	if err := os.RemoveAll(modules); err != nil {
-		return fmt.Errorf("remove committed node_modules: %w", err)
-	}
+func hasWorkspaces(pkg packageJSON) bool {
+	w := strings.TrimSpace(string(pkg.Workspaces))
+	return w != "" && w != "null" && w != "[]" && w != "{}"
+}
 
-	var cached string
-	var ok bool
-	if store.dir != "" && !b.spec.NoCache {
-		cached, ok = store.complete(key)
-	}
-	if ok {
-		b.rep.Step(fmt.Sprintf("Reusing node_modules (%s unchanged)", lockfile))
-		start := time.Now()
-		src := filepath.Join(cached, "node_modules")
-		if _, err := os.Stat(src); err == nil {
-			if err := b.copyModules(ctx, src, modules); err != nil {
-				os.RemoveAll(modules)
-				return fmt.Errorf("copy cached node_modules: %w", err)
-			}
+// rootInstallScripts lists the install lifecycle scripts package.json
+// defines, in the order npm runs them.
+func rootInstallScripts(pkg packageJSON) []string {
+	var names []string
+	for _, name := range installScripts {
+		if strings.TrimSpace(pkg.Scripts[name]) != "" {
+			names = append(names, name)
 		}
-		b.hit("node-modules")
-		b.res.Envs = append(b.res.Envs, cached)
-		for _, name := range installScripts {
-			if strings.TrimSpace(pkg.Scripts[name]) == "" {
-				continue
-			}
-			if err := b.run(ctx, command{label: "npm run " + name, dir: b.dir, env: env,
-				argv: []string{npm, "run", name}}); err != nil {
-				return err
-			}
-		}
-		b.rep.Info("node_modules copied in " + since(start))
-		return nil
 	}
+	return names
+}
 
-	b.rep.Step(fmt.Sprintf("Installing dependencies with npm ci (%s)", lockfile))
+func (b *builder) runNodeBuild(ctx context.Context, env map[string]string, npm string) error {
+	b.rep.Step("Running npm run build")
 	start := time.Now()
-	if err := b.run(ctx, command{label: "npm ci", dir: b.dir, env: env,
-		argv: []string{npm, "ci", include}}); err != nil {
+	if err := b.run(ctx, command{label: "npm run build", dir: b.dir, env: env,
+		argv: []string{npm, "run", "build"}}); err != nil {
+		return err
+	}
+	b.rep.Info("Build finished in " + since(start))
+	return nil
+}
+
+// nodeModulesInRelease installs node_modules into the release directory.
+func (b *builder) nodeModulesInRelease(ctx context.Context, env map[string]string, npm, lockfile, include string) error {
+	start := time.Now()
+	argv := []string{npm, "ci", include}
+	label := "npm ci"
+	if lockfile == "" {
+		for _, other := range []string{"yarn.lock", "pnpm-lock.yaml"} {
+			if b.has(other) {
+				b.rep.Info(other + " is ignored: hop3 builds with npm; commit a package-lock.json")
+			}
+		}
+		b.rep.Step("Installing dependencies with npm install (no package-lock.json)")
+		argv = []string{npm, "install", include}
+		label = "npm install"
+	} else {
+		b.rep.Step(fmt.Sprintf("Installing dependencies with npm ci (%s)", lockfile))
+	}
+	if err := b.run(ctx, command{label: label, dir: b.dir, env: env, argv: argv}); err != nil {
 		return err
 	}
 	b.rep.Info("Dependencies installed in " + since(start))
-	if store.dir == "" {
-		return nil
+	return nil
+}
+
+// nodeEnvInputs is what a node_modules environment is made from.
+type nodeEnvInputs struct {
+	pkg      packageJSON
+	lockfile string
+	lock     []byte
+	include  string
+	tc       nodeToolchain
+}
+
+// key names the environment; variant tells apart trees made from the same
+// inputs (the pruned tree).
+func (in nodeEnvInputs) key(npmrc []byte, variant string) string {
+	k := newKeyHash("node-modules")
+	k.add(in.tc.nodeVersion, in.tc.npmVersion, runtime.GOOS, runtime.GOARCH, in.include, in.lockfile, variant)
+	k.addBytes(in.lock)
+	k.addBytes(npmrc)
+	for _, field := range []json.RawMessage{in.pkg.Dependencies, in.pkg.DevDependencies, in.pkg.OptionalDependencies,
+		in.pkg.PeerDependencies, in.pkg.BundleDependencies, in.pkg.Overrides, in.pkg.Workspaces} {
+		k.addBytes(field)
 	}
-	// Saved before the build step, which may write into node_modules.
+	return k.sum("node")
+}
+
+// nodeEnv returns the environment holding the locked dependency tree,
+// installing it with npm ci when the store does not hold it yet.
+func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnvInputs) (string, error) {
+	envsDir, err := filepath.Abs(b.spec.EnvsDir)
+	if err != nil {
+		return "", err
+	}
+	store := envStore{dir: envsDir, as: b.spec.As}
+	npmrc, err := os.ReadFile(filepath.Join(b.dir, ".npmrc"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read .npmrc: %w", err)
+	}
+	key := in.key(npmrc, "")
+	if path, ok := store.complete(key); ok && !b.spec.NoCache {
+		b.rep.Step(fmt.Sprintf("Reusing node_modules (%s unchanged)", in.lockfile))
+		b.hit("node-modules")
+		b.res.Envs = append(b.res.Envs, path)
+		return path, nil
+	}
+	b.rep.Step(fmt.Sprintf("Installing dependencies with npm ci (%s)", in.lockfile))
+	start := time.Now()
+	manifest, err := installManifest(b.dir)
+	if err != nil {
+		return "", err
+	}
 	meta := map[string]string{
 		"kind":     "node-modules",
 		"app":      b.spec.App,
-		"node":     nodeVersion,
-		"lockfile": lockfile,
+		"node":     in.tc.nodeVersion,
+		"npm":      in.tc.npmVersion,
+		"lockfile": in.lockfile,
 		"created":  time.Now().UTC().Format(time.RFC3339),
 	}
-	saved, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
-		if _, err := os.Lstat(modules); errors.Is(err, os.ErrNotExist) {
-			return nil
+	path, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
+		files := map[string][]byte{"package.json": manifest, in.lockfile: in.lock}
+		if npmrc != nil {
+			files[".npmrc"] = npmrc
 		}
-		return b.copyModules(ctx, modules, filepath.Join(tmp, "node_modules"))
+		for name, data := range files {
+			if err := writeNew(filepath.Join(tmp, name), data); err != nil {
+				return fmt.Errorf("write %s: %w", name, err)
+			}
+		}
+		return b.run(ctx, command{label: "npm ci", dir: tmp, env: env,
+			argv: []string{in.tc.npm, "ci", in.include}})
+	}, func(tmp, final string) error {
+		// A release links to <env>/node_modules even when nothing was
+		// installed.
+		if err := os.Mkdir(filepath.Join(tmp, "node_modules"), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	b.rep.Info("Dependencies installed in " + since(start))
+	b.res.Envs = append(b.res.Envs, path)
+	return path, nil
+}
+
+// prunedNodeEnv returns the environment holding full's tree without its dev
+// dependencies, which the lockfile marks ("dev": true), as `npm prune
+// --omit=dev` would remove them. hop3 makes it itself, of hard links to
+// full's files, so that no tool of the app runs for it. A lockfile of npm 6
+// and before (lockfileVersion 1) marks nothing usable: the app then runs
+// with its dev dependencies.
+func (b *builder) prunedNodeEnv(ctx context.Context, in nodeEnvInputs, full string) (string, error) {
+	dev, ok := devPackages(in.lock)
+	if !ok {
+		b.rep.Info(in.lockfile + " is older than npm 7's: the app keeps its dev dependencies")
+		return full, nil
+	}
+	store := envStore{dir: filepath.Dir(full)}
+	npmrc, err := os.ReadFile(filepath.Join(full, ".npmrc"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read .npmrc: %w", err)
+	}
+	key := in.key(npmrc, "omit-dev")
+	if path, ok := store.complete(key); ok && !b.spec.NoCache {
+		b.res.Envs = append(b.res.Envs, path)
+		return path, nil
+	}
+	meta := map[string]string{
+		"kind":    "node-modules",
+		"app":     b.spec.App,
+		"from":    filepath.Base(full),
+		"omit":    "dev",
+		"created": time.Now().UTC().Format(time.RFC3339),
+	}
+	// npm's record of what it installed would still list the dev
+	// packages; npm reads the lockfile when it is missing.
+	hidden := filepath.Join("node_modules", ".package-lock.json")
+	path, err := store.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
+		err := cloneTree(ctx, full, tmp, cloneOpts{hardLink: true, skip: func(rel string) bool {
+			return dev[rel] || rel == markerFile || rel == hidden
+		}})
+		if err != nil {
+			return err
+		}
+		return removeDanglingBins(tmp)
 	}, nil)
 	if err != nil {
-		// The release itself is fine; only the next push loses a shortcut.
-		b.rep.Info(fmt.Sprintf("Could not cache node_modules: %v", err))
-		return nil
+		return "", fmt.Errorf("leave out the dev dependencies: %w", err)
 	}
-	b.res.Envs = append(b.res.Envs, saved)
-	return nil
+	b.res.Envs = append(b.res.Envs, path)
+	return path, nil
+}
+
+// devPackages lists where the lockfile installs packages needed only in
+// development ("node_modules/kleur"), and reports false for a lockfile
+// without a "packages" section.
+func devPackages(lock []byte) (map[string]bool, bool) {
+	var l struct {
+		Packages map[string]struct {
+			Dev bool `json:"dev"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(lock, &l); err != nil || l.Packages == nil {
+		return nil, false
+	}
+	dev := map[string]bool{}
+	for path, p := range l.Packages {
+		if p.Dev && path != "" && filepath.IsLocal(path) {
+			dev[filepath.FromSlash(path)] = true
+		}
+	}
+	return dev, true
+}
+
+// removeDanglingBins removes the links of .bin directories whose package
+// was left out.
+func removeDanglingBins(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 || filepath.Base(filepath.Dir(p)) != ".bin" {
+			return nil
+		}
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
+// buildModules makes modules a tree of hard links to src for the build.
+// It is assembled in the environment store, which is hop3's alone, and moved
+// into the release in one step: the release may be the app's, which could
+// otherwise swap a directory for a link while hop3 fills it. Its
+// directories are the building user's, so that tools may add their caches,
+// but the files stay the store's: nobody may write them in place.
+func (b *builder) buildModules(ctx context.Context, src, modules string) error {
+	envsDir, err := filepath.Abs(b.spec.EnvsDir)
+	if err != nil {
+		return err
+	}
+	stage, err := os.MkdirTemp(envsDir, "build-modules"+tmpInfix)
+	if err != nil {
+		return err
+	}
+	defer removeAll(stage)
+	staged := filepath.Join(stage, "node_modules")
+	if err := cloneTree(ctx, src, staged, cloneOpts{hardLink: true, dirOwner: b.cred()}); err != nil {
+		return err
+	}
+	return os.Rename(staged, modules)
+}
+
+// installManifest returns the app's package.json without the install
+// lifecycle scripts, which may need the app's files: npm ci runs in the
+// environment's directory, which holds only the manifest and the lockfile.
+func installManifest(dir string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read package.json: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("parse package.json: %w", err)
+	}
+	var scripts map[string]json.RawMessage
+	if raw, ok := m["scripts"]; ok && json.Unmarshal(raw, &scripts) == nil {
+		for _, name := range installScripts {
+			delete(scripts, name)
+		}
+		raw, err := json.Marshal(scripts)
+		if err != nil {
+			return nil, fmt.Errorf("write package.json: %w", err)
+		}
+		m["scripts"] = raw
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// nodeToolchain is the node and npm a build uses.
+type nodeToolchain struct {
+	node, npm               string
+	nodeVersion, npmVersion string
+}
+
+// nodeToolchain finds node and npm and asks their versions, once per build.
+func (b *builder) nodeToolchain(ctx context.Context) (nodeToolchain, error) {
+	if b.node != nil {
+		return *b.node, nil
+	}
+	var tc nodeToolchain
+	var err error
+	if tc.node, err = b.tool(b.spec.Tools.Node, "node"); err != nil {
+		return tc, err
+	}
+	if tc.npm, err = b.tool(b.spec.Tools.NPM, "npm"); err != nil {
+		return tc, err
+	}
+	v, err := output(ctx, b.cred(), b.env, b.dir, tc.node, "--version")
+	if err != nil {
+		return tc, fmt.Errorf("ask node its version: %w", err)
+	}
+	tc.nodeVersion = strings.TrimPrefix(v, "v")
+	// npm is a node script: it must run on the node we checked.
+	env := withEnv(b.env, map[string]string{"PATH": joinPath(filepath.Dir(tc.node), b.env["PATH"])})
+	if tc.npmVersion, err = output(ctx, b.cred(), env, b.dir, tc.npm, "--version"); err != nil {
+		return tc, fmt.Errorf("ask npm its version: %w", err)
+	}
+	b.node = &tc
+	return tc, nil
 }
 
 // checkNodeVersion fails when the installed Node.js does not satisfy the
@@ -284,15 +546,4 @@ func checkNodeVersion(version string, pkg packageJSON, nodeVersionVar string) ([
 		return nil, err
 	}
 	return warnings, nil
-}
-
-// copyModules copies a node_modules tree. When the build runs as the app's
-// user, so does the copy: the release it reads from or writes into is the
-// app's, and hop3 must not follow a link the app put there.
-func (b *builder) copyModules(ctx context.Context, src, dst string) error {
-	if b.cred() == nil {
-		return copyTree(ctx, src, dst)
-	}
-	return b.run(ctx, command{label: "copy node_modules", dir: b.dir, env: b.env,
-		argv: []string{"cp", "-R", "--no-dereference", "--preserve=mode,timestamps,links", src, dst}})
 }

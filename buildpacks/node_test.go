@@ -60,33 +60,78 @@ func TestNodeLockfileAndBuild(t *testing.T) {
 	if !reflect.DeepEqual(res.Env, want) {
 		t.Errorf("Env = %v, want %v", res.Env, want)
 	}
-	if len(res.Envs) != 1 || len(res.CacheHits) != 0 {
+	// The tree with dev dependencies, the pruned one, the build's output.
+	if len(res.Envs) != 3 || len(res.CacheHits) != 0 {
 		t.Errorf("Envs = %v, CacheHits = %v", res.Envs, res.CacheHits)
 	}
+	target := linkTarget(t, modules)
+	if filepath.Dir(filepath.Dir(target)) != spec.EnvsDir {
+		t.Errorf("node_modules links to %s, outside the store %s", target, spec.EnvsDir)
+	}
 
-	// The second push copies node_modules from the store.
+	// The same tree again: the build is reused, npm does not run.
 	dir2 := fixture(t, "express-app")
 	rep2 := newRecorder(t)
 	spec2 := spec
 	spec2.Dir, spec2.Report = dir2, rep2
 	res2 := build(t, spec2)
-	if !contains(res2.CacheHits, "node-modules") || !rep2.hasStep("Reusing node_modules") {
+	if !contains(res2.CacheHits, "build") || !rep2.hasStep("Reusing the build of an unchanged tree") ||
+		strings.Contains(rep2.String(), "npm") {
 		t.Errorf("second build: CacheHits = %v, log:\n%s", res2.CacheHits, rep2)
 	}
-	if !reflect.DeepEqual(res2.Envs, res.Envs) {
-		t.Errorf("second build: Envs = %v, want %v", res2.Envs, res.Envs)
+	if !reflect.DeepEqual(res2.Envs, res.Envs) || !reflect.DeepEqual(res2.Env["PATH"], strings.Replace(res.Env["PATH"], dir, dir2, 1)) {
+		t.Errorf("second build: Envs = %v, Env = %v; want %v, %v", res2.Envs, res2.Env, res.Envs, res.Env)
 	}
 	if !exists(filepath.Join(dir2, "dist", "index.html")) || exists(filepath.Join(dir2, "node_modules", "kleur")) {
 		t.Error("second build: build output or pruning is wrong")
 	}
-	if fi, err := os.Lstat(filepath.Join(dir2, "node_modules")); err != nil || !fi.IsDir() {
-		t.Errorf("node_modules is not a real directory: %v", err)
+	if got := linkTarget(t, filepath.Join(dir2, "node_modules")); got != target {
+		t.Errorf("second release links node_modules to %s, the first to %s", got, target)
 	}
 	runIn(t, dir2, nil, "node", "-e", "require('express')")
-	// Pruning the release did not reach into the cached tree.
-	if !exists(filepath.Join(res.Envs[0], "node_modules", "kleur")) {
-		t.Error("the cached tree lost its dev dependencies")
+
+	// A changed source: the build runs again, on the same node_modules.
+	dir3 := fixture(t, "express-app")
+	writeFile(t, filepath.Join(dir3, "build.js"), strings.Replace(readFile(t, filepath.Join(dir3, "build.js")), "Built by", "Rebuilt by", 1))
+	rep3 := newRecorder(t)
+	spec3 := spec
+	spec3.Dir, spec3.Report = dir3, rep3
+	res3 := build(t, spec3)
+	if !contains(res3.CacheHits, "node-modules") || !rep3.hasStep("Reusing node_modules") || !rep3.hasStep("npm run build") ||
+		rep3.hasStep("npm ci") {
+		t.Errorf("third build: CacheHits = %v, log:\n%s", res3.CacheHits, rep3)
 	}
+	if got := linkTarget(t, filepath.Join(dir3, "node_modules")); got != target {
+		t.Errorf("third release links node_modules to %s, the first to %s", got, target)
+	}
+	if !strings.Contains(readFile(t, filepath.Join(dir3, "dist", "index.html")), "Rebuilt by") {
+		t.Error("third build: the build script did not run again")
+	}
+	// The build's own tree of links did not reach into the shared trees.
+	if !exists(filepath.Join(res.Envs[0], "node_modules", "kleur")) {
+		t.Error("the tree for builds lost its dev dependencies")
+	}
+	if exists(filepath.Join(target, "kleur")) {
+		t.Error("the runtime tree has the dev dependency")
+	}
+}
+
+func linkTarget(t *testing.T, path string) string {
+	t.Helper()
+	target, err := os.Readlink(path)
+	if err != nil {
+		t.Fatalf("%s is not a link: %v", path, err)
+	}
+	return target
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 func TestNodeWithoutLockfile(t *testing.T) {
@@ -96,7 +141,8 @@ func TestNodeWithoutLockfile(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "index.js"), "console.log('hi')\n")
 	rep := newRecorder(t)
 	res := build(t, nodeSpec(t, dir, rep))
-	if !rep.hasStep("npm install") || len(res.Envs) != 0 {
+	// Only the build's output is kept: node_modules is the release's own.
+	if !rep.hasStep("npm install") || len(res.Envs) != 1 || !strings.Contains(res.Envs[0], "/build-") {
 		t.Errorf("Envs = %v, log:\n%s", res.Envs, rep)
 	}
 }
@@ -168,5 +214,52 @@ func TestPythonWithFrontEnd(t *testing.T) {
 	}
 	if res.Env["VIRTUAL_ENV"] != res.Venv || res.Env["NODE_ENV"] != "production" {
 		t.Errorf("Env = %v", res.Env)
+	}
+}
+
+// TestNodeInstallScripts: the app's own postinstall needs the app's files,
+// so it runs in the release, not where the shared tree is installed; what it
+// writes into node_modules stays out of the shared tree.
+func TestNodeInstallScripts(t *testing.T) {
+	t.Parallel()
+	dir := fixture(t, "express-app")
+	pkg := readFile(t, filepath.Join(dir, "package.json"))
+	script := `"postinstall": "node -e \"const fs=require('fs'); fs.writeFileSync('from-postinstall', fs.readFileSync('server.js')); fs.writeFileSync('node_modules/.written', '1')\"",`
+	writeFile(t, filepath.Join(dir, "package.json"), strings.Replace(pkg, `"scripts": {`, `"scripts": {`+"\n    "+script, 1))
+	rep := newRecorder(t)
+	spec := nodeSpec(t, dir, rep)
+	res := build(t, spec)
+	if !exists(filepath.Join(dir, "from-postinstall")) {
+		t.Fatalf("postinstall did not run in the release:\n%s", rep)
+	}
+	for _, env := range res.Envs {
+		if exists(filepath.Join(env, "node_modules", ".written")) {
+			t.Errorf("postinstall wrote into the shared tree %s", env)
+		}
+	}
+	if exists(filepath.Join(dir, "node_modules", ".written")) {
+		t.Error("the release's node_modules kept what postinstall wrote")
+	}
+}
+
+// TestNodeWorkspaces: an npm workspace's install links packages of the
+// app's own tree, so it is installed into the release.
+func TestNodeWorkspaces(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "package.json"), `{"name": "root", "version": "1.0.0", "private": true, "workspaces": ["packages/*"]}`)
+	writeFile(t, filepath.Join(dir, "packages", "greet", "package.json"), `{"name": "greet", "version": "1.0.0", "main": "index.js"}`)
+	writeFile(t, filepath.Join(dir, "packages", "greet", "index.js"), "module.exports = 'hi from greet';\n")
+	runIn(t, dir, []string{"npm_config_cache=" + filepath.Join(testCache(t), "npm")}, "npm", "install", "--package-lock-only", "--no-audit", "--no-fund")
+	rep := newRecorder(t)
+	build(t, nodeSpec(t, dir, rep))
+	if !strings.Contains(rep.String(), "npm workspaces need the app's files") {
+		t.Errorf("log:\n%s", rep)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "node_modules")); err != nil || !fi.IsDir() {
+		t.Errorf("node_modules is not the release's own directory: %v", err)
+	}
+	if out := runIn(t, dir, nil, "node", "-p", "require('greet')"); strings.TrimSpace(out) != "hi from greet" {
+		t.Errorf("require('greet') = %q", out)
 	}
 }

@@ -72,7 +72,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 		return err
 	}
 
-	interp, err := b.findPython(ctx)
+	interp, err := b.pythonInterpreter(ctx)
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func (b *builder) pythonKey(ctx context.Context, plan pyPlan, interp interpreter
 		k.addBytes(plan.exported)
 	}
 	if local {
-		tree, err := hashTree(ctx, b.dir)
+		tree, err := hashTree(ctx, b.dir, skipInTree)
 		if err != nil {
 			return "", err
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,10 +123,25 @@ func firstSignificantLine(s string) string {
 	return ""
 }
 
+// pythonInterpreter returns the interpreter findPython picks, asking once
+// per build.
+func (b *builder) pythonInterpreter(ctx context.Context) (interpreter, error) {
+	if b.python != nil {
+		return *b.python, nil
+	}
+	in, err := b.findPython(ctx)
+	if err != nil {
+		return interpreter{}, err
+	}
+	b.python = &in
+	return in, nil
+}
+
 // findPython picks the interpreter for the virtualenv. Without a requested
 // version it is Tools.Python (default python3). With one, it is the first
-// interpreter on PATH, python3.X before python3, whose major.minor matches,
-// preferring an exact patch release when one was asked for.
+// interpreter whose major.minor matches, preferring an exact patch release
+// when one was asked for: on PATH, python3.X before python3, then those
+// pyenv and uv installed (managedPythons), newest first.
 func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 	req, requested, err := b.requestedPython()
 	if err != nil {
@@ -172,6 +188,11 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 			}
 		}
 	}
+	for _, p := range b.managedPythons() {
+		if req.matches(p.version) {
+			candidates = append(candidates, p.path)
+		}
+	}
 	for _, c := range candidates {
 		in, ok := try(c)
 		if !ok {
@@ -202,7 +223,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 var pyNameRe = regexp.MustCompile(`^python3(\.\d+)?$`)
 
 // availablePythons lists the versions of the interpreters on PATH, in PATH
-// order, without duplicates. It runs only on the error path: asking every
+// order, then those pyenv and uv installed, without duplicates. It runs only on the error path: asking every
 // interpreter (pyenv shims are slow to answer) costs a second or so.
 func (b *builder) availablePythons(ctx context.Context) []string {
 	seenPath := make(map[string]bool)
@@ -233,7 +254,111 @@ func (b *builder) availablePythons(ctx context.Context) []string {
 			versions = append(versions, in.version)
 		}
 	}
+	for _, p := range b.managedPythons() {
+		if !seenVersion[p.version] {
+			seenVersion[p.version] = true
+			versions = append(versions, p.version)
+		}
+	}
 	return versions
+}
+
+// managedPythons lists the interpreters pyenv and uv installed for hop3's
+// user (or where the app's config vars say) that the build's user may run.
+func (b *builder) managedPythons() []interpreter {
+	getenv := func(key string) string {
+		if v, ok := b.spec.Env[key]; ok {
+			return v
+		}
+		// A build's HOME is its own; pyenv's and uv's are hop3's.
+		return os.Getenv(key)
+	}
+	var usableOnes []interpreter
+	for _, in := range managedPythons(getenv) {
+		if usable(in.path, b.cred()) {
+			usableOnes = append(usableOnes, in)
+		}
+	}
+	return usableOnes
+}
+
+// managedPythons lists the CPython interpreters that pyenv and uv installed,
+// which need not be on PATH (hop3 runs as a service, without the shell setup
+// that puts pyenv's shims there): pyenv's in $PYENV_ROOT/versions/<version>
+// (default ~/.pyenv), uv's in $UV_PYTHON_INSTALL_DIR/cpython-<version>-<platform>
+// (default $XDG_DATA_HOME/uv/python, or ~/.local/share/uv/python). The
+// version comes from the directory's name, so listing them runs nothing;
+// findPython asks the one it picks. Newest first; pyenv's before uv's for
+// the same version.
+func managedPythons(getenv func(string) string) []interpreter {
+	home := getenv("HOME")
+	var found []interpreter
+	pyenvRoot := getenv("PYENV_ROOT")
+	if pyenvRoot == "" && home != "" {
+		pyenvRoot = filepath.Join(home, ".pyenv")
+	}
+	if pyenvRoot != "" {
+		found = append(found, scanPythons(filepath.Join(pyenvRoot, "versions"), pyenvVersionRe)...)
+	}
+	uvDir := getenv("UV_PYTHON_INSTALL_DIR")
+	if uvDir == "" {
+		data := getenv("XDG_DATA_HOME")
+		if data == "" && home != "" {
+			data = filepath.Join(home, ".local", "share")
+		}
+		if data != "" {
+			uvDir = filepath.Join(data, "uv", "python")
+		}
+	}
+	if uvDir != "" {
+		found = append(found, scanPythons(uvDir, uvVersionRe)...)
+	}
+	sort.SliceStable(found, func(i, j int) bool {
+		return compareVersions(found[i].version, found[j].version) > 0
+	})
+	return found
+}
+
+// Directory names of CPython installs: pyenv's "3.12.1" (not "3.13.0t",
+// free-threaded, nor "pypy3.10-7.3.17" or a virtualenv's name), uv's
+// "cpython-3.12.1-linux-x86_64-gnu" (not "cpython-3.13.0+freethreaded-...").
+var (
+	pyenvVersionRe = regexp.MustCompile(`^(\d+\.\d+\.\d+)$`)
+	uvVersionRe    = regexp.MustCompile(`^cpython-(\d+\.\d+\.\d+)-`)
+)
+
+// scanPythons lists the interpreters in the subdirectories of dir whose
+// names nameRe matches, its first group being the version.
+func scanPythons(dir string, nameRe *regexp.Regexp) []interpreter {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var found []interpreter
+	for _, e := range entries {
+		m := nameRe.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		for _, name := range []string{"python3", "python"} {
+			if p := filepath.Join(dir, e.Name(), "bin", name); isExecutable(p) {
+				found = append(found, interpreter{path: p, version: m[1]})
+				break
+			}
+		}
+	}
+	return found
+}
+
+// compareVersions orders dotted versions numerically.
+func compareVersions(a, b string) int {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		if pa[i] != pb[i] {
+			return pa[i] - pb[i]
+		}
+	}
+	return len(pa) - len(pb)
 }
 
 func pathDirs(pathList string) []string {

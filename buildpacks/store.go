@@ -214,15 +214,16 @@ var skipInTree = map[string]bool{
 	".venv": true, ".mypy_cache": true, ".pytest_cache": true, ".ruff_cache": true,
 }
 
-// hashTree hashes the names, modes and contents of the files under dir.
-func hashTree(ctx context.Context, dir string) (string, error) {
+// hashTree hashes the names, modes and contents of the files under dir,
+// leaving out the directories whose names skip holds.
+func hashTree(ctx context.Context, dir string, skip map[string]bool) (string, error) {
 	h := sha256.New()
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && p != dir && skipInTree[d.Name()] {
+		if d.IsDir() && p != dir && skip[d.Name()] {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() {
@@ -267,12 +268,31 @@ func hashTree(ctx context.Context, dir string) (string, error) {
 }
 
 // copyTree copies the tree at src to dst, which must not exist. Symbolic
-// links are copied as links (node_modules/.bin holds relative ones). Files
-// are copied rather than hard linked: tools write into node_modules in place
-// (build caches, npm prune), and a hard link would carry such a write into
-// the shared environment. On Linux the copy uses copy_file_range, which
-// file systems with reflinks turn into a cheap clone.
+// links are copied as links (node_modules/.bin holds relative ones). On
+// Linux the copy uses copy_file_range, which file systems with reflinks
+// turn into a cheap clone.
 func copyTree(ctx context.Context, src, dst string) error {
+	return cloneTree(ctx, src, dst, cloneOpts{})
+}
+
+// cloneOpts says how cloneTree recreates a tree.
+type cloneOpts struct {
+	// hardLink links files to those of the source instead of copying them
+	// (a file that cannot be linked, on another file system, is copied).
+	// Such a file is the source's too: it must never be written in place.
+	hardLink bool
+	// skip, when set, leaves out the entries (and what is under them) for
+	// which it reports true, given their path relative to the source.
+	skip func(rel string) bool
+	// dirOwner, when set, owns the directories made: that user may add,
+	// remove and replace entries, but not write the linked files, which
+	// stay their owner's.
+	dirOwner *syscall.Credential
+}
+
+// cloneTree recreates the tree at src as dst; dst may exist as an empty
+// directory.
+func cloneTree(ctx context.Context, src, dst string, o cloneOpts) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -284,31 +304,65 @@ func copyTree(ctx context.Context, src, dst string) error {
 		if err != nil {
 			return err
 		}
-		target := filepath.Join(dst, rel)
+		if rel != "." && o.skip != nil && o.skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		switch {
-		case d.IsDir():
-			// Owner write permission is needed to fill the directory.
-			return os.Mkdir(target, info.Mode().Perm()|0o700)
-		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
+		target := filepath.Join(dst, rel)
+		if rel == "." {
+			if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
+				return chownDir(target, o.dirOwner)
 			}
-			return os.Symlink(link, target)
-		case info.Mode().IsRegular():
-			return copyFile(p, target, info.Mode().Perm())
 		}
-		// Sockets and pipes have no business in a dependency tree.
+		if err := cloneEntry(p, target, info, o.hardLink); err != nil {
+			return err
+		}
+		if info.IsDir() {
+			return chownDir(target, o.dirOwner)
+		}
 		return nil
 	})
 }
 
+func chownDir(path string, u *syscall.Credential) error {
+	if u == nil {
+		return nil
+	}
+	return os.Lchown(path, int(u.Uid), int(u.Gid))
+}
+
+// cloneEntry recreates one directory (empty), symbolic link or file; a
+// file is hard linked when link is set and that works, else copied.
+// Sockets and pipes have no business in an app's tree and are skipped.
+func cloneEntry(src, dst string, info fs.FileInfo, link bool) error {
+	switch {
+	case info.IsDir():
+		// Owner write permission is needed to fill the directory.
+		return os.Mkdir(dst, info.Mode().Perm()|0o700)
+	case info.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	case info.Mode().IsRegular():
+		if link && os.Link(src, dst) == nil {
+			return nil
+		}
+		return copyFile(src, dst, info.Mode().Perm())
+	}
+	return nil
+}
+
 func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
+	// A link put in the file's place after it was listed is not followed.
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}

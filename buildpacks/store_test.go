@@ -124,16 +124,16 @@ func TestHashTree(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.py"), "print(1)")
 	writeFile(t, filepath.Join(dir, "node_modules", "x.js"), "1")
-	h1, err := hashTree(ctx, dir)
+	h1, err := hashTree(ctx, dir, skipInTree)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "node_modules", "x.js"), "2")
-	if h2, _ := hashTree(ctx, dir); h2 != h1 {
+	if h2, _ := hashTree(ctx, dir, skipInTree); h2 != h1 {
 		t.Error("node_modules changed the hash")
 	}
 	writeFile(t, filepath.Join(dir, "a.py"), "print(2)")
-	if h3, _ := hashTree(ctx, dir); h3 == h1 {
+	if h3, _ := hashTree(ctx, dir, skipInTree); h3 == h1 {
 		t.Error("a source change did not change the hash")
 	}
 }

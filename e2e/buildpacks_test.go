@@ -189,8 +189,9 @@ func TestBuildpackStatic(t *testing.T) {
 }
 
 // TestBuildpackReleases checks what a push leaves on disk: the build log
-// beside each release, failed ones included, and no more releases than
+// of each deploy, failed ones included, and no more releases than
 // KEEP_RELEASES (default 5) besides the live one and the one before it.
+// A failed deploy takes no release number.
 func TestBuildpackReleases(t *testing.T) {
 	t.Parallel()
 	d, alice := startBuildpackDaemon(t)
@@ -224,30 +225,43 @@ func TestBuildpackReleases(t *testing.T) {
 	wantNumbers(t, "release directories", releaseDirNumbers(t, d, app), 3, 4, 5, 6, 7)
 	wantNumbers(t, "build logs", buildLogNumbers(t, d, app), 3, 4, 5, 6, 7)
 
-	// Failed builds 8 to 11 keep their logs but not their directories (a
+	// Failed deploys d8 to d11 keep their logs but not their directories (a
 	// failed release never goes live); nothing else is pruned on failure.
 	w.commit("missing package", map[string]string{"requirements.txt": "hop3-no-such-package-zzz==9.9.9\n"})
 	wantBuildFails(t, d, alice, w, app, "hop3-no-such-package-zzz", "uv pip install failed")
 	for i := 9; i <= 11; i++ {
 		w.commit("bad Procfile", map[string]string{"Procfile": "wsgi app:app\n"})
 		out := wantBuildFails(t, d, alice, w, app, "Procfile line 1", "Procfile line 1")
-		if n := releaseNumberOf(t, out); n != i {
-			t.Fatalf("failed push made release %d, want %d", n, i)
+		if n := deployNumberOf(t, out); n != i {
+			t.Fatalf("failed push was deploy d%d, want d%d", n, i)
 		}
 	}
 	wantBody(t, d, host, "/", "release 7")
 	wantLive(t, d, app, 7)
 	wantNumbers(t, "release directories after failures", releaseDirNumbers(t, d, app), 3, 4, 5, 6, 7)
 
-	// Release 12 is live; the five newest are 8 to 12, all but it failed,
-	// so 7, the newest good one before it, stays too.
-	w.commit("v12", release(12))
+	// Deploy d12 is release v8, live; the five newest deploys are d8 to d12,
+	// all but it failed, so v7, the newest good one before it, stays too.
+	w.commit("v8", release(8))
 	out = w.mustPush(d, alice, app)
-	if n := releaseNumberOf(t, out); n != 12 {
-		t.Fatalf("push made release %d, want 12", n)
+	if n := releaseNumberOf(t, out); n != 8 {
+		t.Fatalf("push made release %d, want 8 (failed deploys take no number)", n)
 	}
-	wantBody(t, d, host, "/", "release 12")
-	wantLive(t, d, app, 12)
-	wantNumbers(t, "release directories after pruning", releaseDirNumbers(t, d, app), 7, 12)
+	if n := deployNumberOf(t, out); n != 12 {
+		t.Fatalf("push was deploy d%d, want d12", n)
+	}
+	wantBody(t, d, host, "/", "release 8")
+	wantLive(t, d, app, 8)
+	wantNumbers(t, "release directories after pruning", releaseDirNumbers(t, d, app), 7, 8)
 	wantNumbers(t, "build logs after pruning", buildLogNumbers(t, d, app), 7, 8, 9, 10, 11, 12)
+	// releases marks the pruned ones.
+	for _, r := range releasesOf(t, d.root, app) {
+		if pruned := r.Number > 0 && r.Number < 7; r.Pruned != pruned {
+			t.Errorf("v%d (d%d) pruned = %v, want %v", r.Number, r.Attempt, r.Pruned, pruned)
+		}
+	}
+	if list := d.mustCmd(alice, "releases", app); strings.Count(list.stdout, "succeeded (pruned)") != 6 {
+		t.Errorf("releases does not mark v1 to v6 pruned:\n%s", list.stdout)
+	}
+	wantFail(t, d.command(alice, "", "rollback", app, "v3"), 1, "v3 of keep was removed; choose a newer release")
 }

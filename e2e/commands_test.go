@@ -203,14 +203,20 @@ func TestCommands(t *testing.T) {
 	t.Run("logs", func(t *testing.T) {
 		eventually(t, 20*time.Second, func() error {
 			r := d.mustCmd(alice, "logs", "envapp", "-n", "3", "--process", "worker")
-			if n := strings.Count(r.stdout, "worker.1 | tick hello big world\n"); n != 3 {
+			n := 0
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if m := logLineRe.FindStringSubmatch(line); m != nil && m[2] == "worker.1" && m[4] == "tick hello big world" {
+					n++
+				}
+			}
+			if n != 3 {
 				return fmt.Errorf("%d worker.1 ticks in\n%s", n, r)
 			}
 			return nil
 		})
 		r := d.mustCmd(alice, "logs", "envapp", "-n", "2")
 		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-			if !strings.HasPrefix(line, "web.1 | ") && !strings.HasPrefix(line, "worker.") {
+			if m := logLineRe.FindStringSubmatch(line); m == nil || (m[2] != "web.1" && !strings.HasPrefix(m[2], "worker.")) {
 				t.Errorf("logs line without its process: %q", line)
 			}
 		}
@@ -241,7 +247,7 @@ func TestCommands(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			select {
 			case line := <-got:
-				if !strings.HasPrefix(line, "worker.1 | tick ") {
+				if m := logLineRe.FindStringSubmatch(line); m == nil || m[2] != "worker.1" || !strings.HasPrefix(m[4], "tick ") {
 					t.Errorf("logs -f line %q", line)
 				}
 			case <-time.After(15 * time.Second):
@@ -304,7 +310,7 @@ func TestCommands(t *testing.T) {
 			}
 		}
 		info := d.mustCmd(alice, "releases:info", "envapp", "v2")
-		for _, want := range []string{"Revision:  " + rels[0].Revision, "=== build log", "Deploying envapp v2"} {
+		for _, want := range []string{"Revision:  " + rels[0].Revision, "=== build log", "Deploying envapp (", "envapp v2 is live"} {
 			if !strings.Contains(info.stdout, want) {
 				t.Errorf("releases:info lacks %q:\n%s", want, info)
 			}
@@ -323,7 +329,7 @@ func TestCommands(t *testing.T) {
 		wantBody(t, d, host, "/", "hello v2")
 
 		// deploy builds the current revision again, as a new release.
-		if r := d.mustCmd(alice, "deploy", "--no-cache", "envapp"); !strings.Contains(r.stderr, "Deploying envapp v3") {
+		if r := d.mustCmd(alice, "deploy", "--no-cache", "envapp"); !strings.Contains(r.stderr, "Deploying envapp (") || !strings.Contains(r.stderr, "envapp v3 is live") {
 			t.Errorf("deploy:\n%s", r)
 		}
 		rels = decode[[]releaseRow](t, d.mustCmd(alice, "releases", "envapp", "--json"))
@@ -345,7 +351,7 @@ func TestCommands(t *testing.T) {
 			t.Errorf("domains = %+v", got)
 		}
 		d.mustCmd(alice, "create", "rival")
-		wantFail(t, d.command(alice, "", "domains:add", "rival", "www.example.test"), 1, "host www.example.test is already used by app envapp")
+		wantFail(t, d.command(alice, "", "domains:add", "rival", "www.example.test"), 1, "host www.example.test belongs to app envapp")
 		wantFail(t, d.command(alice, "", "domains:add", "rival", "envapp.localhost"), 1, "reserved for an app named envapp")
 		wantFail(t, d.command(alice, "", "domains:add", "rival", "bad_host.test"), 2, "is not a host name")
 		d.mustCmd(alice, "domains:remove", "envapp", "api.example.test")

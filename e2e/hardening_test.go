@@ -28,13 +28,19 @@ func TestHardeningSSH(t *testing.T) {
 	base := append(strings.Fields(d.sshCommand(alice))[1:], "-o", "ExitOnForwardFailure=yes")
 
 	t.Run("file modes", func(t *testing.T) {
+		// Run as root (isolation on), Caddy has its own user, whose group
+		// may enter its directory.
+		caddyDir := os.FileMode(0o700)
+		if os.Geteuid() == 0 {
+			caddyDir = 0o750
+		}
 		for _, f := range []struct {
 			path string
 			want os.FileMode
 		}{
 			{"control.sock", 0o600},
-			{"caddy/admin.sock", 0o600},
-			{"caddy", 0o700},
+			{"caddy/admin/admin.sock", 0o600},
+			{"caddy", caddyDir},
 			{"ssh/host_ed25519", 0o600},
 			{"ssh", 0o700},
 			{"hop3.db", 0o600},
@@ -550,8 +556,8 @@ func TestHardeningKill9(t *testing.T) {
 			t.Errorf("live release is v%d, want v1", a.Release)
 		}
 		rels := releasesOf(t, root, app)
-		if len(rels) != 2 || rels[0].Number != 2 || rels[0].Status != store.Failed || !strings.Contains(rels[0].Detail, "interrupted") {
-			t.Errorf("releases after the kill: %+v; want v2 failed as interrupted", rels)
+		if len(rels) != 2 || rels[0].Attempt != 2 || rels[0].Number != 0 || rels[0].Status != store.Failed || !strings.Contains(rels[0].Detail, "interrupted") {
+			t.Errorf("releases after the kill: %+v; want d2 failed as interrupted, with no release number", rels)
 		}
 		if err := st.Check(context.Background()); err != nil {
 			t.Errorf("database after kill -9: %v", err)
@@ -571,14 +577,16 @@ func TestHardeningKill9(t *testing.T) {
 		if r := d2.local("", "apps"); r.code != 0 {
 			t.Errorf("control socket after a kill -9: %s", r)
 		}
-		// git updated main before the build; the next start puts it back on
-		// the live release, as a failed push would have.
+		// The deploy ran inside git's pre-receive step: the hook lost hop3
+		// and refused the push, so main never left the live release.
 		if got, live := remoteRef(t, root, app, "refs/heads/main"), rels[len(rels)-1].Revision; got != live {
-			t.Errorf("main is %.7s (the interrupted v2), not the live %.7s", got, live)
+			t.Errorf("main is %.7s (the interrupted d2), not the live %.7s", got, live)
 		}
 		w.commit("fast build", wsgiApp("crash v3"))
-		w.mustPush(d2, alice, app)
+		out = w.mustPush(d2, alice, app)
 		wantBody(t, d2, host, "/", "crash v3")
+		// The interrupted attempt took no number: this is v2.
+		wantPushOutput(t, out, "crash v2 is live")
 	})
 }
 
@@ -685,7 +693,7 @@ func TestHardeningDiskFull(t *testing.T) {
 	}
 	wantBody(t, d, host, "/", "<h1>full v1</h1>\n")
 	if rels := releasesOf(t, root, app); rels[0].Status != store.Failed {
-		t.Logf("with the disk full, v%d could not be recorded failed: it reads %s", rels[0].Number, rels[0].Status)
+		t.Logf("with the disk full, d%d could not be recorded failed: it reads %s", rels[0].Attempt, rels[0].Status)
 	}
 	w.dropLast()
 
@@ -717,10 +725,10 @@ func TestHardeningDiskFull(t *testing.T) {
 	})
 	for _, r := range releasesOf(t, root, app) {
 		if r.Status == store.Building {
-			t.Errorf("v%d still reads building after a restart", r.Number)
+			t.Errorf("d%d still reads building after a restart", r.Attempt)
 		}
-		if r.Number == 2 && r.Status != store.Failed {
-			t.Errorf("v2 reads %s, want failed", r.Status)
+		if r.Attempt == 2 && r.Status != store.Failed {
+			t.Errorf("d2 reads %s, want failed", r.Status)
 		}
 	}
 	if err := openStore(t, root).Check(context.Background()); err != nil {
@@ -880,5 +888,121 @@ func TestHardeningDeployerStaysDeployer(t *testing.T) {
 	}
 	if !strings.Contains(strings.ToLower(out), "permission denied") {
 		t.Fatalf("the preflight's hop3 was not refused by the control socket's permissions:\n%s", out)
+	}
+}
+
+// mktree writes a tree object from ls-tree style lines ("MODE TYPE OID\tNAME")
+// with git mktree, which, unlike git's other commands, accepts a tree that
+// names one entry twice: what a crafted push carries.
+func (w *workdir) mktree(lines ...string) string {
+	w.t.Helper()
+	cmd := exec.Command("git", "mktree")
+	cmd.Dir = w.dir
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		w.t.Fatalf("git mktree: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// blob stores content in w's repository and returns its id.
+func (w *workdir) blob(content string) string {
+	w.t.Helper()
+	cmd := exec.Command("git", "hash-object", "-w", "--stdin")
+	cmd.Dir = w.dir
+	cmd.Stdin = strings.NewReader(content)
+	out, err := cmd.Output()
+	if err != nil {
+		w.t.Fatalf("git hash-object: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestHardeningSymlinkChainWithDuplicateEntry pushes the tree of a known
+// attack: links l1 -> ., l2 -> l1/.., ... l5 -> l4/.. (each confined on its
+// own; l5 is hop3's root), then a directory entry also named l5 whose files
+// aim at another app's repository hooks, environments and data. A checkout
+// that follows l5 while writing them plants a hook the next push of the
+// other app runs. The push must be refused with nothing written outside its
+// release, and the running release must serve on. Hooks written into an
+// app's repository are never run either: git runs only hop3's.
+func TestHardeningSymlinkChainWithDuplicateEntry(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	const app, host, other = "attacker", "attacker.localhost", "victim"
+	newWorkdir(t, staticSite("<h1>victim</h1>\n")).mustPush(d, alice, other)
+	w := newWorkdir(t, staticSite("<h1>attacker v1</h1>\n"))
+	w.mustPush(d, alice, app)
+	wantBody(t, d, host, "/", "<h1>attacker v1</h1>\n")
+	liveRev := remoteRef(t, root, app, "refs/heads/main")
+
+	targets := map[string]string{ // path under l5 (hop3's root) -> what lands there
+		"repos/" + other + ".git/hooks/pre-receive": "#!/bin/sh\ntouch " + filepath.Join(root, "pwned") + "\n",
+		"apps/" + other + "/envs/evil.pth":          "import os; os.system('touch " + filepath.Join(root, "pwned") + "')\n",
+		"data/" + other + "/evil.txt":               "planted\n",
+	}
+	// Build the l5 directory bottom-up, one tree per directory.
+	var dirTree func(prefix string) string
+	dirTree = func(prefix string) string {
+		var lines []string
+		subdirs := map[string]bool{}
+		for p, content := range targets {
+			rest, ok := strings.CutPrefix(p, prefix)
+			if !ok {
+				continue
+			}
+			if name, _, isDir := strings.Cut(rest, "/"); isDir {
+				subdirs[name] = true
+			} else {
+				lines = append(lines, "100755 blob "+w.blob(content)+"\t"+rest)
+			}
+		}
+		for name := range subdirs {
+			lines = append(lines, "040000 tree "+dirTree(prefix+name+"/")+"\t"+name)
+		}
+		return w.mktree(lines...)
+	}
+	top := strings.Split(strings.TrimSpace(w.git("ls-tree", "HEAD")), "\n")
+	for i, target := range []string{".", "l1/..", "l2/..", "l3/..", "l4/.."} {
+		top = append(top, fmt.Sprintf("120000 blob %s\tl%d", w.blob(target), i+1))
+	}
+	top = append(top, "040000 tree "+dirTree("")+"\tl5")
+	commit := strings.TrimSpace(w.git("commit-tree", w.mktree(top...), "-p", "HEAD", "-m", "crafted"))
+
+	out, err := w.pushRef(d, alice, app, commit+":refs/heads/main")
+	t.Logf("crafted push:\n%s", out)
+	if err == nil {
+		t.Fatalf("the crafted push was accepted:\n%s", out)
+	}
+	if !strings.Contains(out, "[remote rejected]") {
+		t.Errorf("git does not report the push rejected:\n%s", out)
+	}
+	for p := range targets {
+		if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
+			t.Errorf("the crafted push wrote %s outside its release (%v)", p, err)
+		}
+	}
+	if got := remoteRef(t, root, app, "refs/heads/main"); got != liveRev {
+		t.Errorf("main moved from %s to %s", liveRev, got)
+	}
+	wantBody(t, d, host, "/", "<h1>attacker v1</h1>\n")
+
+	// A hook written straight into a repository is never run by git.
+	hook := filepath.Join(root, "repos", other+".git", "hooks", "pre-receive")
+	os.MkdirAll(filepath.Dir(hook), 0o755)
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\ntouch "+filepath.Join(root, "pwned")+"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wv := newWorkdir(t, staticSite("<h1>victim v2</h1>\n"))
+	if out, err := wv.pushRef(d, alice, other, "HEAD:refs/heads/main", "--force"); err != nil {
+		t.Fatalf("push to %s with a hook in its repository: %v\n%s", other, err, out)
+	}
+	wantBody(t, d, other+".localhost", "/", "<h1>victim v2</h1>\n")
+	if _, err := os.Lstat(filepath.Join(root, "pwned")); !os.IsNotExist(err) {
+		t.Errorf("a hook from a repository ran (%v)", err)
 	}
 }

@@ -98,34 +98,49 @@ func pushDeployLines(out string) []string {
 	return nil
 }
 
-var deployingRe = regexp.MustCompile(`-----> Deploying (\S+) v(\d+) `)
+var (
+	deployingRe = regexp.MustCompile(`-----> Deploying (\S+) \(\S+\), deploy d(\d+)`)
+	liveRe      = regexp.MustCompile(`=====> (\S+) v(\d+) is live`)
+)
 
-// releaseNumberOf reads the release number from a push's output.
+// releaseNumberOf reads the number of the release a push made live.
 func releaseNumberOf(t *testing.T, out string) int {
 	t.Helper()
-	m := deployingRe.FindStringSubmatch(out)
+	return numberIn(t, liveRe, "live release", out)
+}
+
+// deployNumberOf reads the number of a push's deploy attempt (dN), which a
+// failed one has too.
+func deployNumberOf(t *testing.T, out string) int {
+	t.Helper()
+	return numberIn(t, deployingRe, "deploy", out)
+}
+
+func numberIn(t *testing.T, re *regexp.Regexp, what, out string) int {
+	t.Helper()
+	m := re.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("push output names no release:\n%s", out)
+		t.Fatalf("push output names no %s:\n%s", what, out)
 	}
 	n, _ := strconv.Atoi(m[2])
 	return n
 }
 
-// readBuildLog reads the build log kept beside release n of app.
+// readBuildLog reads the build log kept for deploy attempt n of app.
 func readBuildLog(t *testing.T, d *daemon, app string, n int) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(d.root, "apps", app, "releases", strconv.Itoa(n)+".build.log"))
+	b, err := os.ReadFile(filepath.Join(d.root, "apps", app, "builds", strconv.Itoa(n)+".log"))
 	if err != nil {
-		t.Fatalf("build log of %s v%d: %v", app, n, err)
+		t.Fatalf("build log of %s d%d: %v", app, n, err)
 	}
 	return string(b)
 }
 
-// wantLogHasDeploy checks that the build log of the push's release holds
+// wantLogHasDeploy checks that the build log of the push's deploy holds
 // every line the push showed from "-----> Deploying" on.
 func wantLogHasDeploy(t *testing.T, d *daemon, app, out string) {
 	t.Helper()
-	n := releaseNumberOf(t, out)
+	n := deployNumberOf(t, out)
 	log := readBuildLog(t, d, app, n)
 	lines := pushDeployLines(out)
 	if len(lines) < 3 {
@@ -133,7 +148,7 @@ func wantLogHasDeploy(t *testing.T, d *daemon, app, out string) {
 	}
 	for _, l := range lines {
 		if strings.TrimSpace(l) != "" && !strings.Contains(log, l) {
-			t.Errorf("build log of %s v%d lacks the line %q\nlog:\n%s", app, n, l, log)
+			t.Errorf("build log of %s d%d lacks the line %q\nlog:\n%s", app, n, l, log)
 		}
 	}
 }
@@ -164,7 +179,7 @@ func wantBuildFails(t *testing.T, d *daemon, u user, w *workdir, app, toolLine, 
 	if len(fails) != 1 || !strings.Contains(fails[0], summary) {
 		t.Errorf("want one \" !     \" line holding %q, got %q:\n%s", summary, fails, out)
 	}
-	log := readBuildLog(t, d, app, releaseNumberOf(t, out))
+	log := readBuildLog(t, d, app, deployNumberOf(t, out))
 	for _, want := range append([]string{toolLine}, fails...) {
 		if !strings.Contains(log, want) {
 			t.Errorf("build log of the failed release lacks %q:\n%s", want, log)
@@ -191,16 +206,16 @@ func releaseDirNumbers(t *testing.T, d *daemon, app string) []int {
 	return nums
 }
 
-// buildLogNumbers lists the releases of app that have a build log, ascending.
+// buildLogNumbers lists the deploys of app that have a build log, ascending.
 func buildLogNumbers(t *testing.T, d *daemon, app string) []int {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(d.root, "apps", app, "releases"))
+	entries, err := os.ReadDir(filepath.Join(d.root, "apps", app, "builds"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var nums []int
 	for _, e := range entries {
-		if s, ok := strings.CutSuffix(e.Name(), ".build.log"); ok {
+		if s, ok := strings.CutSuffix(e.Name(), ".log"); ok {
 			if n, err := strconv.Atoi(s); err == nil {
 				nums = append(nums, n)
 			}

@@ -158,7 +158,7 @@ func appURL(d *daemon, host, path string) string {
 // caddyAdmin returns a client for the admin API of a managed Caddy.
 func caddyAdmin(root string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(root, "caddy", "admin.sock"))
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(root, "caddy", "admin", "admin.sock"))
 	}}}
 }
 

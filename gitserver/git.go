@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -28,16 +29,44 @@ func RepoName(arg string) (string, error) {
 	return name, nil
 }
 
+// GitEnv is the environment hop3 runs git with: a fixed PATH, and HOME
+// (where git looks for a user's config) set to home; nothing of the
+// daemon's own environment.
+func GitEnv(home string) []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home}
+}
+
+// PackOptions are what the caller adds to a git exchange.
+type PackOptions struct {
+	// HooksDir is the only directory git runs hooks from. Empty: none run.
+	// It must lie outside every repository, so that a file a push or an app
+	// writes into a repository's hooks/ is never executed.
+	HooksDir string
+	// Env is added to git's environment, and so to its hooks'.
+	Env []string
+}
+
 // RunPack serves one git wire-protocol exchange with the real git binary
 // (receive-pack or upload-pack) on repoDir. Using git itself rather than
 // go-git's server side is deliberate: go-git mishandles the thin packs stock
 // git sends on a second push and advertises no side-band.
-func RunPack(ctx context.Context, service, repoDir string, s *Session) error {
+func RunPack(ctx context.Context, service, repoDir string, s *Session, opts PackOptions) error {
 	if service != "receive-pack" && service != "upload-pack" {
 		return fmt.Errorf("unknown git service %q", service)
 	}
-	cmd := exec.CommandContext(ctx, "git", service, repoDir)
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + repoDir}
+	hooksDir := opts.HooksDir
+	if hooksDir == "" {
+		hooksDir = os.DevNull // not a directory: git finds no hook in it
+	}
+	args := []string{
+		"-c", "core.hooksPath=" + hooksDir,
+		// Malformed trees (duplicate names, "..", ".git") are refused while
+		// the pack is received, before any of it is stored or checked out.
+		"-c", "receive.fsckObjects=true",
+		service, repoDir,
+	}
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = append(GitEnv(repoDir), opts.Env...)
 	for _, kv := range s.Env {
 		// Protocol v2 makes clones and fetches cheaper; git sends it as an env var.
 		if strings.HasPrefix(kv, "GIT_PROTOCOL=") {
@@ -69,7 +98,7 @@ func RunPack(ctx context.Context, service, repoDir string, s *Session) error {
 	}()
 	err = cmd.Wait()
 	if in.over.Load() {
-		fmt.Fprintf(s.Stderr, " !     push refused: it sends more than %s, the server's limit (hop3 serve --max-push-size)\n", formatSize(s.MaxInput))
+		fmt.Fprintf(s.Stderr, " !     push refused: it sends more than %s, the server's limit (hop3 serve --max-push-size)\n", FormatSize(s.MaxInput))
 		return fmt.Errorf("git %s: %w (%d bytes)", service, ErrPushTooLarge, s.MaxInput)
 	}
 	if err != nil {
@@ -111,8 +140,8 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// formatSize prints a byte count the way people set it: 1 GiB, 3 MiB, 512 KiB.
-func formatSize(n int64) string {
+// FormatSize prints a byte count the way people set it: 1 GiB, 3 MiB, 512 KiB.
+func FormatSize(n int64) string {
 	switch {
 	case n >= 1<<30 && n%(1<<30) == 0:
 		return fmt.Sprintf("%d GiB", n>>30)

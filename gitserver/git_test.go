@@ -44,8 +44,8 @@ func TestCapReader(t *testing.T) {
 
 func TestFormatSize(t *testing.T) {
 	for n, want := range map[int64]string{1 << 30: "1 GiB", 3 << 20: "3 MiB", 512 << 10: "512 KiB", 1500000: "1.4 MiB", 100: "100 bytes"} {
-		if got := formatSize(n); got != want {
-			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

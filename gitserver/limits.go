@@ -3,7 +3,10 @@ package gitserver
 import (
 	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,18 +27,143 @@ type verifiedKey struct{}
 // connStateKey is the context key of a connection's *connState.
 type connStateKey struct{}
 
+// Startups is OpenSSH's MaxStartups start:rate:full (see
+// Config.MaxStartups).
+type Startups struct{ Start, Rate, Full int }
+
+// DefaultMaxStartups is MaxStartups when none is given.
+var DefaultMaxStartups = Startups{Start: 64, Rate: 30, Full: 128}
+
+// ParseStartups reads "start:rate:full", or a single number as full alone.
+func ParseStartups(s string) (Startups, error) {
+	parts := strings.Split(s, ":")
+	var n []int
+	for _, p := range parts {
+		v, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil {
+			return Startups{}, fmt.Errorf("max startups %q: use start:rate:full, e.g. 64:30:128", s)
+		}
+		n = append(n, v)
+	}
+	var st Startups
+	switch len(n) {
+	case 1:
+		st = Startups{Start: n[0], Rate: 100, Full: n[0]}
+	case 3:
+		st = Startups{Start: n[0], Rate: n[1], Full: n[2]}
+	default:
+		return Startups{}, fmt.Errorf("max startups %q: use start:rate:full, e.g. 64:30:128", s)
+	}
+	return st, st.validate()
+}
+
+func (st Startups) String() string { return fmt.Sprintf("%d:%d:%d", st.Start, st.Rate, st.Full) }
+
+func (st Startups) validate() error {
+	if st.Full < 1 || st.Start < 1 || st.Start > st.Full || st.Rate < 0 || st.Rate > 100 {
+		return fmt.Errorf("max startups %s: want 1 <= start <= full and a rate from 0 to 100", st)
+	}
+	return nil
+}
+
+// dropChance is the probability of dropping a new connection that would
+// have to wait while n connections are not authenticated: 0 below Start,
+// Rate % at Start rising linearly to 100 % at Full.
+func (st Startups) dropChance(n int) float64 {
+	switch {
+	case n >= st.Full:
+		return 1
+	case n < st.Start:
+		return 0
+	}
+	return (float64(st.Rate) + float64(100-st.Rate)*float64(n-st.Start)/float64(st.Full-st.Start)) / 100
+}
+
+// startups tracks the connections not authenticated yet, per source
+// address.
+type startups struct {
+	limit     Startups
+	share     int // per source, in the handshake at once
+	perSource int // per source, handshaking and waiting
+	random    func() float64
+
+	mu      sync.Mutex
+	total   int
+	sources map[string]*source
+}
+
+// source is one address's connections not authenticated yet.
+type source struct {
+	addr    string
+	pending int           // handshaking and waiting
+	turns   chan struct{} // a slot per connection in the handshake
+}
+
+func newStartups(cfg Config, random func() float64) *startups {
+	if random == nil {
+		random = mrand.Float64
+	}
+	return &startups{limit: cfg.MaxStartups, share: cfg.PerSourceStartups, perSource: cfg.PerSourceMaxStartups, random: random, sources: map[string]*source{}}
+}
+
+// admit counts a new connection from addr, or says why it is closed: the
+// server is full, the address has its maximum, or, past Start, by random
+// early drop when the address has used its share of handshakes. An address
+// with turns to spare is never dropped at random: a flood from one address
+// does not crowd out another.
+func (st *startups) admit(addr string) (*source, string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.total >= st.limit.Full {
+		return nil, fmt.Sprintf("%d connections are not authenticated yet (MaxStartups %s)", st.total, st.limit)
+	}
+	src := st.sources[addr]
+	if src == nil {
+		src = &source{addr: addr, turns: make(chan struct{}, st.share)}
+		st.sources[addr] = src
+	}
+	switch {
+	case src.pending >= st.perSource:
+		return nil, fmt.Sprintf("%d connections from %s are not authenticated yet (at most %d)", src.pending, addr, st.perSource)
+	case src.pending >= st.share && st.random() < st.limit.dropChance(st.total):
+		return nil, fmt.Sprintf("random early drop with %d connections not authenticated (MaxStartups %s)", st.total, st.limit)
+	}
+	src.pending++
+	st.total++
+	return src, ""
+}
+
+// done uncounts a connection admit counted.
+func (st *startups) done(src *source) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	src.pending--
+	st.total--
+	if src.pending == 0 {
+		delete(st.sources, src.addr)
+	}
+}
+
 // connState is what the limits track per TCP connection.
 type connState struct {
 	srv      *Server
 	remote   string
-	grace    *time.Timer // closes the connection if it is not authenticated in time
-	once     sync.Once   // gives back the unauthenticated slot once
+	src      *source
+	grace    *time.Timer   // closes the connection if it is not authenticated in time
+	expired  chan struct{} // closed when grace fires
+	turn     bool          // holds one of its address's handshake turns
+	once     sync.Once     // gives back the slot and turn once
 	sessions atomic.Int32
 }
 
-// release gives the connection's unauthenticated slot back, once.
+// release gives the connection's slot (and turn) back, once.
 func (cs *connState) release() {
-	cs.once.Do(func() { cs.srv.unauthenticated.Add(-1) })
+	cs.once.Do(func() {
+		if cs.turn {
+			<-cs.src.turns
+		}
+		cs.srv.startups.done(cs.src)
+	})
 }
 
 // authenticated is called when the connection's key is verified: from then
@@ -46,19 +174,38 @@ func (cs *connState) authenticated() {
 }
 
 // accept admits a new TCP connection (gliderlabs' ConnCallback, before the
-// SSH handshake) unless too many are already unauthenticated; it arms the
-// handshake timeout. A nil return closes the connection.
+// SSH handshake, on the connection's own goroutine) within MaxStartups and
+// its address's share, and arms the handshake timeout. A connection beyond
+// its address's share of handshakes waits here, its timeout running, for a
+// turn. A nil return closes the connection.
 func (s *Server) accept(ctx ssh.Context, conn net.Conn) net.Conn {
-	if n := s.unauthenticated.Add(1); n > int64(s.cfg.MaxUnauthenticated) {
-		s.unauthenticated.Add(-1)
-		s.log.Warn("too many unauthenticated connections; closing one", "remote", conn.RemoteAddr().String(), "limit", s.cfg.MaxUnauthenticated)
+	addr := conn.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	src, why := s.startups.admit(host)
+	if why != "" {
+		s.log.Warn("closing a connection before the handshake", "remote", addr, "why", why)
 		return nil
 	}
-	cs := &connState{srv: s, remote: conn.RemoteAddr().String()}
+	cs := &connState{srv: s, remote: addr, src: src, expired: make(chan struct{})}
 	cs.grace = time.AfterFunc(s.cfg.HandshakeTimeout, func() {
 		s.log.Info("not authenticated in time; closing", "remote", cs.remote, "timeout", s.cfg.HandshakeTimeout)
+		close(cs.expired)
 		conn.Close()
 	})
+	select {
+	case src.turns <- struct{}{}:
+		cs.turn = true
+	case <-cs.expired:
+		cs.release()
+		return nil
+	case <-s.closing:
+		cs.grace.Stop()
+		cs.release()
+		return nil
+	}
 	ctx.SetValue(connStateKey{}, cs)
 	return &limitedConn{Conn: conn, cs: cs}
 }
@@ -79,7 +226,11 @@ func (c *limitedConn) Close() error {
 // the key whose signature was verified, which ends the handshake timeout.
 func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+		VerifiedPublicKeyCallback: func(conn gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			// The key's options are checked again on the key that signed.
+			if _, err := s.admit(ctx, key, conn.RemoteAddr()); err != nil {
+				return nil, err
+			}
 			ctx.SetValue(verifiedKey{}, key)
 			if cs, ok := ctx.Value(connStateKey{}).(*connState); ok {
 				cs.authenticated()

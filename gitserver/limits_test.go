@@ -78,7 +78,7 @@ func TestIdleTimeout(t *testing.T) {
 // Authenticated connections do not count.
 func TestMaxUnauthenticated(t *testing.T) {
 	const limit = 3
-	ts := startServer(t, gitserver.Config{MaxUnauthenticated: limit, HandshakeTimeout: time.Minute})
+	ts := startServer(t, gitserver.Config{MaxStartups: gitserver.Startups{Start: limit, Rate: 100, Full: limit}, PerSourceMaxStartups: limit, HandshakeTimeout: time.Minute})
 	var held []net.Conn
 	for i := 0; i < limit; i++ {
 		conn, err := net.Dial("tcp", ts.addr)
@@ -440,5 +440,71 @@ func TestHostKeyMode(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("host key left at %v", fi.Mode().Perm())
+	}
+}
+
+// dialFrom opens n idle TCP connections to addr from the local address
+// from (any of 127.0.0.0/8 reaches a loopback listener on Linux).
+func dialFrom(t *testing.T, from, addr string, n int) []net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d from %s: %v", i, from, err)
+		}
+		conns = append(conns, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return conns
+}
+
+// TestFloodFromOneAddress holds 80 idle connections from 127.0.0.2 with
+// the default limits: they take that address's share, not everyone's, and
+// logins from 127.0.0.1 go on working.
+func TestFloodFromOneAddress(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, gitserver.Config{HandshakeTimeout: time.Minute})
+	dialFrom(t, "127.0.0.2", ts.addr, 80)
+	time.Sleep(200 * time.Millisecond) // let the server count them
+	for i := 0; i < 5; i++ {
+		c, err := gossh.Dial("tcp", ts.addr, ts.clientConfig(gossh.PublicKeys(ts.deploy.signer)))
+		if err != nil {
+			t.Fatalf("login %d from 127.0.0.1 during the flood: %v", i, err)
+		}
+		if out, err := run(c, "whoami"); err != nil || out != "deployer\n" {
+			t.Errorf("login %d: %q %v", i, out, err)
+		}
+		c.Close()
+	}
+}
+
+// TestBurstFromOneAddress logs in 40 times at once from one address, more
+// than its share of handshakes: the extra ones wait for a turn instead of
+// being refused.
+func TestBurstFromOneAddress(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, gitserver.Config{PerSourceStartups: 2})
+	const n = 40
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c, err := gossh.Dial("tcp", ts.addr, ts.clientConfig(gossh.PublicKeys(ts.deploy.signer)))
+			if err == nil {
+				_, err = run(c, "whoami")
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("login in a burst: %v", err)
+		}
 	}
 }

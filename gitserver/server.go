@@ -18,7 +18,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -31,6 +30,9 @@ type Identity struct {
 	Name  string
 	Admin bool
 	Apps  []string // apps a deployer may use
+	// Limits are the key's from= and expiry-time= options, checked at
+	// every login.
+	Limits KeyOptions
 }
 
 // CanAccess reports whether the identity may see or change app.
@@ -44,6 +46,19 @@ func (id Identity) CanAccess(app string) bool {
 		}
 	}
 	return false
+}
+
+// WithIdentity returns ctx carrying who acts: what a session's identity may
+// do reaches the code that checks it (which hosts an app may claim) through
+// the calls the session makes.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom returns the identity ctx carries, if any.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
 }
 
 // Keys resolves a public key fingerprint (SHA256:...) to an identity.
@@ -100,12 +115,26 @@ type Config struct {
 	IdleTimeout time.Duration
 	MaxTimeout  time.Duration
 	// HandshakeTimeout bounds the time from accepting a connection to its
-	// authentication, however slowly the client trickles bytes (OpenSSH's
-	// LoginGraceTime). Zero means 30 s.
+	// authentication, however slowly the client trickles bytes and however
+	// long it waited for its address's turn (OpenSSH's LoginGraceTime).
+	// Zero means 15 s.
 	HandshakeTimeout time.Duration
-	// MaxUnauthenticated caps the connections not authenticated yet; one
-	// more is closed at once (OpenSSH's MaxStartups). Zero means 64.
-	MaxUnauthenticated int
+	// MaxStartups bounds the connections not authenticated yet, as
+	// OpenSSH's start:rate:full does: at Full, a new one is closed at once;
+	// from Start on, one that would have to wait for its address's turn
+	// (PerSourceStartups) is dropped with a probability rising from Rate %
+	// to 100 % at Full. Zero means 64:30:128.
+	MaxStartups Startups
+	// PerSourceStartups is one source address's share: at most this many
+	// of its connections are in the handshake at once, and the next ones
+	// wait for a turn (a burst of logins from one machine is served a few
+	// at a time, not refused). Zero means 8.
+	PerSourceStartups int
+	// PerSourceMaxStartups caps one address's connections not
+	// authenticated yet, handshaking and waiting: more are closed at once,
+	// so one address never takes every slot. Zero means half of
+	// MaxStartups' Full.
+	PerSourceMaxStartups int
 	// MaxSessions caps the sessions open at once on one connection
 	// (OpenSSH's MaxSessions). Zero means 10.
 	MaxSessions int
@@ -116,10 +145,10 @@ type Config struct {
 
 // Defaults of Config's limits.
 const (
-	DefaultHandshakeTimeout   = 30 * time.Second
-	DefaultMaxUnauthenticated = 64
-	DefaultMaxSessions        = 10
-	DefaultMaxPushSize        = 1 << 30
+	DefaultHandshakeTimeout  = 15 * time.Second
+	DefaultPerSourceStartups = 8
+	DefaultMaxSessions       = 10
+	DefaultMaxPushSize       = 1 << 30
 )
 
 // Server is the SSH server.
@@ -129,8 +158,10 @@ type Server struct {
 	local *ssh.Server
 	log   *slog.Logger
 
-	unauthenticated atomic.Int64 // connections between accept and authentication
-	windows         sync.Map     // session token -> <-chan Window, see filteredChannel
+	startups  *startups     // connections between accept and authentication
+	windows   sync.Map      // session token -> <-chan Window, see filteredChannel
+	closing   chan struct{} // closed by Shutdown: connections waiting for a turn give up
+	closeOnce sync.Once
 }
 
 // LocalIdentity is who a command arriving on the local control socket is:
@@ -151,8 +182,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if cfg.MaxUnauthenticated == 0 {
-		cfg.MaxUnauthenticated = DefaultMaxUnauthenticated
+	if cfg.MaxStartups == (Startups{}) {
+		cfg.MaxStartups = DefaultMaxStartups
+	}
+	if err := cfg.MaxStartups.validate(); err != nil {
+		return nil, fmt.Errorf("gitserver: %w", err)
+	}
+	if cfg.PerSourceStartups == 0 {
+		cfg.PerSourceStartups = DefaultPerSourceStartups
+	}
+	if cfg.PerSourceMaxStartups == 0 {
+		cfg.PerSourceMaxStartups = max(1, cfg.MaxStartups.Full/2)
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -164,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "ssh")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "ssh"), startups: newStartups(cfg, nil), closing: make(chan struct{})}
 	s.srv = &ssh.Server{
 		Version:     "hop3",
 		HostSigners: []ssh.Signer{signer},
@@ -175,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 		// answers the client's "would this key do?" and proves nothing:
 		// who the session is comes from verifiedKey (see authenticated).
 		PublicKeyHandler: func(ctx ssh.Context, key ssh.PublicKey) bool {
-			_, err := cfg.Keys.Identify(ctx, gossh.FingerprintSHA256(key))
+			_, err := s.admit(ctx, key, ctx.RemoteAddr())
 			return err == nil
 		},
 		ConnCallback:         s.accept,
@@ -235,6 +275,7 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting and waits for open sessions until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.local.Close()
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -282,7 +323,7 @@ func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
 			sess.Exit(1)
 			return
 		}
-		id, err := s.cfg.Keys.Identify(sess.Context(), gossh.FingerprintSHA256(key))
+		id, err := s.admit(sess.Context(), key, sess.RemoteAddr())
 		if err != nil {
 			fmt.Fprintln(sess.Stderr(), " !     key not allowed")
 			sess.Exit(1)
@@ -291,6 +332,21 @@ func (s *Server) authenticated(next ssh.Handler) ssh.Handler {
 		sess.Context().SetValue(identityKey{}, id)
 		next(sess)
 	}
+}
+
+// admit resolves a key to its identity if it may log in from remote now:
+// registered, and within its from= and expiry-time= options.
+func (s *Server) admit(ctx context.Context, key gossh.PublicKey, remote net.Addr) (Identity, error) {
+	fp := gossh.FingerprintSHA256(key)
+	id, err := s.cfg.Keys.Identify(ctx, fp)
+	if err != nil {
+		return Identity{}, err
+	}
+	if err := id.Limits.Allow(remote, time.Now()); err != nil {
+		s.log.Info("key refused by its options", "key", id.Name, "remote", remote.String(), "why", err.Error())
+		return Identity{}, err
+	}
+	return id, nil
 }
 
 type ptyKey struct{}

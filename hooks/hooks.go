@@ -1,5 +1,6 @@
-// Package hooks turns what a push changed into what hop3 should do about it:
-// ref updates in (old and new revision per ref), a deploy decision out.
+// Package hooks turns what a push changes into what hop3 should do about it:
+// ref updates in (old and new revision per ref, from git's pre-receive
+// hook), a deploy decision out, and the hook's verdict back to git.
 package hooks
 
 import (
@@ -31,25 +32,6 @@ func (u Update) Branch() string {
 
 // Deleted reports whether the push removed the ref.
 func (u Update) Deleted() bool { return u.New == ZeroRev || u.New == "" }
-
-// Diff compares the refs of a repository before and after a push.
-func Diff(before, after map[string]string) []Update {
-	var ups []Update
-	for ref, rev := range after {
-		if old, ok := before[ref]; !ok {
-			ups = append(ups, Update{Ref: ref, Old: ZeroRev, New: rev})
-		} else if old != rev {
-			ups = append(ups, Update{Ref: ref, Old: old, New: rev})
-		}
-	}
-	for ref, rev := range before {
-		if _, ok := after[ref]; !ok {
-			ups = append(ups, Update{Ref: ref, Old: rev, New: ZeroRev})
-		}
-	}
-	sort.Slice(ups, func(i, j int) bool { return ups[i].Ref < ups[j].Ref })
-	return ups
-}
 
 // Plan is what a push asks for.
 type Plan struct {

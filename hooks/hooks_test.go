@@ -5,20 +5,6 @@ import (
 	"testing"
 )
 
-func TestDiff(t *testing.T) {
-	before := map[string]string{"refs/heads/main": "a", "refs/heads/old": "b", "refs/heads/same": "c"}
-	after := map[string]string{"refs/heads/main": "d", "refs/heads/new": "e", "refs/heads/same": "c"}
-	got := Diff(before, after)
-	want := []Update{
-		{Ref: "refs/heads/main", Old: "a", New: "d"},
-		{Ref: "refs/heads/new", Old: ZeroRev, New: "e"},
-		{Ref: "refs/heads/old", Old: "b", New: ZeroRev},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("Diff = %+v, want %+v", got, want)
-	}
-}
-
 func TestPlanFor(t *testing.T) {
 	cases := []struct {
 		name    string

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hop3/internal/isolation"
 	"hop3/internal/router"
 )
 
@@ -22,14 +23,15 @@ type edge struct {
 	adminSock string            // unix socket of the admin API, for Caddy's metrics; "" over TCP
 	listeners *router.Listeners // nil when Caddy binds its addresses
 	caddyDir  string
-	attached  bool // someone else's Caddy
+	attached  bool         // someone else's Caddy
+	user      *router.User // a managed Caddy's own user; nil: hop3's
 }
 
 // newEdge binds the edge's sockets (managed Caddy) or connects to the
 // admin API given with --caddy-admin, and returns the router for either.
 // A managed Caddy older than 2.9 can not inherit sockets: it binds its
 // addresses itself, as someone else's does.
-func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, logger *slog.Logger) (*edge, error) {
+func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLSMode, iso isolation.Policy, logger *slog.Logger) (*edge, error) {
 	e := &edge{}
 	opts := router.Options{TLS: tlsMode, ACMEEmail: c.acmeEmail, ACMECA: c.acmeCA, Domain: c.domain,
 		// Per-host request metrics only when someone scrapes them.
@@ -69,7 +71,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 		}
 		e.attached = true
 	case !inherit:
-		if err := e.managedDir(root, &opts); err != nil {
+		if err := e.managedDir(root, &opts, iso); err != nil {
 			return nil, err
 		}
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
@@ -84,7 +86,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 		opts.HTTPAddr, opts.HTTPSAddr, opts.ListenFDs = e.listeners.HTTPAddr(), e.listeners.HTTPSAddr(), true
-		if err := e.managedDir(root, &opts); err != nil {
+		if err := e.managedDir(root, &opts, iso); err != nil {
 			e.listeners.Close()
 			return nil, err
 		}
@@ -98,15 +100,49 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 	return e, nil
 }
 
-// managedDir prepares <root>/caddy for a Caddy hop3 starts, with its admin
-// socket there.
-func (e *edge) managedDir(root string, opts *router.Options) error {
+// managedDir prepares for a Caddy hop3 starts: <root>/caddy (caddyDirs),
+// the admin socket in it, and the user Caddy runs as: uid = gid = the uid
+// base when apps run as their own users (iso.On), hop3's own otherwise.
+func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Policy) error {
 	e.caddyDir = filepath.Join(root, "caddy")
-	if err := os.MkdirAll(e.caddyDir, 0o700); err != nil {
+	if err := caddyDirs(iso, e.caddyDir); err != nil {
 		return err
 	}
-	e.adminSock = filepath.Join(e.caddyDir, "admin.sock")
+	if u := iso.Caddy(); u != nil {
+		e.user = &router.User{UID: int(u.UID), GID: int(u.GID)}
+	}
+	e.adminSock = router.AdminSocket(e.caddyDir)
 	opts.AdminListen = "unix/" + e.adminSock + "|0600"
+	return nil
+}
+
+// caddyDirs gives a managed Caddy's directory its owners and modes:
+//
+//	caddy/         hop3's, group Caddy's, 0750: boot.json (0640) and caddy.log
+//	               (0600, written through the descriptor hop3 passes)
+//	caddy/config   Caddy's, 0700 (XDG_CONFIG_HOME)
+//	caddy/data     Caddy's, 0700 (XDG_DATA_HOME: certificates, ACME account)
+//	caddy/admin    Caddy's, 0700: its admin socket, which hop3 (root)
+//	               reaches and nobody else
+//
+// Caddy can write nowhere hop3 writes, so it can not plant a link for hop3
+// to follow. State left by a Caddy that ran as hop3's user is given to
+// Caddy first. With isolation off, every one is hop3's, 0700.
+func caddyDirs(iso isolation.Policy, dir string) error {
+	u := iso.Caddy()
+	if err := iso.Dir(dir, isolation.AppRead, u); err != nil {
+		return err
+	}
+	for _, d := range router.OwnDirs(dir) {
+		if _, err := os.Lstat(d); err == nil && u != nil && !isolation.OwnedBy(d, u.UID) {
+			if err := iso.Give(d, u); err != nil {
+				return err
+			}
+		}
+		if err := iso.Dir(d, isolation.AppOwn, u); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -128,6 +164,7 @@ func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, 
 		Dir:       e.caddyDir,
 		Env:       []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
 		Listeners: e.listeners, // nil when Caddy binds its addresses
+		User:      e.user,
 	}, e.rt, logger)
 	if err != nil {
 		return nil, fmt.Errorf("start caddy: %w", err)

@@ -8,22 +8,34 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"hop3/gitserver"
+	"hop3/internal/appname"
 	"hop3/internal/piku"
+	"hop3/internal/store"
 )
 
-// importPiku moves the apps of a piku installation into the running hop3:
-// `hop3 import-piku PIKU_ROOT [--dry-run] [--apps a,b]`.
+const importPikuUsage = "usage: hop3 import-piku PIKU_ROOT [--dry-run] [--apps APP,...] [--rename OLD=NEW,...] [--data] [--keys deployer|admin|none] [--authorized-keys FILE] [--root DIR]"
+
+// importPiku moves the apps of a piku installation into the running hop3.
 func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("import-piku", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	root := fs.String("root", envDefault("root", defaultRoot()), "hop3's state directory (HOP3_ROOT); hop3 must be running on it")
-	dryRun := fs.Bool("dry-run", false, "say what would be done, change nothing")
-	only := fs.String("apps", "", "import only these apps, comma separated")
+	dryRun := fs.Bool("dry-run", false, "check everything and say what would be done, change nothing")
+	only := fs.String("apps", "", "import only these apps (piku's names), comma separated")
+	var renames []string
+	fs.Func("rename", "give a piku app another name in hop3: OLD=NEW (repeatable, or comma separated)", func(s string) error {
+		renames = append(renames, strings.Split(s, ",")...)
+		return nil
+	})
+	data := fs.Bool("data", false, "copy each app's data (piku's data/APP) into its DATA_DIR, with the app stopped in piku")
+	keysMode := fs.String("keys", "deployer", "add piku's SSH keys as deployer (of the imported apps), admin, or none")
+	keysFile := fs.String("authorized-keys", "", "piku's authorized_keys (default: .ssh/authorized_keys beside PIKU_ROOT)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hop3 import-piku PIKU_ROOT [--dry-run] [--apps APP,...] [--root DIR]")
+		fmt.Fprintln(stderr, importPikuUsage)
 		fmt.Fprintln(stderr, "PIKU_ROOT is piku's directory, usually /home/piku/.piku")
 		fs.PrintDefaults()
 	}
@@ -46,6 +58,20 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return &exitError{code: 2}
 	}
+	var keyRole store.Role
+	switch *keysMode {
+	case "admin":
+		keyRole = store.RoleAdmin
+	case "deployer":
+		keyRole = store.RoleDeployer
+	case "none":
+	default:
+		return usageError("--keys %q: want deployer, admin or none", *keysMode)
+	}
+	rename, err := parseRenames(renames)
+	if err != nil {
+		return usageError("%v", err)
+	}
 	var names []string
 	if *only != "" {
 		names = strings.Split(*only, ",")
@@ -54,44 +80,223 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	apps, err := piku.Scan(ctx, pos[0], piku.Options{
+	pikuRoot, err := filepath.Abs(pos[0])
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(hopRoot, "control.sock")); err != nil {
+		return fmt.Errorf("hop3 is not running on %s (no control.sock): start it first, or pass --root", hopRoot)
+	}
+	apps, err := piku.Scan(ctx, pikuRoot, piku.Options{
 		Only:    names,
+		Rename:  rename,
+		Data:    *data,
 		DataDir: func(app string) string { return filepath.Join(hopRoot, "data", app) },
 	})
 	if err != nil {
 		return err
 	}
 	if len(apps) == 0 {
-		return fmt.Errorf("no apps in %s", filepath.Join(pos[0], "repos"))
+		return fmt.Errorf("no apps in %s", filepath.Join(pikuRoot, "repos"))
 	}
 	im := &piku.Importer{
-		Daemon: controlDaemon{root: hopRoot},
-		Root:   hopRoot,
-		Stdout: stdout,
-		Stderr: stderr,
-		DryRun: *dryRun,
+		Daemon:   controlDaemon{root: hopRoot},
+		Root:     hopRoot,
+		PikuRoot: pikuRoot,
+		Stdout:   stdout,
+		Stderr:   stderr,
+		DryRun:   *dryRun,
+		Data:     *data,
 	}
 	outcomes := im.Import(ctx, apps)
-	failed := 0
-	var summary []string
+
+	bad := 0
+	var summary, moved []string
 	for _, o := range outcomes {
-		if o.Status == "failed" {
-			failed++
+		switch o.Status {
+		case piku.Failed, piku.Problem:
+			bad++
+		case piku.Imported, piku.Planned:
+			moved = append(moved, o.App)
 		}
-		if o.App != "" {
-			summary = append(summary, o.App+": "+o.Status)
-		} else {
-			summary = append(summary, o.Status+": "+o.Reason)
+		if o.App == "" {
+			summary = append(summary, string(o.Status)+": "+o.Reason)
+			continue
+		}
+		line := o.App + ": " + string(o.Status)
+		switch {
+		case o.Status == piku.Failed:
+			// What was undone, then what failed and the lines that
+			// detail it (a build's or a crashed process's last lines).
+			if o.Undone != "" {
+				line += "; " + o.Undone
+			}
+			first, rest, _ := strings.Cut(o.Reason, "\n")
+			line += "\n         " + first
+			if rest != "" {
+				line += "\n           " + strings.ReplaceAll(rest, "\n", "\n           ")
+			}
+		case o.Reason != "" && o.Status != piku.Problem:
+			line += " (" + o.Reason + ")"
+		}
+		summary = append(summary, line)
+	}
+	if *keysMode != "none" {
+		path := *keysFile
+		if path == "" {
+			path = filepath.Join(filepath.Dir(pikuRoot), ".ssh", "authorized_keys")
+		}
+		if err := importKeys(ctx, hopRoot, path, *keysFile != "", keyRole, moved, *dryRun, stderr); err != nil {
+			bad++
+			fmt.Fprintf(stderr, " !     keys: %v\n", err)
 		}
 	}
-	fmt.Fprintf(stderr, "-----> %s\n", strings.Join(summary, ", "))
+	fmt.Fprintln(stderr, "-----> Summary")
+	for _, l := range summary {
+		fmt.Fprintln(stderr, "       "+l)
+	}
 	if *dryRun {
-		fmt.Fprintln(stderr, "       dry run: nothing was changed")
+		if bad == 0 {
+			fmt.Fprintln(stderr, "       dry run: no problem found; nothing was changed")
+		} else {
+			fmt.Fprintln(stderr, "       dry run: nothing was changed")
+		}
+	} else {
+		nextSteps(stderr, outcomes)
 	}
-	if failed > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("%d app(s) not imported", failed)}
+	if bad > 0 {
+		if *dryRun {
+			return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) to fix before importing", bad)}
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("%d app(s) not imported", bad)}
 	}
 	return nil
+}
+
+// parseRenames reads OLD=NEW pairs.
+func parseRenames(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	to := map[string]bool{}
+	for _, p := range pairs {
+		from, name, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || from == "" || name == "" {
+			return nil, fmt.Errorf("--rename %q: want OLD=NEW, e.g. my_app=my-app", p)
+		}
+		if err := appname.Validate(name); err != nil {
+			return nil, fmt.Errorf("--rename %s: %v", p, err)
+		}
+		if _, dup := out[from]; dup || to[name] {
+			return nil, fmt.Errorf("--rename %s: named twice", p)
+		}
+		out[from], to[name] = name, true
+	}
+	return out, nil
+}
+
+// importKeys adds the keys of piku's authorized_keys to hop3, with piku's
+// forced command stripped: as admins, or as deployers of apps (the apps
+// this run imported; a deployer key already there gains them). A key hop3
+// already has is otherwise left as it is. A missing file is no keys,
+// unless it was named.
+func importKeys(ctx context.Context, root, path string, named bool, role store.Role, apps []string, dryRun bool, stderr io.Writer) error {
+	text, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !named {
+		fmt.Fprintf(stderr, "-----> No piku keys: no %s\n", path)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	keys, skipped := piku.ParseAuthorizedKeys(string(text))
+	st, err := openStore(root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	have, err := st.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	byFP := map[string]store.Key{}
+	for _, k := range have {
+		used[k.Name] = true
+		byFP[k.Fingerprint] = k
+	}
+	verb := "Adding"
+	if dryRun {
+		verb = "Would add"
+	}
+	fmt.Fprintf(stderr, "-----> %s piku's keys from %s as %s\n", verb, path, role)
+	for _, s := range skipped {
+		fmt.Fprintf(stderr, "       note: %s\n", s)
+	}
+	for _, pk := range keys {
+		if k, ok := byFP[pk.Fingerprint]; ok {
+			missing := slices.DeleteFunc(slices.Clone(apps), func(a string) bool { return slices.Contains(k.Apps, a) })
+			if k.Role != store.RoleDeployer || role != store.RoleDeployer || len(missing) == 0 {
+				fmt.Fprintf(stderr, "       %s: already allowed as %s (%s), unchanged\n", pk.Fingerprint, k.Name, k.Role)
+				continue
+			}
+			fmt.Fprintf(stderr, "       %s: already allowed as %s; may now also use %s\n", pk.Fingerprint, k.Name, strings.Join(missing, ", "))
+			if !dryRun {
+				if err := st.SetKeyApps(ctx, k.Name, append(slices.Clone(k.Apps), missing...)); err != nil {
+					return err
+				}
+				keyEvent(ctx, st, stderr, "key %s may use %s (from piku)", k.Name, strings.Join(missing, ","))
+			}
+			continue
+		}
+		name := pk.Name
+		for i := 2; used[name]; i++ {
+			name = fmt.Sprintf("%s-%d", pk.Name, i)
+		}
+		used[name] = true
+		k := store.Key{Name: name, Fingerprint: pk.Fingerprint, PublicKey: pk.PublicKey, Role: role}
+		if role == store.RoleDeployer {
+			k.Apps = slices.Clone(apps)
+		}
+		scope := ""
+		if role == store.RoleDeployer {
+			scope = " of " + strings.Join(k.Apps, ",")
+			if len(k.Apps) == 0 {
+				scope = " of no app yet"
+			}
+		}
+		fmt.Fprintf(stderr, "       %s (%s%s) %s, line %d\n", name, role, scope, pk.Fingerprint, pk.Line)
+		if dryRun {
+			continue
+		}
+		if err := addImportedKey(ctx, st, k); err != nil {
+			return err
+		}
+		keyEvent(ctx, st, stderr, "added key %s (%s%s) from piku", name, role, scope)
+	}
+	return nil
+}
+
+// addImportedKey stores one key taken from piku: the one place the import
+// adds a key.
+func addImportedKey(ctx context.Context, st *store.Store, k store.Key) error {
+	return st.AddKey(ctx, k)
+}
+
+// nextSteps ends a real import with what is left to do by hand.
+func nextSteps(w io.Writer, outcomes []piku.Outcome) {
+	var hosts []string
+	for _, o := range outcomes {
+		if o.Status == piku.Imported || o.Status == piku.Unchanged {
+			hosts = append(hosts, o.Hosts...)
+		}
+	}
+	fmt.Fprintln(w, "-----> Next steps")
+	if len(hosts) > 0 {
+		fmt.Fprintf(w, "       DNS: point %s at this server (if it is not piku's); hop3 answers to them already\n", strings.Join(hosts, ", "))
+	}
+	fmt.Fprintln(w, "       firewall: open 80 and 443 (Caddy) and hop3's SSH port (2222 unless --ssh-addr says otherwise)")
+	fmt.Fprintln(w, "       git remotes: piku@HOST:APP becomes ssh://hop3@HOST:2222/APP (or hop3@HOST:APP once hop3 has port 22)")
+	fmt.Fprintln(w, "       piku: stop its services once the apps are checked, and free ports 80 and 443 for Caddy:")
+	fmt.Fprintln(w, "         sudo systemctl disable --now uwsgi-piku piku-nginx.path piku-nginx.service nginx")
 }
 
 // controlDaemon runs commands on the daemon through <root>/control.sock,

@@ -1,24 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 
-	gossh "golang.org/x/crypto/ssh"
-
 	"hop3/gitserver"
+	"hop3/internal/commands"
 	"hop3/internal/store"
 )
-
-var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 func openStore(root string) (*store.Store, error) {
 	return store.Open(filepath.Join(root, "hop3.db"))
@@ -28,68 +23,53 @@ func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if len(args) == 0 {
 		return usageError("usage: hop3 keys add|list|remove ...")
 	}
-	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	root := fs.String("root", envDefault("root", defaultRoot()), "state directory")
-	role := fs.String("role", "admin", "admin or deployer")
-	apps := fs.String("apps", "", "apps a deployer may use, comma separated")
 	sub := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	root, rest, err := extractRoot(args[1:])
+	if err != nil {
+		return err
+	}
+	if sub == "add" {
+		// The daemon's keys:add, on the store directly: one code path, one
+		// set of rules, flags before or after NAME.
+		st, err := openStore(root)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		added, err := commands.AddKeys(ctx, st, rest, stdin)
+		var ce *commands.Error
+		if errors.As(err, &ce) {
+			return &exitError{code: ce.Code, msg: ce.Msg}
+		}
+		if err != nil {
+			return err
+		}
+		for _, k := range added {
+			keyEvent(ctx, st, stderr, "added key %s", commands.Describe(k))
+			fmt.Fprintf(stdout, "added key %s, %s\n", commands.Describe(k), k.Fingerprint)
+		}
+		return nil
+	}
+	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(rest); err != nil {
 		return &exitError{code: 2}
 	}
-	st, err := openStore(*root)
+	st, err := openStore(root)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	switch sub {
-	case "add":
-		if fs.NArg() != 1 {
-			return usageError("usage: hop3 keys add NAME < key.pub")
-		}
-		name := fs.Arg(0)
-		if !keyName.MatchString(name) {
-			return usageError("invalid key name %q: use letters, digits, '.', '_', '@' and '-'", name)
-		}
-		r, err := store.ParseRole(*role)
-		if err != nil {
-			return usageError("%v", err)
-		}
-		line, err := bufio.NewReader(io.LimitReader(stdin, 16<<10)).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		pub, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
-		if err != nil {
-			return fmt.Errorf("no public key on stdin: %v", err)
-		}
-		k := store.Key{
-			Name:        name,
-			Fingerprint: gossh.FingerprintSHA256(pub),
-			PublicKey:   strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub))),
-			Role:        r,
-		}
-		if *apps != "" {
-			k.Apps = strings.Split(*apps, ",")
-		}
-		if err := st.AddKey(ctx, k); err != nil {
-			return err
-		}
-		scope := ""
-		if len(k.Apps) > 0 {
-			scope = " of " + strings.Join(k.Apps, ",")
-		}
-		keyEvent(ctx, st, stderr, "added key %s (%s%s)", name, k.Role, scope)
-		fmt.Fprintf(stdout, "added key %s (%s, %s)\n", name, k.Role, k.Fingerprint)
 	case "list":
 		ks, err := st.Keys(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tROLE\tAPPS\tFINGERPRINT")
+		fmt.Fprintln(tw, "NAME\tROLE\tAPPS\tFINGERPRINT\tOPTIONS")
 		for _, k := range ks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Name, k.Role, strings.Join(k.Apps, ","), k.Fingerprint)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Name, k.Role, strings.Join(k.Apps, ","), k.Fingerprint, k.Options)
 		}
 		tw.Flush()
 	case "remove":
@@ -108,6 +88,30 @@ func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return usageError("unknown keys command %q (add, list, remove)", sub)
 	}
 	return nil
+}
+
+// extractRoot takes --root DIR (or --root=DIR) out of args, wherever it is.
+func extractRoot(args []string) (string, []string, error) {
+	root := envDefault("root", defaultRoot())
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return root, append(rest, args[i:]...), nil
+		case a == "--root" || a == "-root":
+			if i+1 >= len(args) {
+				return "", nil, usageError("--root needs a directory")
+			}
+			root = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--root=") || strings.HasPrefix(a, "-root="):
+			_, root, _ = strings.Cut(a, "=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return root, rest, nil
 }
 
 // keyEvent records a key change made on the server, as the daemon's

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"hop3/gitserver"
@@ -35,15 +36,17 @@ const usage = `usage: hop3 COMMAND [ARGS...]
 
 commands:
   serve                     run the daemon (SSH git server, process manager, Caddy)
-  keys add NAME             allow the public key on stdin (--role admin|deployer, --apps a,b)
+  keys add NAME             allow the public keys on stdin (--role admin|deployer, --apps a,b)
   keys list                 list allowed keys
   keys remove NAME          remove a key
   setup --domain D          write /etc/hop3/hop3.env, the settings of the installed service
   doctor                    check this server: Caddy, tools, disk, ports, DNS, clock, database
-  import-piku PIKU_ROOT     move piku's apps into the running hop3 (--dry-run first)
+  import-piku PIKU_ROOT     move piku's apps, keys and data into the running hop3 (--dry-run first;
+                            --data, --keys deployer|admin|none, --rename OLD=NEW)
   version                   print hop3's version
 
-Every command takes --root (HOP3_ROOT), the state directory. HOP3_* settings
+Every command takes --root DIR (HOP3_ROOT), the state directory, before or
+after the command name. HOP3_* settings
 not in the environment are read from /etc/hop3/hop3.env (HOP3_CONFIG).
 
 Any other COMMAND runs on the running daemon, through <root>/control.sock,
@@ -76,21 +79,39 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	args, root, err := globalFlags(args)
+	if err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return &exitError{code: 2}
 	}
+	// A local command parses --root itself: hand it the value given
+	// before the command name, after the name (and after the keys verb).
+	local := func(skip int) []string {
+		rest := args[1:]
+		if root == "" {
+			return rest
+		}
+		skip = min(skip, len(rest))
+		return append(append(slices.Clone(rest[:skip]), "--root="+root), rest[skip:]...)
+	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
+		return serve(ctx, local(0), stdout, stderr)
 	case "keys":
-		return keys(ctx, args[1:], stdin, stdout, stderr)
+		return keys(ctx, local(1), stdin, stdout, stderr)
 	case "setup":
-		return setup(ctx, args[1:], stdout, stderr)
+		return setup(ctx, local(0), stdout, stderr)
 	case "doctor":
-		return doctorCmd(ctx, args[1:], stdout, stderr)
+		return doctorCmd(ctx, local(0), stdout, stderr)
 	case "import-piku":
-		return importPiku(ctx, args[1:], stdout, stderr)
+		return importPiku(ctx, local(0), stdout, stderr)
+	case "hook":
+		return hook(args[1:], stdin, stderr)
+	case "serve-static":
+		return serveStatic(ctx, args[1:], stderr)
 	case "sandbox-exec":
 		return sandboxExec(args[1:])
 	case "version", "--version":
@@ -99,22 +120,81 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		if len(args) == 1 {
-			daemonHelp(stdout)
+			daemonHelp(stdout, root)
 		}
 		return nil
 	}
-	return daemonCommand(ctx, args, stdin, stdout, stderr)
+	args, after, err := daemonRoot(args)
+	if err != nil {
+		return err
+	}
+	if after != "" {
+		root = after
+	}
+	return daemonCommand(ctx, root, args, stdin, stdout, stderr)
+}
+
+// globalFlags takes the flags every command accepts (--root DIR, or
+// --root=DIR) from before the command name.
+func globalFlags(args []string) (rest []string, root string, err error) {
+	for len(args) > 0 {
+		v, n, ok, err := rootFlag(args)
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok {
+			break
+		}
+		root, args = v, args[n:]
+	}
+	return args, root, nil
+}
+
+// rootFlag reads --root DIR or --root=DIR at the start of args and says
+// how many arguments it took.
+func rootFlag(args []string) (root string, n int, ok bool, err error) {
+	switch a := args[0]; {
+	case a == "--root" || a == "-root":
+		if len(args) < 2 {
+			return "", 0, false, usageError("--root needs a directory")
+		}
+		return args[1], 2, true, nil
+	case strings.HasPrefix(a, "--root=") || strings.HasPrefix(a, "-root="):
+		_, v, _ := strings.Cut(a, "=")
+		return v, 1, true, nil
+	}
+	return "", 0, false, nil
+}
+
+// daemonRoot takes --root from a daemon command's arguments, after the
+// command name, as local commands accept it there. The daemon's commands
+// have no flag of that name. It stops at "--", and for run at the app:
+// what follows is the command to run, passed as it is.
+func daemonRoot(args []string) (rest []string, root string, err error) {
+	rest = []string{args[0]}
+	for i := 1; i < len(args); i++ {
+		if args[i] == "--" || (args[0] == "run" && !strings.HasPrefix(args[i], "-")) {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		v, n, ok, err := rootFlag(args[i:])
+		if err != nil {
+			return nil, "", err
+		}
+		if ok {
+			root, i = v, i+n-1
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	return rest, root, nil
 }
 
 // daemonCommand runs a command on the running daemon through its control
 // socket, with the caller's streams, and ends with the command's status.
-func daemonCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	root := envDefault("root", defaultRoot())
-	switch {
-	case args[0] == "--root" && len(args) > 1:
-		root, args = args[1], args[2:]
-	case strings.HasPrefix(args[0], "--root="):
-		root, args = strings.TrimPrefix(args[0], "--root="), args[1:]
+func daemonCommand(ctx context.Context, root string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if root == "" {
+		root = envDefault("root", defaultRoot())
 	}
 	if len(args) == 0 {
 		return usageError("usage: hop3 [--root DIR] COMMAND [APP] [ARGS...]")
@@ -139,8 +219,10 @@ func daemonCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 
 // daemonHelp appends the daemon's list of commands to the local usage, when
 // a daemon is running on the default root.
-func daemonHelp(stdout io.Writer) {
-	root := envDefault("root", defaultRoot())
+func daemonHelp(stdout io.Writer, root string) {
+	if root == "" {
+		root = envDefault("root", defaultRoot())
+	}
 	sock := filepath.Join(root, "control.sock")
 	if _, err := os.Stat(sock); err != nil {
 		return

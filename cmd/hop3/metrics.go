@@ -22,6 +22,7 @@ type metricsServer struct {
 	m      *metrics.Metrics
 	ln     net.Listener
 	caddy  atomic.Pointer[router.Caddy]
+	disk   atomic.Pointer[func() map[string]app.DiskUsage]
 	addons atomic.Pointer[addons.Manager]
 	stop   func()
 }
@@ -37,6 +38,7 @@ func startMetrics(ctx context.Context, addr string, sup *supervisor.Supervisor, 
 	m, err := metrics.New(metrics.Config{
 		Supervisor:       sup,
 		Hosts:            func() map[string][]string { return routeHosts(rt) },
+		DiskUsage:        func() map[string]map[string]int64 { return s.diskUsage() },
 		CaddyAdminSocket: adminSock,
 		CaddyRestarts: func() int {
 			if c := s.caddy.Load(); c != nil {
@@ -102,6 +104,25 @@ func addonStats(ctx context.Context, a *addons.Manager) []metrics.AddonStat {
 	var out []metrics.AddonStat
 	for _, st := range a.Stats(ctx) {
 		out = append(out, metrics.AddonStat{App: st.App, Name: st.Name, Kind: string(st.Kind), Running: st.State == "running", SizeBytes: st.Size})
+	}
+	return out
+}
+
+// setDisk names where each app's measured disk use is read.
+func (s *metricsServer) setDisk(usage func() map[string]app.DiskUsage) {
+	if s != nil {
+		s.disk.Store(&usage)
+	}
+}
+
+func (s *metricsServer) diskUsage() map[string]map[string]int64 {
+	f := s.disk.Load()
+	if f == nil {
+		return nil
+	}
+	out := map[string]map[string]int64{}
+	for a, d := range (*f)() {
+		out[a] = map[string]int64{"repo": d.Repo, "releases": d.Releases, "envs": d.Envs, "data": d.Data}
 	}
 	return out
 }

@@ -36,6 +36,8 @@ type serveConfig struct {
 	caddyBin, caddyAdmin, uv, cacheDir         string
 	logLevel                                   string
 	maxPushSize                                int64
+	maxReleaseSize                             int64
+	maxStartups                                gitserver.Startups
 	metricsAddr                                string
 	isolation                                  string
 	uidBase                                    uint
@@ -82,6 +84,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	})
+	c.maxReleaseSize = 2 << 30
+	fs.Func("max-release-size", "largest checkout of a release, e.g. 2GiB; 0: no cap; an app's MAX_RELEASE_SIZE may lower it (HOP3_MAX_RELEASE_SIZE; default 2GiB)", func(v string) error {
+		n, err := gitserver.ParseSize(v)
+		c.maxReleaseSize = n
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_MAX_RELEASE_SIZE"); ok {
+		if err := fs.Set("max-release-size", v); err != nil {
+			return usageError("HOP3_MAX_RELEASE_SIZE: %v", err)
+		}
+	}
+	fs.Func("max-startups", "SSH connections not authenticated yet, as start:rate:full: random early drop from start, all refused at full (HOP3_MAX_STARTUPS; default 64:30:128)", func(v string) error {
+		st, err := gitserver.ParseStartups(v)
+		c.maxStartups = st
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_MAX_STARTUPS"); ok {
+		if err := fs.Set("max-startups", v); err != nil {
+			return usageError("HOP3_MAX_STARTUPS: %v", err)
+		}
+	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
 		if err := fs.Set("max-push-size", v); err != nil {
 			return usageError("HOP3_MAX_PUSH_SIZE: %v", err)
@@ -160,7 +183,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 
 	// The edge's sockets are bound here, once; every Caddy hop3 starts
 	// inherits them.
-	edge, err := newEdge(ctx, c, root, tlsMode, logger)
+	edge, err := newEdge(ctx, c, root, tlsMode, iso, logger)
 	if err != nil {
 		return err
 	}
@@ -186,6 +209,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Supervisor:     sup,
 		Logger:         logger,
 		Observer:       ms.observer(),
+		MaxReleaseSize: c.maxReleaseSize,
 		Isolation:      iso,
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
@@ -245,6 +269,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	procEvents, unsubscribe := sup.Subscribe()
 	defer unsubscribe()
 	go mgr.RecordProcessEvents(ctx, procEvents)
+	ms.setDisk(mgr.DiskUsages)
+	go mgr.WatchDisk(ctx, app.DiskRefresh)
 	// Add-ons first: apps expect their databases when they start.
 	if err := adm.Restore(ctx); err != nil {
 		logger.Error("some add-ons did not come back", "component", "hop3", "err", err)
@@ -261,6 +287,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
 		MaxPushSize: c.maxPushSize,
+		MaxStartups: c.maxStartups,
 		Keys:        app.Keys{Store: st},
 		Backend:     mgr,
 		Logger:      logger,
@@ -353,6 +380,11 @@ func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso iso
 			return iso.User(n), nil
 		},
 	})
+}
+
+func (b commandsBackend) DiskUsage(name string) (int64, bool) {
+	d, ok := b.Manager.DiskUsage(name)
+	return d.Total(), ok
 }
 
 func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, actor string, out *ui.Writer) error {

@@ -6,9 +6,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +64,13 @@ type Config struct {
 	Commands func(ctx context.Context, s *gitserver.Session) int
 	// Observer, when set, is told about each deploy and build (metrics).
 	Observer Observer
+	// MaxReleaseSize caps the bytes a release's checkout may hold (0: no
+	// cap); an app's MAX_RELEASE_SIZE may lower it, never raise it.
+	MaxReleaseSize int64
+	// Executable is hop3's own binary, which git runs as the pre-receive
+	// hook and which serves each app's static files (hop3 serve-static);
+	// default: the running executable.
+	Executable string
 	// Isolation says whether each app runs as its own user; the zero value
 	// runs every app as hop3's user.
 	Isolation isolation.Policy
@@ -76,6 +85,7 @@ type Manager struct {
 	mu    sync.Mutex
 	locks map[string]chan struct{}
 	gen   atomic.Int64 // numbers each start of an app's processes
+	disk  *diskCache
 }
 
 // New returns a Manager.
@@ -95,11 +105,19 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.BuildTimeout == 0 {
 		cfg.BuildTimeout = 15 * time.Minute
 	}
+	if cfg.Executable == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("app: find hop3's binary: %w", err)
+		}
+		cfg.Executable = self
+	}
 	m := &Manager{
 		cfg:   cfg,
 		paths: layout{root: cfg.Root},
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
+		disk:  newDiskCache(),
 	}
 	if err := m.prepareRoot(); err != nil {
 		return nil, err
@@ -152,7 +170,12 @@ func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Ident
 	if err != nil {
 		return gitserver.Identity{}, err
 	}
-	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps}, nil
+	limits, err := gitserver.ParseKeyOptions(key.Options)
+	if err != nil {
+		// Stored options that no longer read must not widen the key.
+		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
+	}
+	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
 }
 
 // oneLine folds an error into the single line users see.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -25,10 +24,18 @@ import (
 
 var _ gitserver.Backend = (*Manager)(nil)
 
-// Receive serves a push: the real git receive-pack stores the objects, then a
-// push to main (or master) is built and deployed while the pusher watches.
-// A failed deploy leaves the ref where it was and the old release serving.
+// Receive serves a push. The real git receive-pack stores the objects in
+// its quarantine and runs hop3's pre-receive hook, which hands the ref
+// updates to this process: a push to main (or master) is built, released
+// and started right then, while git waits and the pusher watches. Only when
+// the new release is live does the hook accept, and only then does git move
+// the branch. A failed deploy is refused by git itself ("[remote
+// rejected]"): the branch, the client's tracking ref and the serving
+// release stay where they were.
 func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string) int {
+	// The deploy's output goes straight to the session's stderr, as the
+	// client's git passes it through untouched, rather than through the
+	// hook's stderr, which git would prefix with "remote: " line by line.
 	out := ui.New(s.Stderr, ui.ColorFor(s.TTY, s.Env))
 	unlock, err := m.lock(ctx, app, func() {
 		out.Info(fmt.Sprintf("another push to %s is being deployed; waiting for it to finish", app))
@@ -41,38 +48,133 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 		out.Fail(oneLine(err))
 		return 1
 	}
+	hooksDir, err := m.ensureHooks()
+	if err != nil {
+		m.log.Error("write git hooks", "err", err)
+		out.Fail("the server cannot take pushes: " + oneLine(err))
+		return 1
+	}
+	gate, err := hooks.Listen(m.paths.pushGates())
+	if err != nil {
+		m.log.Error("open push gate", "app", app, "err", err)
+		out.Fail("the server cannot take pushes: " + oneLine(err))
+		return 1
+	}
+	defer gate.Close()
 	repo := m.paths.repo(app)
-	before, err := refs(repo)
-	if err != nil {
-		out.Fail(oneLine(err))
+	packDone := make(chan error, 1)
+	go func() {
+		packDone <- gitserver.RunPack(ctx, "receive-pack", repo, s, gitserver.PackOptions{HooksDir: hooksDir, Env: []string{gate.Env()}})
+	}()
+	type hooked struct {
+		push *hooks.Push
+		err  error
+	}
+	waitCtx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	arrived := make(chan hooked, 1)
+	go func() {
+		p, err := gate.Wait(waitCtx)
+		arrived <- hooked{p, err}
+	}()
+
+	code, branch := 0, ""
+	var packErr error
+	select {
+	case packErr = <-packDone:
+		// git ended without running the hook: nothing to update, or a pack
+		// it refused (too large, malformed); it told the client why.
+		stopWaiting()
+		if h := <-arrived; h.push != nil {
+			h.push.Reply(1) // not reached: git waits for its hook
+		}
+	case h := <-arrived:
+		if h.err != nil {
+			m.log.Warn("pre-receive hook", "app", app, "err", h.err)
+			packErr = <-packDone
+			break
+		}
+		code, branch = m.preReceive(ctx, app, s.Identity.Name, h.push, out)
+		if err := h.push.Reply(code); err != nil {
+			m.log.Warn("answer the pre-receive hook", "app", app, "err", err)
+		}
+		packErr = <-packDone
+	}
+	if packErr != nil {
+		m.log.Warn("receive-pack failed", "app", app, "err", packErr)
 		return 1
 	}
-	if err := gitserver.RunPack(ctx, "receive-pack", repo, s); err != nil {
-		m.log.Warn("receive-pack failed", "app", app, "err", err)
-		return 1
+	if code != 0 {
+		return code
 	}
-	after, err := refs(repo)
-	if err != nil {
-		out.Fail(oneLine(err))
-		return 1
+	if branch != "" {
+		if err := setHead(repo, branch); err != nil {
+			m.log.Warn("set HEAD", "app", app, "err", err)
+		}
 	}
-	plan := hooks.PlanFor(hooks.Diff(before, after))
+	return 0
+}
+
+// preReceive decides a push while git waits: it deploys the deploy branch's
+// new revision from git's quarantine and returns the hook's exit status and
+// the branch that went live.
+func (m *Manager) preReceive(ctx context.Context, app, pusher string, p *hooks.Push, out *ui.Writer) (int, string) {
+	plan := hooks.PlanFor(p.Updates)
 	for _, b := range plan.Ignored {
 		out.Info(fmt.Sprintf("branch %s stored, not deployed (push to main or master to deploy)", b))
 	}
 	if plan.Deploy == nil {
-		return 0
+		return 0, ""
 	}
-	if err := m.deploy(ctx, app, plan.Deploy.New, s.Identity.Name, false, out); err != nil {
-		if rerr := resetRef(repo, *plan.Deploy); rerr != nil {
-			m.log.Error("restore ref after failed deploy", "app", app, "err", rerr)
+	// The variables come from the git this process started, through a
+	// socket only hop3's user can reach.
+	src := gitSource{repo: m.paths.repo(app), env: p.Env}
+	if err := m.deployFrom(ctx, app, plan.Deploy.New, pusher, false, src, out); err != nil {
+		return 1, ""
+	}
+	return 0, plan.Deploy.Branch()
+}
+
+// ensureHooks writes the pre-receive hook git runs for every push: hop3's
+// own executable, run as `hop3 hook pre-receive`. It lives outside every
+// repository (git is told so with core.hooksPath), so a hook written into
+// a repository is never run.
+func (m *Manager) ensureHooks() (string, error) {
+	dir := m.paths.gitHooks()
+	exe := m.cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("find hop3's executable: %w", err)
 		}
-		return 1
 	}
-	if err := setHead(repo, plan.Deploy.Branch()); err != nil {
-		m.log.Warn("set HEAD", "app", app, "err", err)
+	script := "#!/bin/sh\nexec '" + strings.ReplaceAll(exe, "'", `'\''`) + "' hook pre-receive\n"
+	path := filepath.Join(dir, "pre-receive")
+	if b, err := os.ReadFile(path); err == nil && string(b) == script {
+		return dir, nil
 	}
-	return 0
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	// A fresh name per writer: pushes to other apps may be here at once,
+	// and git must never run a half-written hook.
+	f, err := os.CreateTemp(dir, "pre-receive.*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(script); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Chmod(0o700); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return dir, os.Rename(f.Name(), path)
 }
 
 // Upload serves a clone or fetch of an app's repository.
@@ -81,7 +183,7 @@ func (m *Manager) Upload(ctx context.Context, s *gitserver.Session, app string) 
 		fmt.Fprintf(s.Stderr, " !     no app named %s\n", app)
 		return 1
 	}
-	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.repo(app), s); err != nil {
+	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.repo(app), s, gitserver.PackOptions{}); err != nil {
 		m.log.Warn("upload-pack failed", "app", app, "err", err)
 		return 1
 	}
@@ -116,25 +218,42 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 	return initRepo(m.paths.repo(app))
 }
 
-// deploy builds revision rev of app into a new release and switches traffic
-// to it. Until the switch nothing that serves the app is touched; any error
-// before it leaves the previous release serving.
-func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) (err error) {
+// deploy builds revision rev of app, already in its repository, into a new
+// release and switches traffic to it.
+func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) error {
+	return m.deployFrom(ctx, app, rev, pusher, noCache, gitSource{repo: m.paths.repo(app)}, out)
+}
+
+// deployFrom builds revision rev of app, read from src, into a new release
+// and switches traffic to it. Until the switch nothing that serves the app
+// is touched; any error before it leaves the previous release serving. The
+// attempt is recorded either way, but takes a release number only if it
+// goes live.
+func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCache bool, src gitSource, out *ui.Writer) (err error) {
 	st := m.cfg.Store
+	a, err := st.App(ctx, app)
+	if err != nil {
+		return err
+	}
 	rel, err := st.CreateRelease(ctx, app, rev, pusher)
 	if err != nil {
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
+	logPath := m.paths.buildLog(app, rel.Attempt)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		m.log.Warn("create build log directory", "app", app, "err", err)
+	}
 	// The log sits where the app passes through: it is hop3's alone.
-	if logf, lerr := os.OpenFile(m.paths.buildLog(app, rel.Number), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); lerr == nil {
+	if logf, lerr := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); lerr == nil {
 		defer logf.Close()
 		out = out.Also(logf, false)
 	} else {
 		m.log.Warn("open build log", "app", app, "err", lerr)
 	}
-	out.Step(fmt.Sprintf("Deploying %s v%d (%s)", app, rel.Number, short(rev)))
+	out.Step(fmt.Sprintf("Deploying %s (%s), deploy d%d", app, short(rev), rel.Attempt))
 	var metaJSON []byte
+	dir := m.paths.release(app, rel.Number)
 	defer func() {
 		status, detail := store.Succeeded, ""
 		if err != nil {
@@ -147,27 +266,49 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 			for _, l := range lines[1:] {
 				out.Info(l)
 			}
-		}
-		if err != nil {
+			still := "nothing was live before it"
+			if a.Release > 0 {
+				still = fmt.Sprintf("v%d serves on", a.Release)
+			}
+			out.Info(fmt.Sprintf("deploy d%d failed and took no release number; %s (log: releases:info %s d%d)", rel.Attempt, still, app, rel.Attempt))
 			// A failed release can never go live: free its space (a build
 			// that filled the disk must not keep it full). Its log stays.
-			os.RemoveAll(m.paths.release(app, rel.Number))
+			os.RemoveAll(dir)
+			os.Remove(m.paths.manifest(app, rel.Number))
 		}
-		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Number, status, detail, string(metaJSON)); ferr != nil {
-			m.log.Error("record release result", "app", app, "release", rel.Number, "err", ferr)
+		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Attempt, status, detail, string(metaJSON)); ferr != nil {
+			m.log.Error("record release result", "app", app, "attempt", rel.Attempt, "err", ferr)
 		}
 		msg := fmt.Sprintf("deployed v%d (%s)", rel.Number, short(rev))
 		if err != nil {
-			msg = fmt.Sprintf("deploy of v%d (%s) failed: %s", rel.Number, short(rev), detail)
+			msg = fmt.Sprintf("deploy d%d (%s) failed: %s", rel.Attempt, short(rev), detail)
 		}
 		m.event(ctx, app, "deploy", pusher, msg)
 		m.observeDeploy(app, err == nil, time.Since(started))
-		m.log.Info("deploy", "app", app, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
+		m.log.Info("deploy", "app", app, "attempt", rel.Attempt, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
 	}()
 
-	dir := m.paths.release(app, rel.Number)
-	if err := checkout(m.paths.repo(app), rev, dir); err != nil {
+	if a.Release > 0 {
+		m.reportState(app, a.Release, out)
+	}
+	limit, err := m.releaseSizeCap(ctx, app)
+	if err != nil {
+		return err
+	}
+	// A crash during an earlier attempt at this number may have left its
+	// directory behind.
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear %s: %w", dir, err)
+	}
+	notes, err := checkout(ctx, src, rev, dir, limit)
+	if err != nil {
+		if errors.Is(err, ErrReleaseTooLarge) {
+			return err
+		}
 		return fmt.Errorf("checkout: %w", err)
+	}
+	for _, n := range notes {
+		out.Info(n)
 	}
 	u, err := m.prepareApp(ctx, app)
 	if err != nil {
@@ -181,6 +322,16 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 		return err
 	}
 	metaJSON, _ = json.Marshal(r.meta)
+	// Recorded now: should hop3 die after the switch, the next start must
+	// be able to start this release again.
+	if err := st.RecordBuild(ctx, app, rel.Attempt, string(metaJSON)); err != nil {
+		return err
+	}
+	// What the commit and the build made; anything else found here later
+	// was written by the app, and is lost with the release.
+	if err := writeManifest(dir, m.paths.manifest(app, rel.Number)); err != nil {
+		m.log.Warn("record release files", "app", app, "release", rel.Number, "err", err)
+	}
 	if e, ok := r.procfile.Get("release"); ok && e.Kind == procfile.KindRelease {
 		out.Step("Running release command: " + e.Command)
 		if err := m.runHook(ctx, r, e, out); err != nil {
@@ -194,8 +345,43 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 		return err
 	}
 	m.prune(ctx, app, r.meta)
+	if _, routed := r.procfile.Routed(); !routed {
+		out.Success(fmt.Sprintf("%s v%d is live; it has no web process, so no URL routes to it", app, rel.Number))
+		return nil
+	}
 	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
 	return nil
+}
+
+// releaseSizeCap is the most an app's release may hold: the server's cap,
+// or the app's MAX_RELEASE_SIZE when that is lower.
+func (m *Manager) releaseSizeCap(ctx context.Context, app string) (int64, error) {
+	limit := m.cfg.MaxReleaseSize
+	config, err := m.cfg.Store.Config(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	n, err := appReleaseSize(config)
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 && (limit <= 0 || n < limit) {
+		limit = n
+	}
+	return limit, nil
+}
+
+// appReleaseSize reads an app's MAX_RELEASE_SIZE (0 when unset).
+func appReleaseSize(env map[string]string) (int64, error) {
+	v := env["MAX_RELEASE_SIZE"]
+	if v == "" {
+		return 0, nil
+	}
+	n, err := gitserver.ParseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("MAX_RELEASE_SIZE: %w", err)
+	}
+	return n, nil
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.
@@ -265,14 +451,13 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 }
 
 // runtimeEnv composes a release's process environment: system basics, the
-// buildpacks' additions, the repository's .env, then config vars; hop3's own
-// values (APP, DATA_DIR) come last so they can not be spoofed.
+// buildpacks' additions, the repository's ENV and .env, then config vars;
+// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
+// and piku's name for it, DATA_ROOT, so apps moved from piku run
+// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
+// itself, where apps may not.)
 func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
 	config, err := m.cfg.Store.Config(ctx, r.app)
-	if err != nil {
-		return nil, err
-	}
-	dotenv, err := readDotenv(r.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -293,10 +478,18 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 		}
 		env[k] = v
 	}
-	env = merge(env, dotenv, config)
-	env["APP"] = r.app
-	env["DATA_DIR"] = m.paths.data(r.app)
-	return env, nil
+	own := map[string]string{
+		"APP":       r.app,
+		"DATA_DIR":  m.paths.data(r.app),
+		"DATA_ROOT": m.paths.data(r.app),
+	}
+	// piku expands $VAR in ENV against the environment it starts apps
+	// with; these are hop3's equivalents.
+	repoEnv, err := readRepoEnv(r.dir, merge(env, own))
+	if err != nil {
+		return nil, err
+	}
+	return merge(env, repoEnv, config, own), nil
 }
 
 // activate starts a built release beside the running one and switches
@@ -383,29 +576,33 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	return nil, errors.New("no Procfile: add one naming your processes, e.g. \"wsgi: app:app\"")
 }
 
-// readDotenv reads the repository's .env (without expanding it against
-// hop3's own environment).
+// readDotenv reads the repository's environment files, ENV (piku's) then
+// .env, without expanding them against hop3's own environment.
 func readDotenv(dir string) (map[string]string, error) {
+	return readRepoEnv(dir, nil)
+}
+
+// readRepoEnv reads the repository's ENV, piku's file, expanding $VAR
+// against base and the lines before, then its .env, which wins over ENV
+// for a name both set. Either may be missing.
+func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
+	env, err := readPikuENV(dir, base)
+	if err != nil {
+		return nil, err // names ENV
+	}
 	path := filepath.Join(dir, ".env")
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		return map[string]string{}, nil
+		return env, nil
 	}
-	// The release may be the app's to write: a link to another app's .env
-	// (or any file hop3 can read) must not become this app's environment.
-	f, err := isolation.OpenInTree(dir, ".env")
+	src, err := readInRelease(dir, ".env")
 	if err != nil {
 		return nil, err // names .env
 	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
+	dotenv, err := parseDotenvBytes(src)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
-	env, err := parseDotenvBytes(src)
-	if err != nil {
-		return nil, fmt.Errorf(".env: %w", err)
-	}
-	return env, nil
+	return merge(env, dotenv), nil
 }
 
 func merge(maps ...map[string]string) map[string]string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/joho/godotenv"
+
+	"hop3/internal/isolation"
+	"hop3/internal/piku"
 )
 
 // maxDotenvSize bounds a repository's .env: it is read whole, at every
@@ -56,6 +60,66 @@ func parseDotenvBytes(src []byte) (map[string]string, error) {
 		case strings.IndexByte(v, 0) >= 0:
 			return nil, fmt.Errorf("%s: a value may not contain a NUL byte", quote(k))
 		}
+	}
+	return env, nil
+}
+
+// readInRelease reads a file of a release, which the app may write, as
+// hop3: no link out of the release is followed, and at most
+// maxDotenvSize+1 bytes are read.
+func readInRelease(dir, name string) ([]byte, error) {
+	f, err := isolation.OpenInTree(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return src, nil
+}
+
+// readPikuENV reads a repository's ENV file as piku does (KEY=VALUE lines,
+// $VAR expanded against base and the lines before; see piku.ParseENV). A
+// missing file, or a directory of that name, is no settings. Where piku
+// silently ignored a whole file with one malformed line, this refuses it,
+// with the line, as .env is refused: a push must not lose settings quietly.
+func readPikuENV(dir string, base map[string]string) (map[string]string, error) {
+	fi, err := os.Lstat(filepath.Join(dir, "ENV"))
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.IsDir()) {
+		return map[string]string{}, nil
+	}
+	src, err := readInRelease(dir, "ENV")
+	if err != nil {
+		return nil, err
+	}
+	env, err := parsePikuENV(src, base)
+	if err != nil {
+		return nil, fmt.Errorf("ENV: %w", err)
+	}
+	return env, nil
+}
+
+// parsePikuENV is readPikuENV on the file's content.
+func parsePikuENV(src []byte, base map[string]string) (map[string]string, error) {
+	if len(src) > maxDotenvSize {
+		return nil, fmt.Errorf("larger than %d KiB", maxDotenvSize>>10)
+	}
+	scope := make(map[string]string, len(base))
+	for k, v := range base {
+		scope[k] = v
+	}
+	vars, err := piku.ParseENV(string(src), scope)
+	if err != nil {
+		return nil, errors.New(shorten(err.Error()))
+	}
+	env := make(map[string]string, len(vars))
+	for _, v := range vars {
+		if err := piku.CheckVar(v); err != nil {
+			return nil, err
+		}
+		env[v.Key] = v.Value
 	}
 	return env, nil
 }

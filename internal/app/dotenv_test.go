@@ -3,6 +3,7 @@ package app
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -101,4 +102,55 @@ func FuzzReadDotenv(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The repository's ENV (piku's file) is read as piku reads it, expanded
+// against hop3's values of piku's variables; .env wins over it.
+func TestReadRepoEnv(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ENV", "# piku settings\nUPLOADS = $DATA_ROOT/up\nNGINX_SERVER_NAME=a.example.com\nQUOTED=\"kept\"\nBOTH=from ENV\n")
+	base := map[string]string{"DATA_ROOT": "/srv/data/shop"}
+	env, err := readRepoEnv(dir, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"UPLOADS": "/srv/data/shop/up", "NGINX_SERVER_NAME": "a.example.com", "QUOTED": `"kept"`, "BOTH": "from ENV"}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("ENV alone:\n got %v\nwant %v", env, want)
+	}
+	if len(base) != 1 {
+		t.Errorf("the base environment was changed: %v", base)
+	}
+	write(".env", "BOTH=from .env\n")
+	if env, err = readRepoEnv(dir, base); err != nil || env["BOTH"] != "from .env" || env["UPLOADS"] != "/srv/data/shop/up" {
+		t.Errorf("ENV and .env: %v, %v", env, err)
+	}
+	// Without a base (the build's view), piku's variables stay as written.
+	if env, err = readDotenv(dir); err != nil || env["UPLOADS"] != "$DATA_ROOT/up" {
+		t.Errorf("readDotenv: %v, %v", env, err)
+	}
+	for _, bad := range []string{"A=1\nnot a setting\n", "=x\n", "A B=1\n", "A=\x00\n"} {
+		write("ENV", bad)
+		if _, err := readRepoEnv(dir, base); err == nil || !strings.HasPrefix(err.Error(), "ENV: ") {
+			t.Errorf("ENV %q: %v", bad, err)
+		}
+	}
+	// The release may be the app's to write: a link out of it is not read.
+	os.Remove(filepath.Join(dir, "ENV"))
+	os.Symlink("/etc/hostname", filepath.Join(dir, "ENV"))
+	if _, err := readRepoEnv(dir, base); err == nil || !strings.Contains(err.Error(), "ENV") {
+		t.Errorf("ENV linked out of the release: %v", err)
+	}
+	// A directory named ENV is not piku's file.
+	os.Remove(filepath.Join(dir, "ENV"))
+	os.Mkdir(filepath.Join(dir, "ENV"), 0o755)
+	if env, err := readRepoEnv(dir, base); err != nil || len(env) != 1 {
+		t.Errorf("ENV directory: %v, %v", env, err)
+	}
 }

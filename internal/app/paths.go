@@ -25,10 +25,29 @@ func (l layout) release(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n))
 }
 
-// buildLog keeps the output of a release's build beside it.
-func (l layout) buildLog(app string, n int) string {
+// buildLog keeps the output of deploy attempt n of an app, which may
+// never have become a release.
+func (l layout) buildLog(app string, attempt int) string {
+	return filepath.Join(l.appDir(app), "builds", strconv.Itoa(attempt)+".log")
+}
+
+// legacyBuildLog is where a build log was kept, beside its release, before
+// attempts were numbered apart from releases (their numbers were the same).
+func (l layout) legacyBuildLog(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n)+".build.log")
 }
+
+// manifest lists the files a release held when it went live.
+func (l layout) manifest(app string, n int) string {
+	return filepath.Join(l.releases(app), strconv.Itoa(n)+".files")
+}
+
+// gitHooks is the only directory git runs hooks from: outside every
+// repository, written by hop3 alone.
+func (l layout) gitHooks() string { return filepath.Join(l.root, "git", "hooks") }
+
+// pushGates holds the private directory of each push's pre-receive socket.
+func (l layout) pushGates() string { return filepath.Join(l.root, "git", "pushes") }
 
 // current is a symlink to the live release directory: static files are
 // served through it so a deploy changes no route.
@@ -37,6 +56,10 @@ func (l layout) current(app string) string { return filepath.Join(l.appDir(app),
 // webSocket is the stable socket path Caddy dials for an app; it is a
 // symlink to the live release's socket, swapped atomically on deploy.
 func (l layout) webSocket(app string) string { return filepath.Join(l.run(app), "web.sock") }
+
+// staticSocket is the stable socket of the app's static file server, a
+// symlink to the live generation's socket like webSocket.
+func (l layout) staticSocket(app string) string { return filepath.Join(l.run(app), "static.sock") }
 
 // processLog is where one process of an app writes.
 func (l layout) processLog(app, kind string, index int) string {

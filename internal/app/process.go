@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"hop3/internal/isolation"
 	"hop3/procfile"
+	"hop3/runtime/sandbox"
 	"hop3/runtime/supervisor"
 )
 
@@ -111,6 +114,15 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			Sandbox:      m.sandboxFor(r),
 		}
 	}
+	if kinds == nil || kinds[staticKind] {
+		spec, ok, err := m.staticSpec(r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			specs = append(specs, spec)
+		}
+	}
 	for _, e := range r.procfile.Entries {
 		if kinds != nil && !kinds[e.Name] {
 			continue
@@ -199,6 +211,9 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		// Granian's own SIGKILL of workers must not cut a drain short.
 		"--workers-kill-timeout", strconv.Itoa(granianKillTimeout(r.env)),
 		"--log-level", "info",
+	}
+	if truthy(r.env["ACCESS_LOG"]) {
+		argv = append(argv, "--access-log") // into the process's log, which `logs` shows
 	}
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
@@ -572,12 +587,90 @@ func (m *Manager) switchTo(r release, kinds map[string]bool) error {
 			return fmt.Errorf("switch socket: %w", err)
 		}
 	}
+	if err := m.switchStatic(r, kinds); err != nil {
+		return err
+	}
 	rel, err := filepath.Rel(m.paths.appDir(r.app), r.dir)
 	if err != nil {
 		return err
 	}
 	if err := swapSymlink(rel, m.paths.current(r.app)); err != nil {
 		return fmt.Errorf("switch current release: %w", err)
+	}
+	return nil
+}
+
+// staticKind labels an app's static file server among its processes.
+const staticKind = "static"
+
+// staticSpec is the app's static file server, when the release serves
+// static files (staticMounts): `hop3 serve-static`, run as a process of
+// the app (its user) rather than as Caddy or hop3, so it reads the app's
+// files with the app's rights alone, and confined beneath each served directory (see
+// package staticserve). Caddy proxies the static paths to its socket, which
+// switchStatic links from the stable staticSocket as deploys go. Its
+// environment is its own, without the app's config: it needs none.
+func (m *Manager) staticSpec(r release) (supervisor.Spec, bool, error) {
+	mounts, err := m.staticMounts(r)
+	if err != nil || len(mounts) == 0 {
+		return supervisor.Spec{}, false, err
+	}
+	js, err := json.Marshal(mounts)
+	if err != nil {
+		return supervisor.Spec{}, false, err
+	}
+	sock := m.releaseSocket(r.app, staticKind, r.number, r.gen)
+	lbl := labels(r.app, staticKind, 1, r.number, r.gen)
+	// A served process: a replaced one finishes its downloads
+	// (DRAIN_TIMEOUT).
+	lbl["socket"] = sock
+	return supervisor.Spec{
+		Name:    processName(r.app, staticKind, 1, r.number, r.gen),
+		Labels:  lbl,
+		Command: []string{m.cfg.Executable, "serve-static", sock, string(js)},
+		Dir:     r.dir,
+		Env:     []string{"PATH=/usr/bin:/bin", "APP=" + r.app, "PROC_TYPE=" + staticKind, "GOMAXPROCS=1"},
+		LogPath: m.paths.processLog(r.app, staticKind, 1),
+		Socket:  sock,
+		Restart: true,
+		User:    r.user,
+		Sandbox: m.staticSandbox(r),
+	}, true, nil
+}
+
+// staticSandbox confines the static file server more than the app's other
+// processes: it reads the app's releases (the current link moves between
+// them) and DATA_DIR, executes hop3's binary and the system's libraries,
+// writes nothing, and keeps its socket in the socket directory.
+func (m *Manager) staticSandbox(r release) *supervisor.Sandbox {
+	sys := sandbox.System()
+	return &supervisor.Sandbox{
+		ReadOnly:  slices.Concat(sys.ReadOnly, []string{m.paths.releases(r.app), m.paths.data(r.app)}),
+		ReadExec:  slices.Concat(sys.ReadExec, []string{m.cfg.Executable}),
+		ReadWrite: sys.ReadWrite,
+		Shared:    []string{m.paths.run(r.app)},
+	}
+}
+
+// switchStatic points the app's stable static socket at the release's
+// static file server, or removes it when the release serves no files.
+func (m *Manager) switchStatic(r release, kinds map[string]bool) error {
+	if kinds != nil && !kinds[staticKind] {
+		return nil
+	}
+	mounts, err := m.staticMounts(r)
+	if err != nil {
+		return err
+	}
+	if len(mounts) == 0 {
+		if err := os.Remove(m.paths.staticSocket(r.app)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("switch static socket: %w", err)
+		}
+		return nil
+	}
+	target := filepath.Base(m.releaseSocket(r.app, staticKind, r.number, r.gen))
+	if err := swapSymlink(target, m.paths.staticSocket(r.app)); err != nil {
+		return fmt.Errorf("switch static socket: %w", err)
 	}
 	return nil
 }

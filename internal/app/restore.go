@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hop3/internal/ui"
 	"io"
 
-	"hop3/hooks"
 	"hop3/internal/router"
 	"hop3/internal/store"
+	"hop3/internal/ui"
 )
 
 // loadRelease rebuilds the description of an already built release from
@@ -85,7 +84,6 @@ func (m *Manager) Restore(ctx context.Context) error {
 	}
 	var errs []error
 	for _, a := range apps {
-		m.repairRefs(ctx, a)
 		if a.Release == 0 || a.State == store.AppStopped {
 			continue
 		}
@@ -104,38 +102,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 }
 
 // interrupted is the failure recorded for deploys a stop of hop3 cut short.
+// Nothing else needs repair after one: the deploy ran inside git's
+// pre-receive step, and the hook, losing its connection to hop3, refused
+// the push, so no branch moved.
 const interrupted = "interrupted: hop3 stopped during the deploy"
-
-// repairRefs puts a deploy branch back on the live release when a deploy
-// interrupted by a crash of hop3 left it on the revision that never went
-// live, as a failed push would have.
-func (m *Manager) repairRefs(ctx context.Context, a store.App) {
-	rels, err := m.cfg.Store.Releases(ctx, a.Name)
-	if err != nil || len(rels) == 0 || rels[0].Status != store.Failed || rels[0].Detail != interrupted {
-		return
-	}
-	live := ""
-	if a.Release > 0 {
-		rel, err := m.cfg.Store.Release(ctx, a.Name, a.Release)
-		if err != nil {
-			return
-		}
-		live = rel.Revision
-	}
-	repo := m.paths.repo(a.Name)
-	for _, b := range []string{"main", "master"} {
-		rev, err := resolveBranch(repo, b)
-		if err != nil || rev != rels[0].Revision {
-			continue
-		}
-		u := hooks.Update{Ref: "refs/heads/" + b, Old: live, New: rev}
-		if live == "" {
-			u.Old = hooks.ZeroRev
-		}
-		if err := resetRef(repo, u); err != nil {
-			m.log.Warn("put branch back on the live release", "app", a.Name, "branch", b, "err", err)
-			continue
-		}
-		m.log.Info("branch put back on the live release after an interrupted deploy", "app", a.Name, "branch", b, "revision", short(live))
-	}
-}

@@ -2,13 +2,18 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
+	"hop3/gitserver"
+	"hop3/internal/hostclaim"
 	"hop3/internal/router"
+	"hop3/internal/staticserve"
+	"hop3/internal/store"
 	"hop3/procfile"
 )
 
@@ -27,8 +32,17 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 		return router.Route{}, false, err
 	}
 	route := router.Route{App: r.app, Hosts: hosts, HTTPSOnly: truthy(r.env["HTTPS_ONLY"]) || truthy(r.env["NGINX_HTTPS_ONLY"])}
-	if route.StaticPaths, err = m.staticPaths(r.app, first(r.env, "STATIC_PATHS", "NGINX_STATIC_PATHS")); err != nil {
+	mounts, err := m.staticMounts(r)
+	if err != nil {
 		return router.Route{}, false, err
+	}
+	for _, mt := range mounts {
+		if mt.Prefix != "/" {
+			route.StaticPaths = append(route.StaticPaths, mt.Prefix)
+		}
+	}
+	if len(mounts) > 0 {
+		route.StaticServer = "unix/" + m.paths.staticSocket(r.app)
 	}
 	if v := r.env["MAX_BODY_SIZE"]; v != "" {
 		if route.MaxBodySize, err = parseSize(v); err != nil {
@@ -37,9 +51,7 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 	}
 	switch e.Kind {
 	case procfile.KindStatic:
-		route.Static = filepath.Join(m.paths.current(r.app), e.Command)
-		route.CatchAll = first(r.env, "CATCH_ALL", "NGINX_CATCH_ALL")
-		route.CatchAll = strings.TrimPrefix(route.CatchAll, "/")
+		route.Static = true
 	case procfile.KindWSGI, procfile.KindASGI:
 		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
 	case procfile.KindWeb:
@@ -57,8 +69,11 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 }
 
 // hosts are the names an app answers to: <app>.<domain>, the domains added
-// with domains:add, and HOST_NAME (piku's NGINX_SERVER_NAME). A name that
-// another app already answers to is refused with that app's name.
+// with domains:add, and HOST_NAME (piku's NGINX_SERVER_NAME). Each is
+// checked by the host rule as an admin's claim: what was stored was admitted
+// under the rule of whoever stored it, but a name in another app's name
+// space, or one another app already answers to, is refused with that app's
+// name (see ClaimHosts for a new claim).
 func (m *Manager) hosts(ctx context.Context, app string, env map[string]string) ([]string, error) {
 	hosts := []string{app + "." + m.cfg.Domain}
 	extra, err := m.cfg.Store.Domains(ctx, app)
@@ -66,70 +81,207 @@ func (m *Manager) hosts(ctx context.Context, app string, env map[string]string) 
 		return nil, err
 	}
 	hosts = append(hosts, extra...)
-	hosts = append(hosts, splitList(first(env, "HOST_NAME", "NGINX_SERVER_NAME"))...)
+	hosts = append(hosts, configHosts(env)...)
+	rule := m.claimRule()
 	seen := map[string]bool{}
 	var out []string
 	for _, h := range hosts {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		if h == "" || h == "_" || seen[h] {
+		h = strings.TrimSuffix(h, ".")
+		if h == "" || h == "_" || seen[strings.ToLower(h)] {
 			continue
 		}
-		if !hostRe.MatchString(h) {
+		n, err := hostclaim.Normalize(h)
+		if err != nil {
 			return nil, fmt.Errorf("invalid host name %q", h)
 		}
-		if owner := m.hostOwner(ctx, h); owner != "" && owner != app {
-			return nil, fmt.Errorf("host %s belongs to app %s", h, owner)
+		if err := rule.Check(app, n, true, m.hostOwner(ctx, n)); err != nil {
+			return nil, err
 		}
-		seen[h] = true
-		out = append(out, h)
+		seen[n] = true
+		out = append(out, n)
 	}
 	return out, nil
 }
 
-var hostRe = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// configHosts are the host names config vars give: HOST_NAME, else piku's
+// NGINX_SERVER_NAME.
+func configHosts(env map[string]string) []string {
+	return splitList(first(env, "HOST_NAME", "NGINX_SERVER_NAME"))
+}
 
-// hostOwner names the app that answers to host, from the store's domains
-// and from the routes already in Caddy.
-func (m *Manager) hostOwner(ctx context.Context, host string) string {
+// anyConfigHosts are the host names of both variables: the one not in use
+// now is claimed too, since unsetting the other puts it in use.
+func anyConfigHosts(env map[string]string) []string {
+	return append(splitList(env["HOST_NAME"]), splitList(env["NGINX_SERVER_NAME"])...)
+}
+
+func (m *Manager) claimRule() hostclaim.Rule { return hostclaim.Rule{Domain: m.cfg.Domain} }
+
+// hostOwner lists the app that answers to exactly host, from the store's
+// domains and from the routes already in Caddy.
+func (m *Manager) hostOwner(ctx context.Context, host string) []hostclaim.Held {
 	if owner, err := m.cfg.Store.DomainOwner(ctx, host); err == nil {
-		return owner
+		return []hostclaim.Held{{App: owner, Host: host}}
 	}
-	if lister, ok := m.cfg.Router.(interface{ Routes() []router.Route }); ok {
-		for _, rt := range lister.Routes() {
-			for _, h := range rt.Hosts {
-				if strings.EqualFold(h, host) {
-					return rt.App
-				}
+	for _, rt := range m.liveRoutes() {
+		for _, h := range rt.Hosts {
+			if strings.EqualFold(h, host) {
+				return []hostclaim.Held{{App: rt.App, Host: host}}
 			}
 		}
 	}
-	return ""
+	return nil
+}
+
+// liveRoutes are the routes the router holds, when it can list them.
+func (m *Manager) liveRoutes() []router.Route {
+	if lister, ok := m.cfg.Router.(interface{ Routes() []router.Route }); ok {
+		return lister.Routes()
+	}
+	return nil
+}
+
+// appHosts lists the hosts one app holds: its domains, the hosts of its
+// stored config and those of its route (which include a pushed .env's).
+func (m *Manager) appHosts(ctx context.Context, app string, routes []router.Route) ([]string, error) {
+	hosts, err := m.cfg.Store.Domains(ctx, app)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	config, err := m.cfg.Store.Config(ctx, app)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	hosts = append(hosts, anyConfigHosts(config)...)
+	for _, rt := range routes {
+		if rt.App == app {
+			hosts = append(hosts, rt.Hosts...)
+		}
+	}
+	var out []string
+	for _, h := range hosts {
+		if n, err := hostclaim.Normalize(strings.TrimSuffix(h, ".")); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// ClaimHosts checks that app may answer at hosts, asked by id, with the one
+// host rule (package hostclaim) every entry point shares: domains:add,
+// HOST_NAME through config:set or a pushed .env, and an import. Hosts the
+// app already holds are not claimed again, so a deployer's push is not
+// refused for a host an admin gave the app. It stores nothing.
+func (m *Manager) ClaimHosts(ctx context.Context, app string, hosts []string, id gitserver.Identity) error {
+	routes := m.liveRoutes()
+	mine, err := m.appHosts(ctx, app, routes)
+	if err != nil {
+		return err
+	}
+	var held []hostclaim.Held
+	loaded := false
+	rule := m.claimRule()
+	for _, h := range hosts {
+		n, err := hostclaim.Normalize(h)
+		if err != nil {
+			return fmt.Errorf("invalid host name %q", h)
+		}
+		if slices.Contains(mine, n) {
+			continue
+		}
+		if !loaded {
+			if held, err = m.heldHosts(ctx, app, routes); err != nil {
+				return err
+			}
+			loaded = true
+		}
+		if err := rule.Check(app, n, id.Admin, held); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heldHosts lists the hosts every app other than app holds.
+func (m *Manager) heldHosts(ctx context.Context, app string, routes []router.Route) ([]hostclaim.Held, error) {
+	apps, err := m.cfg.Store.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, a := range apps {
+		names[a.Name] = true
+	}
+	for _, rt := range routes {
+		names[rt.App] = true
+	}
+	var held []hostclaim.Held
+	for name := range names {
+		if name == app {
+			continue
+		}
+		hosts, err := m.appHosts(ctx, name, routes)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			held = append(held, hostclaim.Held{App: name, Host: h})
+		}
+	}
+	return held, nil
+}
+
+// staticMounts lists the files a routed release serves through its static
+// file server (hop3 serve-static, see staticSpec): its STATIC_PATHS, then
+// the whole site for a static: entry. Each mount names a root hop3
+// controls (the current release link, or DATA_DIR) and a directory beneath
+// it: the server resolves every file beneath that directory, so no symlink
+// the app makes, now or later, leads it elsewhere.
+func (m *Manager) staticMounts(r release) ([]staticserve.Mount, error) {
+	e, ok := r.procfile.Routed()
+	if !ok {
+		return nil, nil
+	}
+	mounts, err := m.staticPaths(r.app, first(r.env, "STATIC_PATHS", "NGINX_STATIC_PATHS"))
+	if err != nil {
+		return nil, err
+	}
+	if e.Kind == procfile.KindStatic {
+		catchAll := strings.TrimPrefix(first(r.env, "CATCH_ALL", "NGINX_CATCH_ALL"), "/")
+		if catchAll != "" {
+			catchAll = filepath.Clean(catchAll)
+		}
+		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.current(r.app), Dir: filepath.Clean(e.Command), CatchAll: catchAll})
+	}
+	return mounts, nil
 }
 
 // staticPaths parses "/static:public/static,/media:data/media". A relative
 // directory is inside the live release (through the current link, so a
 // deploy changes no route); an absolute one must be inside the app's
-// DATA_DIR. Anything that leaves those is refused.
-func (m *Manager) staticPaths(app, spec string) ([]router.StaticPath, error) {
-	var out []router.StaticPath
+// DATA_DIR. Anything that leaves those is refused; what the directories'
+// symlinks point to is checked by the static file server, per request.
+func (m *Manager) staticPaths(app, spec string) ([]staticserve.Mount, error) {
+	var out []staticserve.Mount
 	for _, item := range splitList(spec) {
 		prefix, dir, ok := strings.Cut(item, ":")
 		if !ok || !strings.HasPrefix(prefix, "/") || dir == "" {
 			return nil, fmt.Errorf("STATIC_PATHS entry %q: use /url:directory", item)
 		}
-		var abs string
+		root, abs := m.paths.current(app), ""
 		if filepath.IsAbs(dir) {
-			abs = filepath.Clean(dir)
-			if !within(m.paths.data(app), abs) {
-				return nil, fmt.Errorf("STATIC_PATHS entry %q: an absolute directory must be inside DATA_DIR (%s)", item, m.paths.data(app))
+			root, abs = m.paths.data(app), filepath.Clean(dir)
+			if !within(root, abs) {
+				return nil, fmt.Errorf("STATIC_PATHS entry %q: an absolute directory must be inside DATA_DIR (%s)", item, root)
 			}
-		} else {
-			abs = filepath.Join(m.paths.current(app), dir)
-			if !within(m.paths.current(app), abs) {
-				return nil, fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", item)
-			}
+		} else if abs = filepath.Join(root, dir); !within(root, abs) {
+			return nil, fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", item)
 		}
-		out = append(out, router.StaticPath{Prefix: strings.TrimSuffix(prefix, "/"), Dir: abs})
+		rel, err := filepath.Rel(root, abs)
+		if err != nil {
+			return nil, fmt.Errorf("STATIC_PATHS entry %q: %w", item, err)
+		}
+		out = append(out, staticserve.Mount{Prefix: strings.TrimSuffix(prefix, "/"), Root: root, Dir: rel})
 	}
 	return out, nil
 }
@@ -207,7 +359,11 @@ func parseSize(s string) (int64, error) {
 
 // ValidateConfig checks config vars that shape the route (hosts, static
 // paths, sizes) before they are stored, so a bad value is refused with a
-// reason instead of breaking the app's route later.
+// reason instead of breaking the app's route later. The route is built by
+// the code that builds it at every start (routeFor), for the live release's
+// Procfile or, before the first deploy, a probe one; new host names are
+// claimed as the identity ctx carries (gitserver.WithIdentity; none is
+// treated as a deployer of no app).
 func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
 	env := map[string]string{}
 	for k, v := range vars {
@@ -217,10 +373,13 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 		}
 		env[k] = v
 	}
-	if _, err := m.hosts(ctx, app, env); err != nil {
+	probe := release{app: app, env: env, procfile: m.probeProcfile(ctx, app)}
+	route, _, err := m.routeFor(ctx, probe)
+	if err != nil {
 		return err
 	}
-	if _, err := m.staticPaths(app, first(env, "STATIC_PATHS", "NGINX_STATIC_PATHS")); err != nil {
+	id, _ := gitserver.IdentityFrom(ctx)
+	if err := m.ClaimHosts(ctx, app, append(route.Hosts, anyConfigHosts(env)...), id); err != nil {
 		return err
 	}
 	if v := env["MAX_BODY_SIZE"]; v != "" {
@@ -228,10 +387,31 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 			return fmt.Errorf("MAX_BODY_SIZE: %w", err)
 		}
 	}
+	if _, err := appReleaseSize(env); err != nil {
+		return err
+	}
 	for _, k := range []string{"APP_START_TIMEOUT", "STOP_TIMEOUT", "BUILD_TIMEOUT", "DRAIN_TIMEOUT", "WS_DRAIN_TIMEOUT", "SETTLE_TIME"} {
 		if v := strings.TrimSpace(env[k]); v != "" && durationEnv(env, k, -1) < 0 {
 			return fmt.Errorf("%s %q: use seconds (60) or a duration (90s)", k, v)
 		}
 	}
+	if _, err := keepReleases(env); err != nil {
+		return err
+	}
 	return nil
+}
+
+// probeProcfile is the Procfile a config change is checked against: the
+// live release's when it is routed, else one wsgi entry, so that every
+// value that shapes a proxied route is checked.
+func (m *Manager) probeProcfile(ctx context.Context, app string) *procfile.Procfile {
+	if a, err := m.cfg.Store.App(ctx, app); err == nil && a.Release > 0 {
+		if pf, err := readProcfile(m.paths.release(app, a.Release)); err == nil {
+			if e, ok := pf.Routed(); ok && e.Kind != procfile.KindWeb {
+				return pf
+			}
+		}
+	}
+	pf, _ := procfile.Parse(strings.NewReader("wsgi: app:app\n"))
+	return pf
 }

@@ -1,8 +1,11 @@
 package app
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"hop3/internal/staticserve"
 )
 
 func TestParseSize(t *testing.T) {
@@ -25,8 +28,15 @@ func TestStaticPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].Dir != "/srv/hop3/apps/web/current/public/static" || got[1].Dir != "/srv/hop3/data/web/media" || got[0].Prefix != "/static" {
-		t.Fatalf("got %+v", got)
+	want := []staticserve.Mount{
+		{Prefix: "/static", Root: "/srv/hop3/apps/web/current", Dir: "public/static"},
+		{Prefix: "/media", Root: "/srv/hop3/data/web", Dir: "media"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if got, err := m.staticPaths("web", "/d:/srv/hop3/data/web"); err != nil || len(got) != 1 || got[0].Dir != "." {
+		t.Fatalf("DATA_DIR itself: %+v %v", got, err)
 	}
 	bad := []string{"/x:../../", "/x:/etc", "/x:/srv/hop3/data/other", "static:public", "/x:", "/x:public/../../other"}
 	for _, spec := range bad {

@@ -93,6 +93,9 @@ type appJSON struct {
 	Release   int       `json:"release"`
 	URL       string    `json:"url"`
 	CreatedAt time.Time `json:"created_at"`
+	// DiskBytes is what the app takes on disk (repository, releases,
+	// environments, DATA_DIR) as last measured; null until measured.
+	DiskBytes *int64 `json:"disk_bytes"`
 }
 
 func (inv *invocation) apps(ctx context.Context, c *command, args []string) error {
@@ -108,6 +111,9 @@ func (inv *invocation) apps(ctx context.Context, c *command, args []string) erro
 	rows := make([]appJSON, len(apps))
 	for i, a := range apps {
 		rows[i] = appJSON{Name: a.Name, State: inv.appState(a), Release: a.Release, URL: inv.d.cfg.Backend.URL(a.Name), CreatedAt: a.CreatedAt}
+		if n, ok := inv.d.cfg.Backend.DiskUsage(a.Name); ok {
+			rows[i].DiskBytes = &n
+		}
 	}
 	if *asJSON {
 		return writeJSON(inv.stdout, rows)
@@ -117,9 +123,13 @@ func (inv *invocation) apps(ctx context.Context, c *command, args []string) erro
 		return nil
 	}
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tRELEASE\tURL")
+	fmt.Fprintln(tw, "NAME\tSTATE\tRELEASE\tDISK\tURL")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.State, releaseLabel(r.Release), r.URL)
+		disk := "-"
+		if r.DiskBytes != nil {
+			disk = formatBytes(*r.DiskBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, releaseLabel(r.Release), disk, r.URL)
 	}
 	return tw.Flush()
 }

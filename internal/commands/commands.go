@@ -45,9 +45,15 @@ type Backend interface {
 	// RunTerminal is RunOneOff on a terminal (ssh -t).
 	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
+	// DiskUsage is the app's disk use in bytes as last measured (the
+	// repository, releases, environments and DATA_DIR), false before the
+	// first measure; it never waits for one.
+	DiskUsage(app string) (int64, bool)
 	// ValidateConfig refuses config vars that would break the app's route
 	// (hosts, static paths, sizes, timeouts), with a one-line reason.
 	ValidateConfig(ctx context.Context, app string, vars map[string]string) error
+	// BuildLog is the file holding the output of a deploy attempt.
+	BuildLog(app string, rel store.Release) string
 }
 
 // Store is the part of hop3's state the commands read and change directly.
@@ -60,12 +66,13 @@ type Store interface {
 	UnsetConfig(ctx context.Context, app string, keys []string) error
 	Scale(ctx context.Context, app string) (map[string]int, error)
 	Release(ctx context.Context, app string, number int) (store.Release, error)
+	Attempt(ctx context.Context, app string, attempt int) (store.Release, error)
 	Releases(ctx context.Context, app string) ([]store.Release, error)
 	Domains(ctx context.Context, app string) ([]string, error)
 	AddDomains(ctx context.Context, app string, hosts []string) error
 	RemoveDomains(ctx context.Context, app string, hosts []string) error
 	Keys(ctx context.Context) ([]store.Key, error)
-	AddKey(ctx context.Context, k store.Key) error
+	AddKeys(ctx context.Context, keys []store.Key) error
 	RemoveKey(ctx context.Context, name string) error
 	AddEvent(ctx context.Context, e store.Event) error
 	Events(ctx context.Context, app string, limit int) ([]store.Event, error)
@@ -140,7 +147,7 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		ui:     ui.New(watch, ui.ColorFor(s.TTY, s.Env)),
 	}
 	inv.table = inv.commands()
-	return inv.run(ctx, s.Args)
+	return inv.run(gitserver.WithIdentity(ctx, s.Identity), s.Args)
 }
 
 // invocation is one command being run: its caller, its streams, and the

@@ -137,7 +137,7 @@ func (inv *invocation) configSet(ctx context.Context, c *command, args []string)
 	merged := maps.Clone(current)
 	maps.Copy(merged, vars)
 	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, merged); err != nil {
-		return failf("%v", err)
+		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.SetConfig(ctx, a.Name, vars); err != nil {
 		return err
@@ -178,6 +178,15 @@ func (inv *invocation) configUnset(ctx context.Context, c *command, args []strin
 	if len(present) == 0 {
 		inv.ui.Info(fmt.Sprintf("%s has none of %s; nothing changed", a.Name, strings.Join(keys, ", ")))
 		return nil
+	}
+	// What is left must still make a route: unsetting HOST_NAME or
+	// STATIC_PATHS puts piku's NGINX_ name in use.
+	rest := maps.Clone(vars)
+	for _, k := range present {
+		delete(rest, k)
+	}
+	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, rest); err != nil {
+		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.UnsetConfig(ctx, a.Name, present); err != nil {
 		return err

@@ -4,96 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
+	"hop3/internal/hostclaim"
 	"hop3/internal/store"
 )
-
-const maxHostLen = 253
-
-var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// normalizeHost checks a host name given to domains:add or domains:remove
-// and returns it lowercased (DNS names are not case-sensitive; Caddy's host
-// matching is exact). A wildcard may only be the first label.
-func normalizeHost(h string) (string, error) {
-	switch {
-	case h == "":
-		return "", errors.New("empty host name")
-	case strings.ContainsAny(h, ":/@?#"):
-		return "", fmt.Errorf("%q: give a host name alone, without scheme, port or path", h)
-	case strings.HasSuffix(h, "."):
-		return "", fmt.Errorf("%q: leave out the trailing dot", h)
-	case len(h) > maxHostLen:
-		return "", fmt.Errorf("%q is too long for a host name (at most %d characters)", h, maxHostLen)
-	}
-	h = strings.ToLower(h)
-	name := strings.TrimPrefix(h, "*.")
-	if strings.Contains(name, "*") {
-		return "", fmt.Errorf("%q: a wildcard may only be the first label, as in *.example.com", h)
-	}
-	for _, label := range strings.Split(name, ".") {
-		if !hostLabel.MatchString(label) {
-			return "", fmt.Errorf("%q is not a host name: labels are letters, digits and '-', 1 to 63 long, not starting or ending with '-'", h)
-		}
-	}
-	return h, nil
-}
-
-// covers reports whether a host pattern (possibly *.suffix, one label
-// deep as in Caddy) matches host, or the two are the same.
-func covers(pattern, host string) bool {
-	if pattern == host {
-		return true
-	}
-	suffix, ok := strings.CutPrefix(pattern, "*.")
-	if !ok {
-		return false
-	}
-	label, rest, ok := strings.Cut(host, ".")
-	return ok && label != "" && label != "*" && rest == suffix
-}
-
-// conflict reports which other app already answers at host or at a host the
-// two would share. Every app counts, including those the caller can not see.
-func (inv *invocation) conflict(ctx context.Context, app, host string) (string, error) {
-	apps, err := inv.d.cfg.Store.Apps(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, a := range apps {
-		if a.Name == app {
-			continue
-		}
-		taken := []string{a.Name + "." + inv.d.cfg.Domain}
-		hosts, err := inv.d.cfg.Store.Domains(ctx, a.Name)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return "", err
-		}
-		taken = append(taken, hosts...)
-		// Host names can also come from config (piku's way).
-		if vars, err := inv.d.cfg.Store.Config(ctx, a.Name); err == nil {
-			for _, k := range []string{"HOST_NAME", "NGINX_SERVER_NAME"} {
-				taken = append(taken, strings.FieldsFunc(strings.ToLower(vars[k]), func(r rune) bool {
-					return r == ',' || r == ' ' || r == '\t' || r == '\n'
-				})...)
-			}
-		}
-		for _, t := range taken {
-			if covers(host, t) || covers(t, host) {
-				return a.Name, nil
-			}
-		}
-	}
-	return "", nil
-}
 
 type domainsJSON struct {
 	App     string   `json:"app"`
 	Default string   `json:"default"`
 	Domains []string `json:"domains"`
+	// FromConfig are the hosts set by HOST_NAME (or piku's
+	// NGINX_SERVER_NAME) in config or the repository's ENV or .env.
+	FromConfig []string `json:"from_config"`
+	ConfigKey  string   `json:"config_key,omitempty"`
 }
 
 func (inv *invocation) domains(ctx context.Context, c *command, args []string) error {
@@ -105,7 +30,17 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 	if err != nil {
 		return err
 	}
-	out := domainsJSON{App: a.Name, Default: a.Name + "." + inv.d.cfg.Domain, Domains: append([]string{}, hosts...)}
+	out := domainsJSON{App: a.Name, Default: a.Name + "." + inv.d.cfg.Domain, Domains: append([]string{}, hosts...), FromConfig: []string{}}
+	// The live release's environment holds what the route was made from
+	// (config over the repository's files); before the first deploy,
+	// config alone.
+	env, err := inv.d.cfg.Backend.LiveEnv(ctx, a.Name)
+	if err != nil || a.Release == 0 {
+		if env, err = inv.d.cfg.Store.Config(ctx, a.Name); err != nil {
+			return err
+		}
+	}
+	out.ConfigKey, out.FromConfig = configHosts(env, append([]string{out.Default}, hosts...))
 	if asJSON {
 		return writeJSON(inv.stdout, out)
 	}
@@ -114,14 +49,43 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 	for _, h := range out.Domains {
 		fmt.Fprintln(inv.stdout, h)
 	}
+	for _, h := range out.FromConfig {
+		fmt.Fprintf(inv.stdout, "%s (%s)\n", h, out.ConfigKey)
+	}
 	return nil
+}
+
+// configHosts lists the hosts an app's environment adds, as the route
+// reads them: HOST_NAME, else NGINX_SERVER_NAME, split on commas and
+// blanks, "_" (any host) left out, and those in listed already.
+func configHosts(env map[string]string, listed []string) (key string, hosts []string) {
+	hosts = []string{}
+	for _, k := range []string{"HOST_NAME", "NGINX_SERVER_NAME"} {
+		if strings.TrimSpace(env[k]) != "" {
+			key = k
+			break
+		}
+	}
+	if key == "" {
+		return "", hosts
+	}
+	for _, h := range strings.FieldsFunc(strings.ToLower(env[key]), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n'
+	}) {
+		h = strings.TrimSuffix(h, ".")
+		if h == "" || h == "_" || slices.Contains(listed, h) || slices.Contains(hosts, h) {
+			continue
+		}
+		hosts = append(hosts, h)
+	}
+	return key, hosts
 }
 
 // hostArgs checks every HOST argument before anything changes.
 func hostArgs(c *command, args []string) ([]string, error) {
 	var hosts []string
 	for _, arg := range args {
-		h, err := normalizeHost(arg)
+		h, err := hostclaim.Normalize(arg)
 		if err != nil {
 			return nil, usagef(c, "%v", err)
 		}
@@ -158,37 +122,19 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 	}
 	var add []string
 	for _, h := range hosts {
-		if h == "*."+inv.d.cfg.Domain {
-			return failf("%s would take the address of every app", h)
-		}
 		if h == own || slices.Contains(existing, h) {
 			inv.ui.Info(fmt.Sprintf("%s already answers at %s", a.Name, h))
 			continue
-		}
-		if label, ok := strings.CutSuffix(h, "."+inv.d.cfg.Domain); ok && !strings.Contains(label, ".") && label != "*" {
-			// <name>.<domain> is the address of the app called name, now or
-			// once it is created.
-			return failf("%s is reserved for an app named %s", h, label)
-		}
-		owner, err := inv.conflict(ctx, a.Name, h)
-		if err != nil {
-			return err
-		}
-		if owner != "" {
-			return inv.claimed(h, owner)
 		}
 		add = append(add, h)
 	}
 	if len(add) == 0 {
 		return nil
 	}
-	// Hosts other apps answer to through their config (HOST_NAME) or live
-	// routes are not in the domains table: ask the orchestrator too.
+	// The one host rule, as the caller's role allows (the identity travels
+	// in ctx), against every other app's domains, config and live routes.
 	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, map[string]string{"HOST_NAME": strings.Join(add, " ")}); err != nil {
-		if inv.id.Admin {
-			return failf("%v", err)
-		}
-		return failf("a host is already used by another app")
+		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.AddDomains(ctx, a.Name, add); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -210,13 +156,17 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 	return nil
 }
 
-// claimed refuses a host another app has; a deployer is not told which app
-// it is, since it may not know that app exists.
-func (inv *invocation) claimed(host, owner string) error {
-	if inv.id.CanAccess(owner) {
-		return failf("host %s is already used by app %s", host, owner)
+// claimError reports a refused config change or host claim in one line. A
+// deployer is not told which app holds a custom host, since it may not know
+// that app exists; a name under the platform's domain tells it anyway.
+func (inv *invocation) claimError(err error) error {
+	var ce *hostclaim.Error
+	if errors.As(err, &ce) && ce.Owner != "" && !inv.id.CanAccess(ce.Owner) {
+		if owner, _ := (hostclaim.Rule{Domain: inv.d.cfg.Domain}).Namespace(ce.Host); owner != ce.Owner {
+			return failf("host %s is already used by another app", ce.Host)
+		}
 	}
-	return failf("host %s is already used by another app", host)
+	return failf("%s", oneLine(err))
 }
 
 func (inv *invocation) domainsRemove(ctx context.Context, c *command, args []string) error {

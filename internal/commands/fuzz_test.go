@@ -5,27 +5,6 @@ import (
 	"testing"
 )
 
-func FuzzNormalizeHost(f *testing.F) {
-	for _, s := range []string{"example.com", "*.a.b", "A.COM", "a..b", "-x", "é.com", "a:1"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		h, err := normalizeHost(s)
-		if err != nil {
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error of more than one line: %q", err)
-			}
-			return
-		}
-		if h != strings.ToLower(h) || len(h) > maxHostLen || strings.ContainsAny(h, " :/\n") {
-			t.Errorf("normalizeHost(%q) = %q", s, h)
-		}
-		if again, err := normalizeHost(h); err != nil || again != h {
-			t.Errorf("not stable: %q -> %q -> %q, %v", s, h, again, err)
-		}
-	})
-}
-
 func FuzzParseAssignments(f *testing.F) {
 	for _, s := range []string{"A=1", "A==", "=x", "A", "A_B=a b", "1A=x"} {
 		f.Add(s)

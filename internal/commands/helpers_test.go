@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"hop3/gitserver"
+	"hop3/internal/hostclaim"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
@@ -23,7 +24,8 @@ import (
 // fakeBackend stands in for the orchestrator: it records what it was asked
 // and keeps app records in the real store, as the orchestrator does.
 type fakeBackend struct {
-	st *store.Store
+	st   *store.Store
+	root string
 
 	mu      sync.Mutex
 	calls   []string
@@ -47,6 +49,14 @@ func (f *fakeBackend) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
+}
+
+// DiskUsage reports 3 MiB for every app but one not measured yet.
+func (f *fakeBackend) DiskUsage(app string) (int64, bool) {
+	if app == "unmeasured" {
+		return 0, false
+	}
+	return 3 << 20, true
 }
 
 func (f *fakeBackend) URL(app string) string { return "http://" + app + ".localhost:8080/" }
@@ -115,9 +125,30 @@ func (f *fakeBackend) LiveEnv(ctx context.Context, app string) (map[string]strin
 }
 
 // RunOneOff echoes its argv to stdout and its stdin to stderr.
+// ValidateConfig applies the host rule as the orchestrator does, against the
+// other apps' domains and HOST_NAME in the store, as the caller in ctx.
 func (f *fakeBackend) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
 	if strings.Contains(vars["STATIC_PATHS"], "..") {
 		return fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", vars["STATIC_PATHS"])
+	}
+	apps, err := f.st.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	var held []hostclaim.Held
+	for _, a := range apps {
+		hosts, _ := f.st.Domains(ctx, a.Name)
+		config, _ := f.st.Config(ctx, a.Name)
+		hosts = append(hosts, strings.Fields(strings.ReplaceAll(config["HOST_NAME"], ",", " "))...)
+		for _, h := range hosts {
+			held = append(held, hostclaim.Held{App: a.Name, Host: h})
+		}
+	}
+	id, _ := gitserver.IdentityFrom(ctx)
+	for _, h := range strings.Fields(strings.ReplaceAll(vars["HOST_NAME"], ",", " ")) {
+		if err := (hostclaim.Rule{Domain: "localhost"}).Check(app, strings.ToLower(h), id.Admin, held); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -136,6 +167,10 @@ func (f *fakeBackend) RunOneOff(ctx context.Context, app string, argv []string, 
 	fmt.Fprintln(stdout, strings.Join(argv, " "))
 	io.Copy(stderr, stdin)
 	return f.runCode, nil
+}
+
+func (f *fakeBackend) BuildLog(app string, rel store.Release) string {
+	return filepath.Join(f.root, "builds", app, strconv.Itoa(rel.Attempt)+".log")
 }
 
 func (f *fakeBackend) UpdateRoute(ctx context.Context, app string) error {
@@ -159,7 +194,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	be := &fakeBackend{st: st, procs: map[string][]supervisor.Status{}}
+	be := &fakeBackend{st: st, root: root, procs: map[string][]supervisor.Status{}}
 	d, err := New(Config{Backend: be, Store: st, Root: root, Domain: "localhost", Version: "1.2.3", GranianVersion: "2.8.7"})
 	if err != nil {
 		t.Fatal(err)
@@ -214,8 +249,8 @@ func (e *env) app(name, procfile string) {
 	e.release(name, procfile, store.Succeeded)
 }
 
-// release records a new release of app with its source's Procfile, and
-// makes it live when it succeeded.
+// release records a new deploy attempt of app with its source's Procfile,
+// and makes it live when it succeeded.
 func (e *env) release(name, procfile string, status store.ReleaseStatus) int {
 	e.t.Helper()
 	ctx := context.Background()
@@ -223,8 +258,11 @@ func (e *env) release(name, procfile string, status store.ReleaseStatus) int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.st.FinishRelease(ctx, name, r.Number, status, "", ""); err != nil {
+	if err := e.st.FinishRelease(ctx, name, r.Attempt, status, "", ""); err != nil {
 		e.t.Fatal(err)
+	}
+	if status == store.Failed {
+		return 0 // a failed attempt takes no release number, and has no directory
 	}
 	dir := filepath.Join(e.root, "apps", name, "releases", strconv.Itoa(r.Number))
 	if err := os.MkdirAll(dir, 0o755); err != nil {

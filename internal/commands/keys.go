@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"hop3/gitserver"
 	"hop3/internal/appname"
 	"hop3/internal/store"
 )
@@ -25,6 +25,7 @@ type keyJSON struct {
 	Role        string    `json:"role"`
 	Apps        []string  `json:"apps"`
 	Fingerprint string    `json:"fingerprint"`
+	Options     string    `json:"options"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
@@ -40,13 +41,13 @@ func (inv *invocation) keys(ctx context.Context, c *command, args []string) erro
 	}
 	rows := make([]keyJSON, len(ks))
 	for i, k := range ks {
-		rows[i] = keyJSON{Name: k.Name, Role: k.Role.String(), Apps: append([]string{}, k.Apps...), Fingerprint: k.Fingerprint, CreatedAt: k.CreatedAt}
+		rows[i] = keyJSON{Name: k.Name, Role: k.Role.String(), Apps: append([]string{}, k.Apps...), Fingerprint: k.Fingerprint, Options: k.Options, CreatedAt: k.CreatedAt}
 	}
 	if *asJSON {
 		return writeJSON(inv.stdout, rows)
 	}
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tAPPS\tFINGERPRINT")
+	fmt.Fprintln(tw, "NAME\tROLE\tAPPS\tFINGERPRINT\tOPTIONS")
 	for _, k := range rows {
 		apps := strings.Join(k.Apps, ",")
 		if k.Role == store.RoleAdmin.String() {
@@ -54,65 +55,146 @@ func (inv *invocation) keys(ctx context.Context, c *command, args []string) erro
 		} else if apps == "" {
 			apps = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Name, k.Role, apps, k.Fingerprint)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Name, k.Role, apps, k.Fingerprint, k.Options)
 	}
 	return tw.Flush()
 }
 
-func (inv *invocation) keysAdd(ctx context.Context, c *command, args []string) error {
+// keysAddSpec is keys:add's usage, shared by `hop3 keys add` on the server.
+var keysAddSpec = command{
+	name: "keys:add",
+	args: "NAME [--role admin|deployer] [--apps APP,...] < KEY.pub",
+	details: "Admin keys may do everything. Deployer keys may push to, see and change only\n" +
+		"the apps given with --apps, and may not manage keys.\n\n" +
+		"Every key on stdin is added: the first as NAME, the next as NAME-2, NAME-3...\n" +
+		"(lines that are blank or start with # are skipped); all of them or none.\n" +
+		"Of the options an authorized_keys line may carry before the key, from=\"...\"\n" +
+		"(addresses, CIDR blocks, * and ? patterns, !negations) and\n" +
+		"expiry-time=\"YYYYMMDD[HHMM[SS]][Z]\" are honoured at every login; any other\n" +
+		"(command=, no-pty, restrict, ...) is refused.\n\n" +
+		"Options:\n  --role admin|deployer   default admin\n  --apps APP,...          the apps a deployer may use (needs --role deployer)",
+}
+
+// maxKeysInput bounds what keys:add reads from stdin.
+const maxKeysInput = 256 << 10
+
+// KeyAdder stores keys, all or none; *store.Store is one.
+type KeyAdder interface {
+	AddKeys(ctx context.Context, keys []store.Key) error
+}
+
+// AddKeys runs keys:add against st: the one path for adding keys, behind
+// keys:add over SSH and `hop3 keys add` on the server. args are the
+// command's arguments, flags before or after NAME; stdin holds the keys in
+// authorized_keys form. A refusal is an *Error (exit status 2 for usage).
+func AddKeys(ctx context.Context, st KeyAdder, args []string, stdin io.Reader) ([]store.Key, error) {
+	c := &keysAddSpec
 	fs := newFlags(c)
 	roleName := fs.String("role", "admin", "")
 	appList := fs.String("apps", "", "")
 	pos, err := parse(c, fs, args, 1, 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	name := pos[0]
 	if !keyName.MatchString(name) {
-		return usagef(c, "invalid key name %q: use letters, digits, '.', '_', '@' and '-'", name)
+		return nil, usagef(c, "invalid key name %q: use letters, digits, '.', '_', '@' and '-'", name)
 	}
 	role, err := store.ParseRole(*roleName)
 	if err != nil {
-		return usagef(c, "--role is admin or deployer, not %q", *roleName)
+		return nil, usagef(c, "--role is admin or deployer, not %q", *roleName)
 	}
 	var apps []string
 	if *appList != "" {
-		if role == store.RoleAdmin {
-			return usagef(c, "--apps is for deployer keys; an admin key may use every app")
+		if role != store.RoleDeployer {
+			return nil, usagef(c, "--apps is for deployer keys (--role deployer); an admin key may use every app")
 		}
 		for _, a := range strings.Split(*appList, ",") {
 			if err := appname.Validate(a); err != nil {
-				return usagef(c, "--apps: %v", err)
+				return nil, usagef(c, "--apps: %v", err)
 			}
 			apps = append(apps, a)
 		}
 	}
-	line, err := bufio.NewReader(io.LimitReader(inv.stdin, 16<<10)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	if strings.TrimSpace(line) == "" {
-		return failf("no public key on stdin: keys:add %s < key.pub", name)
-	}
-	pub, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
+	keys, err := readKeys(name, stdin)
 	if err != nil {
-		return failf("stdin is not a public key in authorized_keys form (%v)", err)
+		return nil, err
 	}
-	k := store.Key{
-		Name:        name,
-		Fingerprint: gossh.FingerprintSHA256(pub),
-		PublicKey:   strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub))),
-		Role:        role,
-		Apps:        apps,
+	for i := range keys {
+		keys[i].Role, keys[i].Apps = role, apps
 	}
-	if err := inv.d.cfg.Store.AddKey(ctx, k); err != nil {
+	if err := st.AddKeys(ctx, keys); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return failf("%s", strings.TrimPrefix(oneLine(err), "add key "+name+": "))
+			return nil, failf("%s", oneLine(err))
 		}
+		return nil, err
+	}
+	return keys, nil
+}
+
+// readKeys reads every key on r, named name, name-2, name-3, ...
+func readKeys(name string, r io.Reader) ([]store.Key, error) {
+	src, err := io.ReadAll(io.LimitReader(r, maxKeysInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(src) > maxKeysInput {
+		return nil, failf("more than %d KiB on stdin: give one authorized_keys file", maxKeysInput>>10)
+	}
+	lines := strings.Split(string(src), "\n")
+	var keys []store.Key
+	for i, line := range lines {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pub, _, opts, err := gitserver.ParseAuthorizedKey(line)
+		if err != nil {
+			where := ""
+			if len(lines) > 2 {
+				where = fmt.Sprintf("line %d: ", i+1)
+			}
+			return nil, failf("%s%v", where, err)
+		}
+		n := name
+		if len(keys) > 0 {
+			n = fmt.Sprintf("%s-%d", name, len(keys)+1)
+			if !keyName.MatchString(n) {
+				return nil, failf("key name %s is too long for the keys after the first", n)
+			}
+		}
+		keys = append(keys, store.Key{
+			Name:        n,
+			Fingerprint: gossh.FingerprintSHA256(pub),
+			PublicKey:   strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub))),
+			Options:     opts.String(),
+		})
+	}
+	if len(keys) == 0 {
+		return nil, failf("no public key on stdin: keys:add %s < key.pub", name)
+	}
+	return keys, nil
+}
+
+// Describe is how a key is named in messages and events: its name, role,
+// apps and options.
+func Describe(k store.Key) string {
+	s := fmt.Sprintf("%s (%s%s", k.Name, k.Role, appsSuffix(k.Apps))
+	if k.Options != "" {
+		s += ", " + k.Options
+	}
+	return s + ")"
+}
+
+func (inv *invocation) keysAdd(ctx context.Context, c *command, args []string) error {
+	keys, err := AddKeys(ctx, inv.d.cfg.Store, args, inv.stdin)
+	if err != nil {
 		return err
 	}
-	inv.event(ctx, "", "key", "added key %s (%s%s)", name, role, appsSuffix(apps))
-	inv.ui.Success(fmt.Sprintf("Added key %s (%s%s, %s)", name, role, appsSuffix(apps), k.Fingerprint))
+	for _, k := range keys {
+		inv.event(ctx, "", "key", "added key %s", Describe(k))
+		inv.ui.Success(fmt.Sprintf("Added key %s, %s", Describe(k), k.Fingerprint))
+	}
 	return nil
 }
 

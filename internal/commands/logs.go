@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"hop3/runtime/supervisor"
 )
 
 const (
@@ -107,6 +108,9 @@ func (inv *invocation) logs(ctx context.Context, c *command, args []string) erro
 			return err
 		}
 	}
+	if err := t.flush(); err != nil {
+		return err
+	}
 	if !*follow {
 		return nil
 	}
@@ -138,11 +142,53 @@ func (inv *invocation) logs(ctx context.Context, c *command, args []string) erro
 	}
 }
 
-// tail prints the last lines of process logs and follows them.
+// tail prints the last lines of process logs and follows them, the lines
+// of all processes merged in the order of the times the supervisor stamped
+// on them.
 type tail struct {
 	w       io.Writer
 	tracked map[string]*tailer
 	order   []*tailer
+	// pending holds the lines read since the last flush.
+	pending []logLine
+}
+
+// logLine is a line ready to print and the time it was written; lines
+// written before hop3 stamped them have the zero time.
+type logLine struct {
+	at   time.Time
+	text string
+}
+
+// add formats a line of src's log for printing and holds it for flush:
+// "<time> <kind.N> <generation> | <text>", or "<kind.N> | <text>" for a
+// line without a stamp.
+func (t *tail) add(src logSource, line []byte) {
+	line = bytes.TrimRight(line, "\r")
+	ll, ok := supervisor.ParseLogLine(string(line))
+	if !ok {
+		t.pending = append(t.pending, logLine{text: src.label + " | " + string(line)})
+		return
+	}
+	t.pending = append(t.pending, logLine{at: ll.Time,
+		text: ll.Time.Format(supervisor.LogTimeLayout) + " " + src.label + " " + ll.Tag + " | " + ll.Text})
+}
+
+// flush prints the pending lines in time order; lines with the same time,
+// or without one, keep the order they were read in (process by process).
+func (t *tail) flush() error {
+	sort.SliceStable(t.pending, func(i, j int) bool { return t.pending[i].at.Before(t.pending[j].at) })
+	var b bytes.Buffer
+	for _, l := range t.pending {
+		b.WriteString(l.text)
+		b.WriteByte('\n')
+	}
+	t.pending = t.pending[:0]
+	if b.Len() == 0 {
+		return nil
+	}
+	_, err := t.w.Write(b.Bytes())
+	return err
 }
 
 // tailer follows one log file across rotations (the supervisor renames a
@@ -195,9 +241,7 @@ func (t *tail) start(src logSource, n int) error {
 		}
 	}
 	for _, l := range lines {
-		if _, err := fmt.Fprintf(t.w, "%s | %s\n", src.label, l); err != nil {
-			return err
-		}
+		t.add(src, []byte(l))
 	}
 	return nil
 }
@@ -205,54 +249,45 @@ func (t *tail) start(src logSource, n int) error {
 // poll prints what was written since the last poll.
 func (t *tail) poll() error {
 	for _, tl := range t.order {
-		if err := tl.poll(t.w); err != nil {
-			return err
-		}
+		tl.poll(t)
 	}
-	return nil
+	return t.flush()
 }
 
-func (tl *tailer) poll(w io.Writer) error {
+func (tl *tailer) poll(w *tail) {
 	if tl.f == nil {
 		f, err := os.Open(tl.src.path)
 		if err != nil {
-			return nil // rotated and not yet recreated; look again next time
+			return // rotated and not yet recreated; look again next time
 		}
 		tl.f, tl.off = f, 0
 	}
-	if err := tl.read(w); err != nil {
-		return err
-	}
+	tl.read(w)
 	cur, err := tl.f.Stat()
 	if err != nil {
-		return nil
+		return
 	}
 	fi, err := os.Stat(tl.src.path)
 	switch {
 	case err != nil || !os.SameFile(fi, cur):
 		// Rotated: finish the old file, which the writer no longer touches,
 		// then go on with the new one from its start.
-		if err := tl.read(w); err != nil {
-			return err
-		}
+		tl.read(w)
 		if len(tl.partial) > 0 {
-			if err := tl.emit(w, tl.partial); err != nil {
-				return err
-			}
+			w.add(tl.src, tl.partial)
 			tl.partial = nil
 		}
 		tl.f.Close()
 		tl.f = nil
-		return tl.poll(w)
+		tl.poll(w)
 	case cur.Size() < tl.off:
 		// Truncated in place.
 		tl.off, tl.partial = 0, nil
 	}
-	return nil
 }
 
-// read prints the complete lines written since off.
-func (tl *tailer) read(w io.Writer) error {
+// read takes in the complete lines written since off.
+func (tl *tailer) read(w *tail) {
 	buf := make([]byte, 64<<10)
 	for {
 		k, err := tl.f.ReadAt(buf, tl.off)
@@ -264,22 +299,15 @@ func (tl *tailer) read(w io.Writer) error {
 				if i < 0 {
 					break
 				}
-				if err := tl.emit(w, data[:i]); err != nil {
-					return err
-				}
+				w.add(tl.src, data[:i])
 				data = data[i+1:]
 			}
 			tl.partial = append([]byte(nil), data...)
 		}
 		if err != nil || k == 0 {
-			return nil
+			return
 		}
 	}
-}
-
-func (tl *tailer) emit(w io.Writer, line []byte) error {
-	_, err := fmt.Fprintf(w, "%s | %s\n", tl.src.label, bytes.TrimRight(line, "\r"))
-	return err
 }
 
 func (t *tail) close() {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,10 +15,12 @@ import (
 )
 
 type releaseJSON struct {
-	Number     int        `json:"number"`
+	Number     int        `json:"number"`  // 0 for an attempt that never went live
+	Attempt    int        `json:"attempt"` // every deploy attempt, shown as dN
 	Revision   string     `json:"revision"`
 	Status     string     `json:"status"`
 	Live       bool       `json:"live"`
+	Pruned     bool       `json:"pruned,omitempty"`
 	Pusher     string     `json:"pusher"`
 	Detail     string     `json:"detail,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
@@ -27,8 +28,8 @@ type releaseJSON struct {
 }
 
 func toReleaseJSON(r store.Release, live int) releaseJSON {
-	j := releaseJSON{Number: r.Number, Revision: r.Revision, Status: r.Status.String(), Live: r.Number == live,
-		Pusher: r.Pusher, Detail: r.Detail, CreatedAt: r.CreatedAt}
+	j := releaseJSON{Number: r.Number, Attempt: r.Attempt, Revision: r.Revision, Status: r.Status.String(),
+		Live: r.Number > 0 && r.Number == live, Pruned: r.Pruned, Pusher: r.Pusher, Detail: r.Detail, CreatedAt: r.CreatedAt}
 	if !r.FinishedAt.IsZero() {
 		t := r.FinishedAt
 		j.FinishedAt = &t
@@ -45,11 +46,36 @@ func parseReleaseNumber(s string) (int, error) {
 	return n, nil
 }
 
+// parseReleaseRef reads a release ("v3", "3") or a deploy attempt ("d7"),
+// which a failed deploy is known by.
+func parseReleaseRef(s string) (number, attempt int, err error) {
+	if rest, ok := strings.CutPrefix(s, "d"); ok {
+		if n, err := strconv.Atoi(rest); err == nil && n > 0 {
+			return 0, n, nil
+		}
+		return 0, 0, fmt.Errorf("%q is not a release such as v3 or a deploy such as d7", s)
+	}
+	if number, err = parseReleaseNumber(s); err != nil {
+		return 0, 0, fmt.Errorf("%q is not a release such as v3 or a deploy such as d7", s)
+	}
+	return number, 0, nil
+}
+
 func statusText(r releaseJSON) string {
-	if r.Live {
+	switch {
+	case r.Live:
 		return r.Status + " (live)"
+	case r.Pruned:
+		return r.Status + " (pruned)"
 	}
 	return r.Status
+}
+
+func releaseName(r releaseJSON) string {
+	if r.Number == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("v%d", r.Number)
 }
 
 func (inv *invocation) releases(ctx context.Context, c *command, args []string) error {
@@ -73,9 +99,9 @@ func (inv *invocation) releases(ctx context.Context, c *command, args []string) 
 		return nil
 	}
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RELEASE\tREVISION\tCREATED\tBY\tSTATUS\tDETAIL")
+	fmt.Fprintln(tw, "RELEASE\tDEPLOY\tREVISION\tCREATED\tBY\tSTATUS\tDETAIL")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "v%d\t%s\t%s\t%s\t%s\t%s\n", r.Number, short(r.Revision), formatTime(r.CreatedAt), r.Pusher, statusText(r), r.Detail)
+		fmt.Fprintf(tw, "%s\td%d\t%s\t%s\t%s\t%s\t%s\n", releaseName(r), r.Attempt, short(r.Revision), formatTime(r.CreatedAt), r.Pusher, statusText(r), r.Detail)
 	}
 	return tw.Flush()
 }
@@ -86,7 +112,7 @@ func (inv *invocation) releasesInfo(ctx context.Context, c *command, args []stri
 	if err != nil {
 		return err
 	}
-	n, err := parseReleaseNumber(pos[1])
+	n, attempt, err := parseReleaseRef(pos[1])
 	if err != nil {
 		return usagef(c, "%v", err)
 	}
@@ -94,13 +120,22 @@ func (inv *invocation) releasesInfo(ctx context.Context, c *command, args []stri
 	if err != nil {
 		return err
 	}
-	rel, err := inv.release(ctx, a, n)
+	var rel store.Release
+	if attempt > 0 {
+		rel, err = inv.d.cfg.Store.Attempt(ctx, a.Name, attempt)
+		if errors.Is(err, store.ErrNotFound) {
+			err = failf("%s has no deploy d%d", a.Name, attempt)
+		}
+	} else {
+		rel, err = inv.release(ctx, a, n)
+	}
 	if err != nil {
 		return err
 	}
 	r := toReleaseJSON(rel, a.Release)
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 1, ' ', 0)
-	fmt.Fprintf(tw, "Release:\tv%d\n", r.Number)
+	fmt.Fprintf(tw, "Release:\t%s\n", releaseName(r))
+	fmt.Fprintf(tw, "Deploy:\td%d\n", r.Attempt)
 	fmt.Fprintf(tw, "Revision:\t%s\n", r.Revision)
 	fmt.Fprintf(tw, "Status:\t%s\n", statusText(r))
 	fmt.Fprintf(tw, "Pushed by:\t%s\n", r.Pusher)
@@ -114,7 +149,7 @@ func (inv *invocation) releasesInfo(ctx context.Context, c *command, args []stri
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(inv.d.cfg.Root, "apps", a.Name, "releases", strconv.Itoa(n)+".build.log"))
+	f, err := os.Open(inv.d.cfg.Backend.BuildLog(a.Name, rel))
 	if errors.Is(err, os.ErrNotExist) {
 		inv.ui.Info("no build log kept for this release")
 		return nil
@@ -133,8 +168,12 @@ func (inv *invocation) release(ctx context.Context, a store.App, n int) (store.R
 	rel, err := inv.d.cfg.Store.Release(ctx, a.Name, n)
 	if errors.Is(err, store.ErrNotFound) {
 		rs, lerr := inv.d.cfg.Store.Releases(ctx, a.Name)
-		if lerr == nil && len(rs) > 0 {
-			return rel, failf("%s has no release v%d (its releases are v1 to v%d)", a.Name, n, rs[0].Number)
+		highest := 0
+		for _, r := range rs {
+			highest = max(highest, r.Number)
+		}
+		if lerr == nil && highest > 0 {
+			return rel, failf("%s has no release v%d (its releases are v1 to v%d)", a.Name, n, highest)
 		}
 		return rel, failf("%s has no release v%d", a.Name, n)
 	}

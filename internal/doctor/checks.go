@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"hop3/internal/router"
 )
 
 const installFix = "sudo scripts/install.sh"
@@ -56,7 +58,7 @@ func (c *checker) caddy(ctx context.Context) Result {
 
 func (c *checker) caddyAdmin(ctx context.Context) Result {
 	const name = "caddy-admin"
-	sock := filepath.Join(c.cfg.Root, "caddy", "admin.sock")
+	sock := router.AdminSocket(filepath.Join(c.cfg.Root, "caddy"))
 	if !c.running {
 		return warn(name, "hop3 is not running, so neither is its Caddy", "systemctl start hop3 (or hop3 serve)")
 	}

@@ -51,7 +51,12 @@ var privatePaths = []struct {
 	{"ssh/host_ed25519", 0o600},
 	{"repos", 0o700},
 	{"logs", 0o700},
-	{"caddy", 0o700},
+	// Caddy's group enters it when Caddy runs as its own user; its state
+	// and admin directory are its own.
+	{"caddy", 0o750},
+	{"caddy/data", 0o700},
+	{"caddy/config", 0o700},
+	{"caddy/admin", 0o700},
 	{"run/pids", 0o700},
 }
 

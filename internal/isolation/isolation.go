@@ -79,6 +79,15 @@ func (p Policy) User(n int) *supervisor.Credential {
 	return &supervisor.Credential{UID: id, GID: id}
 }
 
+// Caddy returns the credential a Caddy hop3 starts runs as (uid = gid =
+// Base), or nil when isolation is off (Caddy runs as hop3's user).
+func (p Policy) Caddy() *supervisor.Credential {
+	if !p.On {
+		return nil
+	}
+	return &supervisor.Credential{UID: p.Base, GID: p.Base}
+}
+
 // Warning is the line hop3 prints once at start when apps run as its own
 // user; empty when they do not.
 func (p Policy) Warning() string {

@@ -40,6 +40,12 @@ func TestUser(t *testing.T) {
 	if u := (Policy{Base: 62000}).User(3); u != nil {
 		t.Fatalf("off: User(3) = %+v, want nil", u)
 	}
+	if c := p.Caddy(); c == nil || c.UID != 62000 || c.GID != 62000 {
+		t.Fatalf("Caddy() = %+v", c)
+	}
+	if c := (Policy{Base: 62000}).Caddy(); c != nil {
+		t.Fatalf("off: Caddy() = %+v, want nil", c)
+	}
 	if _, err := New("sometimes", 62000); err == nil {
 		t.Fatal("a bad mode was accepted")
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +41,10 @@ type Config struct {
 	// Hosts, when set, lists each app's host names: exported as
 	// hop3_app_host_info so Caddy's per-host metrics join to apps.
 	Hosts func() map[string][]string
+	// DiskUsage, when set, gives each app's disk use in bytes by part
+	// (repo, releases, envs, data): exported as hop3_app_disk_bytes. It
+	// must answer at once (hop3 measures in the background).
+	DiskUsage func() map[string]map[string]int64
 	// CaddyAdminSocket is the unix socket of Caddy's admin endpoint, whose
 	// /metrics is served again at /caddy/metrics; empty disables that.
 	CaddyAdminSocket string
@@ -306,7 +311,7 @@ func (m *Metrics) writeCounters(t *textWriter) {
 	}
 	t.family("hop3_builds_total", "counter", "Successful builds by app.")
 	writeSeries(t, "hop3_builds_total", builds)
-	t.family("hop3_build_cache_hits_total", "counter", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules).")
+	t.family("hop3_build_cache_hits_total", "counter", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules, build: a whole build).")
 	writeSeries(t, "hop3_build_cache_hits_total", hits)
 }
 
@@ -324,6 +329,15 @@ func (m *Metrics) writeSelf(t *textWriter) {
 	if m.cfg.CaddyRestarts != nil {
 		t.family("hop3_caddy_restarts_total", "counter", "Times hop3 restarted Caddy after it died.")
 		t.sample("hop3_caddy_restarts_total", nil, float64(m.cfg.CaddyRestarts()))
+	}
+	if m.cfg.DiskUsage != nil {
+		t.family("hop3_app_disk_bytes", "gauge", "Disk each app takes, by part: its git repository, kept releases, dependency environments and DATA_DIR; measured in the background, after each deploy and every few minutes.")
+		usage := m.cfg.DiskUsage()
+		for _, a := range slices.Sorted(maps.Keys(usage)) {
+			for _, part := range slices.Sorted(maps.Keys(usage[a])) {
+				t.sample("hop3_app_disk_bytes", L("app", a, "part", part), float64(usage[a][part]))
+			}
+		}
 	}
 	if m.cfg.Hosts != nil {
 		t.family("hop3_app_host_info", "gauge", "The host names each app answers to; join with Caddy's per-host metrics on host.")

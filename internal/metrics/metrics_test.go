@@ -330,6 +330,30 @@ func TestHostsAndCaddyProxy(t *testing.T) {
 	}
 }
 
+func TestDiskUsage(t *testing.T) {
+	t.Parallel()
+	m, err := New(Config{
+		Supervisor: &fakeSupervisor{},
+		DiskUsage: func() map[string]map[string]int64 {
+			return map[string]map[string]int64{"b": {"repo": 1, "data": 2}, "a": {"releases": 4096}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "# TYPE hop3_app_disk_bytes gauge\n" +
+		"hop3_app_disk_bytes{app=\"a\",part=\"releases\"} 4096\n" +
+		"hop3_app_disk_bytes{app=\"b\",part=\"data\"} 2\n" +
+		"hop3_app_disk_bytes{app=\"b\",part=\"repo\"} 1\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("metrics lack\n%s\ngot:\n%s", want, b.String())
+	}
+}
+
 func TestAddonMetrics(t *testing.T) {
 	m, err := New(Config{Supervisor: &fakeSupervisor{}, Addons: func() []AddonStat {
 		return []AddonStat{{App: "shop", Name: "shop-db", Kind: "postgres", Running: true, SizeBytes: 7654321}, {App: "shop", Name: "shop-redis", Kind: "redis"}}

@@ -3,16 +3,22 @@ package piku
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 )
 
 func TestParseENV(t *testing.T) {
@@ -143,10 +149,11 @@ func TestScan(t *testing.T) {
 	pikuApp(t, root, "shop", "master", map[string]string{
 		"Procfile": "wsgi: app:app\nworker: python worker.py\ncron: */5 * * * * echo hi\n",
 		"ENV":      "NGINX_SERVER_NAME=shop.example.com\nGREETING=from the repo\nPORT=5000\nUWSGI_PROCESSES=4\n",
+		"audit.py": "import os\nLOG = os.path.join(os.environ['LOG_ROOT'], 'audit.log')\n",
 	})
 	writeFile(t, filepath.Join(root, "envs", "shop", "ENV"),
-		"GREETING=overridden\nSECRET=s3cr3t\nNGINX_STATIC_PATHS=/static:static,/media:"+filepath.Join(root, "apps", "shop", "public", "media")+
-			",/up:"+filepath.Join(root, "data", "shop", "up")+",/etc:/etc\nUPLOADS=$DATA_ROOT/up\n")
+		"GREETING=overridden\nSECRET=s3cr3t\nPORT=6000\nNGINX_STATIC_PATHS=/static:static,/media:"+filepath.Join(root, "apps", "shop", "public", "media")+
+			",/up:"+filepath.Join(root, "data", "shop", "up")+",/etc:/etc\nUPLOADS=$DATA_ROOT/up\nHOST_NAME=shop.example.com, www.shop.example.com\n")
 	writeFile(t, filepath.Join(root, "envs", "shop", "SCALING"), "wsgi:1\nworker:2\ncron:1\nghost:3\n")
 	writeFile(t, filepath.Join(root, "data", "shop", "up", "photo.jpg"), "jpeg")
 	pikuApp(t, root, "blog", "trunk", map[string]string{"index.html": "<h1>blog</h1>", "ENV": "NGINX_SERVER_NAME=blog.example.com\n"})
@@ -154,9 +161,12 @@ func TestScan(t *testing.T) {
 	pikuApp(t, root, "php", "master", map[string]string{"Procfile": "php: .\n"})
 	os.MkdirAll(filepath.Join(root, "repos", "empty"), 0o755)
 	runGit(t, filepath.Join(root, "repos", "empty"), "init", "-q", "--bare")
-	writeFile(t, filepath.Join(root, "envs", "broken", "ENV"), "A=1\n")
 	pikuApp(t, root, "broken", "main", map[string]string{"Procfile": "web: x\n"})
 	writeFile(t, filepath.Join(root, "envs", "broken", "ENV"), "A=1\nnot a setting\n")
+	pikuApp(t, root, "badenv", "main", map[string]string{"Procfile": "web: x\n", "ENV": "A=1\nnot a setting\n"})
+	pikuApp(t, root, "badhost", "main", map[string]string{"Procfile": "web: x\n", "ENV": "NGINX_SERVER_NAME=ok.example.com bad_host!\n"})
+	pikuApp(t, root, "damaged", "main", map[string]string{"Procfile": "web: x\n", "big.txt": "a blob the import needs\n"})
+	removeBlob(t, filepath.Join(root, "repos", "damaged"), "big.txt")
 
 	apps, err := Scan(context.Background(), root, Options{DataDir: func(a string) string { return "/var/lib/hop3/data/" + a }})
 	if err != nil {
@@ -166,54 +176,95 @@ func TestScan(t *testing.T) {
 	for _, a := range apps {
 		byName[a.Name] = a
 	}
-	if len(apps) != 6 {
+	if len(apps) != 9 {
 		t.Fatalf("%d apps: %v", len(apps), apps)
 	}
 
 	shop := byName["shop"]
-	if shop.Skip != "" || shop.Branch != "master" {
+	if len(shop.Problems) != 0 || shop.Branch != "master" {
 		t.Fatalf("shop: %+v", shop)
 	}
+	// Only config:set values become config; the repository's ENV is read
+	// from the repository at each deploy.
 	wantConfig := map[string]string{
-		"NGINX_SERVER_NAME":  "shop.example.com",
 		"GREETING":           "overridden",
 		"SECRET":             "s3cr3t",
-		"UWSGI_PROCESSES":    "4",
 		"UPLOADS":            "/var/lib/hop3/data/shop/up",
 		"NGINX_STATIC_PATHS": "/static:static,/media:public/media,/up:/var/lib/hop3/data/shop/up,/etc:/etc",
+		"HOST_NAME":          "shop.example.com, www.shop.example.com",
 	}
 	if !reflect.DeepEqual(shop.Config, wantConfig) {
 		t.Errorf("shop config:\n got %v\nwant %v", shop.Config, wantConfig)
 	}
+	if !reflect.DeepEqual(shop.Hosts, []string{"shop.example.com", "www.shop.example.com"}) {
+		t.Errorf("shop hosts = %v (HOST_NAME wins over NGINX_SERVER_NAME, as in hop3's routes)", shop.Hosts)
+	}
 	if !reflect.DeepEqual(shop.Scale, map[string]int{"worker": 2}) {
 		t.Errorf("shop scale = %v, want worker=2 only (wsgi:1 and cron:1 are defaults)", shop.Scale)
 	}
+	if shop.DataDir != filepath.Join(root, "data", "shop") || shop.DataBytes != 4 || shop.RepoBytes == 0 {
+		t.Errorf("shop data %q %d bytes, repo %d bytes", shop.DataDir, shop.DataBytes, shop.RepoBytes)
+	}
 	notes := strings.Join(shop.Notes, "\n")
-	for _, want := range []string{"PORT from the repository's ENV is not imported", "UWSGI_PROCESSES", "ghost", "/etc:/etc", "is not copied", "cp -a"} {
+	for _, want := range []string{"PORT from envs/shop/ENV is not imported", "ghost", "/etc:/etc", "is not copied", "--data",
+		"audit.py name LOG_ROOT, which hop3 does not set"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("shop notes lack %q:\n%s", want, notes)
 		}
 	}
 
 	blog := byName["blog"]
-	if blog.Skip != "" || blog.Branch != "trunk" || blog.targetBranch() != "main" || blog.Config["NGINX_SERVER_NAME"] != "blog.example.com" {
+	if len(blog.Problems) != 0 || blog.Branch != "trunk" || blog.targetBranch() != "main" || len(blog.Config) != 0 ||
+		!reflect.DeepEqual(blog.Hosts, []string{"blog.example.com"}) {
 		t.Errorf("blog: %+v", blog)
 	}
-	for name, want := range map[string]string{"Bad_Name": "invalid app name", "php": "does not suit hop3", "empty": "no branch"} {
-		if !strings.Contains(byName[name].Skip, want) {
-			t.Errorf("%s: skip %q, want it to say %q", name, byName[name].Skip, want)
+	for name, want := range map[string]string{
+		"Bad_Name": "--rename Bad_Name=bad-name", "php": "does not suit hop3", "empty": "no branch",
+		"badenv": "line 2", "badhost": "bad_host!", "damaged": "damaged",
+	} {
+		if !strings.Contains(strings.Join(byName[name].Problems, "; "), want) {
+			t.Errorf("%s: problems %q, want one saying %q", name, byName[name].Problems, want)
 		}
 	}
 	broken := byName["broken"]
-	if broken.Skip != "" || len(broken.Config) != 0 || !strings.Contains(strings.Join(broken.Notes, " "), "line 2") {
-		t.Errorf("broken ENV: piku ignored the whole file, so must the import: %+v", broken)
+	if len(broken.Problems) != 0 || len(broken.Config) != 0 || !strings.Contains(strings.Join(broken.Notes, " "), "line 2") {
+		t.Errorf("broken config: piku ignored the whole file, so must the import: %+v", broken)
 	}
 
+	renamed, err := Scan(context.Background(), root, Options{Only: []string{"Bad_Name"}, Rename: map[string]string{"Bad_Name": "bad-name"}})
+	if err != nil || len(renamed) != 1 || renamed[0].Name != "bad-name" || renamed[0].PikuName != "Bad_Name" || len(renamed[0].Problems) != 0 {
+		t.Errorf("rename: %+v, %v", renamed, err)
+	}
+	if _, err := Scan(context.Background(), root, Options{Rename: map[string]string{"nope": "x"}}); err == nil {
+		t.Error("a rename of an unknown app was accepted")
+	}
 	if _, err := Scan(context.Background(), root, Options{Only: []string{"nope"}}); err == nil {
 		t.Error("an unknown app in Only was accepted")
 	}
 	if _, err := Scan(context.Background(), t.TempDir(), Options{}); err == nil {
 		t.Error("a directory without repos/ was accepted")
+	}
+}
+
+// removeBlob deletes the loose object of path in a bare repository's
+// newest commit, as a damaged disk would.
+func removeBlob(t *testing.T, repo, path string) {
+	t.Helper()
+	id, err := git(context.Background(), repo, "rev-parse", "HEAD:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = strings.TrimSpace(id)
+	if err := os.Remove(filepath.Join(repo, "objects", id[:2], id[2:])); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSuggestName(t *testing.T) {
+	for in, want := range map[string]string{"my_app": "my-app", "Shop": "shop", "9lives": "lives", "__": "app", "a.b": "a-b"} {
+		if got := suggestName(in); got != want {
+			t.Errorf("suggestName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
@@ -223,7 +274,8 @@ type fakeDaemon struct {
 	root     string
 	mu       sync.Mutex
 	calls    []string
-	existing []string
+	existing map[string]int // app -> live release
+	hosts    map[string][]string
 	failOn   string
 }
 
@@ -231,25 +283,50 @@ func (d *fakeDaemon) Run(ctx context.Context, args []string, stdout, stderr io.W
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, strings.Join(args, " "))
+	if d.existing == nil {
+		d.existing = map[string]int{}
+	}
 	switch args[0] {
 	case "apps":
-		var rows []map[string]string
-		for _, n := range d.existing {
-			rows = append(rows, map[string]string{"name": n})
+		rows := []map[string]any{}
+		for _, n := range slices.Sorted(maps.Keys(d.existing)) {
+			rows = append(rows, map[string]any{"name": n, "release": d.existing[n]})
 		}
 		json.NewEncoder(stdout).Encode(rows)
+	case "domains":
+		json.NewEncoder(stdout).Encode(map[string]any{"default": args[1] + ".example.net", "domains": []string{}, "from_config": d.hosts[args[1]]})
 	case "create":
 		repo := filepath.Join(d.root, "repos", args[1]+".git")
 		os.MkdirAll(repo, 0o755)
+		// hop3 makes DATA_DIR the app's alone.
+		os.MkdirAll(filepath.Join(d.root, "data", args[1]), 0o700)
 		if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", repo).CombinedOutput(); err != nil {
 			return 1, fmt.Errorf("%v: %s", err, out)
 		}
+		d.existing[args[1]] = 0
+	case "destroy":
+		delete(d.existing, args[1])
+		os.RemoveAll(filepath.Join(d.root, "repos", args[1]+".git"))
+		if slices.Contains(args, "--purge") {
+			os.RemoveAll(filepath.Join(d.root, "data", args[1]))
+		}
 	}
 	if args[0] == d.failOn {
-		fmt.Fprintln(stderr, " !     it failed")
+		fmt.Fprint(stderr, "-----> Starting processes\n !     it failed\n       worker.1: KeyError: 'X'\n-----> after\n")
 		return 1, nil
 	}
+	if args[0] == "deploy" {
+		d.existing[args[1]] = 1
+	}
 	return 0, nil
+}
+
+func (d *fakeDaemon) reset() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	calls := d.calls
+	d.calls = nil
+	return calls
 }
 
 func TestImport(t *testing.T) {
@@ -257,7 +334,7 @@ func TestImport(t *testing.T) {
 	pikuApp(t, piku, "shop", "master", map[string]string{"Procfile": "web: python -m http.server $PORT\nworker: sleep 1000\n"})
 	writeFile(t, filepath.Join(piku, "envs", "shop", "ENV"), "B=2 words\nA=1\n")
 	writeFile(t, filepath.Join(piku, "envs", "shop", "SCALING"), "worker:3\n")
-	pikuApp(t, piku, "blog", "trunk", map[string]string{"index.html": "hi"})
+	pikuApp(t, piku, "blog", "trunk", map[string]string{"index.html": "hi", "ENV": "NGINX_SERVER_NAME=blog.example.com\n"})
 	pikuApp(t, piku, "taken", "main", map[string]string{"index.html": "hi"})
 	apps, err := Scan(context.Background(), piku, Options{})
 	if err != nil {
@@ -265,11 +342,11 @@ func TestImport(t *testing.T) {
 	}
 
 	hop := t.TempDir()
-	d := &fakeDaemon{root: hop, existing: []string{"taken"}}
+	d := &fakeDaemon{root: hop, existing: map[string]int{"taken": 3}}
 	var stderr bytes.Buffer
-	dry := &Importer{Daemon: d, Root: hop, Stdout: io.Discard, Stderr: &stderr, DryRun: true}
+	dry := &Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, DryRun: true}
 	outcomes := dry.Import(context.Background(), apps)
-	if got := strings.Join(d.calls, "; "); got != "apps --json" {
+	if got := strings.Join(d.reset(), "; "); got != "apps --json; domains taken --json" {
 		t.Errorf("a dry run ran %q", got)
 	}
 	if entries, _ := os.ReadDir(hop); len(entries) != 0 {
@@ -277,7 +354,7 @@ func TestImport(t *testing.T) {
 	}
 	plan := stderr.String()
 	for _, want := range []string{"Would import shop", "hop3 create shop", "hop3 config:set --no-restart shop A B", "hop3 deploy shop",
-		"hop3 ps:scale shop worker=3", "with trunk also as main", "Skipping taken"} {
+		"hop3 ps:scale shop worker=3", "with trunk also as main", "Leaving taken alone", "serves blog.example.com"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan lacks %q:\n%s", want, plan)
 		}
@@ -285,23 +362,22 @@ func TestImport(t *testing.T) {
 	if strings.Contains(plan, "2 words") {
 		t.Errorf("the plan shows a config value:\n%s", plan)
 	}
-	if fmt.Sprint(outcomes) != "[{blog planned } {shop planned } {taken skipped hop3 already has an app of that name}]" {
+	if got := statuses(outcomes); got != "blog:planned shop:planned taken:unchanged" {
 		t.Errorf("dry-run outcomes: %v", outcomes)
 	}
 
-	d.calls = nil
 	stderr.Reset()
-	im := &Importer{Daemon: d, Root: hop, Stdout: io.Discard, Stderr: &stderr}
+	im := &Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr}
 	outcomes = im.Import(context.Background(), apps)
 	want := []string{
-		"apps --json",
+		"apps --json", "domains taken --json",
 		"create blog", "deploy blog",
 		"create shop", "config:set --no-restart shop A=1 B=2 words", "deploy shop", "ps:scale shop worker=3",
 	}
-	if !reflect.DeepEqual(d.calls, want) {
-		t.Errorf("calls:\n got %q\nwant %q", d.calls, want)
+	if got := d.reset(); !reflect.DeepEqual(got, want) {
+		t.Errorf("calls:\n got %q\nwant %q", got, want)
 	}
-	if fmt.Sprint(outcomes) != "[{blog imported } {shop imported } {taken skipped hop3 already has an app of that name}]" {
+	if got := statuses(outcomes); got != "blog:imported shop:imported taken:unchanged" {
 		t.Errorf("outcomes: %v\n%s", outcomes, stderr.String())
 	}
 	// The repositories hold piku's commits; blog's trunk is also main, and
@@ -324,26 +400,272 @@ func TestImport(t *testing.T) {
 		}
 	}
 
-	// A failing deploy stops that app, not the next, and is reported.
-	hop2 := t.TempDir()
-	d2 := &fakeDaemon{root: hop2, failOn: "deploy"}
-	stderr.Reset()
-	outcomes = (&Importer{Daemon: d2, Root: hop2, Stdout: io.Discard, Stderr: &stderr}).Import(context.Background(), apps)
-	failed := 0
+	// Again: everything is there, nothing is run.
+	outcomes = im.Import(context.Background(), apps)
+	if got := statuses(outcomes); got != "blog:unchanged shop:unchanged taken:unchanged" {
+		t.Errorf("second import: %v", outcomes)
+	}
+	for _, c := range d.reset() {
+		if !strings.HasPrefix(c, "apps ") && !strings.HasPrefix(c, "domains ") {
+			t.Errorf("a second import ran %q", c)
+		}
+	}
+}
+
+func statuses(outcomes []Outcome) string {
+	var s []string
 	for _, o := range outcomes {
-		if o.Status == "failed" {
-			failed++
-			if !strings.Contains(o.Reason, "deploy failed") {
-				t.Errorf("reason %q", o.Reason)
+		s = append(s, o.App+":"+string(o.Status))
+	}
+	return strings.Join(s, " ")
+}
+
+// A failing deploy undoes that app, not the next; an app hop3 has but
+// never deployed (an interrupted import) is resumed.
+func TestImportFailureAndResume(t *testing.T) {
+	piku := t.TempDir()
+	pikuApp(t, piku, "shop", "main", map[string]string{"Procfile": "worker: sleep 1000\n"})
+	pikuApp(t, piku, "blog", "main", map[string]string{"index.html": "hi"})
+	apps, err := Scan(context.Background(), piku, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop := t.TempDir()
+	d := &fakeDaemon{root: hop, failOn: "deploy"}
+	var stderr bytes.Buffer
+	outcomes := (&Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr}).Import(context.Background(), apps)
+	for _, o := range outcomes {
+		// The failure line and the lines detailing it; what was undone.
+		if o.Status != Failed || o.Reason != "deploy failed: it failed\nworker.1: KeyError: 'X'" ||
+			o.Undone != "it was removed from hop3: run the import again once fixed" {
+			t.Errorf("outcome %+v", o)
+		}
+	}
+	calls := d.reset()
+	if !slices.Contains(calls, "destroy blog --confirm blog --purge") || !slices.Contains(calls, "destroy shop --confirm shop --purge") {
+		t.Errorf("failed apps were not removed: %q", calls)
+	}
+	if len(d.existing) != 0 {
+		t.Errorf("half-apps left: %v", d.existing)
+	}
+
+	// An interrupted run left blog created but not deployed: it is resumed.
+	d.failOn = ""
+	d.existing = map[string]int{"blog": 0}
+	os.MkdirAll(filepath.Join(hop, "repos", "blog.git"), 0o755)
+	runGit(t, hop, "init", "-q", "--bare", filepath.Join(hop, "repos", "blog.git"))
+	outcomes = (&Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr}).Import(context.Background(), apps)
+	if got := statuses(outcomes); got != "blog:imported shop:imported" || !strings.Contains(outcomes[0].Reason, "resumed") {
+		t.Errorf("outcomes %+v", outcomes)
+	}
+	if calls := d.reset(); slices.Contains(calls, "create blog") || !slices.Contains(calls, "deploy blog") {
+		t.Errorf("resume: %q", calls)
+	}
+}
+
+// check finds what only the whole plan shows.
+func TestImportChecks(t *testing.T) {
+	piku := t.TempDir()
+	pikuApp(t, piku, "one", "main", map[string]string{"index.html": "1", "ENV": "NGINX_SERVER_NAME=shared.example.com\n"})
+	pikuApp(t, piku, "two", "main", map[string]string{"index.html": "2", "ENV": "NGINX_SERVER_NAME=shared.example.com\n"})
+	pikuApp(t, piku, "three", "main", map[string]string{"index.html": "3", "ENV": "NGINX_SERVER_NAME=owned.example.com\n"})
+	pikuApp(t, piku, "four", "main", map[string]string{"index.html": "4"})
+	pikuApp(t, piku, "x_four", "main", map[string]string{"index.html": "4"})
+	apps, err := Scan(context.Background(), piku, Options{Rename: map[string]string{"x_four": "four"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &fakeDaemon{root: t.TempDir(), existing: map[string]int{"other": 1}, hosts: map[string][]string{"other": {"owned.example.com"}}}
+	var stderr bytes.Buffer
+	outcomes := (&Importer{Daemon: d, Root: d.root, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, DryRun: true}).Import(context.Background(), apps)
+	got := map[string]Outcome{}
+	for _, o := range outcomes {
+		got[o.App+"/"+string(o.Status)] = o
+	}
+	for key, want := range map[string]string{
+		"two/not imported":   "host shared.example.com is already served by app one",
+		"three/not imported": "host owned.example.com is already served by app other",
+		"four/not imported":  "piku's four would also be named four",
+	} {
+		if !strings.Contains(got[key].Reason, want) {
+			t.Errorf("%s: %q, want %q\n%s", key, got[key].Reason, want, stderr.String())
+		}
+	}
+	if _, ok := got["one/planned"]; !ok {
+		t.Errorf("one: %v", outcomes)
+	}
+}
+
+// With Data, piku's app is stopped (its uWSGI vassal configs renamed, its
+// processes gone) and its data copied; a failed deploy starts it again.
+func TestImportData(t *testing.T) {
+	piku := t.TempDir()
+	pikuApp(t, piku, "shop", "main", map[string]string{"Procfile": "worker: sleep 1000\n"})
+	writeFile(t, filepath.Join(piku, "data", "shop", "db", "orders.txt"), "order 1\n")
+	writeFile(t, filepath.Join(piku, "apps", "shop", "Procfile"), "worker: sleep 1000\n")
+	ini := filepath.Join(piku, "uwsgi-enabled", "shop_worker.1.ini")
+	writeFile(t, ini, "[uwsgi]\n")
+	writeFile(t, filepath.Join(piku, "uwsgi-enabled", "shopping_web.1.ini"), "[uwsgi]\n")
+	// piku's emperor stands in: a process working in the app's directory
+	// that exits once its config is gone.
+	vassal := exec.Command("sh", "-c", `while [ -e "$1" ]; do sleep 0.05; done`, "sh", ini)
+	vassal.Dir = filepath.Join(piku, "apps", "shop")
+	if err := vassal.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- vassal.Wait() }()
+	t.Cleanup(func() { vassal.Process.Kill() })
+
+	apps, err := Scan(context.Background(), piku, Options{Data: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop := t.TempDir()
+	d := &fakeDaemon{root: hop, failOn: "deploy"}
+	var stderr bytes.Buffer
+	im := &Importer{Daemon: d, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, Data: true, StopWait: 10 * time.Second}
+	outcomes := im.Import(context.Background(), apps)
+	if outcomes[0].Status != Failed {
+		t.Fatalf("outcome %+v", outcomes)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("piku's process still runs")
+	}
+	if _, err := os.Stat(ini); err != nil {
+		t.Errorf("piku's app was not started again after the failure: %v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(hop, "data", "shop")); !os.IsNotExist(err) {
+		t.Errorf("the failed import left its data copy: %v", err)
+	}
+
+	d.failOn = ""
+	stderr.Reset()
+	outcomes = im.Import(context.Background(), apps)
+	if outcomes[0].Status != Imported {
+		t.Fatalf("outcome %+v\n%s", outcomes, stderr.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(hop, "data", "shop", "db", "orders.txt")); err != nil || string(b) != "order 1\n" {
+		t.Errorf("data: %q, %v", b, err)
+	}
+	// The copy keeps the owner and mode hop3 gave DATA_DIR, not piku's.
+	if fi, err := os.Stat(filepath.Join(hop, "data", "shop")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("DATA_DIR mode after the copy: %v, %v", fi.Mode(), err)
+	}
+	if uid, _, err := OwnerOf(filepath.Join(hop, "data", "shop", "db", "orders.txt")); err != nil || uid != os.Getuid() {
+		t.Errorf("copied data owned by %d, want %d: %v", uid, os.Getuid(), err)
+	}
+	if _, err := os.Stat(ini + stoppedSuffix); err != nil {
+		t.Errorf("piku's vassal config was not set aside: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(piku, "uwsgi-enabled", "shopping_web.1.ini")); err != nil {
+		t.Errorf("another app's config was touched: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "stopped piku's shop: renamed 1 uwsgi-enabled/shop_*.ini") {
+		t.Errorf("output does not say how piku's app was stopped:\n%s", stderr.String())
+	}
+}
+
+func TestParseAuthorizedKeys(t *testing.T) {
+	key := func(comment string) string {
+		pub, _, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sshPub, err := gossh.NewPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sshPub))) + " " + comment
+	}
+	prefix := `command="FINGERPRINT=SHA256:x NAME=default /usr/bin/python3 /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding,no-user-rc,no-X11-forwarding,no-port-forwarding `
+	alice, bob, shell, from := key("alice@laptop"), key(""), key("admin"), key("ci")
+	text := strings.Join([]string{
+		"# piku keys",
+		prefix + alice,
+		prefix + bob,
+		shell,
+		`from="10.0.0.0/8",` + prefix + from,
+		"garbage line",
+		prefix + alice,
+		`command="/usr/bin/other" ` + key("other"),
+		"",
+	}, "\n")
+	keys, skipped := ParseAuthorizedKeys(text)
+	if len(keys) != 2 {
+		t.Fatalf("keys %+v\nskipped %q", keys, skipped)
+	}
+	if keys[0].Name != "piku-alice@laptop" || keys[0].Line != 2 || !strings.HasPrefix(alice, keys[0].PublicKey) || strings.Contains(keys[0].PublicKey, "command") {
+		t.Errorf("alice: %+v", keys[0])
+	}
+	if keys[1].Name != "piku-2" || !strings.HasPrefix(keys[1].Fingerprint, "SHA256:") {
+		t.Errorf("bob: %+v", keys[1])
+	}
+	all := strings.Join(skipped, "\n")
+	for _, want := range []string{"line 4", "shell login", "line 5", "from=", "line 6", "not a public key", "line 7", "same key as line 2", "line 8", "not piku's"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("skipped lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func FuzzParseAuthorizedKeys(f *testing.F) {
+	f.Add(`command="piku.py" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvEfpKfRWmrpRG3o1Ld1eYuA3lvhD0K1d+ezOE7u8nX x`)
+	f.Fuzz(func(t *testing.T, text string) {
+		keys, _ := ParseAuthorizedKeys(text)
+		names := map[string]bool{}
+		for _, k := range keys {
+			if names[k.Name] || strings.ContainsAny(k.PublicKey, "\n\"") {
+				t.Fatalf("key %+v", k)
 			}
+			names[k.Name] = true
 		}
+	})
+}
+
+// With piku's own script beside PIKU_ROOT, the import stops the app with
+// `piku.py stop APP` and, when the import fails, starts it again with
+// `piku.py restart APP`.
+func TestImportStopsWithPikuCLI(t *testing.T) {
+	home := t.TempDir()
+	piku := filepath.Join(home, ".piku")
+	pikuApp(t, piku, "shop", "main", map[string]string{"Procfile": "worker: sleep 1000\n"})
+	writeFile(t, filepath.Join(piku, "data", "shop", "orders.txt"), "order 1\n")
+	ini := filepath.Join(piku, "uwsgi-enabled", "shop_worker.1.ini")
+	writeFile(t, ini, "[uwsgi]\n")
+	// A stand-in for piku.py: stop removes the app's vassal configs, as
+	// piku's does; restart writes them again.
+	writeFile(t, filepath.Join(home, "piku.py"), `import glob, os, sys
+cmd, app = sys.argv[1], sys.argv[2]
+enabled = os.path.join(os.environ["PIKU_ROOT"], "uwsgi-enabled")
+with open(os.path.join(os.environ["PIKU_ROOT"], "calls"), "a") as f:
+    f.write(cmd + " " + app + "\n")
+if cmd == "stop":
+    for p in glob.glob(os.path.join(enabled, app + "_*.ini")):
+        os.remove(p)
+elif cmd == "restart":
+    open(os.path.join(enabled, app + "_worker.1.ini"), "w").write("[uwsgi]\n")
+`)
+	apps, err := Scan(context.Background(), piku, Options{Data: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if failed != 3 {
-		t.Errorf("outcomes %v, want 3 failed deploys", outcomes)
+	hop := t.TempDir()
+	var stderr bytes.Buffer
+	im := &Importer{Daemon: &fakeDaemon{root: hop, failOn: "deploy"}, Root: hop, PikuRoot: piku, Stdout: io.Discard, Stderr: &stderr, Data: true}
+	if o := im.Import(context.Background(), apps); o[0].Status != Failed {
+		t.Fatalf("outcome %+v", o)
 	}
-	for _, c := range d2.calls {
-		if strings.HasPrefix(c, "ps:scale") {
-			t.Errorf("scaled after a failed deploy: %v", d2.calls)
-		}
+	calls, _ := os.ReadFile(filepath.Join(piku, "calls"))
+	if string(calls) != "stop shop\nrestart shop\n" {
+		t.Errorf("piku.py ran %q\n%s", calls, stderr.String())
+	}
+	if _, err := os.Stat(ini); err != nil {
+		t.Errorf("piku's app was not started again: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "stopped piku's shop with `piku.py stop shop`") {
+		t.Errorf("output does not say how piku's app was stopped:\n%s", stderr.String())
 	}
 }

@@ -1,7 +1,11 @@
 // Package piku moves apps from a piku server into hop3: it reads piku's
 // layout (PIKU_ROOT/repos/<app> bare repositories, PIKU_ROOT/envs/<app>/ENV
-// config and SCALING) and, through the running hop3 daemon, creates each
-// app, copies its repository, sets its config and scale and deploys it.
+// config and SCALING, data/<app>, uwsgi-enabled) and piku's
+// authorized_keys, checks everything the import needs, and, through the
+// running hop3 daemon, creates each app, copies its repository, config and
+// data (with the app stopped in piku), deploys it and sets its scale. It
+// also owns the syntax of piku's ENV file, which hop3 reads from a
+// repository at every deploy.
 package piku
 
 import (
@@ -9,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,34 +22,49 @@ import (
 	"strings"
 
 	"hop3/internal/appname"
+	"hop3/internal/hostclaim"
 	"hop3/procfile"
 )
 
 // App is what the import will do for one piku app.
 type App struct {
-	Name   string
-	Repo   string   // the piku bare repository
-	Branch string   // the branch deployed
-	Heads  []string // every branch of the repository
-	// Config is the app's config in hop3: the repository's ENV file, then
-	// piku's config:set overrides (envs/<app>/ENV), expanded as piku did.
+	Name     string   // the app's name in hop3 (piku's, or its --rename)
+	PikuName string   // the app's name in piku
+	Repo     string   // the piku bare repository
+	Branch   string   // the branch deployed
+	Heads    []string // every branch of the repository
+	// Config is the app's config in hop3: piku's config:set overrides
+	// (envs/<app>/ENV), expanded as piku did. The repository's ENV file is
+	// not copied: hop3 reads it from the repository at every deploy, under
+	// config, as piku did.
 	Config map[string]string
 	// Scale holds the process counts to set after the first deploy: the
 	// SCALING entries that differ from hop3's defaults.
 	Scale map[string]int
+	// Hosts are the names the app answers to in piku (NGINX_SERVER_NAME or
+	// HOST_NAME, from the repository's ENV and config:set).
+	Hosts []string
 	// DataDir is piku's data directory of the app, when it holds files.
-	DataDir string
-	Notes   []string // what the operator should know
-	Skip    string   // why the app is not imported; empty when it is
+	DataDir   string
+	RepoBytes int64    // size of the repository
+	DataBytes int64    // size of DataDir
+	Notes     []string // what the operator should know
+	// Problems say why the app can not be imported as it stands; an app
+	// with one is left alone. The dry run finds them all.
+	Problems []string
 }
 
 // Options tune a scan.
 type Options struct {
-	// Only limits the scan to these apps; empty means every app.
+	// Only limits the scan to these apps (piku's names); empty means every app.
 	Only []string
+	// Rename gives apps a hop3 name: piku name -> hop3 name.
+	Rename map[string]string
 	// DataDir is the app's DATA_DIR in hop3, used to translate piku's
 	// DATA_ROOT in config values and static paths.
 	DataDir func(app string) string
+	// Data says the apps' data will be copied: its readability is checked.
+	Data bool
 }
 
 // keys hop3 sets itself for every process: a config var of that name is
@@ -51,6 +72,7 @@ type Options struct {
 var reserved = map[string]string{
 	"APP":          "hop3 sets it",
 	"DATA_DIR":     "hop3 sets it",
+	"DATA_ROOT":    "hop3 sets it to the app's DATA_DIR",
 	"PROC_TYPE":    "hop3 sets it",
 	"PORT":         "hop3 gives each web process its own port",
 	"BIND_ADDRESS": "hop3's processes listen on 127.0.0.1 or a unix socket",
@@ -67,6 +89,11 @@ func Scan(ctx context.Context, root string, opts Options) ([]App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read piku repositories: %w (is %s a PIKU_ROOT, such as /home/piku/.piku?)", err, root)
 	}
+	for from := range opts.Rename {
+		if !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() == from }) {
+			return nil, fmt.Errorf("--rename %s=...: no piku app %s in %s", from, from, reposDir)
+		}
+	}
 	var apps []App
 	for _, e := range entries {
 		if !e.IsDir() || (len(opts.Only) > 0 && !slices.Contains(opts.Only, e.Name())) {
@@ -75,26 +102,69 @@ func Scan(ctx context.Context, root string, opts Options) ([]App, error) {
 		apps = append(apps, scanApp(ctx, root, e.Name(), opts))
 	}
 	for _, name := range opts.Only {
-		if !slices.ContainsFunc(apps, func(a App) bool { return a.Name == name }) {
+		if !slices.ContainsFunc(apps, func(a App) bool { return a.PikuName == name }) {
 			return nil, fmt.Errorf("no piku app %s in %s", name, reposDir)
 		}
 	}
 	return apps, nil
 }
 
-func scanApp(ctx context.Context, root, name string, opts Options) App {
-	a := App{Name: name, Repo: filepath.Join(root, "repos", name), Config: map[string]string{}, Scale: map[string]int{}}
+// suggestName turns a name hop3 refuses into one it may accept.
+func suggestName(name string) string {
+	s := strings.Trim(strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, name), "-0123456789")
+	if s == "" {
+		s = "app"
+	}
+	if len(s) > appname.MaxLen {
+		s = strings.TrimRight(s[:appname.MaxLen], "-")
+	}
+	return s
+}
+
+func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
+	name := pikuName
+	if to, ok := opts.Rename[pikuName]; ok {
+		name = to
+	}
+	a := App{Name: name, PikuName: pikuName, Repo: filepath.Join(root, "repos", pikuName), Config: map[string]string{}, Scale: map[string]int{}}
 	if err := appname.Validate(name); err != nil {
-		a.Skip = fmt.Sprintf("%v; rename it in piku first or copy it by hand", err)
+		hint := fmt.Sprintf("import it as --rename %s=%s", pikuName, suggestName(pikuName))
+		if name != pikuName {
+			hint = "choose another --rename"
+		}
+		a.Problems = append(a.Problems, fmt.Sprintf("%v: %s", err, hint))
+	}
+	size, err := readable(a.Repo)
+	a.RepoBytes = size
+	if err != nil {
+		a.Problems = append(a.Problems, "its repository can not be read: "+err.Error())
 		return a
 	}
 	heads, err := gitLines(ctx, a.Repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
 	if err != nil {
-		a.Skip = "not a git repository: " + err.Error()
+		a.Problems = append(a.Problems, "not a git repository: "+err.Error())
 		return a
 	}
 	if len(heads) == 0 {
-		a.Skip = "its repository has no branch: nothing was ever pushed"
+		a.Problems = append(a.Problems, "its repository has no branch: nothing was ever pushed")
+		return a
+	}
+	// The copy runs git upload-pack on the repository, as the fetch will:
+	// check that path, then that every object the branches need is there.
+	if err := checkUploadPack(ctx, a.Repo); err != nil {
+		a.Problems = append(a.Problems, "git can not copy its repository: "+err.Error())
+		return a
+	}
+	if _, err := git(ctx, a.Repo, "fsck", "--connectivity-only", "--no-dangling", "--no-progress"); err != nil {
+		a.Problems = append(a.Problems, "its repository is damaged (git fsck): "+err.Error())
 		return a
 	}
 	a.Heads = heads
@@ -102,7 +172,7 @@ func scanApp(ctx context.Context, root, name string, opts Options) App {
 
 	pf, err := readProcfile(ctx, a.Repo, a.Branch)
 	if err != nil {
-		a.Skip = err.Error()
+		a.Problems = append(a.Problems, err.Error())
 		return a
 	}
 
@@ -115,39 +185,128 @@ func scanApp(ctx context.Context, root, name string, opts Options) App {
 	env := map[string]string{"APP": name}
 	if dataDir != "" {
 		env["DATA_ROOT"] = dataDir
+		env["DATA_DIR"] = dataDir
 		env["HOME"] = dataDir
 	}
+	live := map[string]string{}
 	if text, ok := gitShow(ctx, a.Repo, a.Branch, "ENV"); ok {
-		vars, err := ParseENV(text, env)
-		if err != nil {
-			a.Notes = append(a.Notes, "the repository's ENV file: "+err.Error())
+		vars, err := ParseENV(text, maps.Clone(env))
+		for _, v := range vars {
+			if err == nil {
+				err = CheckVar(v)
+			}
+			live[v.Key] = v.Value
 		}
-		a.addVars(vars, "the repository's ENV")
+		if err != nil {
+			a.Problems = append(a.Problems, fmt.Sprintf("the repository's ENV: %v; hop3 refuses such a file at every deploy: fix it in the repository and push it to piku, then import", err))
+		}
+		if strings.Contains(text, filepath.Join(root, "data")) || strings.Contains(text, filepath.Join(root, "apps")) {
+			a.Notes = append(a.Notes, "the repository's ENV names piku's directories: hop3 reads it as it is at every deploy; write $DATA_ROOT instead")
+		}
 	}
-	if b, err := os.ReadFile(filepath.Join(root, "envs", name, "ENV")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(root, "envs", pikuName, "ENV")); err == nil {
 		vars, err := ParseENV(string(b), env)
 		if err != nil {
-			a.Notes = append(a.Notes, "envs/"+name+"/ENV: "+err.Error())
+			a.Notes = append(a.Notes, "envs/"+pikuName+"/ENV: "+err.Error())
 		}
-		a.addVars(vars, "envs/"+name+"/ENV")
+		a.addVars(vars, "envs/"+pikuName+"/ENV")
+	} else if !errors.Is(err, os.ErrNotExist) {
+		a.Problems = append(a.Problems, "its config can not be read: "+err.Error())
 	}
 	a.translatePaths(root, dataDir)
 	a.noteUnused()
+	maps.Copy(live, a.Config)
+	a.Hosts = hostsOf(live)
+	if len(a.Hosts) > 0 {
+		for _, h := range a.Hosts {
+			if _, err := hostclaim.Normalize(h); err != nil {
+				a.Problems = append(a.Problems, err.Error())
+			}
+		}
+	}
 
-	if b, err := os.ReadFile(filepath.Join(root, "envs", name, "SCALING")); err == nil {
+	if _, ok := a.Config["LOG_ROOT"]; !ok {
+		// piku sets LOG_ROOT (its logs directory); hop3 writes the
+		// processes' output itself, where apps may not.
+		if files, err := gitLines(ctx, a.Repo, "grep", "-l", "-I", "-F", "LOG_ROOT", "refs/heads/"+a.Branch, "--"); err == nil && len(files) > 0 {
+			for i, f := range files {
+				files[i] = strings.TrimPrefix(f, "refs/heads/"+a.Branch+":")
+			}
+			a.Notes = append(a.Notes, fmt.Sprintf("%s name LOG_ROOT, which hop3 does not set: the processes' output is in `logs %s`; for files of its own, config:set LOG_ROOT to a directory under its DATA_DIR",
+				strings.Join(files, ", "), name))
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "envs", pikuName, "SCALING")); err == nil {
 		counts, problems := ParseScaling(string(b))
 		a.Notes = append(a.Notes, problems...)
 		a.setScale(pf, counts)
 	}
-	if d := filepath.Join(root, "data", name); hasFiles(d) {
+	if d := filepath.Join(root, "data", pikuName); hasFiles(d) {
 		a.DataDir = d
-		to := "hop3's DATA_DIR of the app"
-		if dataDir != "" {
-			to = dataDir
+		size, err := readable(d)
+		a.DataBytes = size
+		switch {
+		case opts.Data && err != nil:
+			a.Problems = append(a.Problems, "its data can not be read: "+err.Error())
+		case !opts.Data:
+			a.Notes = append(a.Notes, fmt.Sprintf("its data in %s (%s) is not copied: run the import with --data", d, humanBytes(size)))
 		}
-		a.Notes = append(a.Notes, fmt.Sprintf("its data in %s is not copied: copy it to %s (cp -a %s/. %s/) and give it to the app's user (chown -R, to the uid `ps` shows)", d, to, d, to))
 	}
 	return a
+}
+
+// hostsOf lists the host names in a piku app's settings, as hop3 reads
+// them: HOST_NAME, else NGINX_SERVER_NAME, split on commas and blanks; "_"
+// (any host) is no host.
+func hostsOf(env map[string]string) []string {
+	v := strings.TrimSpace(env["HOST_NAME"])
+	if v == "" {
+		v = strings.TrimSpace(env["NGINX_SERVER_NAME"])
+	}
+	var out []string
+	for _, h := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if h != "" && h != "_" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// readable walks dir, opening every file for reading as the copy will,
+// and returns the bytes it holds.
+func readable(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		f.Close()
+		if fi, err := d.Info(); err == nil {
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (a *App) addVars(vars []Var, from string) {
@@ -310,8 +469,13 @@ func gitLines(ctx context.Context, repo string, args ...string) ([]string, error
 func git(ctx context.Context, repo string, args ...string) (string, error) {
 	// piku's repositories belong to the piku user: say they are safe, or
 	// git refuses to read another user's repository.
-	argv := append([]string{"-c", "safe.directory=" + repo, "--git-dir", repo}, args...)
+	return gitAt(ctx, "", append([]string{"-c", "safe.directory=" + repo, "--git-dir", repo}, args...)...)
+}
+
+// gitAt runs git with args, in dir when it is not empty.
+func gitAt(ctx context.Context, dir string, argv ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", argv...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -326,6 +490,30 @@ func git(ctx context.Context, repo string, args ...string) (string, error) {
 		return "", errors.New(msg)
 	}
 	return stdout.String(), nil
+}
+
+// uploadPack is the upload-pack command git runs for a fetch from the
+// local repository src. git does not pass -c safe.directory on to the
+// upload-pack it starts, so a repository owned by another user (piku's,
+// read by root) is refused unless the setting is given to upload-pack
+// itself.
+func uploadPack(src string) string {
+	return "git -c safe.directory=" + shellQuote(src) + " upload-pack"
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// checkUploadPack runs upload-pack on repo as the copy does, listing its
+// refs.
+func checkUploadPack(ctx context.Context, repo string) error {
+	src, err := filepath.Abs(repo)
+	if err != nil {
+		return err
+	}
+	_, err = gitAt(ctx, "", "ls-remote", "--heads", "--upload-pack="+uploadPack(src), src)
+	return err
 }
 
 func hasFiles(dir string) bool {

@@ -136,3 +136,18 @@ func ParseScaling(text string) (map[string]int, []string) {
 	}
 	return out, problems
 }
+
+// CheckVar refuses a setting no process environment can hold: an empty
+// name, blanks or '=' in the name, or a NUL byte in the value (every
+// process start would fail).
+func CheckVar(v Var) error {
+	switch {
+	case v.Key == "":
+		return fmt.Errorf("an entry has no name (value %q): write NAME=value, one per line", v.Value)
+	case strings.ContainsAny(v.Key, " \t\v\f\r\x00="):
+		return fmt.Errorf("invalid name %q: no blanks in names", v.Key)
+	case strings.IndexByte(v.Value, 0) >= 0:
+		return fmt.Errorf("%s: a value may not contain a NUL byte", v.Key)
+	}
+	return nil
+}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -36,6 +38,27 @@ type ProcessOptions struct {
 	// Options.ListenFDs is set, and left open by Stop: they belong to the
 	// caller.
 	Listeners *Listeners
+
+	// User, when set, runs Caddy as this uid and gid, with no supplementary
+	// groups and no capability but CAP_NET_BIND_SERVICE when it binds its
+	// addresses itself (hop3 needs CAP_SETUID, CAP_SETGID and CAP_KILL:
+	// root's, which the kernel drops when Caddy's uid is set).
+	// Caddy then owns only its state; see StartCaddy for the layout.
+	User *User
+}
+
+// User is a numeric uid and gid, which need no /etc/passwd entry.
+type User struct{ UID, GID int }
+
+// AdminSocket is where a managed Caddy's admin socket belongs: in the last
+// of OwnDirs.
+func AdminSocket(dir string) string { return filepath.Join(dir, "admin", "admin.sock") }
+
+// OwnDirs are the directories of a managed Caddy's dir that are Caddy's
+// own when it runs as its own user: its XDG config and data homes and its
+// admin socket's directory.
+func OwnDirs(dir string) []string {
+	return []string{filepath.Join(dir, "config"), filepath.Join(dir, "data"), filepath.Dir(AdminSocket(dir))}
 }
 
 // Caddy is a Caddy process hop3 started and supervises: one goroutine owns
@@ -77,6 +100,12 @@ type proc struct {
 // runs in its own process group and is killed if hop3 dies, writes its
 // output to <Dir>/caddy.log, and keeps its state in <Dir>/config and
 // <Dir>/data instead of $HOME.
+//
+// With po.User, Caddy runs as that user, and the caller has laid out Dir:
+// Caddy's group may enter it, OwnDirs belong to Caddy. StartCaddy checks
+// that and writes boot.json readable by Caddy's group (0640); Caddy's
+// output still goes to a log only hop3 can open, through the descriptor
+// hop3 passes.
 func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.Logger) (*Caddy, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -111,11 +140,9 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 	case po.Listeners != nil:
 		return nil, errors.New("start caddy: sockets were given but the options do not use them (ListenFDs)")
 	}
-	for _, d := range []string{po.Dir, filepath.Join(po.Dir, "config"), filepath.Join(po.Dir, "data")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			closeFiles(files)
-			return nil, fmt.Errorf("start caddy: %w", err)
-		}
+	if err := prepareDir(po.Dir, po.User); err != nil {
+		closeFiles(files)
+		return nil, fmt.Errorf("start caddy: %w", err)
 	}
 	c := &Caddy{
 		po:       po,
@@ -248,7 +275,7 @@ func (c *Caddy) setPID(pid int) {
 // start writes the boot config, runs Caddy and waits until its admin API
 // answers; Caddy applies the boot config before that.
 func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
-	if err := writeFileAtomic(c.bootPath, cfg); err != nil {
+	if err := writeFileAtomic(c.bootPath, cfg, c.po.User); err != nil {
 		return nil, err
 	}
 	if c.sock != "" {
@@ -264,15 +291,24 @@ func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
 	cmd := exec.Command(c.bin, "run", "--config", c.bootPath)
 	cmd.Dir = c.po.Dir
 	// Later entries win, so these override anything inherited.
-	cmd.Env = append(os.Environ(),
-		"XDG_CONFIG_HOME="+filepath.Join(c.po.Dir, "config"),
-		"XDG_DATA_HOME="+filepath.Join(c.po.Dir, "data"),
-	)
+	own := OwnDirs(c.po.Dir)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+own[0], "XDG_DATA_HOME="+own[1])
 	cmd.Env = append(cmd.Env, c.po.Env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = c.files
+	// Go sets the parent-death signal after switching users: a change of
+	// credentials would clear it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if u := c.po.User; u != nil {
+		cmd.Env = append(cmd.Env, "HOME="+own[1])
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
+		if c.files == nil {
+			// A Caddy that binds its addresses itself may need ports
+			// below 1024; it keeps that one capability.
+			cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run caddy: %w", err)
 	}
@@ -355,15 +391,87 @@ func clearStaleSocket(sock string) error {
 	return nil
 }
 
-func writeFileAtomic(name string, data []byte) error {
+// writeFileAtomic writes Caddy's boot config: readable by Caddy's group
+// when it runs as its own user.
+func writeFileAtomic(name string, data []byte, u *User) error {
 	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return fmt.Errorf("write caddy boot config: %w", err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
+	_, err = f.Write(data)
+	if err == nil && u != nil {
+		if err = f.Chown(-1, u.GID); err == nil {
+			err = f.Chmod(0o640)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write caddy boot config: %w", err)
 	}
 	return nil
+}
+
+// prepareDir makes Caddy's directories (see StartCaddy), or, when Caddy
+// runs as its own user, checks the layout the caller made.
+func prepareDir(dir string, u *User) error {
+	if u == nil {
+		for _, d := range append([]string{dir}, OwnDirs(dir)...) {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := reachable(dir, *u); err != nil {
+		return err
+	}
+	for _, d := range OwnDirs(dir) {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || !fi.IsDir() || int(st.Uid) != u.UID {
+			return fmt.Errorf("%s is not a directory of caddy's user (uid %d)", d, u.UID)
+		}
+	}
+	return nil
+}
+
+// reachable checks that u may enter dir and every directory above it: a
+// Caddy that could not would fail to start with a less helpful message.
+func reachable(dir string, u User) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		perm := fi.Mode().Perm()
+		var x fs.FileMode = 0o001
+		switch {
+		case int(st.Uid) == u.UID:
+			x = 0o100
+		case int(st.Gid) == u.GID:
+			x = 0o010
+		}
+		if perm&x == 0 {
+			return fmt.Errorf("caddy runs as uid %d and can not enter %s (mode %04o, owner %d:%d): let others search it (chmod o+x) or choose a state directory it can reach", u.UID, d, perm, st.Uid, st.Gid)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // logTail returns the last lines of Caddy's log for error messages.

@@ -141,25 +141,25 @@ type Options struct {
 	Metrics bool
 }
 
-// StaticPath is a URL prefix served from a directory by Caddy's file_server
-// instead of the app: Prefix "/static" and Dir D serve /static/x.css from
-// D/x.css.
-type StaticPath struct {
-	Prefix string // "/static"
-	Dir    string // absolute
-}
-
 // Route is everything the edge needs to know about one app.
 type Route struct {
-	App         string
-	Hosts       []string     // non-empty
-	Upstreams   []string     // Caddy dial addresses: "unix//abs/web.sock" or "127.0.0.1:5001"
-	Static      string       // absolute dir: the app is a static site served by file_server
-	StaticPaths []StaticPath // served by file_server before the app
-	CatchAll    string       // SPA fallback file relative to Static, e.g. "index.html"
-	Stopped     bool         // answer 503 with the "app stopped" page
-	HTTPSOnly   bool         // redirect http to https (308); ignored with TLSOff
-	MaxBodySize int64        // 0 = unlimited
+	App       string
+	Hosts     []string // non-empty
+	Upstreams []string // Caddy dial addresses: "unix//abs/web.sock" or "127.0.0.1:5001"
+	// Static makes the app a static site: StaticServer answers every
+	// request.
+	Static bool
+	// StaticPaths are URL prefixes ("/static") that StaticServer answers
+	// before the app: /static/x.css and everything below /static/.
+	StaticPaths []string
+	// StaticServer is the dial address ("unix//abs/static.sock") of the
+	// app's own static file server, required with Static or StaticPaths.
+	// Caddy never opens an app's files itself: a file server running as
+	// Caddy would follow the app's symlinks with Caddy's rights.
+	StaticServer string
+	Stopped      bool  // answer 503 with the "app stopped" page
+	HTTPSOnly    bool  // redirect http to https (308); ignored with TLSOff
+	MaxBodySize  int64 // 0 = unlimited
 }
 
 var (
@@ -196,33 +196,26 @@ func (r Route) validate() error {
 	switch {
 	case r.Stopped:
 		// A stopped app may keep its upstreams; they are simply not used.
-	case r.Static != "" && len(r.Upstreams) > 0:
+	case r.Static && len(r.Upstreams) > 0:
 		return errors.New("a static site has no upstreams")
-	case r.Static == "" && len(r.Upstreams) == 0:
-		return errors.New("no upstreams and no static dir")
+	case !r.Static && len(r.Upstreams) == 0:
+		return errors.New("no upstreams and no static site")
 	}
 	for _, u := range r.Upstreams {
 		if err := validateUpstream(u); err != nil {
 			return err
 		}
 	}
-	if r.Static != "" {
-		if err := validateDir(r.Static); err != nil {
-			return fmt.Errorf("static: %w", err)
+	if r.Static || len(r.StaticPaths) > 0 {
+		if r.StaticServer == "" {
+			return errors.New("static files need a static file server")
 		}
-	}
-	if r.CatchAll != "" {
-		if r.Static == "" {
-			return errors.New("catch-all file needs a static dir")
-		}
-		c := r.CatchAll
-		if strings.HasPrefix(c, "/") || path.Clean(c) != c || c == "." || strings.HasPrefix(c, "../") || c == ".." || strings.ContainsAny(c, "{}\\") {
-			return fmt.Errorf("catch-all file %q must be a clean path relative to the static dir", c)
+		if err := validateUpstream(r.StaticServer); err != nil {
+			return fmt.Errorf("static file server: %w", err)
 		}
 	}
 	prefixes := make(map[string]bool, len(r.StaticPaths))
-	for _, sp := range r.StaticPaths {
-		p := sp.Prefix
+	for _, p := range r.StaticPaths {
 		if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p || strings.ContainsAny(p, "*?[]{}\\% ") {
 			return fmt.Errorf("static path prefix %q must be a clean absolute URL path such as /static", p)
 		}
@@ -230,9 +223,6 @@ func (r Route) validate() error {
 			return fmt.Errorf("static path prefix %q listed twice", p)
 		}
 		prefixes[p] = true
-		if err := validateDir(sp.Dir); err != nil {
-			return fmt.Errorf("static path %s: %w", p, err)
-		}
 	}
 	if r.MaxBodySize < 0 {
 		return fmt.Errorf("max body size %d is negative", r.MaxBodySize)
@@ -277,17 +267,6 @@ func validateUpstream(u string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("upstream %q: bad port", u)
-	}
-	return nil
-}
-
-func validateDir(d string) error {
-	if !filepath.IsAbs(d) || filepath.Clean(d) != d {
-		return fmt.Errorf("dir %q must be absolute and clean", d)
-	}
-	// Caddy expands {placeholders} in file_server roots.
-	if strings.ContainsAny(d, "{}") {
-		return fmt.Errorf("dir %q must not contain braces", d)
 	}
 	return nil
 }
@@ -517,11 +496,10 @@ func serverObj(opts Options, routes []Route, slot int) (obj, error) {
 
 // buildServer builds one server of hop3's from validated options and routes.
 func buildServer(opts Options, routes []Route, ids idSet, listen []any, autoHTTPS obj) obj {
-	sorted := slices.Clone(routes)
-	slices.SortFunc(sorted, func(a, b Route) int { return strings.Compare(a.App, b.App) })
-	list := make([]any, 0, len(sorted)+1)
-	for _, r := range sorted {
-		list = append(list, appRoute(opts, r, ids.app+r.App))
+	placed := orderRoutes(routes, ids.app)
+	list := make([]any, 0, len(placed)+1)
+	for _, p := range placed {
+		list = append(list, appRoute(opts, p.route, p.id))
 	}
 	list = append(list, catchAllRoute(opts, ids.catchAll))
 	return obj{
@@ -547,6 +525,67 @@ func buildServer(opts Options, routes []Route, ids idSet, listen []any, autoHTTP
 		"listen":          listen,
 		"automatic_https": autoHTTPS,
 	}
+}
+
+// wildcardID is appended to an app's route id for the route of its
+// wildcard hosts (app names have no '_', so it names no other app).
+const wildcardID = "_wildcard"
+
+// placedRoute is one top-level route of hop3's server and its id.
+type placedRoute struct {
+	route Route
+	id    string
+	wild  int // length of the longest wildcard suffix; 0 for exact hosts
+}
+
+// orderRoutes orders app routes so that which app answers a request never
+// depends on app names: Caddy takes the first route whose hosts match, and
+// an exact host must win over another app's wildcard. An app with both
+// kinds gets two routes with the same handling: its exact hosts (the app's
+// id) and its wildcards (id + "_wildcard"). Exact routes come first, by app;
+// then wildcard routes from the longest suffix to the shortest, then by app
+// (two different one-label wildcards never match the same host, so that
+// order only keeps the config stable).
+func orderRoutes(routes []Route, prefix string) []placedRoute {
+	var exact, wild []placedRoute
+	for _, r := range routes {
+		var hosts, wilds []string
+		longest := 0
+		for _, h := range r.Hosts {
+			if suffix, ok := strings.CutPrefix(h, "*."); ok {
+				wilds = append(wilds, h)
+				longest = max(longest, len(suffix))
+				continue
+			}
+			hosts = append(hosts, h)
+		}
+		id := prefix + r.App
+		switch {
+		case len(wilds) == 0:
+			exact = append(exact, placedRoute{route: r, id: id})
+		case len(hosts) == 0:
+			wild = append(wild, placedRoute{route: r, id: id, wild: longest})
+		default:
+			e, w := r, r
+			e.Hosts, w.Hosts = hosts, wilds
+			exact = append(exact, placedRoute{route: e, id: id})
+			wild = append(wild, placedRoute{route: w, id: id + wildcardID, wild: longest})
+		}
+	}
+	slices.SortFunc(exact, func(a, b placedRoute) int { return strings.Compare(a.route.App, b.route.App) })
+	slices.SortFunc(wild, func(a, b placedRoute) int {
+		if a.wild != b.wild {
+			return b.wild - a.wild
+		}
+		return strings.Compare(a.route.App, b.route.App)
+	})
+	return append(exact, wild...)
+}
+
+// HasWildcard reports whether a route matches a wildcard host: its place
+// among the server's routes then depends on the other routes (orderRoutes).
+func (r Route) HasWildcard() bool {
+	return slices.ContainsFunc(r.Hosts, func(h string) bool { return strings.HasPrefix(h, "*.") })
 }
 
 // appVar names the request variable an app's route sets to the app's name.
@@ -604,10 +643,6 @@ func appRoute(opts Options, r Route, id string) obj {
 	}
 }
 
-// hiddenFiles are never served by file_server: a static dir built from a
-// repository may still hold them.
-func hiddenFiles() []any { return []any{".git", ".env"} }
-
 func serveRoutes(opts Options, r Route, id string) []any {
 	var sub []any
 	if r.MaxBodySize > 0 {
@@ -616,68 +651,63 @@ func serveRoutes(opts Options, r Route, id string) []any {
 			"handle": []any{obj{"handler": "request_body", "max_size": r.MaxBodySize}},
 		})
 	}
-	// Longer prefixes first, so /static/admin wins over /static.
-	paths := slices.Clone(r.StaticPaths)
-	slices.SortStableFunc(paths, func(a, b StaticPath) int { return len(b.Prefix) - len(a.Prefix) })
-	for i, sp := range paths {
-		sub = append(sub, obj{
-			"@id":   id + "_static_" + strconv.Itoa(i),
-			"match": []any{obj{"path": []any{sp.Prefix + "/*"}}},
-			"handle": []any{
-				// file_server appends the whole request path to its
-				// root, so the prefix goes first.
-				obj{"handler": "rewrite", "strip_path_prefix": sp.Prefix},
-				obj{"handler": "file_server", "root": sp.Dir, "hide": hiddenFiles()},
-			},
-		})
-	}
-	if r.Static != "" {
-		if r.CatchAll != "" {
-			sub = append(sub, obj{
-				"@id": id + "_spa",
-				"match": []any{obj{"file": obj{
-					"root":      r.Static,
-					"try_files": []any{"{http.request.uri.path}", "{http.request.uri.path}/", "/" + r.CatchAll},
-				}}},
-				"handle": []any{obj{"handler": "rewrite", "uri": "{http.matchers.file.relative}"}},
-			})
+	if r.Static || len(r.StaticPaths) > 0 {
+		static := []any{obj{"dial": r.StaticServer}}
+		if r.Static {
+			return append(sub, obj{"@id": id + "_files", "handle": []any{proxy(opts, id+"_files_proxy", static, true)}})
+		}
+		// One route for every prefix: the static server picks the
+		// longest itself.
+		paths := make([]any, len(r.StaticPaths))
+		for i, p := range slices.Sorted(slices.Values(r.StaticPaths)) {
+			paths[i] = p + "/*"
 		}
 		sub = append(sub, obj{
-			"@id":    id + "_files",
-			"handle": []any{obj{"handler": "file_server", "root": r.Static, "hide": hiddenFiles()}},
+			"@id":    id + "_static",
+			"match":  []any{obj{"path": paths}},
+			"handle": []any{proxy(opts, id+"_static_proxy", static, true)},
 		})
-		return sub
 	}
 	ups := make([]any, len(r.Upstreams))
 	for i, u := range r.Upstreams {
 		ups[i] = obj{"dial": u}
 	}
+	return append(sub, obj{"@id": id + "_app", "handle": []any{proxy(opts, id+"_proxy", ups, false)}})
+}
+
+// proxy is a reverse_proxy handler with hop3's settings. For the static
+// file server (files), an error it answers (404, 403, 405) becomes a Caddy
+// error, so the server's error routes render hop3's page for it.
+func proxy(opts Options, id string, ups []any, files bool) obj {
 	wait := opts.UpstreamWait
 	if wait == 0 {
 		wait = DefaultUpstreamWait
 	}
-	sub = append(sub, obj{
-		"@id": id + "_app",
-		"handle": []any{obj{
-			"@id":       id + "_proxy",
-			"handler":   "reverse_proxy",
-			"upstreams": ups,
-			// Dial errors (the socket is missing or nobody accepts)
-			// are retried for every method: requests wait while an app
-			// restarts instead of failing.
-			"load_balancing": obj{"try_duration": wait.String(), "try_interval": "250ms"},
-			// Config changes must never close WebSockets.
-			"stream_close_delay": streamCloseDelay,
-			// Pass a streamed response on within 25 ms. Flushing every
-			// write (-1) costs Caddy a write per header block and 7-14%
-			// more CPU per request (BENCHMARKS.md); event streams and
-			// bodies of unknown length are flushed at once regardless.
-			"flush_interval": "25ms",
-			// The transport keeps upstream keep-alive on: turning it off
-			// costs 15-25% throughput.
-		}},
-	})
-	return sub
+	h := obj{
+		"@id":       id,
+		"handler":   "reverse_proxy",
+		"upstreams": ups,
+		// Dial errors (the socket is missing or nobody accepts)
+		// are retried for every method: requests wait while an app
+		// restarts instead of failing.
+		"load_balancing": obj{"try_duration": wait.String(), "try_interval": "250ms"},
+		// Config changes must never close WebSockets.
+		"stream_close_delay": streamCloseDelay,
+		// Pass a streamed response on within 25 ms. Flushing every
+		// write (-1) costs Caddy a write per header block and 7-14%
+		// more CPU per request (BENCHMARKS.md); event streams and
+		// bodies of unknown length are flushed at once regardless.
+		"flush_interval": "25ms",
+		// The transport keeps upstream keep-alive on: turning it off
+		// costs 15-25% throughput.
+	}
+	if files {
+		h["handle_response"] = []any{obj{
+			"match":  obj{"status_code": []any{4, 5}},
+			"routes": []any{obj{"handle": []any{obj{"handler": "error", "status_code": "{http.reverse_proxy.status_code}"}}}},
+		}}
+	}
+	return h
 }
 
 func catchAllRoute(opts Options, id string) obj {

@@ -58,10 +58,8 @@ func goldenCases() []struct {
 	maxBody := webRoute("upload")
 	maxBody.MaxBodySize = 10 << 20
 	staticPaths := webRoute("django")
-	staticPaths.StaticPaths = []StaticPath{
-		{Prefix: "/static", Dir: "/var/lib/hop3/apps/django/current/staticfiles"},
-		{Prefix: "/media/public", Dir: "/var/lib/hop3/apps/django/media"},
-	}
+	staticPaths.StaticPaths = []string{"/static", "/media/public"}
+	staticPaths.StaticServer = "unix//var/lib/hop3/run/django/static.sock"
 	wait := offOpts()
 	wait.UpstreamWait = 1500 * time.Millisecond
 	inherited := offOpts()
@@ -79,10 +77,7 @@ func goldenCases() []struct {
 		{"acme", tlsOpts(TLSACME), []Route{webRoute("blog"), httpsOnly}},
 		{"static_site", offOpts(), []Route{{
 			App: "site", Hosts: []string{"site.hop3.example.com"},
-			Static: "/var/lib/hop3/apps/site/current/public",
-		}, {
-			App: "spa", Hosts: []string{"spa.hop3.example.com"},
-			Static: "/var/lib/hop3/apps/spa/current/dist", CatchAll: "index.html",
+			Static: true, StaticServer: "unix//var/lib/hop3/run/site/static.sock",
 		}}},
 		{"static_paths", offOpts(), []Route{staticPaths}},
 		{"stopped", offOpts(), []Route{{App: "sleepy", Hosts: []string{"sleepy.hop3.example.com"}, Stopped: true}}},
@@ -92,6 +87,64 @@ func goldenCases() []struct {
 		{"upstream_wait", wait, []Route{webRoute("blog")}},
 		{"inherited", inherited, twoApps},
 		{"inherited_tls", inheritedTLS, []Route{webRoute("blog"), httpsOnly}},
+		{"host_order", offOpts(), hostOrder()},
+	}
+}
+
+// hostOrder are routes whose order by app name would let a wildcard catch
+// another app's exact host: "aaa" has *.example.test, "zzz" has
+// www.example.test.
+func hostOrder() []Route {
+	aaa := webRoute("aaa")
+	aaa.Hosts = append(aaa.Hosts, "*.example.test")
+	zzz := webRoute("zzz")
+	zzz.Hosts = append(zzz.Hosts, "www.example.test")
+	deep := webRoute("mmm")
+	deep.Hosts = []string{"*.deep.example.test"}
+	return []Route{aaa, deep, zzz, webRoute("bbb")}
+}
+
+// TestRouteOrder pins the order of the server's routes: exact hosts first,
+// then wildcards from the longest suffix to the shortest, whatever the apps
+// are called; an app with both has two routes.
+func TestRouteOrder(t *testing.T) {
+	t.Parallel()
+	cfg, err := Config(offOpts(), hostOrder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						ID    string `json:"@id"`
+						Match []struct {
+							Host []string `json:"host"`
+						} `json:"match"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(cfg, &v); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range v.Apps.HTTP.Servers[ServerName].Routes {
+		if len(r.Match) > 0 {
+			got = append(got, r.ID+" "+strings.Join(r.Match[0].Host, ","))
+		}
+	}
+	want := []string{
+		"hop3_app_aaa aaa.hop3.example.com",
+		"hop3_app_bbb bbb.hop3.example.com",
+		"hop3_app_zzz zzz.hop3.example.com,www.example.test",
+		"hop3_app_mmm *.deep.example.test",
+		"hop3_app_aaa_wildcard *.example.test",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("routes in order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -253,13 +306,12 @@ func TestRouteValidate(t *testing.T) {
 	}{
 		{"web", ok, ""},
 		{"tcp upstream", mod(func(r *Route) { r.Upstreams = []string{"127.0.0.1:5001"} }), ""},
-		{"static site", mod(func(r *Route) { r.Upstreams = nil; r.Static = "/srv/site" }), ""},
-		{"spa", mod(func(r *Route) { r.Upstreams = nil; r.Static = "/srv/site"; r.CatchAll = "app/index.html" }), ""},
+		{"static site", mod(func(r *Route) { r.Upstreams = nil; r.Static = true; r.StaticServer = "unix//srv/s.sock" }), ""},
 		{"stopped without upstream", mod(func(r *Route) { r.Upstreams = nil; r.Stopped = true }), ""},
 		{"stopped keeps upstream", mod(func(r *Route) { r.Stopped = true }), ""},
 		{"wildcard host", mod(func(r *Route) { r.Hosts = []string{"*.example.com"} }), ""},
 		{"ip host", mod(func(r *Route) { r.Hosts = []string{"192.0.2.7"} }), ""},
-		{"static paths", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"/static", "/srv/s"}, {"/media/x", "/srv/m"}} }), ""},
+		{"static paths", mod(func(r *Route) { r.StaticPaths = []string{"/static", "/media/x"}; r.StaticServer = "unix//srv/s.sock" }), ""},
 		{"upper app", mod(func(r *Route) { r.App = "App" }), "app name"},
 		{"digit first", mod(func(r *Route) { r.App = "1app" }), "app name"},
 		{"underscore", mod(func(r *Route) { r.App = "my_app" }), "app name"},
@@ -269,22 +321,20 @@ func TestRouteValidate(t *testing.T) {
 		{"host placeholder", mod(func(r *Route) { r.Hosts = []string{"{env.X}"} }), "not a valid hostname"},
 		{"host twice", mod(func(r *Route) { r.Hosts = []string{"a.example.com", "A.example.com"} }), "twice"},
 		{"no upstream", mod(func(r *Route) { r.Upstreams = nil }), "no upstreams"},
-		{"static and upstream", mod(func(r *Route) { r.Static = "/srv/site" }), "static site has no upstreams"},
+		{"static and upstream", mod(func(r *Route) { r.Static = true; r.StaticServer = "unix//srv/s.sock" }), "static site has no upstreams"},
 		{"relative socket", mod(func(r *Route) { r.Upstreams = []string{"unix/run/web.sock"} }), "absolute"},
 		{"long socket", mod(func(r *Route) { r.Upstreams = []string{"unix//" + strings.Repeat("x", 120)} }), "107 bytes"},
 		{"bare upstream", mod(func(r *Route) { r.Upstreams = []string{"localhost"} }), "unix//path or host:port"},
 		{"upstream placeholder", mod(func(r *Route) { r.Upstreams = []string{"{env.UP}:80"} }), "forbidden"},
-		{"relative static", mod(func(r *Route) { r.Upstreams = nil; r.Static = "srv/site" }), "absolute"},
-		{"static braces", mod(func(r *Route) { r.Upstreams = nil; r.Static = "/srv/{x}" }), "braces"},
-		{"catch-all without static", mod(func(r *Route) { r.CatchAll = "index.html" }), "needs a static dir"},
-		{"catch-all escapes", mod(func(r *Route) { r.Upstreams = nil; r.Static = "/srv"; r.CatchAll = "../x" }), "clean path"},
-		{"catch-all absolute", mod(func(r *Route) { r.Upstreams = nil; r.Static = "/srv"; r.CatchAll = "/index.html" }), "clean path"},
-		{"prefix root", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"/", "/srv"}} }), "clean absolute URL path"},
-		{"prefix slash", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"/static/", "/srv"}} }), "clean absolute URL path"},
-		{"prefix glob", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"/static*", "/srv"}} }), "clean absolute URL path"},
-		{"prefix relative", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"static", "/srv"}} }), "clean absolute URL path"},
-		{"prefix twice", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"/s", "/a"}, {"/s", "/b"}} }), "twice"},
-		{"static path dir", mod(func(r *Route) { r.StaticPaths = []StaticPath{{"/s", "a"}} }), "absolute"},
+		{"static site without server", mod(func(r *Route) { r.Upstreams = nil; r.Static = true }), "static file server"},
+		{"static paths without server", mod(func(r *Route) { r.StaticPaths = []string{"/s"} }), "static file server"},
+		{"relative static server", mod(func(r *Route) { r.StaticPaths = []string{"/s"}; r.StaticServer = "unix/s.sock" }), "absolute"},
+		{"static server placeholder", mod(func(r *Route) { r.StaticPaths = []string{"/s"}; r.StaticServer = "unix//{env.X}" }), "forbidden"},
+		{"prefix root", mod(func(r *Route) { r.StaticPaths = []string{"/"}; r.StaticServer = "unix//s.sock" }), "clean absolute URL path"},
+		{"prefix slash", mod(func(r *Route) { r.StaticPaths = []string{"/static/"}; r.StaticServer = "unix//s.sock" }), "clean absolute URL path"},
+		{"prefix glob", mod(func(r *Route) { r.StaticPaths = []string{"/static*"}; r.StaticServer = "unix//s.sock" }), "clean absolute URL path"},
+		{"prefix relative", mod(func(r *Route) { r.StaticPaths = []string{"static"}; r.StaticServer = "unix//s.sock" }), "clean absolute URL path"},
+		{"prefix twice", mod(func(r *Route) { r.StaticPaths = []string{"/s", "/s"}; r.StaticServer = "unix//s.sock" }), "twice"},
 		{"negative body", mod(func(r *Route) { r.MaxBodySize = -1 }), "negative"},
 	}
 	for _, tc := range tests {

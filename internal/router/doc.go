@@ -19,6 +19,17 @@
 // level of the server, not inside one shared subroute, because automatic
 // HTTPS only collects hostnames from the host matchers of top-level routes.
 //
+// Static files. Caddy never opens an app's files: a route's static paths
+// and static sites are proxied to the app's own static file server
+// (Route.StaticServer, package staticserve), which confines every lookup
+// beneath the served directory; its error answers become Caddy errors, so
+// hop3's pages render them. A file server inside Caddy would follow the
+// app's symlinks with Caddy's rights.
+//
+// User. A managed Caddy may run as its own user (ProcessOptions.User); it
+// then owns only its state and its admin socket's directory, never a file
+// hop3 writes (see StartCaddy).
+//
 // Sockets. A managed Caddy (Options.ListenFDs) serves on sockets hop3 bound
 // with Listen and passes to every Caddy it starts: HTTP as fd 3, HTTPS as
 // fd 4, HTTP/3 (UDP, the HTTPS port) as fd 5, and the two TCP sockets again

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hop3/internal/staticserve"
 )
 
 // caddyBin finds the real Caddy: $HOP3_CADDY, then .tools/bin/caddy at the
@@ -292,6 +294,22 @@ func startApp(t *testing.T, dir, name string) string {
 	return "unix/" + sock
 }
 
+// startStatic serves files as hop3 serve-static does, on a unix socket,
+// and returns its Caddy dial address.
+func startStatic(t *testing.T, dir, name string, mounts ...staticserve.Mount) string {
+	t.Helper()
+	h, err := staticserve.New(mounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, name+".sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- staticserve.Serve(ctx, sock, h) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "unix/" + sock
+}
+
 func TestCaddyRouting(t *testing.T) {
 	t.Parallel()
 	dir := shortDir(t)
@@ -314,11 +332,13 @@ func TestCaddyRouting(t *testing.T) {
 		}
 	}
 	one := Route{App: "one", Hosts: []string{"one.test"}, Upstreams: []string{startApp(t, dir, "one")},
-		StaticPaths: []StaticPath{{Prefix: "/static", Dir: static}}}
+		StaticPaths:  []string{"/static"},
+		StaticServer: startStatic(t, dir, "one-static", staticserve.Mount{Prefix: "/static", Root: static, Dir: "."})}
 	two := Route{App: "two", Hosts: []string{"two.test", "www.two.test"}, Upstreams: []string{startApp(t, dir, "two")}}
 	down := Route{App: "down", Hosts: []string{"down.test"}, Upstreams: []string{"unix/" + filepath.Join(dir, "nobody.sock")}}
 	stopped := Route{App: "sleepy", Hosts: []string{"sleepy.test"}, Stopped: true}
-	spa := Route{App: "spa", Hosts: []string{"spa.test"}, Static: site, CatchAll: "index.html"}
+	spa := Route{App: "spa", Hosts: []string{"spa.test"}, Static: true,
+		StaticServer: startStatic(t, dir, "spa-static", staticserve.Mount{Prefix: "/", Root: site, Dir: ".", CatchAll: "index.html"})}
 	limited := Route{App: "small", Hosts: []string{"small.test"}, Upstreams: []string{startApp(t, dir, "small")}, MaxBodySize: 10}
 
 	e := startEdge(t, TLSOff, time.Second, []Route{one, two, down, stopped, spa, limited})
@@ -340,7 +360,7 @@ func TestCaddyRouting(t *testing.T) {
 		{"unknown host", "nope.test", "/", 404, "No app is deployed at this address", "Content-Type"},
 		{"upstream down", "down.test", "/", 502, "down is not answering", "Content-Type"},
 		{"stopped", "sleepy.test", "/", 503, "sleepy is stopped", "Retry-After"},
-		{"static path by caddy", "one.test", "/static/x.css", 200, "body{color:red}", "Etag"},
+		{"static path by the static server", "one.test", "/static/x.css", 200, "body{color:red}", "Etag"},
 		{"static path missing file", "one.test", "/static/none.css", 404, "404 Not Found", ""},
 		{"dotenv hidden", "one.test", "/static/.env", 404, "", ""},
 		{"path beside static goes to app", "one.test", "/staticky", 200, "app=one path=/staticky", ""},

@@ -254,6 +254,7 @@ func (r *Router) Set(ctx context.Context, route Route) error {
 		r.mu.Unlock()
 		return fmt.Errorf("set route %s: %w", route.App, err)
 	}
+	prev := r.desired[route.App]
 	r.desired[route.App] = route
 	cur, present := r.applied[route.App]
 	known := r.known
@@ -267,10 +268,11 @@ func (r *Router) Set(ctx context.Context, route Route) error {
 		return nil
 	}
 	var op string
-	if r.opts.ListenFDs {
+	if r.opts.ListenFDs || route.HasWildcard() || prev.HasWildcard() {
 		// The inherited sockets' descriptor numbers change with every
 		// config, and with TLS two servers hold every route: one load
-		// changes it all at once.
+		// changes it all at once. A wildcard's route goes after every
+		// exact host's, which a single insert at the head can not do.
 		op, err = "load", r.applyAllLocked(ctx)
 	} else {
 		op, err = r.putRoute(ctx, route.App, body, present || !known)
@@ -332,6 +334,7 @@ func (r *Router) Remove(ctx context.Context, app string) error {
 	}
 	defer r.unlock()
 	r.mu.Lock()
+	prev := r.desired[app]
 	delete(r.desired, app)
 	_, present := r.applied[app]
 	known := r.known
@@ -339,7 +342,7 @@ func (r *Router) Remove(ctx context.Context, app string) error {
 	if known && !present {
 		return nil
 	}
-	if r.opts.ListenFDs {
+	if r.opts.ListenFDs || prev.HasWildcard() {
 		if err := r.applyAllLocked(ctx); err != nil {
 			return fmt.Errorf("remove route %s: %w", app, err)
 		}

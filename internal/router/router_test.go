@@ -347,3 +347,45 @@ func TestRouterInheritedLoadsWholeConfig(t *testing.T) {
 		t.Errorf("Attach with inherited sockets: %v", err)
 	}
 }
+
+// TestRouterSetWildcard: a route with a wildcard host, or one that had
+// one, is applied by loading the whole config, since a single insert at the
+// head of the routes would put the wildcard before other apps' exact hosts
+// (and a PATCH would leave its wildcard route behind).
+func TestRouterSetWildcard(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFakeAdmin(t)
+	r := New(offOpts(), f.client(), nil)
+	if err := r.Sync(ctx, []Route{webRoute("b")}); err != nil {
+		t.Fatal(err)
+	}
+	wild := webRoute("a")
+	wild.Hosts = append(wild.Hosts, "*.example.test")
+	for i, step := range []struct {
+		set  Route
+		want string
+	}{
+		{wild, "POST /load"},          // gains a wildcard
+		{webRoute("a"), "POST /load"}, // loses it
+		{webRoute("a"), ""},           // unchanged
+	} {
+		f.take()
+		if err := r.Set(ctx, step.set); err != nil {
+			t.Fatal(err)
+		}
+		if got := callNames(f.take()); got != step.want {
+			t.Errorf("step %d: calls = %q, want %q", i, got, step.want)
+		}
+	}
+	if err := r.Set(ctx, wild); err != nil {
+		t.Fatal(err)
+	}
+	f.take()
+	if err := r.Remove(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := callNames(f.take()); got != "POST /load" {
+		t.Errorf("removing a wildcard app: calls = %q, want a load", got)
+	}
+}

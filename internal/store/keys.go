@@ -47,6 +47,7 @@ type Key struct {
 	PublicKey   string    // authorized_keys form, one line
 	Role        Role      // RoleAdmin or RoleDeployer
 	Apps        []string  // for deployers, the apps they may use; sorted, nil when none
+	Options     string    // authorized_keys options the key is limited by (from=, expiry-time=); "" for none
 	CreatedAt   time.Time // set by AddKey when zero
 }
 
@@ -54,45 +55,63 @@ type Key struct {
 // ErrExists, and naming whether the name or the public key is taken, when
 // either is.
 func (s *Store) AddKey(ctx context.Context, k Key) error {
-	if k.Role != RoleAdmin && k.Role != RoleDeployer {
-		return fmt.Errorf("add key %s: invalid role %v", k.Name, k.Role)
+	return s.AddKeys(ctx, []Key{k})
+}
+
+// AddKeys stores new keys, all or none, as AddKey does one.
+func (s *Store) AddKeys(ctx context.Context, keys []Key) error {
+	for _, k := range keys {
+		if k.Role != RoleAdmin && k.Role != RoleDeployer {
+			return fmt.Errorf("add key %s: invalid role %v", k.Name, k.Role)
+		}
 	}
+	var failed string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			if err := addKey(ctx, tx, k); err != nil {
+				failed = k.Name
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add key %s: %w", failed, err)
+	}
+	return nil
+}
+
+func addKey(ctx context.Context, tx *sql.Tx, k Key) error {
 	created := k.CreatedAt
 	if created.IsZero() {
 		created = now()
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var owner string
-		err := tx.QueryRowContext(ctx, "SELECT name FROM keys WHERE name = ?", k.Name).Scan(&owner)
-		if err == nil {
-			return fmt.Errorf("key name %w", ErrExists)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		err = tx.QueryRowContext(ctx, "SELECT name FROM keys WHERE fingerprint = ?", k.Fingerprint).Scan(&owner)
-		if err == nil {
-			return fmt.Errorf("public key %s %w as %s", k.Fingerprint, ErrExists, owner)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		res, err := tx.ExecContext(ctx,
-			"INSERT INTO keys (name, fingerprint, public_key, role, created_at) VALUES (?, ?, ?, ?, ?)",
-			k.Name, k.Fingerprint, k.PublicKey, k.Role.String(), toDB(created))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		return grant(ctx, tx, id, k.Apps)
-	})
-	if err != nil {
-		return fmt.Errorf("add key %s: %w", k.Name, err)
+	var owner string
+	err := tx.QueryRowContext(ctx, "SELECT name FROM keys WHERE name = ?", k.Name).Scan(&owner)
+	if err == nil {
+		return fmt.Errorf("key name %w", ErrExists)
 	}
-	return nil
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	err = tx.QueryRowContext(ctx, "SELECT name FROM keys WHERE fingerprint = ?", k.Fingerprint).Scan(&owner)
+	if err == nil {
+		return fmt.Errorf("public key %s %w as %s", k.Fingerprint, ErrExists, owner)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	res, err := tx.ExecContext(ctx,
+		"INSERT INTO keys (name, fingerprint, public_key, role, created_at, options) VALUES (?, ?, ?, ?, ?, ?)",
+		k.Name, k.Fingerprint, k.PublicKey, k.Role.String(), toDB(created), k.Options)
+	if err != nil {
+		return err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	return grant(ctx, tx, id, k.Apps)
 }
 
 // grant adds app grants to a key; duplicates collapse into one.
@@ -123,7 +142,7 @@ func (s *Store) RemoveKey(ctx context.Context, name string) error {
 
 // keySelect joins each key to its grants, one row per grant (or one row
 // with a NULL app for a key without any), grouped by key.
-const keySelect = `SELECT k.name, k.fingerprint, k.public_key, k.role, k.created_at, ka.app
+const keySelect = `SELECT k.name, k.fingerprint, k.public_key, k.role, k.created_at, k.options, ka.app
 FROM keys k LEFT JOIN key_apps ka ON ka.key_id = k.id`
 
 // Keys returns every key, ordered by name.
@@ -159,7 +178,7 @@ func (s *Store) queryKeys(ctx context.Context, query string, args ...any) ([]Key
 		var role string
 		var created int64
 		var app sql.NullString
-		if err := rows.Scan(&k.Name, &k.Fingerprint, &k.PublicKey, &role, &created, &app); err != nil {
+		if err := rows.Scan(&k.Name, &k.Fingerprint, &k.PublicKey, &role, &created, &k.Options, &app); err != nil {
 			return nil, err
 		}
 		// Rows arrive grouped by key; a repeated name is another grant.

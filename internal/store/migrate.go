@@ -95,6 +95,36 @@ CREATE TABLE app_ids (
 );
 INSERT INTO app_ids (app) SELECT name FROM apps ORDER BY created_at, name;
 `,
+		// Every deploy attempt is numbered (attempt), but only one that
+		// went live takes a release number: a failed attempt keeps number
+		// 0. Rows from before keep their numbers, failed ones included, and
+		// their attempt is their number. pruned marks a release whose
+		// directory retention removed.
+		`
+CREATE TABLE releases_attempts (
+	app         TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+	attempt     INTEGER NOT NULL CHECK (attempt > 0),
+	number      INTEGER NOT NULL DEFAULT 0 CHECK (number >= 0),
+	revision    TEXT NOT NULL,
+	status      TEXT NOT NULL CHECK (status IN ('building', 'failed', 'succeeded')),
+	pusher      TEXT NOT NULL,
+	detail      TEXT NOT NULL DEFAULT '',
+	build       TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	finished_at INTEGER NOT NULL DEFAULT 0,
+	pruned      INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (app, attempt)
+);
+INSERT INTO releases_attempts (app, attempt, number, revision, status, pusher, detail, build, created_at, finished_at)
+	SELECT app, number, number, revision, status, pusher, detail, build, created_at, finished_at FROM releases;
+DROP TABLE releases;
+ALTER TABLE releases_attempts RENAME TO releases;
+CREATE UNIQUE INDEX releases_number ON releases(app, number) WHERE number > 0;
+CREATE INDEX releases_status ON releases(status);
+`,
+		// A key's authorized_keys options (from=, expiry-time=), in that
+		// form; empty for none.
+		`ALTER TABLE keys ADD COLUMN options TEXT NOT NULL DEFAULT '';`,
 	}
 }
 

@@ -261,13 +261,21 @@ func reservePort(t *testing.T) int {
 	return sa.(*syscall.SockaddrInet4).Port
 }
 
+// readFile reads a file; the time and tag that start each line of a
+// process log are taken off (TestLogLineFormat checks them).
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	return string(b)
+	lines := strings.SplitAfter(string(b), "\n")
+	for i, l := range lines {
+		if ll, ok := ParseLogLine(strings.TrimSuffix(l, "\n")); ok {
+			lines[i] = ll.Text + l[len(strings.TrimSuffix(l, "\n")):]
+		}
+	}
+	return strings.Join(lines, "")
 }
 
 func countLines(s, prefix string) int {

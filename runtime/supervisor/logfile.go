@@ -6,8 +6,62 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 )
+
+// LogTimeLayout is the layout of the time that starts every line of a
+// process log: UTC with milliseconds, of fixed width, so that lines from
+// several logs sort by time as text.
+const LogTimeLayout = "2006-01-02T15:04:05.000Z"
+
+// LogLine is one line of a process log. The supervisor writes each line the
+// process prints as "<time> <tag> <text>", stamped when it reads the line
+// from the process's output: tag is what follows the last "@" of the
+// process's Spec.Name ("v3.7" for "myapp/web.1@v3.7"), which tells apart
+// processes of different generations sharing a log, or "-".
+type LogLine struct {
+	Time time.Time
+	Tag  string
+	Text string
+}
+
+// ParseLogLine splits a line of a process log. It reports false for a line
+// without the time and tag (written before hop3 stamped lines).
+func ParseLogLine(line string) (LogLine, bool) {
+	stamp, rest, ok := strings.Cut(line, " ")
+	if !ok || len(stamp) != len(LogTimeLayout) {
+		return LogLine{}, false
+	}
+	t, err := time.Parse(LogTimeLayout, stamp)
+	if err != nil {
+		return LogLine{}, false
+	}
+	tag, text, ok := strings.Cut(rest, " ")
+	if !ok {
+		// A blank line the process printed.
+		tag, text = rest, ""
+	}
+	if tag == "" {
+		return LogLine{}, false
+	}
+	return LogLine{Time: t, Tag: tag, Text: text}, true
+}
+
+// logTag is the tag of the lines of the process named name.
+func logTag(name string) string {
+	i := strings.LastIndexByte(name, '@')
+	if i < 0 || i == len(name)-1 {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, name[i+1:])
+}
 
 const (
 	tailLines      = 20
@@ -144,6 +198,11 @@ func (r *logRegistry) release(lf *logFile) {
 // lines of the current run for start errors. out may be nil (output dropped).
 type lineWriter struct {
 	out *logFile
+	// tag follows the time at the start of every line in the file (see
+	// LogLine).
+	tag string
+	// now stamps lines; nil means time.Now.
+	now func() time.Time
 
 	mu      sync.Mutex
 	partial []byte
@@ -223,7 +282,19 @@ func (w *lineWriter) emit(line []byte) {
 	if w.out == nil {
 		return
 	}
-	buf := make([]byte, 0, len(line)+1)
+	now := time.Now
+	if w.now != nil {
+		now = w.now
+	}
+	tag := w.tag
+	if tag == "" {
+		tag = "-"
+	}
+	buf := make([]byte, 0, len(LogTimeLayout)+len(tag)+len(line)+3)
+	buf = now().UTC().AppendFormat(buf, LogTimeLayout)
+	buf = append(buf, ' ')
+	buf = append(buf, tag...)
+	buf = append(buf, ' ')
 	buf = append(buf, line...)
 	buf = append(buf, '\n')
 	w.out.writeLines(buf)

@@ -84,7 +84,7 @@ func (s *Supervisor) newProc(spec Spec) (*proc, error) {
 		}
 		p.lf = lf
 	}
-	p.out = &lineWriter{out: p.lf}
+	p.out = &lineWriter{out: p.lf, tag: logTag(spec.Name)}
 	p.st = Status{Name: spec.Name, Labels: spec.Labels, State: Exited, LogPath: spec.LogPath}
 	p.publish()
 	return p, nil

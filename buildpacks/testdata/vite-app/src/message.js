@@ -1,0 +1,1 @@
+export const message = "Built by Vite on hop3";

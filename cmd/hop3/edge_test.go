@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"hop3/internal/isolation"
+	"hop3/internal/router"
+)
+
+func ownerOf(t *testing.T, path string) (int, int, os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid), fi.Mode() & (os.ModePerm | os.ModeSetgid)
+}
+
+// TestCaddyDirs lays out Caddy's directory for its own user over the state
+// of a Caddy that ran as hop3's: the state becomes Caddy's without
+// following a link out of it, hop3 keeps the directory it writes in, and
+// StartCaddy's check accepts the result. With isolation off all is
+// hop3's, 0700.
+func TestCaddyDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving files to another user needs root")
+	}
+	base := t.TempDir()
+	dir := filepath.Join(base, "caddy")
+	outside := filepath.Join(base, "outside")
+	cert := filepath.Join(dir, "data", "caddy", "certificates", "x.crt")
+	for _, f := range []string{outside, cert} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "data", "link")); err != nil {
+		t.Fatal(err)
+	}
+	iso := isolation.Policy{On: true, Base: 62000}
+	if err := caddyDirs(iso, dir); err != nil {
+		t.Fatal(err)
+	}
+	const c = 62000
+	for _, tc := range []struct {
+		path     string
+		uid, gid int
+		mode     os.FileMode
+	}{
+		{dir, 0, c, 0o750},
+		{filepath.Join(dir, "data"), c, c, 0o700},
+		{filepath.Join(dir, "config"), c, c, 0o700},
+		{filepath.Join(dir, "admin"), c, c, 0o700},
+		{cert, c, c, 0o600},
+		{outside, 0, 0, 0o600},
+	} {
+		if uid, gid, mode := ownerOf(t, tc.path); uid != tc.uid || gid != tc.gid || mode != tc.mode {
+			t.Errorf("%s: %d:%d %v, want %d:%d %v", tc.path, uid, gid, mode, tc.uid, tc.gid, tc.mode)
+		}
+	}
+	off := filepath.Join(base, "off")
+	if err := os.Mkdir(off, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddyDirs(isolation.Policy{Base: 62000}, off); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append([]string{off}, router.OwnDirs(off)...) {
+		if uid, gid, mode := ownerOf(t, d); uid != 0 || gid != 0 || mode != 0o700 {
+			t.Errorf("isolation off: %s is %d:%d %v, want hop3's 0700", d, uid, gid, mode)
+		}
+	}
+}
