@@ -93,7 +93,8 @@ func TestClaimsDeployerHosts(t *testing.T) {
 // TestClaimsAdminWildcard: an admin gives app a the wildcard *.example.test
 // and app b the exact www.example.test. The exact host wins whatever the
 // order of the app names (routes used to be ordered by name: a's wildcard
-// came first and took b's host), and the wildcard serves the rest.
+// came first and took b's host), and the wildcard serves the rest. An
+// admin's push gives app c the platform's wildcard the same way.
 func TestClaimsAdminWildcard(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, shortTemp(t), "127.0.0.1:0", "--domain", claimsDomain)
@@ -120,6 +121,17 @@ func TestClaimsAdminWildcard(t *testing.T) {
 		}
 	}
 	wantFail(t, d.command(alice, "", "domains:add", "b", "*.example.test"), 1, "belongs to app a")
+
+	// An admin's push may give its app the platform's wildcard through
+	// .env: the pusher's role reaches the check. Exact hosts still win.
+	site := staticSite("c\n")
+	site[".env"] = "HOST_NAME=*." + claimsDomain + "\n"
+	newWorkdir(t, site).mustPush(d, alice, "c")
+	for host, want := range map[string]string{"other." + claimsDomain: "c\n", "b." + claimsDomain: "b\n", "www.example.test": "b\n"} {
+		if r := mustFetch(t, c, "GET", appURL(d, host, "/"), nil); r.status != 200 || r.body != want {
+			t.Errorf("after c's wildcard: GET %s = %d %q, want %q", host, r.status, r.body, want)
+		}
+	}
 }
 
 // TestClaimsKeyOptions: a key's from= and expiry-time= decide where and
@@ -241,8 +253,8 @@ func TestClaimsDisk(t *testing.T) {
 	wantFail(t, d.command(alice, "", "config:set", "site", "KEEP_RELEASES=51"), 1, "above the limit of 50")
 	wantFail(t, d.command(alice, "", "config:set", "site", "KEEP_RELEASES=lots"), 1, "from 1 to 50")
 	// A value that shapes the route is checked by the code that builds
-	// it: Caddy would read {env.HOME} as a placeholder.
-	wantFail(t, d.command(alice, "", "config:set", "site", "STATIC_PATHS=/y:{env.HOME}"), 1, "must not contain braces")
+	// it: Caddy would read {env.HOME} in a path matcher as a placeholder.
+	wantFail(t, d.command(alice, "", "config:set", "site", "STATIC_PATHS=/{env.HOME}:public"), 1, "must be a clean absolute URL path")
 	if cfg := d.mustCmd(alice, "config", "site").stdout; strings.Contains(cfg, "KEEP_RELEASES") || strings.Contains(cfg, "STATIC_PATHS") {
 		t.Errorf("a refused value was stored:\n%s", cfg)
 	}

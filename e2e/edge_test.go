@@ -163,8 +163,10 @@ func TestEdgeCaddyUser(t *testing.T) {
 			{"caddy/boot.json", 0, caddyUID, 0o640},
 			{"caddy/data", caddyUID, caddyUID, 0o700},
 			{"caddy/config", caddyUID, caddyUID, 0o700},
-			{"caddy/admin", caddyUID, caddyUID, 0o700},
-			{"caddy/admin/admin.sock", caddyUID, caddyUID, 0o600},
+			// hop3 binds Caddy's admin socket where Caddy itself can not
+			// reach it by its path.
+			{"admin", 0, 0, 0o700},
+			{"admin/caddy.sock", 0, 0, 0o600},
 			{"run/a", -1, caddyUID, 0o750 | os.ModeSetgid}, // the app's
 		} {
 			fi, err := os.Lstat(filepath.Join(root, f.path))
@@ -208,12 +210,12 @@ except OSError as e:
 		return strings.TrimSpace(out)
 	}
 	control := filepath.Join(root, "control.sock")
-	admin := filepath.Join(root, "caddy", "admin", "admin.sock")
+	admin := caddyAdminSocket(root)
 	t.Run("sockets refuse other users", func(t *testing.T) {
 		for _, tc := range []struct {
 			uid  int
 			sock string
-		}{{appLikeUID, control}, {appLikeUID, admin}, {caddyUID, control}} {
+		}{{appLikeUID, control}, {appLikeUID, admin}, {caddyUID, control}, {caddyUID, admin}} {
 			if got := connect(tc.uid, tc.sock); got != "EACCES" && got != "ECONNREFUSED" {
 				t.Errorf("uid %d connect %s: %s, want EACCES or ECONNREFUSED", tc.uid, tc.sock, got)
 			}
@@ -331,5 +333,50 @@ func wantCaddyCredentials(t *testing.T, pid int) {
 				t.Errorf("caddy %d's %s: %q, want %q", pid, k, got, w)
 			}
 		}
+	}
+}
+
+// TestEdgeSocketLinkToAdmin: an app owns its socket directory, so without
+// Landlock it can point web.sock, the link Caddy dials, at Caddy's admin
+// socket. Caddy must not then serve its admin API to anyone who asks the
+// app's host: hop3 binds that socket in a directory Caddy's user can not
+// enter, and Caddy only inherits it.
+func TestEdgeSocketLinkToAdmin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("apps and Caddy have users of their own only when hop3 can switch users (root)")
+	}
+	t.Parallel()
+	root := shortTemp(t)
+	d := startDaemon(t, root, "127.0.0.1:0", "--sandbox", "off")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	newWorkdir(t, isolationApp("w serves")).mustPush(d, alice, "w")
+	wantBody(t, d, "w.localhost", "/", "w serves")
+	sock := filepath.Join(root, "run", "w", "web.sock")
+	admin := caddyAdminSocket(root)
+	if r := d.command(alice, "", "run", "w", "--", "ln", "-sfn", admin, sock); r.code != 0 {
+		t.Fatalf("the app could not replace its own socket link (the attack this test needs): %s", r)
+	}
+	if got, _ := os.Readlink(sock); got != admin {
+		t.Fatalf("web.sock -> %q, want %q", got, admin)
+	}
+	// Many requests at once, so Caddy dials afresh instead of reusing a
+	// connection to the app.
+	bodies := make(chan string, 20)
+	for range cap(bodies) {
+		go func() {
+			_, b, _ := tryGet(d.httpAddr, "w.localhost", "/config/")
+			bodies <- b
+		}()
+	}
+	for range cap(bodies) {
+		if b := <-bodies; strings.Contains(b, `"apps"`) || strings.Contains(b, `"admin"`) {
+			t.Fatalf("GET w.localhost/config/ through a link to the admin socket answered Caddy's config: %.200q", b)
+		}
+	}
+	// hop3 itself still reaches the admin API: the route change is made.
+	d.mustCmd(alice, "domains:add", "w", "www.w.test")
+	if cfg := adminGet(t, caddyAdmin(root), "/config/"); !bytes.Contains(cfg, []byte("www.w.test")) {
+		t.Fatalf("caddy's config lacks the host just added")
 	}
 }

@@ -155,10 +155,25 @@ func appURL(d *daemon, host, path string) string {
 	return "http://" + host + ":" + port + path
 }
 
+// caddyAdminSocket is the admin socket of a managed Caddy: the one hop3
+// binds in <root>/admin when Caddy runs as its own user, else the one Caddy
+// binds in its own directory.
+func caddyAdminSocket(root string) string {
+	if p := filepath.Join(root, "admin", "caddy.sock"); fileExists(p) {
+		return p
+	}
+	return filepath.Join(root, "caddy", "admin", "admin.sock")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
 // caddyAdmin returns a client for the admin API of a managed Caddy.
 func caddyAdmin(root string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(root, "caddy", "admin", "admin.sock"))
+		return (&net.Dialer{}).DialContext(ctx, "unix", caddyAdminSocket(root))
 	}}}
 }
 

@@ -221,7 +221,7 @@ func TestZeroDowntimeDeploy(t *testing.T) {
 func caddyReloadTime(t *testing.T, root string) string {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(root, "caddy", "admin", "admin.sock"))
+		return (&net.Dialer{}).DialContext(ctx, "unix", caddyAdminSocket(root))
 	}}}
 	resp, err := client.Get("http://127.0.0.1/metrics")
 	if err != nil {

@@ -90,6 +90,12 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			e.listeners.Close()
 			return nil, err
 		}
+		if e.user != nil {
+			if err := e.bindAdmin(root, &opts, iso); err != nil {
+				e.listeners.Close()
+				return nil, err
+			}
+		}
 		if client, err = router.NewClient("unix/" + e.adminSock); err != nil {
 			e.listeners.Close()
 			return nil, err
@@ -113,6 +119,27 @@ func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Polic
 	}
 	e.adminSock = router.AdminSocket(e.caddyDir)
 	opts.AdminListen = "unix/" + e.adminSock + "|0600"
+	return nil
+}
+
+// bindAdmin gives a Caddy that runs as its own user an admin socket hop3
+// binds in <root>/admin, a directory only hop3 may enter, passed as
+// router.AdminFD. Caddy dials whatever path an app's socket link names
+// (the app owns its socket directory); an admin socket Caddy could reach by
+// its path would then answer anyone who asks that app's host.
+func (e *edge) bindAdmin(root string, opts *router.Options, iso isolation.Policy) error {
+	dir := filepath.Join(root, "admin")
+	if err := iso.Dir(dir, isolation.Private, nil); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "caddy.sock")
+	l, err := router.ListenAdmin(path)
+	if err != nil {
+		return err
+	}
+	e.listeners.Admin = l
+	e.adminSock = path
+	opts.AdminListen = "fd/" + strconv.Itoa(router.AdminFD)
 	return nil
 }
 

@@ -100,7 +100,7 @@ func TestValidateConfigClaims(t *testing.T) {
 		{admin, map[string]string{"HOST_NAME": "*.b-env.test"}, "belongs to app b"},
 		{admin, map[string]string{"HOST_NAME": "d.hop3.test"}, "reserved for an app named d"},
 		// Values that shape the route go through the route's own checks.
-		{admin, map[string]string{"STATIC_PATHS": "/y:{env.HOME}"}, "braces"},
+		{admin, map[string]string{"STATIC_PATHS": "/{env.HOME}:public"}, "must be a clean absolute URL path"},
 		{admin, map[string]string{"STATIC_PATHS": "/y:../.."}, "leaves the app"},
 		{admin, map[string]string{"MAX_BODY_SIZE": "lots"}, "MAX_BODY_SIZE"},
 		{admin, map[string]string{"KEEP_RELEASES": "51"}, "above the limit of 50"},

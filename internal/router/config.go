@@ -47,6 +47,10 @@ const (
 	HTTPSFD     = 4
 	HTTP3FD     = 5 // UDP
 	altFDOffset = 3 // HTTP at 6, HTTPS at 7
+	// AdminFD is the admin API's unix socket when hop3 binds it
+	// (Listeners.Admin): Caddy then serves its admin API on a socket whose
+	// path it can not reach itself.
+	AdminFD = 8
 )
 
 // DefaultReloadOverlap is how long, after a config change, the old config

@@ -20,6 +20,9 @@ type Listeners struct {
 	HTTP  *net.TCPListener
 	HTTPS *net.TCPListener // nil when serving plain HTTP only
 	HTTP3 *net.UDPConn     // the HTTPS port over UDP, for HTTP/3; nil without HTTPS
+	// Admin, when set, is the admin API's socket (ListenAdmin), passed as
+	// AdminFD.
+	Admin *net.UnixListener
 
 	httpAddr, httpsAddr string
 }
@@ -115,6 +118,9 @@ func (l *Listeners) Close() error {
 	if l.HTTP3 != nil {
 		errs = append(errs, l.HTTP3.Close())
 	}
+	if l.Admin != nil {
+		errs = append(errs, l.Admin.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -128,6 +134,10 @@ func (l *Listeners) files() ([]*os.File, error) {
 		at[HTTPSFD], at[HTTPSFD+altFDOffset], at[HTTP3FD] = l.HTTPS, l.HTTPS, l.HTTP3
 	}
 	out := make([]*os.File, HTTPSFD+altFDOffset-2) // fds 3 to 7
+	if l.Admin != nil {
+		at[AdminFD] = l.Admin
+		out = append(out, nil)
+	}
 	for n, s := range at {
 		f, err := s.File()
 		if err != nil {
@@ -137,6 +147,31 @@ func (l *Listeners) files() ([]*os.File, error) {
 		out[n-3] = f
 	}
 	return out, nil
+}
+
+// ListenAdmin binds the admin API's unix socket at path, mode 0600, for a
+// Caddy that inherits it (AdminFD). Its directory should be one Caddy's own
+// user can not enter: Caddy dials whatever path an app's socket link names,
+// and a link to the admin socket would otherwise hand the admin API to
+// anyone who asks the app's host. A socket Caddy only inherits and can not
+// reach by its path closes that, whatever the app links to.
+func ListenAdmin(path string) (*net.UnixListener, error) {
+	if conn, err := net.Dial("unix", path); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen for caddy's admin API: %s is in use by another process", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listen for caddy's admin API: %w", err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen for caddy's admin API: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen for caddy's admin API: %w", err)
+	}
+	return l, nil
 }
 
 func closeFiles(fs []*os.File) {
