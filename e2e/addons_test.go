@@ -26,6 +26,13 @@ func needAddonServers(t *testing.T) {
 	}
 }
 
+// ownCache gives a daemon build caches of its own: destroying an app
+// removes its uid's cache, and the shared test cache is keyed by uids that
+// other tests' daemons use too.
+func ownCache(root string) []string {
+	return []string{"--cache-dir", filepath.Join(root, "cache")}
+}
+
 // notesApp is a WSGI app keeping notes in its DATABASE_URL: /add/X, /del/X,
 // and any other path lists them, comma separated. Its release command
 // creates the table.
@@ -84,7 +91,7 @@ sys.exit(10 + ok)
 func TestAddonsPostgres(t *testing.T) {
 	needAddonServers(t)
 	root := shortTemp(t)
-	d := startDaemon(t, root, "127.0.0.1:0")
+	d := startDaemon(t, root, "127.0.0.1:0", ownCache(root)...)
 	u := newUser(t, "alice")
 	d.register(u)
 	host := "notes.localhost"
@@ -129,7 +136,7 @@ func TestAddonsPostgres(t *testing.T) {
 
 	// A restart of hop3 brings the database back before the app.
 	d.stop()
-	d = startDaemon(t, root, "127.0.0.1:0")
+	d = startDaemon(t, root, "127.0.0.1:0", ownCache(root)...)
 	wantBody(t, d, host, "/", "first")
 
 	// Backup, delete, restore.
@@ -284,7 +291,7 @@ func TestAddonsPostgres(t *testing.T) {
 	// A restart of hop3 leaves the kept add-on alone, without complaint;
 	// an app made again under the name finds it, with its data.
 	d.stop()
-	d = startDaemon(t, root, "127.0.0.1:0")
+	d = startDaemon(t, root, "127.0.0.1:0", ownCache(root)...)
 	if strings.Contains(d.log(), "did not come back") {
 		t.Fatalf("a kept add-on is reported as failing:\n%s", d.log())
 	}
@@ -316,7 +323,7 @@ def app(environ, start_response):
 func TestAddonsRedis(t *testing.T) {
 	needAddonServers(t)
 	root := shortTemp(t)
-	d := startDaemon(t, root, "127.0.0.1:0")
+	d := startDaemon(t, root, "127.0.0.1:0", ownCache(root)...)
 	u := newUser(t, "alice")
 	d.register(u)
 	host := "counter.localhost"
