@@ -199,6 +199,14 @@ func TestPikuImport(t *testing.T) {
 	alice, bob := newUser(t, "alice@laptop"), newUser(t, "bob")
 	home := t.TempDir()
 	piku := pikuTree(t, home, alice, bob)
+	// A third key restricted to an address keeps its restriction.
+	carol := newUser(t, "carol")
+	f, err := os.OpenFile(filepath.Join(home, ".ssh", "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, `from="127.0.0.1",`+pikuCommand+"%s\n", "SHA256:x", strings.TrimSpace(carol.pub(t)))
+	f.Close()
 	pikuDeploy(t, piku, "notes", "master", pikuNotes, "GREETING=hello\n", "kept by piku\n", "wsgi")
 	pikuDeploy(t, piku, "site", "trunk", map[string]string{"public/index.html": "the site, moved", "Procfile": "static: public\n",
 		"ENV": "NGINX_SERVER_NAME=site.example.test,www.site.example.test\n"}, "", "")
@@ -277,7 +285,8 @@ func TestPikuImport(t *testing.T) {
 	if doms, err := d.hop3("", "domains", "notes"); err != nil || !strings.Contains(doms, "notes.example.test (NGINX_SERVER_NAME)") {
 		t.Errorf("domains notes: %v\n%s", err, doms)
 	}
-	if keys, err := d.hop3("", "keys", "list"); err != nil || !strings.Contains(keys, "piku-alice@laptop") || !strings.Contains(keys, "counter,notes,site") {
+	if keys, err := d.hop3("", "keys", "list"); err != nil || !strings.Contains(keys, "piku-alice@laptop") || !strings.Contains(keys, "counter,notes,site") ||
+		!strings.Contains(keys, `from="127.0.0.1"`) {
 		t.Errorf("keys: %v\n%s", err, keys)
 	}
 	before := appReleases(t, d)

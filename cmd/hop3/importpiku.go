@@ -13,6 +13,7 @@ import (
 
 	"hop3/gitserver"
 	"hop3/internal/appname"
+	"hop3/internal/commands"
 	"hop3/internal/piku"
 	"hop3/internal/store"
 )
@@ -107,6 +108,7 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Stderr:   stderr,
 		DryRun:   *dryRun,
 		Data:     *data,
+		Domain:   envDefault("domain", "localhost"),
 	}
 	outcomes := im.Import(ctx, apps)
 
@@ -252,33 +254,54 @@ func importKeys(ctx context.Context, root, path string, named bool, role store.R
 			name = fmt.Sprintf("%s-%d", pk.Name, i)
 		}
 		used[name] = true
-		k := store.Key{Name: name, Fingerprint: pk.Fingerprint, PublicKey: pk.PublicKey, Role: role}
-		if role == store.RoleDeployer {
-			k.Apps = slices.Clone(apps)
-		}
+		var grant []string
 		scope := ""
 		if role == store.RoleDeployer {
-			scope = " of " + strings.Join(k.Apps, ",")
-			if len(k.Apps) == 0 {
+			grant = slices.Clone(apps)
+			scope = " of " + strings.Join(grant, ",")
+			if len(grant) == 0 {
 				scope = " of no app yet"
 			}
 		}
+		if pk.Options != "" {
+			scope += ", " + pk.Options
+		}
 		fmt.Fprintf(stderr, "       %s (%s%s) %s, line %d\n", name, role, scope, pk.Fingerprint, pk.Line)
 		if dryRun {
+			// The options are checked as adding the key will check them.
+			if _, err := gitserver.ParseKeyOptions(pk.Options); err != nil {
+				return fmt.Errorf("authorized_keys line %d: %v", pk.Line, err)
+			}
 			continue
 		}
-		if err := addImportedKey(ctx, st, k); err != nil {
-			return err
+		added, err := addImportedKey(ctx, st, name, role, grant, pk)
+		if err != nil {
+			return fmt.Errorf("authorized_keys line %d: %v", pk.Line, err)
 		}
-		keyEvent(ctx, st, stderr, "added key %s (%s%s) from piku", name, role, scope)
+		for _, k := range added {
+			keyEvent(ctx, st, stderr, "added key %s from piku", commands.Describe(k))
+		}
 	}
 	return nil
 }
 
-// addImportedKey stores one key taken from piku: the one place the import
-// adds a key.
-func addImportedKey(ctx context.Context, st *store.Store, k store.Key) error {
-	return st.AddKey(ctx, k)
+// addImportedKey adds one key taken from piku through keys:add's own path
+// (its name, role and option checks): the one place the import adds a key.
+func addImportedKey(ctx context.Context, st *store.Store, name string, role store.Role, apps []string, pk piku.AuthorizedKey) ([]store.Key, error) {
+	args := []string{name, "--role", role.String()}
+	if len(apps) > 0 {
+		args = append(args, "--apps", strings.Join(apps, ","))
+	}
+	line := pk.PublicKey
+	if pk.Options != "" {
+		line = pk.Options + " " + line
+	}
+	added, err := commands.AddKeys(ctx, st, args, strings.NewReader(line+"\n"))
+	var ce *commands.Error
+	if errors.As(err, &ce) {
+		return nil, errors.New(ce.Msg)
+	}
+	return added, err
 }
 
 // nextSteps ends a real import with what is left to do by hand.

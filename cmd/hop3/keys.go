@@ -20,13 +20,15 @@ func openStore(root string) (*store.Store, error) {
 }
 
 func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError("usage: hop3 keys add|list|remove ...")
-	}
-	sub := args[0]
-	root, rest, err := extractRoot(args[1:])
+	// --root may stand anywhere: before the command (handed on by
+	// dispatch), or after the verb or NAME.
+	root, rest, err := extractRoot(args)
 	if err != nil {
 		return err
+	}
+	sub := "list" // `hop3 keys` alone lists, as the daemon's keys does
+	if len(rest) > 0 {
+		sub, rest = rest[0], rest[1:]
 	}
 	if sub == "add" {
 		// The daemon's keys:add, on the store directly: one code path, one

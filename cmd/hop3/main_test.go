@@ -71,14 +71,18 @@ func TestRootBeforeOrAfter(t *testing.T) {
 }
 
 // keys takes --root after its verb: given before the command, it lands there.
+// keys without a verb lists, as the daemon's keys command does.
 func TestRootBeforeKeys(t *testing.T) {
-	root := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"--root", root, "keys", "list"}, strings.NewReader(""), &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	if _, err := os.Stat(filepath.Join(root, "hop3.db")); err != nil {
-		t.Errorf("keys list did not use --root: %v", err)
+	for _, verb := range [][]string{{"list"}, nil} {
+		root := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"--root", root, "keys"}, verb...)
+		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr); code != 0 {
+			t.Fatalf("hop3 %q: exit %d: %s", args, code, stderr.String())
+		}
+		if _, err := os.Stat(filepath.Join(root, "hop3.db")); err != nil {
+			t.Errorf("hop3 %q did not use --root: %v", args, err)
+		}
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"hop3/internal/hostclaim"
 )
 
 // Daemon runs a command on the running hop3 daemon, as `hop3 COMMAND`
@@ -48,6 +50,9 @@ type Importer struct {
 	// StopWait bounds the wait for piku's processes of an app to exit once
 	// stopped; zero means 30 seconds.
 	StopWait time.Duration
+	// Domain is hop3's: apps answer at <app>.<Domain>. The domain of the
+	// apps hop3 has, when it has some, replaces it.
+	Domain string
 }
 
 // Outcome is what happened to one app.
@@ -164,6 +169,10 @@ func (im *Importer) hop3Apps(ctx context.Context) (map[string]hop3App, error) {
 		}
 		hosts := append(append([]string{d.Default}, d.Domains...), d.FromConfig...)
 		out[r.Name] = hop3App{release: r.Release, hosts: hosts}
+		// The daemon's own domain is more sure than the one configured.
+		if domain, ok := strings.CutPrefix(d.Default, r.Name+"."); ok {
+			im.Domain = domain
+		}
 	}
 	return out, nil
 }
@@ -204,9 +213,17 @@ func (im *Importer) check(apps []App, existing map[string]hop3App) {
 			a.Problems = append(a.Problems, fmt.Sprintf("piku's %s would also be named %s in hop3: --rename one of them", other, a.Name))
 		}
 		names[a.Name] = a.PikuName
+		// hop3's one host rule, as the deploy will apply it (the import
+		// acts as an admin), against every app hop3 has and the piku apps
+		// before this one.
+		var held []hostclaim.Held
+		for host, owner := range hosts {
+			held = append(held, hostclaim.Held{App: owner, Host: host})
+		}
+		slices.SortFunc(held, func(x, y hostclaim.Held) int { return strings.Compare(x.Host, y.Host) })
 		for _, h := range a.Hosts {
-			if owner, ok := hosts[h]; ok && owner != a.Name {
-				a.Problems = append(a.Problems, fmt.Sprintf("host %s is already served by app %s", h, owner))
+			if err := (hostclaim.Rule{Domain: im.Domain}).Check(a.Name, h, true, held); err != nil {
+				a.Problems = append(a.Problems, err.Error())
 				continue
 			}
 			hosts[h] = a.Name

@@ -17,7 +17,14 @@ type AuthorizedKey struct {
 	Fingerprint string // "SHA256:..."
 	Comment     string
 	Name        string // a hop3 key name derived from the comment; unique in the file
+	// Options are the line's options hop3 keeps (from=, expiry-time=), in
+	// authorized_keys form; empty when none.
+	Options string
 }
+
+// keptOptions are the options hop3's keys honour: a piku key restricted by
+// one keeps the restriction.
+var keptOptions = map[string]bool{"from": true, "expiry-time": true}
 
 // pikuOptions are the restrictions piku's setup:ssh writes after its
 // command=; hop3's SSH server grants none of them to anyone, so they are
@@ -31,10 +38,11 @@ var pikuOptions = map[string]bool{
 // its command= runs piku.py (setup:ssh writes `command="FINGERPRINT=...
 // NAME=default /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding,
 // no-user-rc,no-X11-forwarding,no-port-forwarding KEY`); those keys are
-// returned with that prefix stripped. Every other line that holds a key is
-// left out with a reason: a key without piku's command logs in to a shell,
-// not to piku, and one with other options (from=, a different command=)
-// would lose a restriction hop3 can not carry.
+// returned with that prefix stripped, keeping the options hop3 honours
+// (from=, expiry-time=). Every other line that holds a key is left out with
+// a reason: a key without piku's command logs in to a shell, not to piku,
+// and one with other options (a different command=, environment=) would
+// lose a restriction hop3 can not carry.
 func ParseAuthorizedKeys(text string) (keys []AuthorizedKey, skipped []string) {
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -57,8 +65,9 @@ func ParseAuthorizedKeys(text string) (keys []AuthorizedKey, skipped []string) {
 			skipped = append(skipped, fmt.Sprintf("authorized_keys line %d: the same key as line %d", n, first))
 			continue
 		}
-		piku, other := false, []string{}
+		piku, other, kept := false, []string{}, []string{}
 		for _, o := range options {
+			name, _, _ := strings.Cut(o, "=")
 			switch {
 			case strings.HasPrefix(o, "command="):
 				piku = strings.Contains(o, "piku.py")
@@ -66,8 +75,10 @@ func ParseAuthorizedKeys(text string) (keys []AuthorizedKey, skipped []string) {
 					other = append(other, "a command= that is not piku's")
 				}
 			case pikuOptions[o]:
+			case keptOptions[strings.ToLower(name)] && strings.Contains(o, "="):
+				kept = append(kept, o)
 			default:
-				other = append(other, strings.SplitN(o, "=", 2)[0]+"=")
+				other = append(other, name+"=")
 			}
 		}
 		switch {
@@ -84,6 +95,7 @@ func ParseAuthorizedKeys(text string) (keys []AuthorizedKey, skipped []string) {
 			PublicKey:   strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub))),
 			Fingerprint: fp,
 			Comment:     comment,
+			Options:     strings.Join(kept, ","),
 		}
 		k.Name = uniqueName(keyBase(comment, len(keys)+1), names)
 		keys = append(keys, k)

@@ -470,6 +470,8 @@ func TestImportChecks(t *testing.T) {
 	pikuApp(t, piku, "two", "main", map[string]string{"index.html": "2", "ENV": "NGINX_SERVER_NAME=shared.example.com\n"})
 	pikuApp(t, piku, "three", "main", map[string]string{"index.html": "3", "ENV": "NGINX_SERVER_NAME=owned.example.com\n"})
 	pikuApp(t, piku, "four", "main", map[string]string{"index.html": "4"})
+	// <app>.<domain> is that app's, whether it exists or not.
+	pikuApp(t, piku, "five", "main", map[string]string{"index.html": "5", "ENV": "NGINX_SERVER_NAME=one.example.net\n"})
 	pikuApp(t, piku, "x_four", "main", map[string]string{"index.html": "4"})
 	apps, err := Scan(context.Background(), piku, Options{Rename: map[string]string{"x_four": "four"}})
 	if err != nil {
@@ -483,8 +485,9 @@ func TestImportChecks(t *testing.T) {
 		got[o.App+"/"+string(o.Status)] = o
 	}
 	for key, want := range map[string]string{
-		"two/not imported":   "host shared.example.com is already served by app one",
-		"three/not imported": "host owned.example.com is already served by app other",
+		"two/not imported":   "host shared.example.com belongs to app one",
+		"three/not imported": "host owned.example.com belongs to app other",
+		"five/not imported":  "host one.example.net is reserved for an app named one",
 		"four/not imported":  "piku's four would also be named four",
 	} {
 		if !strings.Contains(got[key].Reason, want) {
@@ -581,21 +584,26 @@ func TestParseAuthorizedKeys(t *testing.T) {
 		return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sshPub))) + " " + comment
 	}
 	prefix := `command="FINGERPRINT=SHA256:x NAME=default /usr/bin/python3 /home/piku/piku.py $SSH_ORIGINAL_COMMAND",no-agent-forwarding,no-user-rc,no-X11-forwarding,no-port-forwarding `
-	alice, bob, shell, from := key("alice@laptop"), key(""), key("admin"), key("ci")
+	alice, bob, shell, from, env := key("alice@laptop"), key(""), key("admin"), key("ci"), key("env")
 	text := strings.Join([]string{
 		"# piku keys",
 		prefix + alice,
 		prefix + bob,
 		shell,
-		`from="10.0.0.0/8",` + prefix + from,
+		`environment="A=B",` + prefix + env,
 		"garbage line",
 		prefix + alice,
 		`command="/usr/bin/other" ` + key("other"),
+		`from="10.0.0.0/8",` + prefix + from,
 		"",
 	}, "\n")
 	keys, skipped := ParseAuthorizedKeys(text)
-	if len(keys) != 2 {
+	if len(keys) != 3 {
 		t.Fatalf("keys %+v\nskipped %q", keys, skipped)
+	}
+	// from= is a restriction hop3 honours: the key keeps it.
+	if keys[2].Name != "piku-ci" || keys[2].Options != `from="10.0.0.0/8"` || keys[0].Options != "" {
+		t.Errorf("options: %+v", keys)
 	}
 	if keys[0].Name != "piku-alice@laptop" || keys[0].Line != 2 || !strings.HasPrefix(alice, keys[0].PublicKey) || strings.Contains(keys[0].PublicKey, "command") {
 		t.Errorf("alice: %+v", keys[0])
@@ -604,7 +612,7 @@ func TestParseAuthorizedKeys(t *testing.T) {
 		t.Errorf("bob: %+v", keys[1])
 	}
 	all := strings.Join(skipped, "\n")
-	for _, want := range []string{"line 4", "shell login", "line 5", "from=", "line 6", "not a public key", "line 7", "same key as line 2", "line 8", "not piku's"} {
+	for _, want := range []string{"line 4", "shell login", "line 5", "environment=", "line 6", "not a public key", "line 7", "same key as line 2", "line 8", "not piku's"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("skipped lacks %q:\n%s", want, all)
 		}
