@@ -110,7 +110,24 @@ func (m *Manager) ensureCluster(ctx context.Context) error {
 	if err != nil && !errors.Is(err, supervisor.ErrAlreadyStarted) {
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	return nil
+	return m.awaitQueries(ctx)
+}
+
+// awaitQueries waits until the cluster answers a query: its socket accepts
+// connections a moment before it serves them ("the database system is
+// starting up"), and longer after a crash.
+func (m *Manager) awaitQueries(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, err := m.adminSQL(ctx, "SELECT 1;\n")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the PostgreSQL cluster does not answer: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // initCluster runs initdb as the cluster's user, with a generated
