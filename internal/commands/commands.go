@@ -95,6 +95,8 @@ type Config struct {
 	CaddyBin       string
 	GranianVersion string
 	Logger         *slog.Logger
+	// Addons runs the add-on commands; nil: none on this server.
+	Addons Addons
 }
 
 // Dispatcher runs commands. It holds only its configuration: all per-command
