@@ -94,18 +94,12 @@ func (b *builder) buildNode(ctx context.Context) error {
 
 	b.addRuntimeEnv("NODE_ENV", "production")
 	env := withEnv(b.env, nil)
+	cacheDir := ""
 	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
+		if cacheDir, err = filepath.Abs(b.spec.CacheDir); err != nil {
 			return err
 		}
 		env["npm_config_cache"] = filepath.Join(cacheDir, "npm")
-	}
-	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return err
-		}
 		env["YARN_CACHE_FOLDER"] = filepath.Join(cacheDir, "yarn")
 	}
 	env["npm_config_update_notifier"] = "false"
@@ -133,20 +127,10 @@ func (b *builder) buildNode(ctx context.Context) error {
 	for _, n := range notes {
 		b.rep.Info(n)
 	}
-	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return err
-		}
+	if cacheDir != "" {
 		pm.storeDir = filepath.Join(cacheDir, "pnpm-store")
 	}
 	if pm.berry {
-		cacheDir := ""
-		if b.spec.CacheDir != "" {
-			if cacheDir, err = filepath.Abs(b.spec.CacheDir); err != nil {
-				return err
-			}
-		}
 		for k, v := range pm.berryEnv(cacheDir) {
 			if _, set := b.spec.Env[k]; !set || k == "YARN_NODE_LINKER" || k == "YARN_IGNORE_PATH" {
 				env[k] = v
