@@ -733,20 +733,18 @@ func TestCaddyTLSInternal(t *testing.T) {
 	}
 }
 
-// TestCaddyAttach runs hop3 against a Caddy someone else owns and checks
-// that only hop3's server changes.
-func TestCaddyAttach(t *testing.T) {
-	t.Parallel()
+// startOwnerCaddy starts a Caddy hop3 does not own, with the "apps" object
+// apps(port) returns (port is free, for the owner's own server), and
+// returns a client for its admin socket.
+func startOwnerCaddy(t *testing.T, dir string, apps func(port int) string) (*Client, int) {
+	t.Helper()
 	bin := caddyBin(t)
-	dir := shortDir(t)
 	sock := filepath.Join(dir, "admin.sock")
 	var otherPort int
 	var client *Client
 	for attempt := 0; ; attempt++ {
 		otherPort = freePort(t)
-		cfg := fmt.Sprintf(`{"admin":{"listen":"unix/%s","config":{"persist":false}},
-			"apps":{"http":{"servers":{"other":{"listen":["127.0.0.1:%d"],"automatic_https":{"disable":true},
-			"routes":[{"@id":"owner_route","handle":[{"handler":"static_response","body":"owner"}]}]}}}}}`, sock, otherPort)
+		cfg := fmt.Sprintf(`{"admin":{"listen":"unix/%s","config":{"persist":false}},"apps":%s}`, sock, apps(otherPort))
 		boot := filepath.Join(dir, "owner.json")
 		if err := os.WriteFile(boot, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -789,6 +787,57 @@ func TestCaddyAttach(t *testing.T) {
 			t.Fatalf("owner caddy did not start")
 		}
 	}
+	return client, otherPort
+}
+
+// TestCaddyAttachCreatesParents attaches to a Caddy whose config lacks
+// hop3's server's parents. Caddy answers a PATCH there with 500 "invalid
+// traversal path", not 404; attaching must create what is missing anyway.
+func TestCaddyAttachCreatesParents(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, apps string }{
+		{"empty http", `{"http":{}}`},
+		{"empty apps", `{}`},
+		{"only tls", `{"tls":{}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := shortDir(t)
+			client, _ := startOwnerCaddy(t, dir, func(int) string { return tc.apps })
+			ctx := context.Background()
+			app := Route{App: "app", Hosts: []string{"app.test"}, Upstreams: []string{startApp(t, dir, "app")}}
+			var httpPort int
+			for attempt := 0; ; attempt++ {
+				httpPort = freePort(t)
+				r := New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
+				if err := r.SetDesired([]Route{app}); err != nil {
+					t.Fatal(err)
+				}
+				err := r.Attach(ctx)
+				if err == nil {
+					break
+				}
+				if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
+					t.Fatalf("Attach: %v", err)
+				}
+			}
+			e := &edge{httpPort: httpPort}
+			if got := get(t, e.httpClient(t, nil), e.url("app.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=app") {
+				t.Fatalf("app through attached server: %d %q", got.status, got.body)
+			}
+		})
+	}
+}
+
+// TestCaddyAttach runs hop3 against a Caddy someone else owns and checks
+// that only hop3's server changes.
+func TestCaddyAttach(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	client, otherPort := startOwnerCaddy(t, dir, func(port int) string {
+		return fmt.Sprintf(`{"http":{"servers":{"other":{"listen":["127.0.0.1:%d"],"automatic_https":{"disable":true},
+			"routes":[{"@id":"owner_route","handle":[{"handler":"static_response","body":"owner"}]}]}}}}`, port)
+	})
 	ctx := context.Background()
 	var before json.RawMessage
 	if err := client.Get(ctx, "apps/http/servers/other", &before); err != nil {
