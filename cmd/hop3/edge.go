@@ -237,3 +237,11 @@ func concreteAddr(addr string) (string, error) {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
+
+// publicHTTPS is the address app URLs use when TLS is on, else "".
+func (e *edge) publicHTTPS() string {
+	if e.opts.TLS == router.TLSOff {
+		return ""
+	}
+	return e.opts.HTTPSAddr
+}

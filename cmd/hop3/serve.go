@@ -209,6 +209,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
 		},
+
+		PublicHTTPSAddr: edge.publicHTTPS(),
 	})
 	if err != nil {
 		return err

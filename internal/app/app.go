@@ -74,6 +74,10 @@ type Config struct {
 	// Isolation says whether each app runs as its own user; the zero value
 	// runs every app as hop3's user.
 	Isolation isolation.Policy
+
+	// PublicHTTPSAddr, set when TLS is on, makes URLs https:// at its
+	// port.
+	PublicHTTPSAddr string
 }
 
 // Manager runs deploys and commands.
@@ -152,11 +156,17 @@ func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(),
 
 // URL is the address an app answers at.
 func (m *Manager) URL(app string) string {
+	scheme, addr, defPort := "http", m.cfg.PublicHTTPAddr, "80"
+	if m.cfg.PublicHTTPSAddr != "" {
+		// With TLS on, plain HTTP only redirects (HTTPS_ONLY) or is the
+		// weaker of two: the URL to share is the https one.
+		scheme, addr, defPort = "https", m.cfg.PublicHTTPSAddr, "443"
+	}
 	host := app + "." + m.cfg.Domain
-	if _, port, err := net.SplitHostPort(m.cfg.PublicHTTPAddr); err == nil && port != "80" && port != "" {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != defPort && port != "" {
 		host += ":" + port
 	}
-	return "http://" + host + "/"
+	return scheme + "://" + host + "/"
 }
 
 // Keys adapts the store to the SSH server's key lookup.
