@@ -4,13 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -979,7 +985,12 @@ func TestGoldenConfigsValidate(t *testing.T) {
 			if tc.opts.ListenFDs && !inherits(t) {
 				t.Skipf("caddy %s predates inherited sockets (%s)", caddyVer, MinInheritVersion)
 			}
-			cmd := exec.Command(bin, "validate", "--config", filepath.Join("testdata", tc.name+".json"))
+			file := filepath.Join("testdata", tc.name+".json")
+			if tc.opts.ACMECARoot != "" {
+				// Caddy reads the trusted roots when it validates.
+				file = withRootFile(t, file, tc.opts.ACMECARoot)
+			}
+			cmd := exec.Command(bin, "validate", "--config", file)
 			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -987,6 +998,37 @@ func TestGoldenConfigsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withRootFile copies the config file, naming a real PEM root file where it
+// names path, and returns the copy.
+func withRootFile(t *testing.T, file, path string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root.pem")
+	if err := os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(file))
+	if err := os.WriteFile(out, bytes.ReplaceAll(b, []byte(path), []byte(root)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // startStreamApp serves an app with two long-lived endpoints: an upgraded
