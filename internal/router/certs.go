@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +28,10 @@ type CertStatus struct {
 	Host     string
 	State    string    // CertValid, CertPending or CertFailing
 	NotAfter time.Time // expiry of the stored certificate; zero without one
-	Issuer   string    // storage key of the issuer that holds it, e.g. "local"
+	// NotBefore is the stored certificate's start: with NotAfter, its
+	// lifetime, which says when Caddy renews it (a third of it left).
+	NotBefore time.Time
+	Issuer    string // storage key of the issuer that holds it, e.g. "local"
 	// LastError is Caddy's last "could not get certificate" error for the
 	// host since its certificate was stored (or ever, without one).
 	LastError string
@@ -70,9 +75,10 @@ type Certs struct {
 }
 
 type storedCert struct {
-	notAfter time.Time
-	modTime  time.Time
-	issuer   string
+	notAfter  time.Time
+	notBefore time.Time
+	modTime   time.Time
+	issuer    string
 }
 
 type certFailure struct {
@@ -86,23 +92,30 @@ func NewCerts(dir string) *Certs {
 	return &Certs{dir: dir, now: time.Now}
 }
 
-// Status returns the status of each host's certificate, in order.
-func (c *Certs) Status(hosts []string) []CertStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// refreshLocked rereads storage and log when the cache is stale, and
+// returns the time now.
+func (c *Certs) refreshLocked() time.Time {
 	now := c.now()
 	if c.stored == nil || now.Sub(c.readAt) >= certCacheTTL || now.Before(c.readAt) {
 		c.stored = readStoredCerts(filepath.Join(c.dir, "data", "caddy", "certificates"))
 		c.fails, c.success = readCertLog(filepath.Join(c.dir, "caddy.log"))
 		c.readAt = now
 	}
+	return now
+}
+
+// Status returns the status of each host's certificate, in order.
+func (c *Certs) Status(hosts []string) []CertStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.refreshLocked()
 	out := make([]CertStatus, len(hosts))
 	for i, h := range hosts {
 		h = strings.ToLower(h)
 		s := CertStatus{Host: h, State: CertPending}
 		sc, ok := c.stored[certKey(h)]
 		if ok {
-			s.NotAfter, s.Issuer = sc.notAfter, sc.issuer
+			s.NotAfter, s.NotBefore, s.Issuer = sc.notAfter, sc.notBefore, sc.issuer
 		}
 		f, failed := c.fails[h]
 		if failed && ok && !f.at.After(sc.modTime) {
@@ -123,6 +136,33 @@ func (c *Certs) Status(hosts []string) []CertStatus {
 		out[i] = s
 	}
 	return out
+}
+
+// All returns the status of every host with a stored certificate or a
+// logged failure, sorted by host. Hosts no app routes any more stay in it
+// until Caddy cleans its storage and the failure leaves the log's tail.
+func (c *Certs) All() []CertStatus {
+	c.mu.Lock()
+	c.refreshLocked()
+	hosts := map[string]bool{}
+	for k := range c.stored {
+		hosts[strings.ReplaceAll(k, "wildcard_", "*")] = true
+	}
+	for h := range c.fails {
+		hosts[h] = true
+	}
+	c.mu.Unlock()
+	return c.Status(slices.Sorted(maps.Keys(hosts)))
+}
+
+// ExpiresSoon reports whether a valid certificate is close enough to its
+// end that renewal looks stuck: under 14 days left and under a quarter
+// of its lifetime (Caddy renews with a third left, so a short-lived
+// certificate, such as the local CA's 12-hour ones, is not flagged all
+// the time).
+func (s CertStatus) ExpiresSoon(now time.Time) bool {
+	left := s.NotAfter.Sub(now)
+	return s.State == CertValid && left < 14*24*time.Hour && left < s.NotAfter.Sub(s.NotBefore)/4
 }
 
 // certKey is the directory name Caddy's storage gives host (certmagic's
@@ -146,40 +186,40 @@ func readStoredCerts(root string) map[string]storedCert {
 				continue
 			}
 			file := filepath.Join(root, is.Name(), h.Name(), h.Name()+".crt")
-			notAfter, mod, ok := leafExpiry(file)
-			if ok && notAfter.After(out[h.Name()].notAfter) {
-				out[h.Name()] = storedCert{notAfter: notAfter, modTime: mod, issuer: is.Name()}
+			cert, mod, ok := leaf(file)
+			if ok && cert.NotAfter.After(out[h.Name()].notAfter) {
+				out[h.Name()] = storedCert{notAfter: cert.NotAfter, notBefore: cert.NotBefore, modTime: mod, issuer: is.Name()}
 			}
 		}
 	}
 	return out
 }
 
-// leafExpiry returns the NotAfter of the first certificate in a PEM file
-// (the leaf: Caddy stores the chain leaf first) and the file's mtime.
-func leafExpiry(file string) (time.Time, time.Time, bool) {
+// leaf returns the first certificate in a PEM file (the leaf: Caddy
+// stores the chain leaf first) and the file's mtime.
+func leaf(file string) (*x509.Certificate, time.Time, bool) {
 	f, err := os.Open(file)
 	if err != nil {
-		return time.Time{}, time.Time{}, false
+		return nil, time.Time{}, false
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		return time.Time{}, time.Time{}, false
+		return nil, time.Time{}, false
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		return time.Time{}, time.Time{}, false
+		return nil, time.Time{}, false
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "CERTIFICATE" {
-		return time.Time{}, time.Time{}, false
+		return nil, time.Time{}, false
 	}
 	cert, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		return time.Time{}, time.Time{}, false
+		return nil, time.Time{}, false
 	}
-	return cert.NotAfter, fi.ModTime(), true
+	return cert, fi.ModTime(), true
 }
 
 // readCertLog returns, per host, the last "could not get certificate"

@@ -121,3 +121,49 @@ func TestCertsMissingDir(t *testing.T) {
 		t.Errorf("Status = %+v", s)
 	}
 }
+
+func TestCertsAll(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	dir := t.TempDir()
+	storeCert(t, dir, "local", "b.test", now.Add(time.Hour), now)
+	storeCert(t, dir, "local", "*.w.test", now.Add(time.Hour), now)
+	log := logLine(now, "could not get certificate from issuer", "a.test", "boom")
+	if err := os.WriteFile(filepath.Join(dir, "caddy.log"), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range NewCerts(dir).All() {
+		got = append(got, s.Host+" "+s.State)
+	}
+	if want := "*.w.test valid, a.test failing, b.test valid"; strings.Join(got, ", ") != want {
+		t.Errorf("All = %s, want %s", strings.Join(got, ", "), want)
+	}
+}
+
+func TestCertExpiresSoon(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name      string
+		state     string
+		life, end time.Duration // lifetime, and time left
+		want      bool
+	}{
+		{"90 days, 40 left", CertValid, 90 * day, 40 * day, false},
+		{"90 days, 20 left: renewal due, not late", CertValid, 90 * day, 20 * day, false},
+		{"90 days, 13 left", CertValid, 90 * day, 13 * day, true},
+		{"local 12 h, 5 h left", CertValid, 12 * time.Hour, 5 * time.Hour, false},
+		{"local 12 h, 2 h left", CertValid, 12 * time.Hour, 2 * time.Hour, true},
+		{"failing", CertFailing, 0, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := CertStatus{State: tc.state, NotAfter: now.Add(tc.end), NotBefore: now.Add(tc.end - tc.life)}
+			if got := s.ExpiresSoon(now); got != tc.want {
+				t.Errorf("ExpiresSoon = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
