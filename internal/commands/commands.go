@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"hop3/gitserver"
+	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
@@ -95,6 +96,10 @@ type Config struct {
 	CaddyBin       string
 	GranianVersion string
 	Logger         *slog.Logger
+
+	// Certs, set when TLS is on and hop3 runs Caddy, returns each host's
+	// certificate status (router.Certs.Status) for `domains`.
+	Certs func(hosts []string) []router.CertStatus
 }
 
 // Dispatcher runs commands. It holds only its configuration: all per-command
