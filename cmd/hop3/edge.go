@@ -290,3 +290,13 @@ func (e *edge) publicHTTPS() string {
 	}
 	return e.opts.HTTPSAddr
 }
+
+// certs returns the certificate status reader for a managed Caddy with
+// TLS on, else nil: someone else's Caddy keeps its storage where hop3 does
+// not know.
+func (e *edge) certs() func(hosts []string) []router.CertStatus {
+	if e.opts.TLS == router.TLSOff || e.attached {
+		return nil
+	}
+	return router.NewCerts(e.caddyDir).Status
+}

@@ -208,7 +208,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	}
 	defer edge.close()
 	httpAddr, rt, adminSock := edge.opts.HTTPAddr, edge.rt, edge.adminSock
-	ms, err := startMetrics(ctx, c.metricsAddr, sup, rt, adminSock, logger)
+	certs := edge.certs()
+	ms, err := startMetrics(ctx, c.metricsAddr, sup, rt, adminSock, certs, logger)
 	if err != nil {
 		return err
 	}
@@ -235,6 +236,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		},
 
 		PublicHTTPSAddr: edge.publicHTTPS(),
+		Certs:           certs,
 	})
 	if err != nil {
 		return err
@@ -248,6 +250,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		CaddyBin:       c.caddyBin,
 		GranianVersion: buildpacks.DefaultGranianVersion,
 		Logger:         logger,
+
+		Certs: certs,
 	})
 	if err != nil {
 		return err

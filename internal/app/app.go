@@ -21,6 +21,7 @@ import (
 	"hop3/internal/isolation"
 	"hop3/internal/router"
 	"hop3/internal/store"
+	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
 )
 
@@ -78,6 +79,9 @@ type Config struct {
 	// PublicHTTPSAddr, set when TLS is on, makes URLs https:// at its
 	// port.
 	PublicHTTPSAddr string
+	// Certs, set when TLS is on and hop3 runs Caddy, tells the end of a
+	// push whether the app's certificate is there yet.
+	Certs func(hosts []string) []router.CertStatus
 }
 
 // Manager runs deploys and commands.
@@ -167,6 +171,24 @@ func (m *Manager) URL(app string) string {
 		host += ":" + port
 	}
 	return scheme + "://" + host + "/"
+}
+
+// certNote says, before a push's last line, when the app's own host has
+// no certificate yet: its https URL does not answer until Caddy gets one,
+// or ever when Caddy is failing to.
+func (m *Manager) certNote(out *ui.Writer, app string) {
+	if m.cfg.Certs == nil {
+		return
+	}
+	host := app + "." + m.cfg.Domain
+	for _, s := range m.cfg.Certs([]string{host}) {
+		switch s.State {
+		case router.CertPending:
+			out.Info("certificate pending: Caddy is getting one for " + host + "; `domains " + app + "` shows when it is there")
+		case router.CertFailing:
+			out.Fail("certificate failing for " + host + ": " + s.LastError)
+		}
+	}
 }
 
 // Keys adapts the store to the SSH server's key lookup.
