@@ -142,14 +142,14 @@ func TestCertStatusFailing(t *testing.T) {
 // hop3 trusts through --acme-ca-root only: the push ends with the https
 // URL, the app answers over HTTPS with a certificate that chains to
 // Pebble's root (checked by curl), and `domains APP --json` shows it valid
-// with its expiry. Pebble skips challenge validation here
-// (PEBBLE_VA_ALWAYS_VALID): the app's host resolves nowhere.
+// with its expiry. Pebble validates for real: a test DNS server points the
+// app's host at 127.0.0.1, and Pebble's challenge ports are hop3's.
 func TestCertPebble(t *testing.T) {
 	t.Parallel()
 	httpAddr, httpsAddr := loopbackPort(t), loopbackPort(t)
 	_, httpPort, _ := strings.Cut(httpAddr, ":")
 	_, httpsPort, _ := strings.Cut(httpsAddr, ":")
-	p := startPebble(t, httpPort, httpsPort)
+	p := startPebble(t, httpPort, httpsPort, loopbackDNS(t))
 	root := shortTemp(t)
 	d, _ := startRouterDaemon(t, root, nil, "--tls", "acme", "--http-addr", httpAddr, "--https-addr", httpsAddr,
 		"--domain", "example.test", "--acme-ca", p.dir, "--acme-ca-root", p.caRoot, "--acme-email", "ops@example.test")

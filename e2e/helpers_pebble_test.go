@@ -72,10 +72,11 @@ type pebble struct {
 	mgmtHTTP *http.Client
 }
 
-// startPebble runs Pebble on loopback with its test certificates. It skips
-// challenge validation (PEBBLE_VA_ALWAYS_VALID): the test is about what
-// hop3 does with the certificates, and the app hosts resolve nowhere.
-func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
+// startPebble runs Pebble on loopback with its test certificates. Its
+// validation asks dns (loopbackDNS) for the app hosts and connects to
+// httpPort (HTTP-01) or tlsPort (TLS-ALPN-01) on the answer: really
+// validating. With dns empty it skips validation (PEBBLE_VA_ALWAYS_VALID).
+func startPebble(t *testing.T, httpPort, tlsPort, dns string) *pebble {
 	t.Helper()
 	bin, mod := pebbleBuild(t)
 	dir := t.TempDir()
@@ -93,7 +94,12 @@ func startPebble(t *testing.T, httpPort, tlsPort string) *pebble {
 		}
 		var log bytes.Buffer
 		cmd := exec.Command(bin, "-config", cfgPath)
-		cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
+		if dns == "" {
+			cmd.Env = append(cmd.Env, "PEBBLE_VA_ALWAYS_VALID=1")
+		} else {
+			cmd.Args = append(cmd.Args, "-dnsserver", dns)
+		}
 		sb := &syncBuffer{b: &log}
 		cmd.Stdout, cmd.Stderr = sb, sb
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -171,4 +177,90 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+// loopbackDNS answers every A query with 127.0.0.1 and every other query
+// with no records, over UDP and TCP on one port of 127.0.0.1, so Pebble's
+// validation reaches hop3 for any app host. It returns the address.
+func loopbackDNS(t *testing.T) string {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	for attempt := 0; ; attempt++ {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if pc, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
+			break
+		}
+		ln.Close()
+		if attempt > 10 {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { pc.Close(); ln.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp := dnsAnswer(buf[:n]); resp != nil {
+				pc.WriteTo(resp, addr)
+			}
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				for {
+					var l [2]byte
+					if _, err := io.ReadFull(c, l[:]); err != nil {
+						return
+					}
+					q := make([]byte, int(l[0])<<8|int(l[1]))
+					if _, err := io.ReadFull(c, q); err != nil {
+						return
+					}
+					resp := dnsAnswer(q)
+					if resp == nil {
+						return
+					}
+					c.Write(append([]byte{byte(len(resp) >> 8), byte(len(resp))}, resp...))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// dnsAnswer builds the reply to one query (RFC 1035 wire format).
+func dnsAnswer(q []byte) []byte {
+	if len(q) < 12 || q[4] != 0 || q[5] != 1 {
+		return nil
+	}
+	i := 12
+	for i < len(q) && q[i] != 0 {
+		i += int(q[i]) + 1
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	question := q[12 : i+5]
+	qtype := int(q[i+1])<<8 | int(q[i+2])
+	resp := []byte{q[0], q[1], 0x84 | q[2]&0x01, 0x80, 0, 1, 0, 0, 0, 0, 0, 0}
+	resp = append(resp, question...)
+	if qtype == 1 { // A
+		resp[7] = 1
+		resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1)
+	}
+	return resp
 }
