@@ -812,26 +812,32 @@ func TestCaddyAttachCreatesParents(t *testing.T) {
 			client, _ := startOwnerCaddy(t, dir, func(int) string { return tc.apps })
 			ctx := context.Background()
 			app := Route{App: "app", Hosts: []string{"app.test"}, Upstreams: []string{startApp(t, dir, "app")}}
-			var httpPort int
-			for attempt := 0; ; attempt++ {
-				httpPort = freePort(t)
-				r := New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
-				if err := r.SetDesired([]Route{app}); err != nil {
-					t.Fatal(err)
-				}
-				err := r.Attach(ctx)
-				if err == nil {
-					break
-				}
-				if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
-					t.Fatalf("Attach: %v", err)
-				}
-			}
+			_, httpPort := attachOnFreePort(ctx, t, client, app)
 			e := &edge{httpPort: httpPort}
 			if got := get(t, e.httpClient(t, nil), e.url("app.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=app") {
 				t.Fatalf("app through attached server: %d %q", got.status, got.body)
 			}
 		})
+	}
+}
+
+// attachOnFreePort attaches a router serving app on a free port to the
+// Caddy client reaches, trying again when the port was taken meanwhile.
+func attachOnFreePort(ctx context.Context, t *testing.T, client *Client, app Route) (*Router, int) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		httpPort := freePort(t)
+		r := New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
+		if err := r.SetDesired([]Route{app}); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Attach(ctx)
+		if err == nil {
+			return r, httpPort
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
+			t.Fatalf("Attach: %v", err)
+		}
 	}
 }
 
@@ -851,22 +857,7 @@ func TestCaddyAttach(t *testing.T) {
 	}
 
 	app := Route{App: "app", Hosts: []string{"app.test"}, Upstreams: []string{startApp(t, dir, "app")}}
-	var r *Router
-	var httpPort int
-	for attempt := 0; ; attempt++ {
-		httpPort = freePort(t)
-		r = New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
-		if err := r.SetDesired([]Route{app}); err != nil {
-			t.Fatal(err)
-		}
-		err := r.Attach(ctx)
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
-			t.Fatalf("Attach: %v", err)
-		}
-	}
+	r, httpPort := attachOnFreePort(ctx, t, client, app)
 	e := &edge{httpPort: httpPort}
 	c := e.httpClient(t, nil)
 	if got := get(t, c, e.url("app.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=app") {
