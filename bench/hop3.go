@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"hop3/internal/router"
 )
 
 // hop3d is one running `hop3 serve`, started the way its end-to-end tests
@@ -189,7 +191,15 @@ func (d *hop3d) granianPID(app string) int {
 
 // adminClient talks to hop3's Caddy admin API over its unix socket.
 func (d *hop3d) adminClient(timeout time.Duration) *http.Client {
-	return unixClient(filepath.Join(d.root, "caddy", "admin.sock"), timeout)
+	socks := router.AdminSockets(filepath.Join(d.root, "caddy"))
+	sock := socks[len(socks)-1]
+	for _, s := range socks {
+		if _, err := os.Stat(s); err == nil {
+			sock = s
+			break
+		}
+	}
+	return unixClient(sock, timeout)
 }
 
 // adminGet fetches a path of hop3's Caddy admin API.

@@ -75,7 +75,7 @@ func main() {
 	dur := flag.Duration("d", 5*time.Second, "wrk duration of one throughput run")
 	conns := flag.Int("c", 32, "wrk connections")
 	explore := flag.Bool("explore", false, "also run the exploratory tuning variants")
-	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,start,footprint,zerodowntime,push,routing); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,start,footprint,zerodowntime,push,routing,isolation); default all")
 	flag.Parse()
 
 	repo, err := os.Getwd()
@@ -208,6 +208,11 @@ func run(ctx context.Context, env *benchEnv, outPath, only string) int {
 	if want("routing") {
 		body, err := scenarioRouting(ctx, env)
 		add("3. Hot routing", body, err)
+	}
+	if want("isolation") {
+		logf("measuring what isolation costs")
+		body, err := scenarioIsolation(ctx, env)
+		add("7. What isolation costs", body, err)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "bench: interrupted")

@@ -92,7 +92,7 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 		if e.user != nil {
-			if err := e.bindAdmin(root, &opts, iso); err != nil {
+			if err := e.bindAdmin(&opts, iso); err != nil {
 				e.listeners.Close()
 				return nil, err
 			}
@@ -172,12 +172,11 @@ func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Polic
 // router.AdminFD. Caddy dials whatever path an app's socket link names
 // (the app owns its socket directory); an admin socket Caddy could reach by
 // its path would then answer anyone who asks that app's host.
-func (e *edge) bindAdmin(root string, opts *router.Options, iso isolation.Policy) error {
-	dir := filepath.Join(root, "admin")
-	if err := iso.Dir(dir, isolation.Private, nil); err != nil {
+func (e *edge) bindAdmin(opts *router.Options, iso isolation.Policy) error {
+	path := router.HeldAdminSocket(e.caddyDir)
+	if err := iso.Dir(filepath.Dir(path), isolation.Private, nil); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "caddy.sock")
 	l, err := router.ListenAdmin(path)
 	if err != nil {
 		return err

@@ -338,8 +338,11 @@ func (m *Manager) Destroy(ctx context.Context, app string, purge bool) error {
 		return err
 	}
 	dirs := []string{m.paths.repo(app), m.paths.appDir(app), m.paths.logs(app), m.paths.run(app), m.paths.tmpDir(app)}
-	if u != nil {
-		// No later app gets this uid, so no one would use its caches.
+	if u != nil && within(m.cfg.Root, m.cfg.CacheDir) {
+		// No later app of this root gets this uid, so no one would use its
+		// caches. A cache directory given from outside the root may be
+		// shared with another hop3 whose app of the same uid builds with
+		// it: that one is left alone.
 		dirs = append(dirs, m.appCacheDir(u))
 	}
 	if purge {

@@ -58,7 +58,14 @@ func (c *checker) caddy(ctx context.Context) Result {
 
 func (c *checker) caddyAdmin(ctx context.Context) Result {
 	const name = "caddy-admin"
-	sock := router.AdminSocket(filepath.Join(c.cfg.Root, "caddy"))
+	socks := router.AdminSockets(filepath.Join(c.cfg.Root, "caddy"))
+	sock := socks[len(socks)-1]
+	for _, s := range socks {
+		if _, err := os.Lstat(s); err == nil {
+			sock = s
+			break
+		}
+	}
 	if !c.running {
 		return warn(name, "hop3 is not running, so neither is its Caddy", "systemctl start hop3 (or hop3 serve)")
 	}

@@ -50,9 +50,21 @@ type ProcessOptions struct {
 // User is a numeric uid and gid, which need no /etc/passwd entry.
 type User struct{ UID, GID int }
 
-// AdminSocket is where a managed Caddy's admin socket belongs: in the last
-// of OwnDirs.
+// AdminSocket is where a managed Caddy binds its admin socket itself: in
+// the last of OwnDirs.
 func AdminSocket(dir string) string { return filepath.Join(dir, "admin", "admin.sock") }
+
+// HeldAdminSocket is where hop3 binds the admin socket it passes to a Caddy
+// of its own user (AdminFD): in an admin directory beside dir, which Caddy
+// can not enter.
+func HeldAdminSocket(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "admin", "caddy.sock")
+}
+
+// AdminSockets lists where a managed Caddy's admin socket may be, the one
+// hop3 holds first: a tool that reaches a running hop3's Caddy (doctor)
+// tries each.
+func AdminSockets(dir string) []string { return []string{HeldAdminSocket(dir), AdminSocket(dir)} }
 
 // OwnDirs are the directories of a managed Caddy's dir that are Caddy's
 // own when it runs as its own user: its XDG config and data homes and its

@@ -216,10 +216,11 @@ func TestStartFailures(t *testing.T) {
 			wantTail: []string{"boom-stdout", "boom-stderr", "--- hop3: exited: exit status 1"},
 		},
 		{
-			name:     "health answers 500",
-			command:  func(sock string) []string { return pyCommand("unix", sock, "0", "500") },
-			timeout:  time.Second,
-			wantErr:  []string{"not ready after 1s", "answered 500", "server listening"},
+			name:    "health answers 500",
+			command: func(sock string) []string { return pyCommand("unix", sock, "0", "500") },
+			// Long enough for Python to start on a loaded machine.
+			timeout:  4 * time.Second,
+			wantErr:  []string{"not ready after 4s", "answered 500", "server listening"},
 			wantTail: []string{"server listening", "--- hop3: exited: signal: killed"},
 		},
 		{
