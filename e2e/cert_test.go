@@ -54,12 +54,13 @@ func lastServerLine(out string) string {
 }
 
 // TestCertStatusInternal: with --tls internal a push ends with the https
-// URL, and `domains APP` shows the certificate Caddy's local CA issued,
-// read from Caddy's storage, with its expiry.
+// URL, and `domains APP` and the metrics show the certificate Caddy's
+// local CA issued, read from Caddy's storage, with its expiry.
 func TestCertStatusInternal(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
-	d, ready := startRouterDaemon(t, root, nil, "--tls", "internal", "--https-addr", "127.0.0.1:0")
+	maddr := loopbackPort(t)
+	d, ready := startRouterDaemon(t, root, nil, "--tls", "internal", "--https-addr", "127.0.0.1:0", "--metrics-addr", maddr)
 	_, httpsPort, _ := strings.Cut(ready["https"], ":")
 	alice := newUser(t, "alice")
 	d.register(alice)
@@ -74,6 +75,17 @@ func TestCertStatusInternal(t *testing.T) {
 		}
 		if host != "web.localhost" || state != "valid" || notAfter == nil || !notAfter.After(time.Now()) {
 			return fmt.Errorf("certificate of %s: %s until %v", host, state, notAfter)
+		}
+		return nil
+	})
+	// The metrics read the same storage (after their cache expires).
+	eventually(t, 30*time.Second, func() error {
+		m, err := opsFetch("http://" + maddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(m, `hop3_cert_expiry_seconds{host="web.localhost"} `) || !strings.Contains(m, `hop3_cert_failing{host="web.localhost"} 0`) {
+			return fmt.Errorf("metrics lack web.localhost's certificate")
 		}
 		return nil
 	})
