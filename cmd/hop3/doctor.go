@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
+	"hop3/internal/addons"
 	"hop3/internal/app"
 	"hop3/internal/doctor"
 )
@@ -50,6 +52,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg.PIDDir = app.PIDDir(cfg.Root)
 	results := doctor.Run(ctx, cfg, doctor.DefaultSystem())
+	results = append(results, addonChecks(cfg.Root)...)
 	if err := doctor.Write(stdout, results); err != nil {
 		return err
 	}
@@ -63,4 +66,34 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: 1, msg: fmt.Sprintf("%d check(s) failed", n)}
 	}
 	return nil
+}
+
+// addonChecks reports the add-on servers: installed, and each add-on
+// answering on its sockets (a stopped hop3 shows them all down).
+func addonChecks(root string) []doctor.Result {
+	list, err := addons.Check(root)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return []doctor.Result{{Name: "addons", Verdict: doctor.Warn, Detail: err.Error(), Fix: "run hop3 doctor as hop3's user"}}
+	case err != nil:
+		return []doctor.Result{{Name: "addons", Verdict: doctor.Fail, Detail: err.Error(), Fix: "restore addons/addons.json from a backup of the root"}}
+	}
+	var out []doctor.Result
+	if err := addons.Servers(); err != nil {
+		v := doctor.Warn
+		if len(list) > 0 {
+			v = doctor.Fail
+		}
+		out = append(out, doctor.Result{Name: "addon-servers", Verdict: v, Detail: err.Error(), Fix: "run scripts/setup.sh (apt-get install postgresql-15 redis-server)"})
+	} else {
+		out = append(out, doctor.Result{Name: "addon-servers", Verdict: doctor.OK, Detail: "PostgreSQL 15 and Redis installed"})
+	}
+	for _, h := range list {
+		r := doctor.Result{Name: "addon:" + h.Name, Verdict: doctor.OK, Detail: fmt.Sprintf("%s of %s answers", h.Kind, h.App)}
+		if h.Err != nil {
+			r.Verdict, r.Detail, r.Fix = doctor.Warn, fmt.Sprintf("%s of %s: %v", h.Kind, h.App, h.Err), "see `ps "+h.App+"` and <root>/logs/addons/"
+		}
+		out = append(out, r)
+	}
+	return out
 }

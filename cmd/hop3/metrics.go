@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"hop3/internal/addons"
 	"hop3/internal/app"
 	"hop3/internal/metrics"
 	"hop3/internal/router"
@@ -18,11 +19,12 @@ var _ app.Observer = (*metrics.Metrics)(nil)
 // metricsServer is hop3 serve's Prometheus endpoint (--metrics-addr). A nil
 // *metricsServer is a disabled one: every method does nothing.
 type metricsServer struct {
-	m     *metrics.Metrics
-	ln    net.Listener
-	caddy atomic.Pointer[router.Caddy]
-	disk  atomic.Pointer[func() map[string]app.DiskUsage]
-	stop  func()
+	m      *metrics.Metrics
+	ln     net.Listener
+	caddy  atomic.Pointer[router.Caddy]
+	disk   atomic.Pointer[func() map[string]app.DiskUsage]
+	addons atomic.Pointer[addons.Manager]
+	stop   func()
 }
 
 // startMetrics binds addr (port 0 picks a free port) and serves hop3's
@@ -43,6 +45,12 @@ func startMetrics(ctx context.Context, addr string, sup *supervisor.Supervisor, 
 				return c.Restarts()
 			}
 			return 0
+		},
+		Addons: func() []metrics.AddonStat {
+			if a := s.addons.Load(); a != nil {
+				return addonStats(ctx, a)
+			}
+			return nil
 		},
 		Version: version,
 		Logger:  logger,
@@ -87,6 +95,21 @@ func (s *metricsServer) setCaddy(c *router.Caddy) {
 	if s != nil {
 		s.caddy.Store(c)
 	}
+}
+
+// setAddons names the add-on manager whose add-ons are reported.
+func (s *metricsServer) setAddons(a *addons.Manager) {
+	if s != nil {
+		s.addons.Store(a)
+	}
+}
+
+func addonStats(ctx context.Context, a *addons.Manager) []metrics.AddonStat {
+	var out []metrics.AddonStat
+	for _, st := range a.Stats(ctx) {
+		out = append(out, metrics.AddonStat{App: st.App, Name: st.Name, Kind: string(st.Kind), Running: st.State == "running", SizeBytes: st.Size})
+	}
+	return out
 }
 
 // setDisk names where each app's measured disk use is read.

@@ -19,11 +19,14 @@ import (
 
 	"hop3/buildpacks"
 	"hop3/gitserver"
+	"hop3/internal/addons"
 	"hop3/internal/app"
 	"hop3/internal/commands"
 	"hop3/internal/isolation"
 	"hop3/internal/router"
+	"hop3/internal/store"
 	"hop3/internal/ui"
+	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
 
@@ -38,6 +41,7 @@ type serveConfig struct {
 	metricsAddr                                string
 	isolation                                  string
 	uidBase                                    uint
+	addonBackups                               string
 	sandbox                                    string
 
 	acmeCARoot, acmeEABKeyID, acmeEABHMAC string
@@ -88,6 +92,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.logLevel, "log-level", envDefault("log-level", "info"), "debug, info, warn or error (HOP3_LOG_LEVEL)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", envDefault("metrics-addr", ""), "serve Prometheus metrics here, e.g. 127.0.0.1:9323; empty: off (HOP3_METRICS_ADDR)")
 	fs.StringVar(&c.isolation, "isolation", envDefault("isolation", "auto"), "auto: run each app as its own user when hop3 may switch users; off: every app as hop3's user (HOP3_ISOLATION)")
+	fs.StringVar(&c.addonBackups, "addon-backups", envDefault("addon-backups", addons.DefaultBackupSchedule), "when every add-on is backed up: five-field cron in the server's time zone, or off (HOP3_ADDON_BACKUPS)")
 	fs.UintVar(&c.uidBase, "uid-base", 0, "first uid of hop3's range: Caddy's; app n runs as base+n (HOP3_UID_BASE; default 62000)")
 	if v, ok := os.LookupEnv("HOP3_UID_BASE"); ok {
 		if err := fs.Set("uid-base", v); err != nil {
@@ -241,8 +246,14 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err != nil {
 		return err
 	}
+	adm, err := newAddons(root, sup, st, iso, c.addonBackups, logger)
+	if err != nil {
+		return err
+	}
+	ms.setAddons(adm)
 	dispatcher, err = commands.New(commands.Config{
-		Backend:        commandsBackend{mgr},
+		Addons:         adm,
+		Backend:        commandsBackend{mgr, adm},
 		Store:          st,
 		Root:           root,
 		Domain:         c.domain,
@@ -290,6 +301,15 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	go mgr.RecordProcessEvents(ctx, procEvents)
 	ms.setDisk(mgr.DiskUsages)
 	go mgr.WatchDisk(ctx, app.DiskRefresh)
+	// Add-ons first: apps expect their databases when they start.
+	if err := adm.Restore(ctx); err != nil {
+		logger.Error("some add-ons did not come back", "component", "hop3", "err", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		adm.Stop(sctx)
+	}()
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
@@ -351,7 +371,46 @@ func caddyProcs() int {
 }
 
 // commandsBackend adapts the orchestrator to the command dispatcher.
-type commandsBackend struct{ *app.Manager }
+type commandsBackend struct {
+	*app.Manager
+	addons *addons.Manager
+}
+
+// Processes lists the app's processes and those of its add-ons.
+func (b commandsBackend) Processes(name string) []supervisor.Status {
+	return append(b.Manager.Processes(name), b.addons.Processes(name)...)
+}
+
+// newAddons makes the add-on manager: Redis add-ons run as their apps'
+// users, PostgreSQL as Debian's postgres system user (see addons.SystemUser).
+func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso isolation.Policy, backups string, logger *slog.Logger) (*addons.Manager, error) {
+	var pgUser *supervisor.Credential
+	if iso.On || os.Geteuid() == 0 {
+		pgUser = addons.SystemUser()
+	}
+	var schedule supervisor.Schedule
+	if backups != "off" {
+		s, err := procfile.ParseCron(backups)
+		if err != nil {
+			return nil, usageError("--addon-backups: %v", err)
+		}
+		schedule = s
+	}
+	return addons.New(addons.Config{
+		BackupSchedule: schedule,
+		Root:           root,
+		Supervisor:     sup,
+		PostgresUser:   pgUser,
+		Logger:         logger,
+		AppUser: func(ctx context.Context, name string) (*supervisor.Credential, error) {
+			n, err := st.AppNumber(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			return iso.User(n), nil
+		},
+	})
+}
 
 func (b commandsBackend) DiskUsage(name string) (int64, bool) {
 	d, ok := b.Manager.DiskUsage(name)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"hop3/internal/addons"
 	"hop3/runtime/sandbox"
 	"hop3/runtime/supervisor"
 )
@@ -31,10 +32,13 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 		}
 	}
 	exec = append(exec, m.toolDirs(os.Getenv("PATH"))...)
+	own := []string{r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app)}
+	// Its add-ons' sockets: the database's, Redis's.
+	own = append(own, addons.SandboxPaths(m.paths.root, r.app)...)
 	return &supervisor.Sandbox{
 		ReadOnly:  sys.ReadOnly,
 		ReadExec:  exec,
-		ReadWrite: slices.Concat(sys.ReadWrite, []string{r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app)}),
+		ReadWrite: slices.Concat(sys.ReadWrite, own),
 		// Granian binds its socket there and the asgi wrapper keeps its
 		// drain files there; the app must not re-point web.sock, the
 		// link Caddy dials.

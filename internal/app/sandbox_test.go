@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"hop3/internal/addons"
 )
 
 func TestToolDirs(t *testing.T) {
@@ -59,7 +61,12 @@ func TestSandboxFor(t *testing.T) {
 			t.Errorf("%s is not executable: %q", want, sb.ReadExec)
 		}
 	}
-	own := []string{r.dir, m.paths.data("a"), m.paths.tmpDir("a"), m.paths.run("a"), m.paths.envs("a")}
+	for _, want := range addons.SandboxPaths(root, "a") {
+		if !slices.Contains(sb.ReadWrite, want) {
+			t.Errorf("add-on sockets in %s are out of reach: %q", want, sb.ReadWrite)
+		}
+	}
+	own := append([]string{r.dir, m.paths.data("a"), m.paths.tmpDir("a"), m.paths.run("a"), m.paths.envs("a")}, addons.SandboxPaths(root, "a")...)
 	for _, p := range slices.Concat(sb.ReadOnly, sb.ReadExec, sb.ReadWrite, sb.Shared) {
 		if within(root, p) && !slices.Contains(own, p) || within(p, root) {
 			t.Errorf("sandbox grants %s, which is hop3's or another app's", p)

@@ -209,6 +209,7 @@ func (inv *invocation) destroy(ctx context.Context, c *command, args []string) e
 		inv.ui.Success(a.Name + " destroyed")
 		inv.ui.Info("its data is kept in " + filepath.Join(inv.d.cfg.Root, "data", a.Name) + " (--purge removes it)")
 	}
+	inv.addonsAfterDestroy(ctx, a.Name, *purge)
 	return nil
 }
 

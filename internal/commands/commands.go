@@ -96,6 +96,8 @@ type Config struct {
 	CaddyBin       string
 	GranianVersion string
 	Logger         *slog.Logger
+	// Addons runs the add-on commands; nil: none on this server.
+	Addons Addons
 
 	// Certs, set when TLS is on and hop3 runs Caddy, returns each host's
 	// certificate status (router.Certs.Status) for `domains`.

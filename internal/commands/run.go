@@ -30,14 +30,22 @@ func (inv *invocation) runOneOff(ctx context.Context, c *command, args []string)
 	if a.Release == 0 {
 		return failf("%s has not been deployed yet", a.Name)
 	}
+	return inv.runIn(ctx, a.Name, argv)
+}
+
+// runIn runs argv in the app's live release: on the client's terminal under
+// ssh -t, on the session's streams otherwise. Its exit status ends the
+// command.
+func (inv *invocation) runIn(ctx context.Context, app string, argv []string) error {
 	var code int
+	var err error
 	if inv.pty != nil {
-		code, err = inv.d.cfg.Backend.RunTerminal(ctx, a.Name, argv, sessionTerm{inv.term}, inv.pty)
+		code, err = inv.d.cfg.Backend.RunTerminal(ctx, app, argv, sessionTerm{inv.term}, inv.pty)
 	} else {
-		code, err = inv.d.cfg.Backend.RunOneOff(ctx, a.Name, argv, inv.stdin, inv.stdout, inv.stderr)
+		code, err = inv.d.cfg.Backend.RunOneOff(ctx, app, argv, inv.stdin, inv.stdout, inv.stderr)
 	}
 	if err != nil {
-		return fmt.Errorf("run in %s: %w", a.Name, err)
+		return fmt.Errorf("run in %s: %w", app, err)
 	}
 	return exitCode(code)
 }

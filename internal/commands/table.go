@@ -40,12 +40,12 @@ const (
 	groupServer   = "Server"
 )
 
-var groupOrder = []string{groupApps, groupConfig, groupProcs, groupReleases, groupDomains, groupKeys, groupServer}
+var groupOrder = []string{groupApps, groupConfig, groupProcs, groupReleases, groupDomains, groupAddons, groupKeys, groupServer}
 
 // commands builds the command table of this invocation: each entry's run
 // closes over inv, so every session gets its own.
 func (inv *invocation) commands() []*command {
-	return []*command{
+	return append([]*command{
 		{name: "apps", aliases: []string{"apps:list"}, group: groupApps, args: "[--json]",
 			summary: "List apps with their state, live release and URL",
 			details: "States: running, stopped, crashed (a process gave up restarting), not deployed (no release yet).\nA deployer key sees only its apps.",
@@ -153,7 +153,7 @@ func (inv *invocation) commands() []*command {
 		{name: "help", group: groupServer, args: "[COMMAND]",
 			summary: "List the commands, or show one in detail",
 			run:     inv.help},
-	}
+	}, inv.addonCommands()...)
 }
 
 // lookup finds a command by name or alias.

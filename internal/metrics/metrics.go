@@ -52,6 +52,8 @@ type Config struct {
 	CaddyAdminSocket string
 	// CaddyRestarts, when set, counts how often hop3 restarted Caddy.
 	CaddyRestarts func() int
+	// Addons, when set, lists the add-ons with their state and size.
+	Addons func() []AddonStat
 	// ProcRoot is where process usage is read; default /proc.
 	ProcRoot string
 	Version  string
@@ -216,6 +218,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
 	t := &textWriter{w: cw}
 	m.writeProcesses(t)
+	m.writeAddons(t)
 	m.writeCounters(t)
 	m.writeSelf(t)
 	return cw.n, t.err

@@ -355,6 +355,28 @@ func TestDiskUsage(t *testing.T) {
 	}
 }
 
+func TestAddonMetrics(t *testing.T) {
+	m, err := New(Config{Supervisor: &fakeSupervisor{}, Addons: func() []AddonStat {
+		return []AddonStat{{App: "shop", Name: "shop-db", Kind: "postgres", Running: true, SizeBytes: 7654321}, {App: "shop", Name: "shop-redis", Kind: "redis"}}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`hop3_addon_up{app="shop",addon="shop-db",kind="postgres"} 1`,
+		`hop3_addon_up{app="shop",addon="shop-redis",kind="redis"} 0`,
+		`hop3_addon_size_bytes{app="shop",addon="shop-db",kind="postgres"} 7654321`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
 func TestCertificates(t *testing.T) {
 	t.Parallel()
 	end := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
