@@ -117,6 +117,11 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 // its own copy of --acme-ca-root in its directory, readable by its group:
 // it may run as its own user, who can not read the operator's file.
 func (e *edge) issuer(c serveConfig, opts *router.Options) error {
+	set := c.acmeCARoot != "" || c.acmeEABKeyID != "" || c.acmeEABHMAC != "" || len(c.acmeFallback) > 0
+	if set && e.attached {
+		// hop3 adds only its server there; it would silently drop them.
+		return usageError("--acme-ca-root, --acme-eab-* and --acme-ca-fallback do not apply with --caddy-admin: that Caddy's own TLS policies issue the certificates")
+	}
 	opts.ACMEEABKeyID, opts.ACMEEABHMAC, opts.ACMEFallback = c.acmeEABKeyID, c.acmeEABHMAC, c.acmeFallback
 	if c.acmeCARoot == "" {
 		return nil
@@ -131,10 +136,6 @@ func (e *edge) issuer(c serveConfig, opts *router.Options) error {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(pemData) {
 		return usageError("--acme-ca-root: %s holds no PEM certificate", file)
-	}
-	opts.ACMECARoot = file
-	if e.attached {
-		return nil
 	}
 	opts.ACMECARoot = filepath.Join(e.caddyDir, "acme-ca-root.pem")
 	if err := os.WriteFile(opts.ACMECARoot, pemData, 0o600); err != nil {
