@@ -200,7 +200,11 @@ func TestRouterHTTPS(t *testing.T) {
 	alice := newUser(t, "alice")
 	d.register(alice)
 	newWorkdir(t, routerApp("plain", nil)).mustPush(d, alice, "plain")
-	newWorkdir(t, routerApp("secure", map[string]string{".env": "HTTPS_ONLY=1\n"})).mustPush(d, alice, "secure")
+	out := newWorkdir(t, routerApp("secure", map[string]string{".env": "HTTPS_ONLY=1\n"})).mustPush(d, alice, "secure")
+	// With TLS on, the URL a push ends with is the https one.
+	if want := "is live at https://secure.localhost:" + httpsPort + "/"; !strings.Contains(out, want) {
+		t.Errorf("push output lacks %q:\n%s", want, out)
+	}
 
 	roots := localCA(t, root)
 	tlsc := edgeClient(t, httpsAddr, roots)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -101,9 +102,54 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			return nil, err
 		}
 	}
+	if err := e.issuer(c, &opts); err != nil {
+		if e.listeners != nil {
+			e.listeners.Close()
+		}
+		return nil, err
+	}
 	e.opts = opts
 	e.rt = router.New(opts, client, logger)
 	return e, nil
+}
+
+// issuer sets the ACME issuer options beyond the CA. A managed Caddy gets
+// its own copy of --acme-ca-root in its directory, readable by its group:
+// it may run as its own user, who can not read the operator's file.
+func (e *edge) issuer(c serveConfig, opts *router.Options) error {
+	set := c.acmeCARoot != "" || c.acmeEABKeyID != "" || c.acmeEABHMAC != "" || len(c.acmeFallback) > 0
+	if set && e.attached {
+		// hop3 adds only its server there; it would silently drop them.
+		return usageError("--acme-ca-root, --acme-eab-* and --acme-ca-fallback do not apply with --caddy-admin: that Caddy's own TLS policies issue the certificates")
+	}
+	opts.ACMEEABKeyID, opts.ACMEEABHMAC, opts.ACMEFallback = c.acmeEABKeyID, c.acmeEABHMAC, c.acmeFallback
+	if c.acmeCARoot == "" {
+		return nil
+	}
+	file, err := filepath.Abs(c.acmeCARoot)
+	if err != nil {
+		return usageError("--acme-ca-root: %v", err)
+	}
+	pemData, err := os.ReadFile(file)
+	if err != nil {
+		return usageError("--acme-ca-root: %v", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pemData) {
+		return usageError("--acme-ca-root: %s holds no PEM certificate", file)
+	}
+	opts.ACMECARoot = filepath.Join(e.caddyDir, "acme-ca-root.pem")
+	if err := os.WriteFile(opts.ACMECARoot, pemData, 0o600); err != nil {
+		return fmt.Errorf("copy acme ca root: %w", err)
+	}
+	if e.user != nil {
+		if err := os.Chown(opts.ACMECARoot, -1, e.user.GID); err != nil {
+			return fmt.Errorf("copy acme ca root: %w", err)
+		}
+		if err := os.Chmod(opts.ACMECARoot, 0o640); err != nil {
+			return fmt.Errorf("copy acme ca root: %w", err)
+		}
+	}
+	return nil
 }
 
 // managedDir prepares for a Caddy hop3 starts: <root>/caddy (caddyDirs),
@@ -235,4 +281,22 @@ func concreteAddr(addr string) (string, error) {
 		host = "0.0.0.0"
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// publicHTTPS is the address app URLs use when TLS is on, else "".
+func (e *edge) publicHTTPS() string {
+	if e.opts.TLS == router.TLSOff {
+		return ""
+	}
+	return e.opts.HTTPSAddr
+}
+
+// certs returns the certificate status reader for a managed Caddy with
+// TLS on, else nil: someone else's Caddy keeps its storage where hop3 does
+// not know.
+func (e *edge) certs() func(hosts []string) []router.CertStatus {
+	if e.opts.TLS == router.TLSOff || e.attached {
+		return nil
+	}
+	return router.NewCerts(e.caddyDir).Status
 }

@@ -30,12 +30,12 @@ type metricsServer struct {
 // startMetrics binds addr (port 0 picks a free port) and serves hop3's
 // metrics and Caddy's (from its admin socket) there until ctx ends. It
 // returns nil when addr is empty.
-func startMetrics(ctx context.Context, addr string, sup *supervisor.Supervisor, rt *router.Router, adminSock string, logger *slog.Logger) (*metricsServer, error) {
+func startMetrics(ctx context.Context, addr string, sup *supervisor.Supervisor, rt *router.Router, adminSock string, certs func([]string) []router.CertStatus, logger *slog.Logger) (*metricsServer, error) {
 	if addr == "" {
 		return nil, nil
 	}
 	s := &metricsServer{}
-	m, err := metrics.New(metrics.Config{
+	cfg := metrics.Config{
 		Supervisor:       sup,
 		Hosts:            func() map[string][]string { return routeHosts(rt) },
 		DiskUsage:        func() map[string]map[string]int64 { return s.diskUsage() },
@@ -54,7 +54,11 @@ func startMetrics(ctx context.Context, addr string, sup *supervisor.Supervisor, 
 		},
 		Version: version,
 		Logger:  logger,
-	})
+	}
+	if certs != nil {
+		cfg.Certificates = func() []router.CertStatus { return certs(allHosts(rt)) }
+	}
+	m, err := metrics.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +143,15 @@ func (s *metricsServer) close() {
 	if s != nil {
 		s.stop()
 	}
+}
+
+// allHosts lists every host some route names.
+func allHosts(rt *router.Router) []string {
+	var out []string
+	for _, r := range rt.Routes() {
+		out = append(out, r.Hosts...)
+	}
+	return out
 }
 
 func routeHosts(rt *router.Router) map[string][]string {

@@ -43,6 +43,9 @@ type serveConfig struct {
 	uidBase                                    uint
 	addonBackups                               string
 	sandbox                                    string
+
+	acmeCARoot, acmeEABKeyID, acmeEABHMAC string
+	acmeFallback                          []string
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,6 +64,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.tls, "tls", envDefault("tls", "off"), "off, internal or acme (HOP3_TLS)")
 	fs.StringVar(&c.acmeEmail, "acme-email", envDefault("acme-email", ""), "contact for the ACME CA (HOP3_ACME_EMAIL)")
 	fs.StringVar(&c.acmeCA, "acme-ca", envDefault("acme-ca", ""), "ACME directory URL, e.g. a staging CA (HOP3_ACME_CA)")
+	fs.StringVar(&c.acmeCARoot, "acme-ca-root", envDefault("acme-ca-root", ""), "PEM file of the roots the ACME server's certificate chains to, for a private CA (HOP3_ACME_CA_ROOT)")
+	fs.StringVar(&c.acmeEABKeyID, "acme-eab-key-id", envDefault("acme-eab-key-id", ""), "External Account Binding key id the ACME CA gave (HOP3_ACME_EAB_KEY_ID)")
+	fs.StringVar(&c.acmeEABHMAC, "acme-eab-hmac", envDefault("acme-eab-hmac", ""), "External Account Binding HMAC key, base64url; prefer the variable, which ps does not show (HOP3_ACME_EAB_HMAC)")
+	fs.Func("acme-ca-fallback", "ACME directory URLs tried in order when --acme-ca fails, comma-separated (HOP3_ACME_CA_FALLBACK)", func(v string) error {
+		c.acmeFallback = nil
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			if err := router.ValidateACMEURL(u); err != nil {
+				return err
+			}
+			c.acmeFallback = append(c.acmeFallback, u)
+		}
+		return nil
+	})
+	if v, ok := os.LookupEnv("HOP3_ACME_CA_FALLBACK"); ok {
+		if err := fs.Set("acme-ca-fallback", v); err != nil {
+			return usageError("HOP3_ACME_CA_FALLBACK: %v", err)
+		}
+	}
 	fs.StringVar(&c.caddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN; default: .tools/bin/caddy beside hop3, then PATH)")
 	fs.StringVar(&c.caddyAdmin, "caddy-admin", envDefault("caddy-admin", ""), "use a Caddy someone else runs, through its admin API (unix//path/admin.sock or http://127.0.0.1:2019); hop3 then manages only its own server there (HOP3_CADDY_ADMIN)")
 	fs.StringVar(&c.uv, "uv", envDefault("uv", ""), "uv binary for Python builds (HOP3_UV)")
@@ -189,7 +213,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	}
 	defer edge.close()
 	httpAddr, rt, adminSock := edge.opts.HTTPAddr, edge.rt, edge.adminSock
-	ms, err := startMetrics(ctx, c.metricsAddr, sup, rt, adminSock, logger)
+	certs := edge.certs()
+	ms, err := startMetrics(ctx, c.metricsAddr, sup, rt, adminSock, certs, logger)
 	if err != nil {
 		return err
 	}
@@ -214,6 +239,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Commands: func(ctx context.Context, s *gitserver.Session) int {
 			return dispatcher.Run(ctx, s)
 		},
+
+		PublicHTTPSAddr: edge.publicHTTPS(),
+		Certs:           certs,
 	})
 	if err != nil {
 		return err
@@ -233,6 +261,8 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		CaddyBin:       c.caddyBin,
 		GranianVersion: buildpacks.DefaultGranianVersion,
 		Logger:         logger,
+
+		Certs: certs,
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"hop3/internal/isolation"
 	"hop3/internal/router"
 	"hop3/internal/store"
+	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
 )
 
@@ -74,6 +75,13 @@ type Config struct {
 	// Isolation says whether each app runs as its own user; the zero value
 	// runs every app as hop3's user.
 	Isolation isolation.Policy
+
+	// PublicHTTPSAddr, set when TLS is on, makes URLs https:// at its
+	// port.
+	PublicHTTPSAddr string
+	// Certs, set when TLS is on and hop3 runs Caddy, tells the end of a
+	// push whether the app's certificate is there yet.
+	Certs func(hosts []string) []router.CertStatus
 }
 
 // Manager runs deploys and commands.
@@ -152,11 +160,35 @@ func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(),
 
 // URL is the address an app answers at.
 func (m *Manager) URL(app string) string {
+	scheme, addr, defPort := "http", m.cfg.PublicHTTPAddr, "80"
+	if m.cfg.PublicHTTPSAddr != "" {
+		// With TLS on, plain HTTP only redirects (HTTPS_ONLY) or is the
+		// weaker of two: the URL to share is the https one.
+		scheme, addr, defPort = "https", m.cfg.PublicHTTPSAddr, "443"
+	}
 	host := app + "." + m.cfg.Domain
-	if _, port, err := net.SplitHostPort(m.cfg.PublicHTTPAddr); err == nil && port != "80" && port != "" {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != defPort && port != "" {
 		host += ":" + port
 	}
-	return "http://" + host + "/"
+	return scheme + "://" + host + "/"
+}
+
+// certNote says, before a push's last line, when the app's own host has
+// no certificate yet: its https URL does not answer until Caddy gets one,
+// or ever when Caddy is failing to.
+func (m *Manager) certNote(out *ui.Writer, app string) {
+	if m.cfg.Certs == nil {
+		return
+	}
+	host := app + "." + m.cfg.Domain
+	for _, s := range m.cfg.Certs([]string{host}) {
+		switch s.State {
+		case router.CertPending:
+			out.Info("certificate pending: Caddy is getting one for " + host + "; `domains " + app + "` shows when it is there")
+		case router.CertFailing:
+			out.Fail("certificate failing for " + host + ": " + s.LastError)
+		}
+	}
 }
 
 // Keys adapts the store to the SSH server's key lookup.

@@ -349,6 +349,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 		out.Success(fmt.Sprintf("%s v%d is live; it has no web process, so no URL routes to it", app, rel.Number))
 		return nil
 	}
+	m.certNote(out, app)
 	out.Success(fmt.Sprintf("%s v%d is live at %s", app, rel.Number, m.URL(app)))
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"hop3/gitserver"
+	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/runtime/supervisor"
@@ -97,6 +98,10 @@ type Config struct {
 	Logger         *slog.Logger
 	// Addons runs the add-on commands; nil: none on this server.
 	Addons Addons
+
+	// Certs, set when TLS is on and hop3 runs Caddy, returns each host's
+	// certificate status (router.Certs.Status) for `domains`.
+	Certs func(hosts []string) []router.CertStatus
 }
 
 // Dispatcher runs commands. It holds only its configuration: all per-command

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"hop3/internal/hostclaim"
+	"hop3/internal/router"
 	"hop3/internal/store"
 )
 
@@ -19,6 +22,17 @@ type domainsJSON struct {
 	// NGINX_SERVER_NAME) in config or the repository's ENV or .env.
 	FromConfig []string `json:"from_config"`
 	ConfigKey  string   `json:"config_key,omitempty"`
+	// Certificates are each host's certificate, in the order above, when
+	// TLS is on.
+	Certificates []certJSON `json:"certificates,omitempty"`
+}
+
+type certJSON struct {
+	Host      string     `json:"host"`
+	State     string     `json:"state"` // valid, pending or failing
+	NotAfter  *time.Time `json:"not_after,omitempty"`
+	Issuer    string     `json:"issuer,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
 }
 
 func (inv *invocation) domains(ctx context.Context, c *command, args []string) error {
@@ -41,10 +55,24 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 		}
 	}
 	out.ConfigKey, out.FromConfig = configHosts(env, append([]string{out.Default}, hosts...))
+	if inv.d.cfg.Certs != nil {
+		all := append(append([]string{out.Default}, out.Domains...), out.FromConfig...)
+		for _, s := range inv.d.cfg.Certs(all) {
+			cj := certJSON{Host: s.Host, State: s.State, Issuer: s.Issuer, LastError: s.LastError}
+			if !s.NotAfter.IsZero() {
+				t := s.NotAfter.UTC()
+				cj.NotAfter = &t
+			}
+			out.Certificates = append(out.Certificates, cj)
+		}
+	}
 	if asJSON {
 		return writeJSON(inv.stdout, out)
 	}
 	fmt.Fprintf(inv.stderr, "=== %s domains\n", a.Name)
+	if inv.d.cfg.Certs != nil {
+		return writeDomainCerts(inv, out)
+	}
 	fmt.Fprintf(inv.stdout, "%s (default)\n", out.Default)
 	for _, h := range out.Domains {
 		fmt.Fprintln(inv.stdout, h)
@@ -53,6 +81,34 @@ func (inv *invocation) domains(ctx context.Context, c *command, args []string) e
 		fmt.Fprintf(inv.stdout, "%s (%s)\n", h, out.ConfigKey)
 	}
 	return nil
+}
+
+// writeDomainCerts lists hosts with a CERT column.
+func writeDomainCerts(inv *invocation, out domainsJSON) error {
+	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tCERT")
+	labels := []string{out.Default + " (default)"}
+	labels = append(labels, out.Domains...)
+	for _, h := range out.FromConfig {
+		labels = append(labels, h+" ("+out.ConfigKey+")")
+	}
+	for i, l := range labels {
+		cert := "-"
+		if i < len(out.Certificates) {
+			cert = certText(out.Certificates[i])
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", l, cert)
+	}
+	return tw.Flush()
+}
+
+// certText is router.CertStatus.String for the listing's form.
+func certText(c certJSON) string {
+	s := router.CertStatus{State: c.State, LastError: c.LastError}
+	if c.NotAfter != nil {
+		s.NotAfter = *c.NotAfter
+	}
+	return s.String()
 }
 
 // configHosts lists the hosts an app's environment adds, as the route

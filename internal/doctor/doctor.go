@@ -16,6 +16,8 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"hop3/internal/router"
 )
 
 // Verdict is the outcome of one check.
@@ -120,6 +122,9 @@ type System struct {
 	// LandlockABI returns the Landlock ABI version hop3 would apply, 0 when
 	// the kernel has none.
 	LandlockABI func() int
+	// Certificates lists what a managed Caddy in caddyDir holds and failed
+	// to get (router.Certs.All).
+	Certificates func(caddyDir string) []router.CertStatus
 }
 
 // Run runs every check and returns their results in a fixed order.
@@ -141,7 +146,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		c.disk(),
 	}
 	out = append(out, c.ports()...)
-	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners(), c.sandbox())
+	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners(), c.sandbox(), c.certificates())
 	return out
 }
 

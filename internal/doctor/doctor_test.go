@@ -13,8 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"hop3/internal/router"
 	"hop3/internal/store"
 )
+
+// validCert is a 90-day certificate with left to go.
+func validCert(host string, left time.Duration) router.CertStatus {
+	end := time.Now().Add(left)
+	return router.CertStatus{Host: host, State: router.CertValid, NotAfter: end, NotBefore: end.Add(-90 * 24 * time.Hour)}
+}
 
 // fakeFile is enough of an os.FileInfo for the checks.
 type fakeFile struct{ mode os.FileMode }
@@ -107,6 +114,12 @@ func healthy(t *testing.T) (Config, System) {
 		CanSwitch:       func() error { return nil },
 		PublicListeners: func(string) (map[string][]string, error) { return nil, nil },
 		LandlockABI:     func() int { return 7 },
+		Certificates: func(dir string) []router.CertStatus {
+			if filepath.Base(dir) != "caddy" {
+				t.Errorf("certificates read from %s", dir)
+			}
+			return []router.CertStatus{validCert("web.example.com", 60*24*time.Hour)}
+		},
 	}
 	os.Chmod(root, 0o711)
 	os.MkdirAll(filepath.Join(root, "run"), 0o711)
@@ -135,7 +148,7 @@ func find(t *testing.T, results []Result, name string) Result {
 }
 
 var allChecks = []string{"caddy", "caddy-admin", "git", "python", "venv/pip", "uv", "node", "go", "disk",
-	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners", "sandbox"}
+	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners", "sandbox", "certificates"}
 
 func TestHealthy(t *testing.T) {
 	cfg, sys := healthy(t)
@@ -320,6 +333,21 @@ func TestBroken(t *testing.T) {
 				return exec(ctx, name, args...)
 			}
 		}, "clock", Skip, "skipped: no time source", ""},
+		{"certificate failing", func(cfg *Config, sys *System) {
+			sys.Certificates = func(string) []router.CertStatus {
+				return []router.CertStatus{validCert("ok.example.com", 60*24*time.Hour),
+					{Host: "web.example.com", State: router.CertFailing, LastError: "x509: certificate signed by unknown authority"}}
+			}
+		}, "certificates", Fail, "1 failing: web.example.com: x509: certificate signed by unknown authority", "--acme-ca-root"},
+		{"certificate renewal stuck", func(cfg *Config, sys *System) {
+			sys.Certificates = func(string) []router.CertStatus {
+				return []router.CertStatus{validCert("web.example.com", 5*24*time.Hour)}
+			}
+		}, "certificates", Warn, "renewal looks stuck: web.example.com expires", "caddy.log"},
+		{"no certificate yet", func(cfg *Config, sys *System) {
+			sys.Certificates = func(string) []router.CertStatus { return nil }
+		}, "certificates", OK, "none issued yet", ""},
+		{"tls off", func(cfg *Config, sys *System) { cfg.TLS = "off" }, "certificates", Skip, "TLS is off", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

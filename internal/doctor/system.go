@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hop3/internal/isolation"
+	"hop3/internal/router"
 	"net"
 	"net/http"
 	"os"
@@ -62,6 +63,7 @@ func DefaultSystem() System {
 		CheckStore:      checkStore,
 		PublicListeners: publicListeners,
 		LandlockABI:     sandbox.InForce,
+		Certificates:    func(dir string) []router.CertStatus { return router.NewCerts(dir).All() },
 	}
 }
 

@@ -22,9 +22,11 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"hop3/internal/router"
 	"hop3/runtime/supervisor"
 )
 
@@ -56,6 +58,11 @@ type Config struct {
 	ProcRoot string
 	Version  string
 	Logger   *slog.Logger
+
+	// Certificates, set when TLS is on, gives the certificate status of
+	// each host hop3 routes: exported as hop3_cert_expiry_seconds and
+	// hop3_cert_failing.
+	Certificates func() []router.CertStatus
 }
 
 // DeployBuckets are the upper bounds, in seconds, of the deploy duration
@@ -354,6 +361,30 @@ func (m *Metrics) writeSelf(t *textWriter) {
 				t.sample("hop3_app_host_info", L("app", a, "host", h), 1)
 			}
 		}
+	}
+	if m.cfg.Certificates != nil {
+		m.writeCerts(t, m.cfg.Certificates())
+	}
+}
+
+// writeCerts exports each host's certificate expiry (hosts with a stored
+// certificate only) and whether Caddy is failing to get one.
+func (m *Metrics) writeCerts(t *textWriter, certs []router.CertStatus) {
+	certs = slices.Clone(certs)
+	slices.SortFunc(certs, func(a, b router.CertStatus) int { return strings.Compare(a.Host, b.Host) })
+	t.family("hop3_cert_expiry_seconds", "gauge", "When each host's stored certificate expires, in seconds since the epoch.")
+	for _, c := range certs {
+		if !c.NotAfter.IsZero() {
+			t.sample("hop3_cert_expiry_seconds", L("host", c.Host), float64(c.NotAfter.Unix()))
+		}
+	}
+	t.family("hop3_cert_failing", "gauge", "1 when Caddy logged a failure to get the host's certificate since it last got one.")
+	for _, c := range certs {
+		v := 0.0
+		if c.State == router.CertFailing {
+			v = 1
+		}
+		t.sample("hop3_cert_failing", L("host", c.Host), v)
 	}
 }
 

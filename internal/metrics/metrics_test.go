@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"hop3/internal/router"
 	"hop3/runtime/supervisor"
 )
 
@@ -373,5 +374,44 @@ func TestAddonMetrics(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+func TestCertificates(t *testing.T) {
+	t.Parallel()
+	end := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	m, err := New(Config{
+		Supervisor: &fakeSupervisor{},
+		Certificates: func() []router.CertStatus {
+			return []router.CertStatus{
+				{Host: "b.example.com", State: router.CertFailing, LastError: "boom"},
+				{Host: "a.example.com", State: router.CertValid, NotAfter: end},
+				{Host: "c.example.com", State: router.CertPending},
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, m)
+	want(t, got, `hop3_cert_expiry_seconds{host="a.example.com"}`, float64(end.Unix()))
+	want(t, got, `hop3_cert_failing{host="a.example.com"}`, 0)
+	want(t, got, `hop3_cert_failing{host="b.example.com"}`, 1)
+	want(t, got, `hop3_cert_failing{host="c.example.com"}`, 0)
+	if _, ok := got[`hop3_cert_expiry_seconds{host="b.example.com"}`]; ok {
+		t.Error("an expiry for a host without a certificate")
+	}
+
+	// Without TLS there are no certificate families at all.
+	plain, err := New(Config{Supervisor: &fakeSupervisor{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if _, err := plain.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "hop3_cert_") {
+		t.Errorf("certificate metrics with TLS off:\n%s", b.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"net"
+	"net/url"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -138,6 +139,19 @@ type Options struct {
 	// not accept connections before it gets the 502 page; 0 means
 	// DefaultUpstreamWait.
 	UpstreamWait time.Duration
+
+	// ACME issuer settings beyond the CA, for TLSACME only.
+	// ACMECARoot is a PEM file of the roots the ACME server's own
+	// certificate chains to (a private CA); Caddy must be able to read it.
+	ACMECARoot string
+	// ACMEEABKeyID and ACMEEABHMAC bind the ACME account to an account
+	// at the CA (External Account Binding: ZeroSSL, Google Trust Services,
+	// most corporate CAs); the HMAC key is base64url, as the CA gives it.
+	// They apply to ACMECA only.
+	ACMEEABKeyID, ACMEEABHMAC string
+	// ACMEFallback are more ACME directory URLs, tried in order when
+	// ACMECA fails to issue.
+	ACMEFallback []string
 
 	// Metrics turns on Caddy's per-host HTTP metrics (request counts and
 	// latencies by host, on the admin endpoint's /metrics). Off by default:
@@ -324,8 +338,44 @@ func (o Options) validate() error {
 	if strings.ContainsAny(o.ACMEEmail+o.ACMECA, "{} \t\n") {
 		return errors.New("validate options: acme email and ca must not contain braces or spaces")
 	}
+	if err := o.validateIssuer(); err != nil {
+		return fmt.Errorf("validate options: %w", err)
+	}
 	if o.UpstreamWait < 0 {
 		return errors.New("validate options: negative upstream wait")
+	}
+	return nil
+}
+
+// validateIssuer checks the ACME issuer settings beyond the CA.
+func (o Options) validateIssuer() error {
+	set := o.ACMECARoot != "" || o.ACMEEABKeyID != "" || o.ACMEEABHMAC != "" || len(o.ACMEFallback) > 0
+	if set && o.TLS != TLSACME {
+		return fmt.Errorf("acme ca root, eab and fallback need tls acme, not %s", o.TLS)
+	}
+	if o.ACMECARoot != "" && !filepath.IsAbs(o.ACMECARoot) {
+		return fmt.Errorf("acme ca root %q is not an absolute path", o.ACMECARoot)
+	}
+	if (o.ACMEEABKeyID == "") != (o.ACMEEABHMAC == "") {
+		return errors.New("acme eab needs both a key id and an hmac key")
+	}
+	if strings.ContainsAny(o.ACMECARoot+o.ACMEEABKeyID+o.ACMEEABHMAC, "{}\t\n") {
+		return errors.New("acme ca root and eab must not contain braces or control characters")
+	}
+	for _, ca := range o.ACMEFallback {
+		if err := ValidateACMEURL(ca); err != nil {
+			return fmt.Errorf("acme fallback: %w", err)
+		}
+	}
+	return nil
+}
+
+// ValidateACMEURL checks an ACME directory URL: https, a host, nothing
+// Caddy would read as a placeholder.
+func ValidateACMEURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || strings.ContainsAny(s, "{} \t\n") {
+		return fmt.Errorf("acme directory %q is not an https URL", s)
 	}
 	return nil
 }
@@ -425,24 +475,45 @@ func configObj(opts Options, routes []Route, slot int) (obj, error) {
 		// Never let Caddy try to install its root into the system
 		// trust store (it would ask for a password or fail).
 		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
-		issuer := obj{"module": "internal"}
-		if opts.TLS == TLSACME {
-			issuer = obj{"module": "acme"}
-			if opts.ACMEEmail != "" {
-				issuer["email"] = opts.ACMEEmail
-			}
-			if opts.ACMECA != "" {
-				issuer["ca"] = opts.ACMECA
-			}
-		}
 		// One policy without subjects covers every host, including
 		// hosts of apps added later by Set, so adding an app never
 		// needs a second admin call to the tls app. Automatic HTTPS
 		// finds the names to manage in the host matchers of the
 		// server's top-level routes.
-		apps["tls"] = obj{"automation": obj{"policies": []any{obj{"issuers": []any{issuer}}}}}
+		apps["tls"] = obj{"automation": obj{"policies": []any{obj{"issuers": issuers(opts)}}}}
 	}
 	return obj{"admin": admin, "apps": apps}, nil
+}
+
+// issuers are the TLS automation policy's issuers, which Caddy tries in
+// order: Caddy's local CA, or the ACME CA and then each fallback.
+func issuers(opts Options) []any {
+	if opts.TLS != TLSACME {
+		return []any{obj{"module": "internal"}}
+	}
+	acme := func(ca string) obj {
+		is := obj{"module": "acme"}
+		if opts.ACMEEmail != "" {
+			is["email"] = opts.ACMEEmail
+		}
+		if ca != "" {
+			is["ca"] = ca
+		}
+		if opts.ACMECARoot != "" {
+			is["trusted_roots_pem_files"] = []string{opts.ACMECARoot}
+		}
+		return is
+	}
+	primary := acme(opts.ACMECA)
+	if opts.ACMEEABKeyID != "" {
+		// An EAB account exists at one CA only.
+		primary["external_account"] = obj{"key_id": opts.ACMEEABKeyID, "mac_key": opts.ACMEEABHMAC}
+	}
+	list := []any{primary}
+	for _, ca := range opts.ACMEFallback {
+		list = append(list, acme(ca))
+	}
+	return list
 }
 
 // idSet names the objects of one server of hop3's.

@@ -33,6 +33,11 @@ func tlsOpts(mode TLSMode) Options {
 	return o
 }
 
+func withIssuer(o Options, f func(*Options)) Options {
+	f(&o)
+	return o
+}
+
 func webRoute(app string) Route {
 	return Route{
 		App:       app,
@@ -66,6 +71,11 @@ func goldenCases() []struct {
 	inherited.ListenFDs = true
 	inheritedTLS := tlsOpts(TLSInternal)
 	inheritedTLS.ListenFDs = true
+	issuer := tlsOpts(TLSACME)
+	issuer.ACMECARoot = "/var/lib/hop3/caddy/acme-ca-root.pem"
+	issuer.ACMEEABKeyID = "kid-1"
+	issuer.ACMEEABHMAC = "c2VjcmV0LWhtYWMta2V5"
+	issuer.ACMEFallback = []string{"https://acme.zerossl.com/v2/DV90", "https://dv.acme-v02.api.pki.goog/directory"}
 	return []struct {
 		name   string
 		opts   Options
@@ -88,6 +98,7 @@ func goldenCases() []struct {
 		{"inherited", inherited, twoApps},
 		{"inherited_tls", inheritedTLS, []Route{webRoute("blog"), httpsOnly}},
 		{"host_order", offOpts(), hostOrder()},
+		{"acme_issuers", issuer, []Route{webRoute("blog")}},
 	}
 }
 
@@ -279,6 +290,15 @@ func TestConfigRejects(t *testing.T) {
 		{"duplicate app", offOpts(), []Route{dup, dup}, "listed twice"},
 		{"shared host", offOpts(), []Route{webRoute("a"), dupHost}, "claimed by both"},
 		{"invalid route", offOpts(), []Route{{App: "A"}}, "app name"},
+		{"ca root without acme", withIssuer(tlsOpts(TLSInternal), func(o *Options) { o.ACMECARoot = "/r.pem" }), nil, "need tls acme"},
+		{"fallback with tls off", withIssuer(offOpts(), func(o *Options) { o.ACMEFallback = []string{"https://ca.test/dir"} }), nil, "need tls acme"},
+		{"relative ca root", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMECARoot = "r.pem" }), nil, "not an absolute path"},
+		{"eab key id alone", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEEABKeyID = "kid" }), nil, "both a key id and an hmac"},
+		{"eab hmac alone", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEEABHMAC = "mac" }), nil, "both a key id and an hmac"},
+		{"eab placeholder", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEEABKeyID, o.ACMEEABHMAC = "{env.X}", "m" }), nil, "braces"},
+		{"http fallback", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"http://ca.test/dir"} }), nil, "not an https URL"},
+		{"fallback without host", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"https:///dir"} }), nil, "not an https URL"},
+		{"fallback placeholder", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"https://{env.CA}/dir"} }), nil, "not an https URL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

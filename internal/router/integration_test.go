@@ -4,13 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -733,20 +739,18 @@ func TestCaddyTLSInternal(t *testing.T) {
 	}
 }
 
-// TestCaddyAttach runs hop3 against a Caddy someone else owns and checks
-// that only hop3's server changes.
-func TestCaddyAttach(t *testing.T) {
-	t.Parallel()
+// startOwnerCaddy starts a Caddy hop3 does not own, with the "apps" object
+// apps(port) returns (port is free, for the owner's own server), and
+// returns a client for its admin socket.
+func startOwnerCaddy(t *testing.T, dir string, apps func(port int) string) (*Client, int) {
+	t.Helper()
 	bin := caddyBin(t)
-	dir := shortDir(t)
 	sock := filepath.Join(dir, "admin.sock")
 	var otherPort int
 	var client *Client
 	for attempt := 0; ; attempt++ {
 		otherPort = freePort(t)
-		cfg := fmt.Sprintf(`{"admin":{"listen":"unix/%s","config":{"persist":false}},
-			"apps":{"http":{"servers":{"other":{"listen":["127.0.0.1:%d"],"automatic_https":{"disable":true},
-			"routes":[{"@id":"owner_route","handle":[{"handler":"static_response","body":"owner"}]}]}}}}}`, sock, otherPort)
+		cfg := fmt.Sprintf(`{"admin":{"listen":"unix/%s","config":{"persist":false}},"apps":%s}`, sock, apps(otherPort))
 		boot := filepath.Join(dir, "owner.json")
 		if err := os.WriteFile(boot, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -789,6 +793,63 @@ func TestCaddyAttach(t *testing.T) {
 			t.Fatalf("owner caddy did not start")
 		}
 	}
+	return client, otherPort
+}
+
+// TestCaddyAttachCreatesParents attaches to a Caddy whose config lacks
+// hop3's server's parents. Caddy answers a PATCH there with 500 "invalid
+// traversal path", not 404; attaching must create what is missing anyway.
+func TestCaddyAttachCreatesParents(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, apps string }{
+		{"empty http", `{"http":{}}`},
+		{"empty apps", `{}`},
+		{"only tls", `{"tls":{}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := shortDir(t)
+			client, _ := startOwnerCaddy(t, dir, func(int) string { return tc.apps })
+			ctx := context.Background()
+			app := Route{App: "app", Hosts: []string{"app.test"}, Upstreams: []string{startApp(t, dir, "app")}}
+			_, httpPort := attachOnFreePort(ctx, t, client, app)
+			e := &edge{httpPort: httpPort}
+			if got := get(t, e.httpClient(t, nil), e.url("app.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=app") {
+				t.Fatalf("app through attached server: %d %q", got.status, got.body)
+			}
+		})
+	}
+}
+
+// attachOnFreePort attaches a router serving app on a free port to the
+// Caddy client reaches, trying again when the port was taken meanwhile.
+func attachOnFreePort(ctx context.Context, t *testing.T, client *Client, app Route) (*Router, int) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		httpPort := freePort(t)
+		r := New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
+		if err := r.SetDesired([]Route{app}); err != nil {
+			t.Fatal(err)
+		}
+		err := r.Attach(ctx)
+		if err == nil {
+			return r, httpPort
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
+			t.Fatalf("Attach: %v", err)
+		}
+	}
+}
+
+// TestCaddyAttach runs hop3 against a Caddy someone else owns and checks
+// that only hop3's server changes.
+func TestCaddyAttach(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	client, otherPort := startOwnerCaddy(t, dir, func(port int) string {
+		return fmt.Sprintf(`{"http":{"servers":{"other":{"listen":["127.0.0.1:%d"],"automatic_https":{"disable":true},
+			"routes":[{"@id":"owner_route","handle":[{"handler":"static_response","body":"owner"}]}]}}}}`, port)
+	})
 	ctx := context.Background()
 	var before json.RawMessage
 	if err := client.Get(ctx, "apps/http/servers/other", &before); err != nil {
@@ -796,22 +857,7 @@ func TestCaddyAttach(t *testing.T) {
 	}
 
 	app := Route{App: "app", Hosts: []string{"app.test"}, Upstreams: []string{startApp(t, dir, "app")}}
-	var r *Router
-	var httpPort int
-	for attempt := 0; ; attempt++ {
-		httpPort = freePort(t)
-		r = New(Options{HTTPAddr: "127.0.0.1:" + strconv.Itoa(httpPort)}, client, nil)
-		if err := r.SetDesired([]Route{app}); err != nil {
-			t.Fatal(err)
-		}
-		err := r.Attach(ctx)
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "address already in use") || attempt >= 4 {
-			t.Fatalf("Attach: %v", err)
-		}
-	}
+	r, httpPort := attachOnFreePort(ctx, t, client, app)
 	e := &edge{httpPort: httpPort}
 	c := e.httpClient(t, nil)
 	if got := get(t, c, e.url("app.test", "/")); got.status != 200 || !strings.Contains(got.body, "app=app") {
@@ -930,7 +976,12 @@ func TestGoldenConfigsValidate(t *testing.T) {
 			if tc.opts.ListenFDs && !inherits(t) {
 				t.Skipf("caddy %s predates inherited sockets (%s)", caddyVer, MinInheritVersion)
 			}
-			cmd := exec.Command(bin, "validate", "--config", filepath.Join("testdata", tc.name+".json"))
+			file := filepath.Join("testdata", tc.name+".json")
+			if tc.opts.ACMECARoot != "" {
+				// Caddy reads the trusted roots when it validates.
+				file = withRootFile(t, file, tc.opts.ACMECARoot)
+			}
+			cmd := exec.Command(bin, "validate", "--config", file)
 			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -938,6 +989,37 @@ func TestGoldenConfigsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withRootFile copies the config file, naming a real PEM root file where it
+// names path, and returns the copy.
+func withRootFile(t *testing.T, file, path string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root.pem")
+	if err := os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(file))
+	if err := os.WriteFile(out, bytes.ReplaceAll(b, []byte(path), []byte(root)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // startStreamApp serves an app with two long-lived endpoints: an upgraded

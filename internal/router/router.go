@@ -190,11 +190,40 @@ func (r *Router) putServer(ctx context.Context, routes []Route) error {
 	}
 	p := "apps/http/servers/" + ServerName
 	err = r.mutate(ctx, http.MethodPatch, p, body)
-	if IsNotFound(err) {
-		// PUT creates missing parents (apps, http, servers) too.
-		err = r.mutate(ctx, http.MethodPut, p, body)
+	if !isStatus(err) {
+		return err
 	}
-	return err
+	// The server, or one of its parents, is missing. Caddy answers 404 for
+	// a missing last key but 500 "invalid traversal path" for a missing
+	// parent, so any answer leads here. PUT sets only a missing last key:
+	// walk up, wrapping the server in each parent, until one is created.
+	var obj any = json.RawMessage(body)
+	keys := []string{"apps", "http", "servers", ServerName}
+	var first error
+	for i := len(keys); i > 0; i-- {
+		perr := r.mutate(ctx, http.MethodPut, strings.Join(keys[:i], "/"), obj)
+		if perr == nil {
+			return nil
+		}
+		if first == nil {
+			first = perr
+		}
+		var e *Error
+		if !errors.As(perr, &e) || e.Status == 0 || e.Status == http.StatusConflict {
+			// Unreachable, or this parent exists: the server itself was
+			// refused, and the first answer says why.
+			break
+		}
+		obj = map[string]any{keys[i-1]: obj}
+	}
+	return first
+}
+
+// isStatus reports whether err is an answer from Caddy (not a transport
+// error).
+func isStatus(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status != 0
 }
 
 // markApplied records that Caddy holds exactly routes.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -387,5 +388,78 @@ func TestRouterSetWildcard(t *testing.T) {
 	}
 	if got := callNames(f.take()); got != "POST /load" {
 		t.Errorf("removing a wildcard app: calls = %q, want a load", got)
+	}
+}
+
+// TestRouterAttachMissingParents checks the walk up from hop3's server to
+// the first parent Caddy can create, whatever status it answers below.
+func TestRouterAttachMissingParents(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		missing string // deepest existing parent's child that is missing
+		want    string
+		wantErr string
+	}{
+		{"servers missing", "/config/apps/http/servers",
+			"PATCH /config/apps/http/servers/hop3, PUT /config/apps/http/servers/hop3, PUT /config/apps/http/servers", ""},
+		{"http missing", "/config/apps/http",
+			"PATCH /config/apps/http/servers/hop3, PUT /config/apps/http/servers/hop3, PUT /config/apps/http/servers, PUT /config/apps/http", ""},
+		{"server refused", "",
+			"PATCH /config/apps/http/servers/hop3, PUT /config/apps/http/servers/hop3, PUT /config/apps/http/servers",
+			"PUT /config/apps/http/servers/hop3: 400: bad server"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeAdmin(t)
+			var body string
+			f.hook = func(c call) (int, string, bool) {
+				if tc.missing == "" {
+					switch c.Path {
+					case "/config/apps/http/servers/hop3":
+						return http.StatusBadRequest, "bad server", true
+					case "/config/apps/http/servers":
+						return http.StatusConflict, "key already exists: servers", true
+					}
+					return 0, "", false
+				}
+				if c.Path == tc.missing && c.Method == http.MethodPut {
+					body = c.Body
+					return http.StatusOK, "", true
+				}
+				if strings.HasPrefix(c.Path, tc.missing+"/") {
+					return http.StatusInternalServerError, "invalid traversal path at: " + strings.TrimPrefix(c.Path, "/"), true
+				}
+				return 0, "", false
+			}
+			r := New(offOpts(), f.client(), nil)
+			if err := r.SetDesired([]Route{webRoute("a")}); err != nil {
+				t.Fatal(err)
+			}
+			err := r.Attach(context.Background())
+			if got := callNames(f.take()); got != tc.want {
+				t.Errorf("calls = %s\nwant    %s", got, tc.want)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Attach error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Attach: %v", err)
+			}
+			var v map[string]any
+			if err := json.Unmarshal([]byte(body), &v); err != nil {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			if tc.missing == "/config/apps/http" {
+				v, _ = v["servers"].(map[string]any)
+			}
+			if _, ok := v[ServerName]; !ok {
+				t.Errorf("created parent %s does not hold the server: %s", tc.missing, body)
+			}
+		})
 	}
 }

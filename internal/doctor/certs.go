@@ -1,0 +1,50 @@
+package doctor
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"hop3/internal/router"
+)
+
+// certificates reports certificates Caddy failed to get, and valid ones
+// whose renewal looks stuck (router.CertStatus.ExpiresSoon), from a
+// managed Caddy's storage and log under <root>/caddy.
+func (c *checker) certificates() Result {
+	const name = "certificates"
+	if c.cfg.TLS == "" || c.cfg.TLS == "off" {
+		return skip(name, "TLS is off")
+	}
+	if c.sys.Certificates == nil {
+		return skip(name, "no certificate storage to read")
+	}
+	dir := filepath.Join(c.cfg.Root, "caddy")
+	all := c.sys.Certificates(dir)
+	now := time.Now()
+	var failing, soon []string
+	valid := 0
+	for _, s := range all {
+		switch {
+		case s.State == router.CertFailing:
+			failing = append(failing, s.Host+": "+s.LastError)
+		case s.ExpiresSoon(now):
+			soon = append(soon, fmt.Sprintf("%s expires %s", s.Host, s.NotAfter.UTC().Format(time.DateOnly)))
+		case s.State == router.CertValid:
+			valid++
+		}
+	}
+	log := filepath.Join(dir, "caddy.log")
+	if len(failing) > 0 {
+		return fail(name, fmt.Sprintf("%d failing: %s", len(failing), strings.Join(failing, "; ")),
+			"make the ACME CA reachable and trusted (--acme-ca, --acme-ca-root) and ports 80 and 443 reach hop3 from it; details in "+log)
+	}
+	if len(soon) > 0 {
+		return warn(name, "renewal looks stuck: "+strings.Join(soon, "; "), "see the errors in "+log)
+	}
+	if valid == 0 {
+		return ok(name, "none issued yet")
+	}
+	return ok(name, fmt.Sprintf("%d valid", valid))
+}
