@@ -33,34 +33,81 @@ func ownCache(root string) []string {
 	return []string{"--cache-dir", filepath.Join(root, "cache")}
 }
 
-// notesApp is a WSGI app keeping notes in its DATABASE_URL: /add/X, /del/X,
-// and any other path lists them, comma separated. Its release command
-// creates the table.
+// notesApp is a minimal Django project keeping notes in its DATABASE_URL
+// (through dj-database-url): /add/X, /del/X, and any other path lists them,
+// comma separated. Its release command, manage.py migrate, creates the
+// table from the migration committed with the app.
 func notesApp(version string) map[string]string {
 	return map[string]string{
-		"requirements.txt": "psycopg[binary]>=3.1,<4\n",
-		"Procfile":         "wsgi: app:app\nrelease: python migrate.py\n",
-		"migrate.py": `import os, psycopg
-with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as c:
-    c.execute("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL)")
-print("migrated")
+		"requirements.txt": "Django>=4.2,<4.3\ndj-database-url>=2.1,<3\npsycopg[binary]>=3.1,<4\n",
+		"Procfile":         "wsgi: project.wsgi:application\nrelease: python manage.py migrate --noinput\n",
+		"manage.py": `import os, sys
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)
 `,
-		"app.py": `import os, psycopg
+		"project/__init__.py": "# package\n",
+		"project/settings.py": `import os
+import dj_database_url
 VERSION = "` + version + `"
-def app(environ, start_response):
-    path = environ.get("PATH_INFO", "/")
+DEBUG = False
+SECRET_KEY = os.environ.get("SECRET_KEY", "hop3-e2e-not-a-secret")
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "project.urls"
+INSTALLED_APPS = ["notes"]
+MIDDLEWARE = []
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=0)}
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+`,
+		"project/urls.py": `from django.urls import re_path
+from notes.views import notes
+urlpatterns = [re_path(r"^(?P<path>.*)$", notes)]
+`,
+		"project/wsgi.py": `import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+from django.core.wsgi import get_wsgi_application
+application = get_wsgi_application()
+`,
+		"notes/__init__.py": "# package\n",
+		"notes/models.py": `from django.db import models
+class Note(models.Model):
+    body = models.TextField()
+    class Meta:
+        db_table = "notes"
+`,
+		"notes/migrations/__init__.py": "# package\n",
+		"notes/migrations/0001_initial.py": `from django.db import migrations, models
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel(
+            name="Note",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("body", models.TextField()),
+            ],
+            options={"db_table": "notes"},
+        ),
+    ]
+`,
+		"notes/views.py": `from django.db import DatabaseError
+from django.http import HttpResponse
+from .models import Note
+def notes(request, path):
+    path = "/" + path
     try:
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, connect_timeout=5) as c:
-            if path.startswith("/add/"):
-                c.execute("INSERT INTO notes (body) VALUES (%s)", (path[5:],))
-            elif path.startswith("/del/"):
-                c.execute("DELETE FROM notes WHERE body = %s", (path[5:],))
-            rows = c.execute("SELECT body FROM notes ORDER BY id").fetchall()
-        status, body = "200 OK", ",".join(r[0] for r in rows)
-    except Exception as e:
-        status, body = "503 Service Unavailable", "database error: %s" % e
-    start_response(status, [("Content-Type", "text/plain")])
-    return [body.encode()]
+        if path.startswith("/add/"):
+            Note.objects.create(body=path[5:])
+        elif path.startswith("/del/"):
+            Note.objects.filter(body=path[5:]).delete()
+        body, status = ",".join(Note.objects.order_by("id").values_list("body", flat=True)), 200
+    except DatabaseError as e:
+        body, status = "database error: %s" % e, 503
+    return HttpResponse(body, status=status, content_type="text/plain")
 `,
 	}
 }
@@ -83,8 +130,9 @@ for u in (theirs, via_mine):
 sys.exit(10 + ok)
 `
 
-// TestAddonsPostgres: a database add-on for a Python app using psycopg and
-// DATABASE_URL, through deploys, a restart of hop3, a backup and restore,
+// TestAddonsPostgres: a database add-on for a Django project using
+// DATABASE_URL (through dj-database-url and psycopg), migrated by its
+// release command, through deploys, a restart of hop3, a backup and restore,
 // psql with and without a terminal, another app holding its URL, a kill -9
 // of PostgreSQL under load, a destroy without --confirm, and the add-on kept
 // when its app is destroyed.
@@ -111,7 +159,7 @@ func TestAddonsPostgres(t *testing.T) {
 
 	w := newWorkdir(t, notesApp("1"))
 	out := w.mustPush(d, u, "notes")
-	if !strings.Contains(out, "migrated") {
+	if !strings.Contains(out, "Applying notes.0001_initial... OK") {
 		t.Fatalf("release command output missing:\n%s", out)
 	}
 	wantBody(t, d, host, "/add/first", "first")
