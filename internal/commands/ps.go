@@ -17,6 +17,8 @@ import (
 	"hop3/internal/store"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
+
+	"hop3/internal/ui"
 )
 
 // maxScale bounds ps:scale: more processes of one kind than this on one
@@ -74,7 +76,7 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		pid, uptime, mem, cpu := "-", "-", "-", "-"
 		if r.PID > 0 {
 			pid = strconv.Itoa(r.PID)
-			mem = formatBytes(r.RSSBytes)
+			mem = ui.Bytes(r.RSSBytes)
 			cpu = formatSeconds(r.CPUSecs)
 		}
 		if r.StartedAt != nil && r.State == supervisor.Running.String() {
@@ -286,18 +288,6 @@ func (inv *invocation) start(ctx context.Context, c *command, args []string) err
 	return inv.lifecycle(ctx, c, args, "started", func(ctx context.Context, a store.App) error {
 		return inv.d.cfg.Backend.StartApp(ctx, a.Name, inv.ui)
 	})
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func formatSeconds(s float64) string {

@@ -24,6 +24,8 @@ import (
 	"hop3/internal/appname"
 	"hop3/internal/hostclaim"
 	"hop3/procfile"
+
+	"hop3/internal/ui"
 )
 
 // App is what the import will do for one piku app.
@@ -249,7 +251,7 @@ func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
 		case opts.Data && err != nil:
 			a.Problems = append(a.Problems, "its data can not be read: "+err.Error())
 		case !opts.Data:
-			a.Notes = append(a.Notes, fmt.Sprintf("its data in %s (%s) is not copied: run the import with --data", d, humanBytes(size)))
+			a.Notes = append(a.Notes, fmt.Sprintf("its data in %s (%s) is not copied: run the import with --data", d, ui.Bytes(size)))
 		}
 	}
 	return a
@@ -295,18 +297,6 @@ func readable(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func (a *App) addVars(vars []Var, from string) {
