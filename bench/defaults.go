@@ -22,7 +22,7 @@ import (
 // Caddy built with only the modules hop3 uses against the PyPI binary.
 func scenarioDefaults(ctx context.Context, env *benchEnv, m *mainSetup) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "The same fixed-rate load as the matrix (%d runs of %s, alternated, medians) on the Flask app, through hop3.\n\n", env.reps, env.rateDur)
+	fmt.Fprintf(&b, "The same fixed-rate load as the matrix (runs: %d of %s each, alternated; medians) on the Flask app, through hop3.\n\n", env.reps, env.rateDur)
 	threads, err := defaultsThreads(ctx, env, m)
 	b.WriteString(threads)
 	if err != nil {
@@ -105,8 +105,8 @@ func defaultsCaddyEnv(ctx context.Context, env *benchEnv, m *mainSetup) (string,
 	procs := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/2))
 	variants := [][]string{{procs}, {procs, "GOGC=400"}, {procs, "GOGC=400", "GOMEMLIMIT=64MiB"}}
 	var b strings.Builder
-	b.WriteString("**Caddy's Go runtime**, Flask at 1000 req/s through a Caddy with hop3's config (each variant its own Caddy; PSS of Caddy alone, idle and after the load):\n\n")
-	b.WriteString("| Caddy environment | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS idle | after | no answer |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("**Caddy's Go runtime**, Flask at 1000 req/s through a Caddy with hop3's config (each variant its own Caddy; PSS / RSS of Caddy alone, idle and after the load):\n\n")
+	b.WriteString("| Caddy environment | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS / RSS idle | after the load | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for i, v := range variants {
 		row, err := caddyRun(ctx, env, env.caddyBin, "env"+strconv.Itoa(i), cfg, v, "flask", 1000)
 		if err != nil {
@@ -129,7 +129,7 @@ func caddyRun(ctx context.Context, env *benchEnv, bin, name string, cfg []byte, 
 	url := "http://127.0.0.1:" + strconv.Itoa(c.port) + "/"
 	st := mxStack{targets: []vegeta.Target{getTarget(url, app+".localhost")}, groups: map[string][]int{"proxy": {c.proc.pid()}}}
 	time.Sleep(time.Second)
-	idle := groupsPSS(st.groups)
+	idle, idleRSS := groupsPSS(st.groups), float64(rssKB(c.proc.pid()))/1024
 	runRate(ctx, rateLoad{rate: rate, dur: time.Second, timeout: env.rateTimeout, targets: st.targets})
 	s := &mxStats{}
 	var perReq []float64
@@ -142,7 +142,8 @@ func caddyRun(ctx context.Context, env *benchEnv, bin, name string, cfg []byte, 
 		logf("  caddy %-6s %s: p99 %-8s CPU %5.1f%%  PSS %.1f MiB  no answer %d", name, strings.Join(cenv, " "), fmtDur(r.res.p99), r.cpuPct, r.pss, r.res.noAnswer)
 	}
 	s.finish()
-	return fmt.Sprintf("%d | %s | %s | %s | %.0f | %.1f MiB | %.1f MiB | %d |", s.sent, fmtDur(s.p50), fmtDur(s.p95), fmtDur(s.p99), median(perReq), idle, s.pss, s.noAnswer+s.non2xx), nil
+	rss := float64(rssKB(c.proc.pid())) / 1024
+	return fmt.Sprintf("%d | %s | %s | %s | %.0f | %.1f / %.1f MiB | %.1f / %.1f MiB | %d |", s.sent, fmtDur(s.p50), fmtDur(s.p95), fmtDur(s.p99), median(perReq), idle, idleRSS, s.pss, rss, s.noAnswer+s.non2xx), nil
 }
 
 // defaultsBackpressure holds more keep-alive connections than Granian's
@@ -169,8 +170,10 @@ func defaultsBackpressure(ctx context.Context, env *benchEnv, m *mainSetup) (str
 		logf("  backpressure %d: %d connections answered, %d starved", bp, ok, starved)
 		fmt.Fprintf(&b, "| %d | %d | %d | %d |\n", bp, workers*bp, ok, starved)
 	}
-	b.WriteString("\nCaddy keeps up to 32 idle connections to each upstream (its default `max_idle_conns_per_host`) and opens more under load, so a value " +
-		"below 32 per worker leaves connections Caddy holds with no answer; hop3 refuses such values at `config:set` and at deploy.\n\n")
+	b.WriteString("\nThe connections are not spread over the workers: one worker may accept nearly all of them, so the limit binds per worker, " +
+		"and the connections beyond it get no answer until others close. Caddy keeps up to 32 idle connections to each upstream " +
+		"(its default `max_idle_conns_per_host`) and never closes them while they are in use, so below 32 the starvation lasts as long as the load; " +
+		"hop3 refuses such values at `config:set` and at deploy. Above 32, connections Caddy opens in a burst beyond its pool may wait until the burst's other connections close.\n\n")
 	return b.String(), nil
 }
 
@@ -269,8 +272,8 @@ func caddyFootprint(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 	}
 	cenv := []string{"GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/2)), "GOGC=400"}
 	fmt.Fprintf(&b, "**Caddy's footprint.** The PyPI binary against Caddy %s built from the Go module proxy with only the modules hop3's config uses (`%s`, `go build -trimpath -ldflags '-s -w'`), "+
-		"both with `%s`, proxying the minimal WSGI app at 1000 req/s:\n\n", version, strings.Join(caddyMinModules, "`, `"), strings.Join(cenv, " "))
-	b.WriteString("| Caddy | binary | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS idle | after | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		"both with `%s`, proxying the minimal WSGI app at 1000 req/s. PSS divides the pages of a binary among the processes that map it, and other Caddys on the machine map the PyPI one: RSS is the fairer measure between two binaries.\n\n", version, strings.Join(caddyMinModules, "`, `"), strings.Join(cenv, " "))
+	b.WriteString("| Caddy | binary | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS / RSS idle | after the load | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for i, bin := range []string{env.caddyBin, minBin} {
 		label := []string{"PyPI", "hop3's modules only"}[i]
 		row, err := caddyRun(ctx, env, bin, "fp"+strconv.Itoa(i), cfg, cenv, "hello", 1000)

@@ -286,7 +286,7 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 	fmt.Fprintf(&b, "Appendix D's scenarios at a fixed rate: an open-loop load (vegeta as a library, keep-alive on) sends requests on schedule "+
 		"whatever the answers, so a server that falls behind shows it as latency and as requests with no answer, which wrk's closed loop hides. "+
 		"Each scenario runs against hop3 (its Caddy with the app's Host header) and nginx → uWSGI (`uwsgi --master --processes 2 --threads 1`), "+
-		"%d runs of %s each, alternated, after a 1 s warm-up of each; medians. Latencies are of answered requests; `non-2xx` counts answers "+
+		"runs: %d of %s each, alternated, after a 1 s warm-up of each; medians. Latencies are of answered requests; `non-2xx` counts answers "+
 		"outside 2xx and `no answer` the requests that got none within %s (connection errors and timeouts). CPU is the CPU time of the proxy's "+
 		"and the app's process groups (/proc/<pid>/stat) over the run, in %% of one core; PSS is theirs right after the run "+
 		"(hop3's Caddy serves every app, so its whole PSS is counted). The ratio columns are hop3 / nginx → uWSGI: below 1 is better.\n\n",

@@ -218,10 +218,12 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
 		// Granian's default (backpressure/2, 256 threads per worker) lets
-		// every connection into Python at once to fight over the GIL:
-		// 4 threads cut Flask's p99 from 208 to 56 ms (BENCHMARKS.md) and
-		// leave room for views that wait on I/O.
-		threads := 4
+		// every connection into Python at once to fight over the GIL, and
+		// so do 4 threads once requests queue: at a fixed 1000 req/s of
+		// Flask, 1 thread answered with a p50 of 46 ms where 4 took 973 ms
+		// (BENCHMARKS.md, "Defaults under load"). Apps whose views wait on
+		// I/O raise it with GRANIAN_THREADS.
+		threads := 1
 		if n, err := strconv.Atoi(r.env["GRANIAN_THREADS"]); err == nil && n > 0 {
 			threads = n
 		}
