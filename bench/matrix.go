@@ -142,6 +142,17 @@ func mxRows(sc mxScenario, stats map[string]*mxStats) string {
 	return b.String()
 }
 
+// mxVerdict is a scenario's line for the report's summary.
+func mxVerdict(sc mxScenario, stats map[string]*mxStats) string {
+	h, u := stats["hop3"], stats["uwsgi"]
+	if h == nil || u == nil {
+		return ""
+	}
+	return fmt.Sprintf("**hop3 at %s:** p50 %s, p99 %s against %s (%s), CPU %s, PSS %s; %d of %d requests failed against %d of %d.\n\n",
+		sc.name, fmtDur(h.p50), fmtDur(h.p99), fmtDur(u.p99), ratio(float64(h.p99), float64(u.p99)), ratio(h.cpuPct, u.cpuPct), ratio(h.pss, u.pss),
+		h.non2xx+h.noAnswer, h.sent, u.non2xx+u.noAnswer, u.sent)
+}
+
 // mxErrors lists the kinds of failed request of a scenario, if any.
 func mxErrors(sc mxScenario, stats map[string]*mxStats) string {
 	var b strings.Builder
@@ -339,7 +350,7 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 		}},
 	}
 	b.WriteString(mxHeader)
-	var errLines strings.Builder
+	var errLines, verdicts strings.Builder
 	for _, sc := range scenarios {
 		logf("matrix: %s", sc.name)
 		stats, err := runScenario(ctx, env, sc)
@@ -348,8 +359,10 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 		}
 		b.WriteString(mxRows(sc, stats))
 		errLines.WriteString(mxErrors(sc, stats))
+		verdicts.WriteString(mxVerdict(sc, stats))
 	}
 	b.WriteString("\n")
+	b.WriteString(verdicts.String())
 	if errLines.Len() > 0 {
 		b.WriteString("Failed requests, by kind:\n\n" + errLines.String() + "\n")
 	}

@@ -219,8 +219,8 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		argv = append(argv, "--no-ws")
 		// Granian's default (backpressure/2, 256 threads per worker) lets
 		// every connection into Python at once to fight over the GIL, and
-		// so do 4 threads once requests queue: at a fixed 1000 req/s of
-		// Flask, 1 thread answered with a p50 of 46 ms where 4 took 973 ms
+		// 4 threads still do once requests queue: at a fixed 1000 req/s of
+		// Flask on 2 cores, one thread kept the queue shorter than 4
 		// (BENCHMARKS.md, "Defaults under load"). Apps whose views wait on
 		// I/O raise it with GRANIAN_THREADS.
 		threads := 1
