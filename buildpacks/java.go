@@ -138,7 +138,7 @@ func (b *builder) javaToolchain(ctx context.Context) (*javaTools, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ask mvn its version: %w", err)
 		}
-		tc.version += ", " + firstLine(v)
+		tc.version += ", " + mavenVersion(v)
 	case tc.label == "gradle build":
 		// The wrapper's version is in the tree (gradle-wrapper.properties),
 		// which the build key holds already; asking it would download it.
@@ -181,6 +181,17 @@ func missingTool(msg string, err error) error {
 		return fmt.Errorf("%s (%v)", msg, err)
 	}
 	return err
+}
+
+// mavenVersion picks "Apache Maven X.Y.Z" out of `mvn --version`, without
+// the colour reset Debian's Maven prints even in batch mode.
+func mavenVersion(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "Apache Maven"); i >= 0 {
+			return strings.TrimSpace(line[i:])
+		}
+	}
+	return firstLine(out)
 }
 
 // gradleVersion picks "Gradle X.Y" out of `gradle --version`.

@@ -43,7 +43,7 @@ func fakeJavaTools(t *testing.T, names ...string) string {
 	bin := t.TempDir()
 	scripts := map[string]string{
 		"javac": "#!/bin/sh\necho javac 17.0.99\n",
-		"mvn": "#!/bin/sh\ncase \"$*\" in *--version*) echo 'Apache Maven 3.8.99'; echo 'Maven home: /x'; exit 0;; esac\n" +
+		"mvn": "#!/bin/sh\ncase \"$*\" in *--version*) printf '\\033[0mApache Maven 3.8.99\\n'; echo 'Maven home: /x'; exit 0;; esac\n" +
 			"echo \"mvn $*|MAVEN_OPTS=$MAVEN_OPTS\" > called\n",
 		"gradle": "#!/bin/sh\ncase \"$*\" in *--version*) printf '\\n------\\nGradle 8.99\\n------\\n'; exit 0;; esac\n" +
 			"echo \"gradle $*|GRADLE_USER_HOME=$GRADLE_USER_HOME|GRADLE_OPTS=$GRADLE_OPTS\" > called\n",
