@@ -27,6 +27,15 @@ const (
 	gradleMissing = "gradle is not installed for the build: commit the project's gradlew, or install Debian's gradle package (apt-get install gradle)"
 )
 
+// JavaProcfileExample is the Procfile line a Java app in dir without a
+// Procfile is told to add: hop3 does not guess which jar serves, nor how.
+func JavaProcfileExample(dir string) string {
+	if info, err := os.Stat(filepath.Join(dir, "pom.xml")); err == nil && info.Mode().IsRegular() {
+		return "web: java -jar target/app.jar"
+	}
+	return "web: java -jar build/libs/app.jar"
+}
+
 // javaTools is what a Java build runs: the build tool's argv and
 // environment, and the versions that go into the build key.
 type javaTools struct {
