@@ -67,6 +67,12 @@ func (b *builder) buildJava(ctx context.Context) error {
 	if err := b.run(ctx, command{label: tc.label, dir: b.dir, env: tc.env, argv: tc.argv}); err != nil {
 		return err
 	}
+	if b.spec.TempDir != "" {
+		// The JVM keeps temporary files in /tmp whatever TMPDIR says, and
+		// the app's sandbox lets it write its own TMPDIR only. A
+		// java.io.tmpdir of the app's own, later on the line, wins.
+		b.setRuntimeEnv("JAVA_TOOL_OPTIONS", strings.TrimSpace("-Djava.io.tmpdir="+b.spec.TempDir+" "+b.spec.Env["JAVA_TOOL_OPTIONS"]))
+	}
 	jars, err := runnableJars(b.dir, tc.outDir)
 	if err != nil {
 		return err

@@ -103,6 +103,9 @@ func TestJavaArgv(t *testing.T) {
 		step    string
 		version string
 		called  string // with {CACHE} and {HOME} for the build's
+		// tool is JAVA_TOOL_OPTIONS at run time, which sends temporary
+		// files to the app's TMPDIR.
+		tool string
 	}{
 		{
 			name:    "maven",
@@ -110,14 +113,16 @@ func TestJavaArgv(t *testing.T) {
 			step:    "Building with mvn -B package -DskipTests",
 			version: "Using javac 17.0.99, Apache Maven 3.8.99",
 			called:  "mvn -B package -DskipTests -Dmaven.repo.local={CACHE}/m2|MAVEN_OPTS=-Duser.home={HOME}",
+			tool:    "-Djava.io.tmpdir=/srv/tmp/app",
 		},
 		{
 			name:    "maven options of the app's kept",
 			files:   map[string]string{"pom.xml": ""},
-			env:     map[string]string{"MAVEN_OPTS": "-Xmx512m"},
+			env:     map[string]string{"MAVEN_OPTS": "-Xmx512m", "JAVA_TOOL_OPTIONS": "-Xss2m"},
 			step:    "Building with mvn -B package -DskipTests",
 			version: "Using javac 17.0.99, Apache Maven 3.8.99",
 			called:  "mvn -B package -DskipTests -Dmaven.repo.local={CACHE}/m2|MAVEN_OPTS=-Xmx512m -Duser.home={HOME}",
+			tool:    "-Djava.io.tmpdir=/srv/tmp/app -Xss2m",
 		},
 		{
 			name:    "gradle",
@@ -125,6 +130,7 @@ func TestJavaArgv(t *testing.T) {
 			step:    "Building with gradle build -x test --no-daemon",
 			version: "Using javac 17.0.99, Gradle 8.99",
 			called:  "gradle build -x test --no-daemon|GRADLE_USER_HOME={CACHE}/gradle|GRADLE_OPTS=-Duser.home={HOME}",
+			tool:    "-Djava.io.tmpdir=/srv/tmp/app",
 		},
 		{
 			name:    "gradle home of the app's kept",
@@ -133,6 +139,7 @@ func TestJavaArgv(t *testing.T) {
 			step:    "Building with gradle build -x test --no-daemon",
 			version: "Using javac 17.0.99, Gradle 8.99",
 			called:  "gradle build -x test --no-daemon|GRADLE_USER_HOME=/srv/gradle|GRADLE_OPTS=-Duser.home={HOME}",
+			tool:    "-Djava.io.tmpdir=/srv/tmp/app",
 		},
 		{
 			// Without its mode bit, as some commits have it; the
@@ -143,6 +150,7 @@ func TestJavaArgv(t *testing.T) {
 			step:    "Building with ./gradlew build -x test --no-daemon",
 			version: "Using javac 17.0.99",
 			called:  "gradlew build -x test --no-daemon|GRADLE_USER_HOME={CACHE}/gradle",
+			tool:    "-Djava.io.tmpdir=/srv/tmp/app",
 		},
 	}
 	for _, tt := range tests {
@@ -159,7 +167,7 @@ func TestJavaArgv(t *testing.T) {
 			}
 			rep := newRecorder(t)
 			res := build(t, Spec{App: "test", Dir: dir, CacheDir: cache, Env: env, HasProcfile: true, Report: rep,
-				EnvsDir: filepath.Join(t.TempDir(), "envs")})
+				EnvsDir: filepath.Join(t.TempDir(), "envs"), TempDir: "/srv/tmp/app"})
 			if !reflect.DeepEqual(res.Packs, []string{PackJava}) {
 				t.Errorf("Packs = %v", res.Packs)
 			}
@@ -173,6 +181,9 @@ func TestJavaArgv(t *testing.T) {
 			want := strings.NewReplacer("{CACHE}", cache, "{HOME}", filepath.Join(cache, "home")).Replace(tt.called)
 			if got := strings.TrimSpace(string(data)); got != want {
 				t.Errorf("ran\n %s\nwant\n %s", got, want)
+			}
+			if got := res.Env["JAVA_TOOL_OPTIONS"]; got != tt.tool {
+				t.Errorf("JAVA_TOOL_OPTIONS = %q, want %q", got, tt.tool)
 			}
 		})
 	}

@@ -224,7 +224,7 @@ func lookPathIn(name, path, skip string) (string, error) {
 // TestLangsJava pushes a Javalin app from Maven Central, packaged by the
 // shade plugin into one runnable jar: mvn -B package -DskipTests builds it
 // as the app's user, with the app's own Maven repository, and the Procfile
-// runs target/java-app.jar. An unchanged push reuses the build without
+// runs target/java-app.jar, its temporary files in the app's TMPDIR. An unchanged push reuses the build without
 // running Maven; a syntax error fails the push with javac's words through
 // Maven, and the running release keeps serving.
 func TestLangsJava(t *testing.T) {
@@ -243,6 +243,9 @@ func TestLangsJava(t *testing.T) {
 		"Built target/java-app.jar in ", "web.1 ready")
 	want := "Hello from a Java app on hop3 (Javalin)\n"
 	wantBody(t, d, host, "/", want)
+	// Temporary files go to the app's TMPDIR, the one its sandbox lets it
+	// write, not /tmp.
+	wantBody(t, d, host, "/tmp", filepath.Join(d.root, "tmp", "java")+"\n")
 
 	w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
 	out = w.mustPush(d, alice, "java")
