@@ -771,6 +771,11 @@ func serveRoutes(opts Options, r Route, id string) []any {
 	return append(sub, obj{"@id": id + "_app", "handle": []any{proxy(opts, id+"_proxy", ups, false)}})
 }
 
+// PHPFrontController is the script that answers every path of a PHP site
+// naming no file, relative to the document root, as with Caddy's
+// php_fastcgi.
+const PHPFrontController = "index.php"
+
 // phpScripts match the paths that name a PHP script, with or without a
 // PATH_INFO after it (Caddy's path matcher ignores case).
 var phpScripts = []any{"*.php", "*.php/*"}
@@ -801,7 +806,7 @@ func phpRoutes(opts Options, r Route, id string, ups []any) []any {
 		obj{
 			"@id":    id + "_php_index",
 			"match":  []any{obj{"not": []any{obj{"path": phpScripts}}}},
-			"handle": []any{obj{"handler": "rewrite", "uri": "/index.php"}},
+			"handle": []any{obj{"handler": "rewrite", "uri": "/" + PHPFrontController}},
 		},
 		obj{"@id": id + "_app", "handle": []any{fastCGI(opts, r, id+"_proxy", ups)}},
 	}
