@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"hop3/buildpacks"
 )
 
 // TestLangsPoetryLock pushes a Flask app whose poetry.lock pins flask 2.1.3
@@ -219,4 +224,99 @@ func lookPathIn(name, path, skip string) (string, error) {
 		}
 	}
 	return "", exec.ErrNotFound
+}
+
+// TestLangsPHP pushes PHP apps with no Procfile: one php-fpm per app, as
+// the app's user, behind Caddy's php_fastcgi handling (static files through
+// the app's own static file server, every other path through index.php).
+// A plain index.php with a stylesheet; a Composer app whose packages are its
+// own classes (no package server) served from public/, where nothing outside
+// the document root is reachable. An unchanged push reuses the build; a
+// syntax error fails the push and the old release keeps serving.
+func TestLangsPHP(t *testing.T) {
+	for _, tool := range []string{"php", "composer"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found on PATH (scripts/setup.sh installs it)", tool)
+		}
+	}
+	if _, err := buildpacks.FindPHPFPM("", os.Getenv("PATH")); err != nil {
+		t.Skip(err)
+	}
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+
+	t.Run("index.php", func(t *testing.T) {
+		host := "php.localhost"
+		files := testdataApp(t, "php-app")
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, alice, "php")
+		wantPushOutput(t, out, "PHP app detected", "Checking PHP syntax with php -l", "1 file without errors", "php.1 ready")
+		hello := regexp.MustCompile(`^Hello from PHP \d+ on hop3 at /\n$`)
+		if code, body := get(t, d, host, "/"); code != 200 || !hello.MatchString(body) {
+			t.Fatalf("GET / = %d %q", code, body)
+		}
+		wantBody(t, d, host, "/style.css", files["style.css"])
+		if code, body := get(t, d, host, "/users/42?tab=posts"); code != 200 || !strings.HasSuffix(body, " at /users/42?tab=posts\n") {
+			t.Fatalf("a route through the front controller: GET = %d %q", code, body)
+		}
+		if code, body := get(t, d, host, "/index.php"); code != 200 || strings.Contains(body, "<?php") {
+			t.Fatalf("GET /index.php = %d %q, want it run, not served", code, body)
+		}
+		// A form posts to the front controller.
+		req, _ := http.NewRequest("POST", "http://"+d.httpAddr+"/login", strings.NewReader(url.Values{"user": {"alice"}}.Encode()))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasSuffix(string(body), " at /login\n") {
+			t.Fatalf("POST /login = %d %q", resp.StatusCode, body)
+		}
+
+		w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+		out = w.mustPush(d, alice, "php")
+		wantPushOutput(t, out, "Reusing the build of an unchanged tree", "php.1 ready")
+		wantNoPushOutput(t, out, "Checking PHP syntax")
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Hello from PHP") {
+			t.Fatalf("reused build: GET / = %d %q", code, body)
+		}
+
+		// The app's config reaches PHP.
+		d.mustCmd(alice, "config:set", "php", "GREETING=Howdy")
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
+			t.Fatalf("after config:set: GET / = %d %q", code, body)
+		}
+
+		w.commit("syntax error", map[string]string{"index.php": "<?php\necho 'unclosed;\n"})
+		wantBuildFails(t, d, alice, w, "php", "Parse error: syntax error", "php -l: Parse error")
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
+			t.Fatalf("after a failed push: GET / = %d %q", code, body)
+		}
+	})
+
+	t.Run("composer", func(t *testing.T) {
+		host := "phpc.localhost"
+		files := testdataApp(t, "php-composer-app")
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, alice, "phpc")
+		wantPushOutput(t, out, "PHP app detected",
+			"Installing dependencies with composer install --no-dev --no-interaction --prefer-dist", "php.1 ready")
+		want := "Hello, hop3, from a Composer autoloader\n"
+		wantBody(t, d, host, "/", want)
+		wantBody(t, d, host, "/app.js", files["public/app.js"])
+		// Outside public/, nothing is served or run: the front controller
+		// answers.
+		for _, path := range []string{"/composer.json", "/src/Greeter.php", "/../src/Greeter.php", "/vendor/autoload.php"} {
+			wantBody(t, d, host, path, want)
+		}
+
+		w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+		out = w.mustPush(d, alice, "phpc")
+		wantPushOutput(t, out, "Reusing the build of an unchanged tree", "php.1 ready")
+		wantNoPushOutput(t, out, "composer install")
+		wantBody(t, d, host, "/", want)
+	})
 }

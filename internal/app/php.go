@@ -162,6 +162,11 @@ func (m *Manager) phpSpec(r release, e procfile.Entry) (supervisor.Spec, error) 
 	}
 	path := filepath.Join(m.paths.run(r.app), name)
 	argv := []string{fpm, "--nodaemonize", "--fpm-config", path}
+	if conf.tmpDir != "" {
+		// OPcache makes its lock file at startup, in /tmp unless told:
+		// closed to a confined app.
+		argv = append(argv, "-d", "opcache.lockfile_path="+conf.tmpDir)
+	}
 	if r.user == nil && os.Geteuid() == 0 {
 		argv = append(argv, "--allow-to-run-as-root")
 	}
