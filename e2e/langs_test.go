@@ -297,6 +297,22 @@ func TestLangsPHP(t *testing.T) {
 		}
 	})
 
+	// hop3 as root with no per-app users: php-fpm runs as root, which it
+	// must be told it may.
+	t.Run("isolation off", func(t *testing.T) {
+		d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_ISOLATION=off"})
+		bob := newUser(t, "bob")
+		d.register(bob)
+		files := testdataApp(t, "php-app")
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, bob, "phproot")
+		wantPushOutput(t, out, "php.1 ready")
+		if code, body := get(t, d, "phproot.localhost", "/"); code != 200 || !strings.HasPrefix(body, "Hello from PHP") {
+			t.Fatalf("GET / = %d %q", code, body)
+		}
+		wantBody(t, d, "phproot.localhost", "/style.css", files["style.css"])
+	})
+
 	t.Run("composer", func(t *testing.T) {
 		host := "phpc.localhost"
 		files := testdataApp(t, "php-composer-app")

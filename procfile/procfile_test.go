@@ -336,6 +336,7 @@ func TestKindString(t *testing.T) {
 		{KindPreflight, "preflight"},
 		{KindCron, "cron"},
 		{KindWorker, "worker"},
+		{KindPHP, "php"},
 		{Kind(0), "Kind(0)"},
 		{Kind(99), "Kind(99)"},
 	}

