@@ -200,11 +200,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && fi.IsDir() {
 		f.Close()
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			// As Caddy's file server does: relative links in the index
-			// resolve against the directory.
-			u := *r.URL
-			u.Path += "/"
-			http.Redirect(w, r, u.RequestURI(), http.StatusPermanentRedirect)
+			redirectToDir(w, r)
 			return
 		}
 		f, fi, err = openFile(dir, path.Join(rel, "index.html"))
@@ -246,9 +242,7 @@ func serveScripted(w http.ResponseWriter, r *http.Request, m Mount, dir int, rel
 	if err == nil && fi.IsDir() {
 		f.Close()
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			u := *r.URL
-			u.Path += "/"
-			http.Redirect(w, r, u.RequestURI(), http.StatusPermanentRedirect)
+			redirectToDir(w, r)
 			return
 		}
 		if isRegular(dir, path.Join(rel, "index.php")) {
@@ -271,6 +265,15 @@ func serveScripted(w http.ResponseWriter, r *http.Request, m Mount, dir int, rel
 	default:
 		httpError(w, r, err)
 	}
+}
+
+// redirectToDir sends a request for a directory to its path with a
+// slash, as Caddy's file server does: relative links in the index then
+// resolve against the directory.
+func redirectToDir(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path += "/"
+	http.Redirect(w, r, u.RequestURI(), http.StatusPermanentRedirect)
 }
 
 // scriptEnd returns the length of the leading part of rel that names a
