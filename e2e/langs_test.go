@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"hop3/buildpacks"
 )
@@ -294,6 +295,49 @@ func TestLangsPHP(t *testing.T) {
 		wantBuildFails(t, d, alice, w, "php", "Parse error: syntax error", "php -l: Parse error")
 		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
 			t.Fatalf("after a failed push: GET / = %d %q", code, body)
+		}
+	})
+
+	// A replaced php-fpm lets its workers finish: a request in flight
+	// across a restart is answered in full, where SIGTERM would cut it.
+	t.Run("drain", func(t *testing.T) {
+		host := "phpslow.localhost"
+		files := testdataApp(t, "php-app")
+		files["slow.php"] = "<?php\nusleep(5000000);\necho \"slow done\\n\";\n"
+		w := newWorkdir(t, files)
+		w.mustPush(d, alice, "phpslow")
+		d.mustCmd(alice, "config:set", "phpslow", "SETTLE_TIME=1")
+		type answer struct {
+			code int
+			body string
+			err  error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			// A POST: Caddy would retry a GET cut short on the new php-fpm.
+			req, _ := http.NewRequest("POST", "http://"+d.httpAddr+"/slow.php", strings.NewReader("x=1"))
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			done <- answer{resp.StatusCode, string(b), err}
+		}()
+		time.Sleep(500 * time.Millisecond)
+		d.mustCmd(alice, "config:set", "phpslow", "GREETING=Bye")
+		select {
+		case a := <-done:
+			if a.err != nil || a.code != 200 || a.body != "slow done\n" {
+				t.Fatalf("a request across the restart: %d %q %v", a.code, a.body, a.err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("a request across the restart never ended")
+		}
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Bye from PHP") {
+			t.Fatalf("after the restart: GET / = %d %q", code, body)
 		}
 	})
 
