@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -285,11 +286,17 @@ func TestLangsPHP(t *testing.T) {
 			t.Fatalf("reused build: GET / = %d %q", code, body)
 		}
 
-		// The app's config reaches PHP.
-		d.mustCmd(alice, "config:set", "php", "GREETING=Howdy")
-		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
-			t.Fatalf("after config:set: GET / = %d %q", code, body)
+		// The app's config reaches PHP; php-fpm logs requests on demand.
+		d.mustCmd(alice, "config:set", "php", "GREETING=Howdy", "ACCESS_LOG=1")
+		if code, body := get(t, d, host, "/logged/7?x=1"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
+			t.Fatalf("after config:set: GET = %d %q", code, body)
 		}
+		eventually(t, 20*time.Second, func() error {
+			if r := d.mustCmd(alice, "logs", "php"); !strings.Contains(r.stdout, "GET /logged/7?x=1 200 ") {
+				return fmt.Errorf("no request in logs:\n%s", r.stdout)
+			}
+			return nil
+		})
 
 		w.commit("syntax error", map[string]string{"index.php": "<?php\necho 'unclosed;\n"})
 		wantBuildFails(t, d, alice, w, "php", "Parse error: syntax error", "php -l: Parse error")

@@ -83,6 +83,7 @@ type fpmConfig struct {
 	tmpDir      string // uploads and sessions
 	maxChildren int
 	maxRequests int
+	accessLog   bool // ACCESS_LOG: a line per request into the app's log
 	// graceful bounds how long a graceful stop (SIGQUIT) lets a worker
 	// finish its request.
 	graceful time.Duration
@@ -119,6 +120,10 @@ func (c fpmConfig) render() []byte {
 		"php_admin_value[error_log] = /proc/self/fd/2",
 		"php_admin_flag[log_errors] = on",
 	}
+	if c.accessLog {
+		// The URI the client asked for, not the script it ran.
+		lines = append(lines, "access.log = /proc/self/fd/2", `access.format = "%m %{REQUEST_URI}e %s %{mili}dms"`)
+	}
 	if c.tmpDir != "" {
 		lines = append(lines,
 			"php_admin_value[upload_tmp_dir] = "+c.tmpDir,
@@ -153,6 +158,7 @@ func (m *Manager) phpSpec(r release, e procfile.Entry) (supervisor.Spec, error) 
 		tmpDir:      r.env["TMPDIR"],
 		maxChildren: settings.maxChildren,
 		maxRequests: settings.maxRequests,
+		accessLog:   truthy(r.env["ACCESS_LOG"]),
 		graceful:    durationEnv(r.env, "DRAIN_TIMEOUT", DefaultDrainTimeout),
 	}
 	name := fmt.Sprintf("php-fpm.v%d.%d.conf", r.number, r.gen)

@@ -15,6 +15,7 @@ func TestFPMConfigRender(t *testing.T) {
 		tmpDir:      "/var/lib/hop3/tmp/wiki",
 		maxChildren: 1,
 		maxRequests: 0,
+		accessLog:   true,
 		graceful:    1500 * time.Millisecond,
 	}.render())
 	want := `; Written by hop3 at every start; edits are lost.
@@ -39,6 +40,8 @@ catch_workers_output = yes
 decorate_workers_output = no
 php_admin_value[error_log] = /proc/self/fd/2
 php_admin_flag[log_errors] = on
+access.log = /proc/self/fd/2
+access.format = "%m %{REQUEST_URI}e %s %{mili}dms"
 php_admin_value[upload_tmp_dir] = /var/lib/hop3/tmp/wiki
 php_admin_value[sys_temp_dir] = /var/lib/hop3/tmp/wiki
 php_value[session.save_path] = /var/lib/hop3/tmp/wiki
@@ -53,7 +56,7 @@ php_value[session.save_path] = /var/lib/hop3/tmp/wiki
 			t.Errorf("default config lacks %q:\n%s", line, def)
 		}
 	}
-	if strings.Contains(def, "upload_tmp_dir") {
+	if strings.Contains(def, "upload_tmp_dir") || strings.Contains(def, "access.log") {
 		t.Errorf("a config without TMPDIR names one:\n%s", def)
 	}
 }
