@@ -177,6 +177,10 @@ type Route struct {
 	// Caddy never opens an app's files itself: a file server running as
 	// Caddy would follow the app's symlinks with Caddy's rights.
 	StaticServer string
+	Stopped      bool  // answer 503 with the "app stopped" page
+	HTTPSOnly    bool  // redirect http to https (308); ignored with TLSOff
+	MaxBodySize  int64 // 0 = unlimited
+
 	// PHPRoot makes the app a PHP site, Caddy's php_fastcgi done without
 	// Caddy reading the app's files: Upstreams is php-fpm's FastCGI
 	// socket and PHPRoot the document root php-fpm is given
@@ -184,10 +188,7 @@ type Route struct {
 	// to StaticServer first, which answers a static file or names the
 	// script to run (staticserve.ScriptHeader); other methods run the
 	// .php path they name, else the front controller, /index.php.
-	PHPRoot      string
-	Stopped      bool  // answer 503 with the "app stopped" page
-	HTTPSOnly    bool  // redirect http to https (308); ignored with TLSOff
-	MaxBodySize  int64 // 0 = unlimited
+	PHPRoot string
 }
 
 var (

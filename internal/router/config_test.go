@@ -367,7 +367,12 @@ func TestRouteValidate(t *testing.T) {
 		{"php without static server", mod(func(r *Route) { r.PHPRoot = "/srv/app/public" }), "static file server"},
 		{"php relative root", mod(func(r *Route) { r.PHPRoot = "public"; r.StaticServer = "unix//s.sock" }), "absolute clean path"},
 		{"php root placeholder", mod(func(r *Route) { r.PHPRoot = "/srv/{env.X}"; r.StaticServer = "unix//s.sock" }), "absolute clean path"},
-		{"php static site", mod(func(r *Route) { r.Upstreams = nil; r.Static = true; r.PHPRoot = "/srv"; r.StaticServer = "unix//s.sock" }), "not a PHP site"},
+		{"php static site", mod(func(r *Route) {
+			r.Upstreams = nil
+			r.Static = true
+			r.PHPRoot = "/srv"
+			r.StaticServer = "unix//s.sock"
+		}), "not a PHP site"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
