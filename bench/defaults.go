@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -227,11 +229,13 @@ func starvedConns(ctx context.Context, url string, n int, d time.Duration) (answ
 
 // caddyMinModules are the packages hop3's Caddy config needs: the HTTP
 // app and its handlers and matchers, reverse_proxy, request_body, TLS with
-// the ACME and internal issuers, the local CA, and the metrics.
+// the ACME and internal issuers, the local CA, the metrics, and the
+// FastCGI transport of PHP apps.
 var caddyMinModules = []string{
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp",
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/requestbody",
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy",
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy/fastcgi",
 	"github.com/caddyserver/caddy/v2/modules/caddypki",
 	"github.com/caddyserver/caddy/v2/modules/caddytls",
 	"github.com/caddyserver/caddy/v2/modules/metrics",
@@ -240,7 +244,8 @@ var caddyMinModules = []string{
 // buildCaddyMin builds a Caddy of the given version with only
 // caddyMinModules from the Go module proxy, cached under .cache/bench.
 func buildCaddyMin(ctx context.Context, env *benchEnv, version string) (string, error) {
-	dir := filepath.Join(env.repo, ".cache", "bench", "caddy-min-"+version)
+	sum := sha256.Sum256([]byte(strings.Join(caddyMinModules, "\n")))
+	dir := filepath.Join(env.repo, ".cache", "bench", "caddy-min-"+version+"-"+hex.EncodeToString(sum[:4]))
 	bin := filepath.Join(dir, "caddy")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
