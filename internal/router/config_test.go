@@ -315,8 +315,14 @@ func TestConfigRejects(t *testing.T) {
 		{"dns on localhost", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = "localhost"; o.ACMEDNS = &DNSProvider{Name: "cloudflare"} }), nil, "no wildcard"},
 		{"dns without domain", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = ""; o.ACMEDNS = &DNSProvider{Name: "cloudflare"} }), nil, "no wildcard"},
 		{"dns bad provider", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = "example.com"; o.ACMEDNS = &DNSProvider{Name: "cloud.flare"} }), nil, "want a Caddy module name"},
-		{"dns bad key", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = "example.com"; o.ACMEDNS = &DNSProvider{Name: "x", Config: map[string]string{"api-token": "t"}} }), nil, "setting"},
-		{"dns key name", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = "example.com"; o.ACMEDNS = &DNSProvider{Name: "x", Config: map[string]string{"name": "t"}} }), nil, "setting"},
+		{"dns bad key", withIssuer(tlsOpts(TLSACME), func(o *Options) {
+			o.Domain = "example.com"
+			o.ACMEDNS = &DNSProvider{Name: "x", Config: map[string]string{"api-token": "t"}}
+		}), nil, "setting"},
+		{"dns key name", withIssuer(tlsOpts(TLSACME), func(o *Options) {
+			o.Domain = "example.com"
+			o.ACMEDNS = &DNSProvider{Name: "x", Config: map[string]string{"name": "t"}}
+		}), nil, "setting"},
 		{"fallback placeholder", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"https://{env.CA}/dir"} }), nil, "not an https URL"},
 	}
 	for _, tc := range tests {
