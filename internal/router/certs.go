@@ -50,6 +50,16 @@ func (s CertStatus) String() string {
 	}
 }
 
+// Warning is the line that tells a failing certificate: at the end of a
+// push, and again on each command about its app while it fails. It is ""
+// unless the state is CertFailing.
+func (s CertStatus) Warning() string {
+	if s.State != CertFailing {
+		return ""
+	}
+	return "certificate failing for " + s.Host + ": " + s.LastError
+}
+
 // certCacheTTL bounds how often the storage and the log are read again: a
 // command or a metrics scrape per second must not reread them each time.
 const certCacheTTL = 5 * time.Second
