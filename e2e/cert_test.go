@@ -159,6 +159,22 @@ func TestCertStatusFailing(t *testing.T) {
 	}
 }
 
+// startPebbleDaemon starts Pebble, validating against hop3's ports through
+// a test DNS server that points every host at 127.0.0.1, and hop3 with
+// --tls acme on --domain example.test, trusting Pebble through
+// --acme-ca-root only, plus extra flags. It returns hop3's HTTPS port.
+func startPebbleDaemon(t *testing.T, extra ...string) (*daemon, *pebble, string) {
+	t.Helper()
+	httpAddr, httpsAddr := loopbackPort(t), loopbackPort(t)
+	_, httpPort, _ := strings.Cut(httpAddr, ":")
+	_, httpsPort, _ := strings.Cut(httpsAddr, ":")
+	p := startPebble(t, httpPort, httpsPort, loopbackDNS(t))
+	args := append([]string{"--tls", "acme", "--http-addr", httpAddr, "--https-addr", httpsAddr,
+		"--domain", "example.test", "--acme-ca", p.dir, "--acme-ca-root", p.caRoot, "--acme-email", "ops@example.test"}, extra...)
+	d, _ := startRouterDaemon(t, shortTemp(t), nil, args...)
+	return d, p, httpsPort
+}
+
 // TestCertPebble runs --tls acme against a real ACME server, Pebble, which
 // hop3 trusts through --acme-ca-root only: the push ends with the https
 // URL, the app answers over HTTPS with a certificate that chains to
@@ -167,13 +183,7 @@ func TestCertStatusFailing(t *testing.T) {
 // app's host at 127.0.0.1, and Pebble's challenge ports are hop3's.
 func TestCertPebble(t *testing.T) {
 	t.Parallel()
-	httpAddr, httpsAddr := loopbackPort(t), loopbackPort(t)
-	_, httpPort, _ := strings.Cut(httpAddr, ":")
-	_, httpsPort, _ := strings.Cut(httpsAddr, ":")
-	p := startPebble(t, httpPort, httpsPort, loopbackDNS(t))
-	root := shortTemp(t)
-	d, _ := startRouterDaemon(t, root, nil, "--tls", "acme", "--http-addr", httpAddr, "--https-addr", httpsAddr,
-		"--domain", "example.test", "--acme-ca", p.dir, "--acme-ca-root", p.caRoot, "--acme-email", "ops@example.test")
+	d, p, httpsPort := startPebbleDaemon(t)
 	alice := newUser(t, "alice")
 	d.register(alice)
 	out := newWorkdir(t, routerApp("web", nil)).mustPush(d, alice, "web")
@@ -218,13 +228,7 @@ func TestCertPebble(t *testing.T) {
 // before Caddy asked the CA.
 func TestCertOnDemand(t *testing.T) {
 	t.Parallel()
-	httpAddr, httpsAddr := loopbackPort(t), loopbackPort(t)
-	_, httpPort, _ := strings.Cut(httpAddr, ":")
-	_, httpsPort, _ := strings.Cut(httpsAddr, ":")
-	p := startPebble(t, httpPort, httpsPort, loopbackDNS(t))
-	root := shortTemp(t)
-	d, _ := startRouterDaemon(t, root, nil, "--tls", "acme", "--tls-on-demand", "--http-addr", httpAddr, "--https-addr", httpsAddr,
-		"--domain", "example.test", "--acme-ca", p.dir, "--acme-ca-root", p.caRoot, "--acme-email", "ops@example.test")
+	d, p, httpsPort := startPebbleDaemon(t, "--tls-on-demand")
 	alice := newUser(t, "alice")
 	d.register(alice)
 	newWorkdir(t, routerApp("web", nil)).mustPush(d, alice, "web")
