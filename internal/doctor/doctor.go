@@ -70,6 +70,9 @@ type Config struct {
 	PIDDir string
 	// Sandbox is HOP3_SANDBOX: auto (or empty) or off, as hop3 serve --sandbox.
 	Sandbox string
+	// ACMEDNS is hop3 serve's --acme-dns: the Caddy DNS provider module
+	// CaddyBin must have; empty: none.
+	ACMEDNS string
 }
 
 // Process is a program that holds a port.
@@ -147,6 +150,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 	}
 	out = append(out, c.ports()...)
 	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners(), c.sandbox(), c.certificates())
+	out = append(out, c.dnsProvider(ctx))
 	return out
 }
 
