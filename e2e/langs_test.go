@@ -220,3 +220,76 @@ func lookPathIn(name, path, skip string) (string, error) {
 	}
 	return "", exec.ErrNotFound
 }
+
+// TestLangsRuby pushes a Rack app served by WEBrick, its gems (Debian's
+// rack and webrick, packed into .gem files) in vendor/cache: bundle install
+// --local installs them, frozen by Gemfile.lock and without the development
+// group, as the app's user into a shared environment, and the Procfile's
+// bundle exec finds them through BUNDLE_GEMFILE and BUNDLE_PATH. An
+// unchanged push reuses the gems; a Gemfile the lock does not match fails
+// the push with Bundler's message and leaves the app serving.
+func TestLangsRuby(t *testing.T) {
+	for _, name := range []string{"ruby", "bundle"} {
+		if _, err := exec.LookPath(name); err != nil {
+			t.Skipf("%s not found on PATH (apt-get install ruby-bundler)", name)
+		}
+	}
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	host := "ruby.localhost"
+	files := testdataApp(t, "ruby-app")
+	for name, data := range debianGems(t, "rack", "webrick") {
+		files["vendor/cache/"+name] = data
+	}
+	w := newWorkdir(t, files)
+	out := w.mustPush(d, alice, "ruby")
+	wantPushOutput(t, out, "Ruby app detected", "Installing gems with bundle install --local (Gemfile.lock)",
+		"Installing rack 2.2.22", "Gems in the groups 'development' and 'test' were not installed", "web.1 ready")
+	want := "Hello from Rack 2.2.22 on WEBrick 1.8.1, minitest absent\n"
+	wantBody(t, d, host, "/", want)
+
+	w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+	out = w.mustPush(d, alice, "ruby")
+	wantPushOutput(t, out, "Reusing gems (Gemfile.lock unchanged)", "web.1 ready")
+	wantNoPushOutput(t, out, "Installing gems")
+	wantBody(t, d, host, "/", want)
+
+	w.commit("lock out of date", map[string]string{"Gemfile": files["Gemfile"] + "gem \"rake\"\n"})
+	wantBuildFails(t, d, alice, w, "ruby", "The dependencies in your gemfile changed", "build failed")
+	wantBody(t, d, host, "/", want)
+
+	w.commit("v2", map[string]string{"config.ru": strings.Replace(files["config.ru"], "Hello from", "Hi from", 1)})
+	out = w.mustPush(d, alice, "ruby")
+	wantPushOutput(t, out, "Reusing gems (Gemfile.lock unchanged)")
+	wantBody(t, d, host, "/", "Hi from Rack 2.2.22 on WEBrick 1.8.1, minitest absent\n")
+}
+
+// debianGems packs the named gems of Debian's packages into .gem files, as
+// `bundle cache` would have put them in vendor/cache, and returns them by
+// file name.
+func debianGems(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	for _, name := range names {
+		if matches, _ := filepath.Glob("/usr/share/rubygems-integration/all/specifications/" + name + "-*.gemspec"); len(matches) == 0 {
+			t.Skipf("Debian's ruby-%s is not installed", name)
+		}
+	}
+	dir := t.TempDir()
+	args := append([]string{filepath.Join(repoRoot, "buildpacks", "testdata", "debian-gems.rb"), dir}, names...)
+	if out, err := exec.Command("ruby", args...).CombinedOutput(); err != nil {
+		t.Fatalf("pack Debian's gems: %v\n%s", err, out)
+	}
+	gems := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gems[e.Name()] = string(data)
+	}
+	return gems
+}
