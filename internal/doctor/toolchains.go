@@ -54,7 +54,8 @@ var versionLineRe = regexp.MustCompile(`\d+\.\d+`)
 // (Maven).
 var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
 
-// ListToolchains reports each of Toolchains, found or not, as an info line:
+// ListToolchains reports each of Toolchains, found or not, as an info line
+// named "toolchain:<name>":
 // the version and path of what was found, or the package to install. The
 // versions are asked all at once. configured maps a toolchain's name to the
 // program hop3 was told to use (HOP3_UV), which is then the one listed.
@@ -76,7 +77,7 @@ func ListToolchains(ctx context.Context, sys System, configured map[string]strin
 }
 
 func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
-	const name = "toolchain"
+	name := "toolchain:" + tc.Name
 	c := checker{sys: sys}
 	var path string
 	for _, cmd := range tc.Commands {
@@ -90,7 +91,7 @@ func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
 		if !strings.ContainsAny(get, " /") {
 			get = "apt-get install " + get
 		}
-		return Result{Name: name, Verdict: Info, Detail: fmt.Sprintf("%s: not found (%s)", tc.Name, get)}
+		return Result{Name: name, Verdict: Info, Detail: "not found (" + get + ")"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, toolchainTimeout)
 	defer cancel()
@@ -102,7 +103,7 @@ func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
 	case version == "":
 		version = "version unknown"
 	}
-	return Result{Name: name, Verdict: Info, Detail: fmt.Sprintf("%s: %s (%s)", tc.Name, version, path)}
+	return Result{Name: name, Verdict: Info, Detail: fmt.Sprintf("%s (%s)", version, path)}
 }
 
 // versionLine is the first line of out that holds a version number.
