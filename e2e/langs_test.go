@@ -238,19 +238,7 @@ func TestLangsRuby(t *testing.T) {
 	d, alice := startBuildpackDaemon(t)
 	host := "ruby.localhost"
 	files := testdataApp(t, "ruby-app")
-	versions := map[string]string{}
-	for name, data := range debianGems(t, "rack", "webrick") {
-		files["vendor/cache/"+name] = data
-		gem, version, _ := strings.Cut(strings.TrimSuffix(name, ".gem"), "-")
-		versions[gem] = version
-	}
-	// The lock names the versions Debian ships today; a security update
-	// moves them.
-	files["Gemfile.lock"] = regexp.MustCompile(`(?m)^    (rack|webrick) \([^)]*\)$`).ReplaceAllStringFunc(files["Gemfile.lock"],
-		func(line string) string {
-			gem := strings.Fields(line)[0]
-			return "    " + gem + " (" + versions[gem] + ")"
-		})
+	versions := debianGems(t, files, "rack", "webrick")
 	w := newWorkdir(t, files)
 	out := w.mustPush(d, alice, "ruby")
 	wantPushOutput(t, out, "Ruby app detected", "Installing gems with bundle install --local (Gemfile.lock)",
@@ -275,10 +263,10 @@ func TestLangsRuby(t *testing.T) {
 	wantBody(t, d, host, "/", "Hi from "+served)
 }
 
-// debianGems packs the named gems of Debian's packages into .gem files, as
-// `bundle cache` would have put them in vendor/cache, and returns them by
-// file name.
-func debianGems(t *testing.T, names ...string) map[string]string {
+// debianGems packs the named gems of Debian's packages into .gem files in
+// files' vendor/cache, as `bundle cache` would have put them there, sets
+// files' Gemfile.lock to their versions, and returns those versions.
+func debianGems(t *testing.T, files map[string]string, names ...string) map[string]string {
 	t.Helper()
 	for _, name := range names {
 		if matches, _ := filepath.Glob("/usr/share/rubygems-integration/all/specifications/" + name + "-*.gemspec"); len(matches) == 0 {
@@ -286,21 +274,31 @@ func debianGems(t *testing.T, names ...string) map[string]string {
 		}
 	}
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Gemfile.lock"), []byte(files["Gemfile.lock"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{filepath.Join(repoRoot, "buildpacks", "testdata", "debian-gems.rb"), dir}, names...)
 	if out, err := exec.Command("ruby", args...).CombinedOutput(); err != nil {
 		t.Fatalf("pack Debian's gems: %v\n%s", err, out)
 	}
-	gems := map[string]string{}
-	entries, err := os.ReadDir(dir)
+	lock, err := os.ReadFile(filepath.Join(dir, "Gemfile.lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	files["Gemfile.lock"] = string(lock)
+	entries, err := os.ReadDir(filepath.Join(dir, "vendor", "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]string{}
 	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		data, err := os.ReadFile(filepath.Join(dir, "vendor", "cache", e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		gems[e.Name()] = string(data)
+		files["vendor/cache/"+e.Name()] = string(data)
+		gem, version, _ := strings.Cut(strings.TrimSuffix(e.Name(), ".gem"), "-")
+		versions[gem] = version
 	}
-	return gems
+	return versions
 }

@@ -1,8 +1,10 @@
 # Packs gems installed by Debian's packages (ruby-rack, ruby-webrick) back
-# into .gem files, for a vendor/cache that `bundle install --local` installs
-# from on a machine that reaches no gem server.
+# into .gem files in an app's vendor/cache, as `bundle cache` would have put
+# them there, for `bundle install --local` on a machine that reaches no gem
+# server. The app's Gemfile.lock is set to the versions Debian ships, which
+# a security update may move.
 #
-#   ruby debian-gems.rb DIR NAME...
+#   ruby debian-gems.rb APP_DIR NAME...
 require "rubygems/package"
 require "fileutils"
 require "tmpdir"
@@ -11,10 +13,13 @@ require "tmpdir"
 # the same environment.
 ENV["SOURCE_DATE_EPOCH"] ||= "315619200"
 
-out = File.expand_path(ARGV.shift)
+app = File.expand_path(ARGV.shift)
+out = File.join(app, "vendor", "cache")
 FileUtils.mkdir_p(out)
+versions = {}
 ARGV.each do |name|
   spec = Gem::Specification.find_by_name(name).dup
+  versions[name] = spec.version.to_s
   Dir.mktmpdir do |stage|
     FileUtils.cp_r(Dir.glob(File.join(spec.full_gem_path, "*")), stage)
     Dir.chdir(stage) do
@@ -25,4 +30,12 @@ ARGV.each do |name|
       end
     end
   end
+end
+
+lock = File.join(app, "Gemfile.lock")
+if File.exist?(lock)
+  text = File.read(lock).gsub(/^    ([a-z0-9_-]+) \([^)]*\)$/) do |line|
+    versions.key?($1) ? "    #{$1} (#{versions[$1]})" : line
+  end
+  File.write(lock, text)
 end
