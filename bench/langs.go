@@ -62,7 +62,7 @@ func scenarioLangs(ctx context.Context, env *benchEnv, langs string) (string, er
 			picked = append(picked, f)
 		}
 	}
-	var skipped []string
+	var skipped, met, missed []string
 	var d *hop3d
 	for _, f := range picked {
 		src := filepath.Join(env.repo, "buildpacks", "testdata", f.dir)
@@ -128,10 +128,15 @@ func scenarioLangs(ctx context.Context, env *benchEnv, langs string) (string, er
 		}
 		ratio := median(ratios)
 		verdict := "yes"
+		met = append(met, f.lang)
 		if ratio >= 1.0/3 {
 			verdict = "**no**"
+			met, missed = met[:len(met)-1], append(missed, f.lang)
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %.2f | %s | %.2f |\n", f.lang, f.dir, spread(firsts), spread(seconds), ratio, verdict, median(unsettled))
+	}
+	if len(met)+len(missed) > 0 {
+		fmt.Fprintf(&b, "\n**hop3 serves an unchanged push in under a third of the first push's time for %s; not for %s.**\n", listOrNone(met), listOrNone(missed))
 	}
 	if len(skipped) > 0 {
 		fmt.Fprintf(&b, "\nNot measured: %s.\n", strings.Join(skipped, ", "))
@@ -154,6 +159,13 @@ next:
 		return t
 	}
 	return ""
+}
+
+func listOrNone(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ", ")
 }
 
 func containsWord(list, word string) bool {
