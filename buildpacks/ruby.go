@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -217,64 +219,104 @@ type rubyInputs struct {
 	hasCache bool
 }
 
+// readRubyInputs reads the inputs from the pushed tree in dir. hop3 reads
+// them as itself and hands them to the app's build: a link, which could
+// name any file of the server, is refused wherever it is on the way.
 func readRubyInputs(dir string) (rubyInputs, error) {
 	var in rubyInputs
 	var err error
-	if in.gemfile, err = os.ReadFile(filepath.Join(dir, gemfile)); err != nil {
-		return in, fmt.Errorf("read Gemfile: %w", err)
-	}
-	if in.lock, err = readOptional(filepath.Join(dir, gemfileLock)); err != nil {
+	if in.gemfile, err = readInTree(dir, gemfile); err != nil {
 		return in, err
 	}
-	if in.config, err = readOptional(filepath.Join(dir, filepath.FromSlash(bundleConfig))); err != nil {
+	if in.gemfile == nil {
+		return in, errors.New("read Gemfile: not found")
+	}
+	if in.lock, err = readInTree(dir, gemfileLock); err != nil {
 		return in, err
 	}
-	cache := filepath.Join(dir, filepath.FromSlash(gemCacheDir))
-	info, err := os.Lstat(cache)
+	if in.config, err = readInTree(dir, bundleConfig); err != nil {
+		return in, err
+	}
+	info, err := lstatInTree(dir, gemCacheDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return in, nil
 	}
 	if err != nil {
-		return in, fmt.Errorf("read vendor/cache: %w", err)
+		return in, fmt.Errorf("read %s: %w", gemCacheDir, err)
 	}
 	if !info.IsDir() {
-		return in, errors.New("read vendor/cache: not a directory")
+		return in, fmt.Errorf("read %s: not a directory", gemCacheDir)
 	}
+	cache := filepath.Join(dir, filepath.FromSlash(gemCacheDir))
 	in.hasCache = true
 	in.cache = map[string]string{}
 	err = filepath.WalkDir(cache, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
+		rel, _ := filepath.Rel(cache, path)
 		if !d.Type().IsRegular() {
-			// A link could name any file of the server.
-			return fmt.Errorf("%s is not a regular file", path)
+			return fmt.Errorf("%s is not a regular file", rel)
 		}
-		data, err := os.ReadFile(path)
+		data, err := readNoFollow(path)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(cache, path)
 		k := newKeyHash("file")
 		k.addBytes(data)
 		in.cache[filepath.ToSlash(rel)] = k.sum("")
 		return nil
 	})
 	if err != nil {
-		return in, fmt.Errorf("read vendor/cache: %w", err)
+		return in, fmt.Errorf("read %s: %w", gemCacheDir, err)
 	}
 	return in, nil
 }
 
-func readOptional(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+// lstatInTree describes dir/rel (a slash-separated path) without following
+// a link anywhere below dir: a link on the way is an error.
+func lstatInTree(dir, rel string) (fs.FileInfo, error) {
+	path := dir
+	var info fs.FileInfo
+	for _, part := range strings.Split(rel, "/") {
+		path = filepath.Join(path, part)
+		var err error
+		if info, err = os.Lstat(path); err != nil {
+			return nil, err
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s is a link", strings.TrimPrefix(path, dir+string(filepath.Separator)))
+		}
+	}
+	return info, nil
+}
+
+// readInTree reads the regular file dir/rel, nil when it does not exist.
+func readInTree(dir, rel string) ([]byte, error) {
+	info, err := lstatInTree(dir, rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err == nil && !info.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("read %s: %w", rel, err)
+	}
+	data, err := readNoFollow(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", rel, err)
 	}
 	return data, nil
+}
+
+func readNoFollow(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 func (in rubyInputs) lockName() string {

@@ -218,3 +218,83 @@ func TestRubyKey(t *testing.T) {
 		}
 	}
 }
+
+// TestReadRubyInputs: what goes into the gem environment is read from the
+// pushed tree alone; a link in vendor/cache, which could name any file of
+// the server, is refused.
+func TestReadRubyInputs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, dir string)
+		wantErr string
+		check   func(t *testing.T, in rubyInputs)
+	}{
+		{"gemfile alone", func(t *testing.T, dir string) {}, "", func(t *testing.T, in rubyInputs) {
+			if in.lock != nil || in.hasCache || in.config != nil {
+				t.Errorf("inputs = %+v", in)
+			}
+		}},
+		{"lock, config and cache", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "Gemfile.lock"), "GEM\n")
+			writeFile(t, filepath.Join(dir, ".bundle", "config"), "BUNDLE_JOBS: \"2\"\n")
+			writeFile(t, filepath.Join(dir, "vendor", "cache", "rack-2.2.22.gem"), "gem")
+		}, "", func(t *testing.T, in rubyInputs) {
+			if string(in.lock) != "GEM\n" || in.config == nil || !in.hasCache || len(in.cache) != 1 || in.cache["rack-2.2.22.gem"] == "" {
+				t.Errorf("inputs = %+v", in)
+			}
+		}},
+		{"link in vendor/cache", func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "vendor", "cache", "rack-2.2.22.gem"), "gem")
+			if err := os.Symlink("/etc/shadow", filepath.Join(dir, "vendor", "cache", "evil.gem")); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file", nil},
+		{"vendor/cache a link", func(t *testing.T, dir string) {
+			if err := os.MkdirAll(filepath.Join(dir, "vendor"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("/etc", filepath.Join(dir, "vendor", "cache")); err != nil {
+				t.Fatal(err)
+			}
+		}, "vendor/cache is a link", nil},
+		{"vendor a link", func(t *testing.T, dir string) {
+			other := t.TempDir()
+			writeFile(t, filepath.Join(other, "cache", "rack-2.2.22.gem"), "gem")
+			if err := os.Symlink(other, filepath.Join(dir, "vendor")); err != nil {
+				t.Fatal(err)
+			}
+		}, "vendor is a link", nil},
+		{"lock a link", func(t *testing.T, dir string) {
+			if err := os.Symlink("/etc/shadow", filepath.Join(dir, "Gemfile.lock")); err != nil {
+				t.Fatal(err)
+			}
+		}, "read Gemfile.lock: Gemfile.lock is a link", nil},
+		{".bundle a link", func(t *testing.T, dir string) {
+			other := t.TempDir()
+			writeFile(t, filepath.Join(other, "config"), "x")
+			if err := os.Symlink(other, filepath.Join(dir, ".bundle")); err != nil {
+				t.Fatal(err)
+			}
+		}, "read .bundle/config: .bundle is a link", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "Gemfile"), "gem 'rack'\n")
+			tt.setup(t, dir)
+			in, err := readRubyInputs(dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, in)
+		})
+	}
+}
