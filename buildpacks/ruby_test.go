@@ -110,6 +110,9 @@ func TestRubyBuild(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(gemHome, "gems", "minitest-5.15.0")); err == nil {
 		t.Errorf("the development group was installed")
 	}
+	if res.Env["RACK_ENV"] != "production" || !strings.HasPrefix(res.Env["PATH"], filepath.Join(gemHome, "bin")+":") {
+		t.Errorf("RACK_ENV = %q, PATH = %q", res.Env["RACK_ENV"], res.Env["PATH"])
+	}
 	if _, err := os.Stat(filepath.Join(dir, "vendor", "bundle")); err == nil {
 		t.Errorf("gems were installed into the release")
 	}
@@ -137,6 +140,15 @@ func TestRubyBuild(t *testing.T) {
 	}
 	if rep.hasStep("Installing gems") {
 		t.Errorf("second build installed again:\n%s", rep)
+	}
+
+	// The app's BUNDLE_WITHOUT wins: the development group is wanted now,
+	// and its minitest is not in vendor/cache.
+	rep = newRecorder(t)
+	_, err = Build(testContext(t), Spec{App: "test", Dir: dir2, CacheDir: cache, EnvsDir: envs, HasProcfile: true, Report: rep,
+		Env: map[string]string{"BUNDLE_WITHOUT": "test"}})
+	if err == nil || !strings.Contains(rep.String(), "minitest") {
+		t.Errorf("with BUNDLE_WITHOUT=test: err = %v\n%s", err, rep)
 	}
 
 	// A Gemfile the lock does not match: Bundler's own words, no
