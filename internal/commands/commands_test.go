@@ -606,31 +606,6 @@ func eventually(t *testing.T, f func() bool) {
 	}
 }
 
-func TestGroupUsage(t *testing.T) {
-	t.Parallel()
-	proc := t.TempDir()
-	write := func(pid, stat, statm string) {
-		dir := filepath.Join(proc, pid)
-		os.MkdirAll(dir, 0o755)
-		os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644)
-		os.WriteFile(filepath.Join(dir, "statm"), []byte(statm), 0o644)
-	}
-	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
-	write("100", "100 (granian) S 1 100 100 0 -1 0 0 0 0 0 150 50 0 0 20 0", "1000 10 0 0 0 0 0")
-	write("101", "101 (granian worker (1)) S 100 100 100 0 -1 0 0 0 0 0 100 0 0 0 20 0", "1000 20 0 0 0 0 0")
-	write("200", "200 (other) S 1 200 200 0 -1 0 0 0 0 0 999 999 0 0 20 0", "1000 99 0 0 0 0 0")
-	write("self", "not a pid", "")
-	write("300", "garbage", "")
-	got := groupUsage(proc, []int{100})
-	page := int64(os.Getpagesize())
-	if u := got[100]; u.rss != 30*page || u.cpu != 3.0 {
-		t.Errorf("usage of group 100 = %+v", u)
-	}
-	if _, ok := got[200]; ok {
-		t.Error("a group not asked for was counted")
-	}
-}
-
 func TestLogs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -38,11 +38,3 @@ func FuzzLastLines(f *testing.F) {
 		}
 	})
 }
-
-func FuzzParseStat(f *testing.F) {
-	f.Add("1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 12 34 0 0 20 0 1 0")
-	f.Add("2 (a) b)) R 1 2 2 0 -1 0 0 0 0 0 1 1")
-	f.Fuzz(func(t *testing.T, s string) {
-		parseStat([]byte(s))
-	})
-}

@@ -112,7 +112,7 @@ func (inv *invocation) processRows(app string, now time.Time) []processJSON {
 			pgids = append(pgids, p.PID)
 		}
 	}
-	usage := groupUsage("/proc", pgids)
+	usage := supervisor.GroupUsage("/proc", pgids)
 	rows := make([]processJSON, 0, len(procs))
 	for _, p := range procs {
 		kind := p.Labels["kind"]
@@ -135,7 +135,7 @@ func (inv *invocation) processRows(app string, now time.Time) []processJSON {
 			r.UptimeSecs = now.Sub(t).Seconds()
 		}
 		if u, ok := usage[p.PID]; ok && p.PID > 0 {
-			r.RSSBytes, r.CPUSecs = u.rss, u.cpu
+			r.RSSBytes, r.CPUSecs = u.RSS, u.CPU
 		}
 		if p.PID > 0 {
 			if socks, err := supervisor.GroupSockets(p.PID); err == nil {

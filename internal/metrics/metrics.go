@@ -21,7 +21,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -257,7 +256,7 @@ func (m *Metrics) writeProcesses(t *textWriter) {
 	for _, ids := range pgids {
 		all = append(all, ids...)
 	}
-	usage := groupUsage(m.cfg.ProcRoot, all)
+	usage := supervisor.GroupUsage(m.cfg.ProcRoot, all)
 
 	t.family("hop3_processes", "gauge", "Supervised processes of each app and Procfile kind, by state.")
 	for _, g := range groups {
@@ -269,7 +268,7 @@ func (m *Metrics) writeProcesses(t *textWriter) {
 	for _, g := range groups {
 		var cpu float64
 		for _, id := range pgids[g] {
-			cpu += usage[id].cpu
+			cpu += usage[id].CPU
 		}
 		t.sample("hop3_process_cpu_seconds_total", L("app", g.app, "kind", g.kind), cpu)
 	}
@@ -277,7 +276,7 @@ func (m *Metrics) writeProcesses(t *textWriter) {
 	for _, g := range groups {
 		var rss int64
 		for _, id := range pgids[g] {
-			rss += usage[id].rss
+			rss += usage[id].RSS
 		}
 		t.sample("hop3_process_resident_memory_bytes", L("app", g.app, "kind", g.kind), float64(rss))
 	}
@@ -485,17 +484,5 @@ func selfRSS(procRoot string) int64 {
 	if err != nil {
 		return 0
 	}
-	return statmRSS(b)
-}
-
-func statmRSS(b []byte) int64 {
-	f := fields(b)
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * int64(os.Getpagesize())
+	return supervisor.StatmRSS(b)
 }

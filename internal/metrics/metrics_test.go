@@ -212,21 +212,6 @@ func TestLabelEscaping(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	// A command name with spaces and a parenthesis, as comm may have.
-	line := "4242 (my (odd) name) S 1 4240 4240 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 1 0 123 1000 200 18446744073709551615\n"
-	st, ok := parseStat([]byte(line))
-	if !ok {
-		t.Fatal("not parsed")
-	}
-	if st.pgrp != 4240 || st.ticks != 150+50+7+3 {
-		t.Errorf("parseStat = %+v, want pgrp 4240, ticks 210", st)
-	}
-	if _, ok := parseStat([]byte("garbage")); ok {
-		t.Error("garbage parsed")
-	}
-}
-
 // TestUsageOfARealProcessGroup starts a shell that burns CPU in a child of
 // its own process group, as a supervised process would, and reads it back.
 func TestUsageOfARealProcessGroup(t *testing.T) {
