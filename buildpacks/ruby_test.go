@@ -310,3 +310,45 @@ func TestReadRubyInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestRubyBuildVariants: without a Gemfile.lock Bundler resolves from
+// vendor/cache (every group: those left out must be there too) and the
+// environment keeps the lock it wrote; without an
+// environment store the gems go into the release's vendor/bundle.
+func TestRubyBuildVariants(t *testing.T) {
+	t.Parallel()
+	t.Run("no lock", func(t *testing.T) {
+		t.Parallel()
+		dir, versions := rubyFixture(t)
+		if err := os.Remove(filepath.Join(dir, "Gemfile.lock")); err != nil {
+			t.Fatal(err)
+		}
+		// Bundler resolves every group before it leaves any out, and
+		// vendor/cache has no minitest.
+		writeFile(t, filepath.Join(dir, "Gemfile"), "source \"https://rubygems.org\"\ngem \"rack\"\ngem \"webrick\"\n")
+		rep := newRecorder(t)
+		res := build(t, Spec{App: "test", Dir: dir, CacheDir: t.TempDir(), EnvsDir: filepath.Join(t.TempDir(), "envs"), HasProcfile: true, Report: rep})
+		if !rep.hasStep("Installing gems with bundle install --local (Gemfile, no Gemfile.lock)") {
+			t.Errorf("log:\n%s", rep)
+		}
+		lock, err := os.ReadFile(filepath.Join(res.Envs[0], "Gemfile.lock"))
+		if err != nil || !strings.Contains(string(lock), "rack ("+versions["rack"]+")") {
+			t.Errorf("the environment's lock: %v\n%s", err, lock)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "Gemfile.lock")); err == nil {
+			t.Errorf("a lock was written into the release")
+		}
+	})
+	t.Run("no store", func(t *testing.T) {
+		t.Parallel()
+		dir, versions := rubyFixture(t)
+		rep := newRecorder(t)
+		res := build(t, Spec{App: "test", Dir: dir, CacheDir: t.TempDir(), HasProcfile: true, Report: rep})
+		if got, want := res.Env["BUNDLE_PATH"], filepath.Join(dir, "vendor", "bundle"); got != want {
+			t.Errorf("BUNDLE_PATH = %q, want %q", got, want)
+		}
+		if _, err := os.Stat(filepath.Join(res.Env["GEM_HOME"], "gems", "rack-"+versions["rack"])); err != nil || len(res.Envs) != 0 {
+			t.Errorf("rack in the release: %v; Envs = %v", err, res.Envs)
+		}
+	})
+}
