@@ -70,15 +70,14 @@ func (b *builder) buildRuby(ctx context.Context) error {
 	}
 	key := in.key(tc, without, b.spec.Env)
 
-	var root string // directory holding the environment's Gemfile
 	if b.spec.EnvsDir == "" {
 		// No store: the gems go into the release, as `bundle install
 		// --deployment` would put them.
-		root = b.dir
-		if err := b.bundleInstall(ctx, tc, in, root, filepath.Join(root, "vendor", bundleDir), without); err != nil {
+		gems := filepath.Join(b.dir, "vendor", bundleDir)
+		if err := b.bundleInstall(ctx, tc, in, b.dir, gems, without); err != nil {
 			return err
 		}
-		b.setRubyEnv(tc, root, filepath.Join(root, "vendor", bundleDir), without)
+		b.setRubyEnv(tc, b.dir, gems, without)
 		return nil
 	}
 	envsDir, err := filepath.Abs(b.spec.EnvsDir)
@@ -158,7 +157,8 @@ func (b *builder) bundleInstall(ctx context.Context, tc rubyToolchain, in rubyIn
 	return nil
 }
 
-// setRubyEnv points the app's Bundler and RubyGems at the installed gems.
+// setRubyEnv points the app's Bundler and RubyGems at the gems installed
+// into bundlePath from the Gemfile in root.
 func (b *builder) setRubyEnv(tc rubyToolchain, root, bundlePath, without string) {
 	gemHome := filepath.Join(bundlePath, "ruby", tc.abi)
 	b.setRuntimeEnv("BUNDLE_GEMFILE", filepath.Join(root, gemfile))
