@@ -144,6 +144,16 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
 			spec.HealthHost = healthHost
 			specs = append(specs, spec)
+		case procfile.KindPHP:
+			if n, ok := r.scale[e.Name]; ok && n == 0 {
+				continue
+			}
+			spec, err := m.phpSpec(r, e)
+			if err != nil {
+				return nil, err
+			}
+			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
+			specs = append(specs, spec)
 		case procfile.KindCron:
 			env := copyEnv(r.env)
 			spec := base(e, 1, env)
@@ -218,10 +228,13 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
 		// Granian's default (backpressure/2, 256 threads per worker) lets
-		// every connection into Python at once to fight over the GIL:
-		// 4 threads cut Flask's p99 from 208 to 56 ms (BENCHMARKS.md) and
-		// leave room for views that wait on I/O.
-		threads := 4
+		// every connection into Python at once to fight over the GIL; 4
+		// threads cut Flask's p99 under wrk from 208 to 56 ms, and 1 does
+		// as well there and better at a fixed rate: at 1000 req/s of Flask
+		// on 2 cores its median was 2.6 ms against 8.1 ms with 4, and at
+		// 100 req/s no worse (BENCHMARKS.md §9). Apps whose views wait on
+		// I/O raise it with GRANIAN_THREADS.
+		threads := 1
 		if n, err := strconv.Atoi(r.env["GRANIAN_THREADS"]); err == nil && n > 0 {
 			threads = n
 		}
@@ -469,6 +482,10 @@ func (m *Manager) drainOld(r release, kinds map[string]bool) {
 		if st.Labels["socket"] != "" || st.Labels["port"] != "" {
 			d.Timeout = drain
 		}
+		if st.Labels["iface"] == phpIface {
+			d.Busy = func(int) bool { return true }
+			d.Hold, d.HoldTimeout = stopFPMGracefully, drain
+		}
 		if file := drainFile(st.Labels["socket"]); st.Labels["iface"] == "asgi" {
 			deadline := time.Now().Add(wsGrace)
 			d.Busy = func(pgid int) bool {
@@ -581,7 +598,7 @@ func webSocketReports(file string, pgid int) (open int, allDraining bool) {
 // release. Each is an atomic rename of a fresh symlink, so Caddy's route
 // never changes and no request sees a missing path.
 func (m *Manager) switchTo(r release, kinds map[string]bool) error {
-	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI) && (kinds == nil || kinds[e.Name]) {
+	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI || e.Kind == procfile.KindPHP) && (kinds == nil || kinds[e.Name]) {
 		target := filepath.Base(m.releaseSocket(r.app, e.Name, r.number, r.gen))
 		if err := swapSymlink(target, m.paths.webSocket(r.app)); err != nil {
 			return fmt.Errorf("switch socket: %w", err)
