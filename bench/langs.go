@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"hop3/buildpacks"
 	"hop3/internal/app"
 )
 
@@ -16,7 +17,10 @@ import (
 type langFixture struct {
 	lang, dir  string
 	path, want string   // a GET of path through Caddy answers 200 with want in the body
-	tools      []string // on PATH ("a|b": either), or the language is skipped
+	tools      []string // on PATH, or the language is skipped
+	// missing, when set, names a tool the build finds its own way that is
+	// not there, or returns "".
+	missing func() string
 	// prepare, when set, completes the repository before its first commit
 	// (the Ruby app's vendor/cache).
 	prepare func(env *benchEnv, dir string) error
@@ -29,7 +33,12 @@ var langFixtures = []langFixture{
 	{lang: "rust", dir: "rust-app", path: "/", want: "Hello from a Rust app", tools: []string{"cargo"}},
 	{lang: "java", dir: "java-app", path: "/", want: "Hello from a Java app", tools: []string{"java", "mvn"}},
 	{lang: "ruby", dir: "ruby-app", path: "/", want: "Hello from Rack", tools: []string{"ruby", "bundle"}, prepare: debianGems},
-	{lang: "php", dir: "php-app", path: "/", want: "from PHP", tools: []string{"php-fpm|php-fpm8.2"}},
+	{lang: "php", dir: "php-app", path: "/", want: "from PHP", tools: []string{"php"}, missing: func() string {
+		if _, err := buildpacks.FindPHPFPM("", os.Getenv("PATH")); err != nil {
+			return "php-fpm"
+		}
+		return ""
+	}},
 }
 
 // debianGems packs Debian's rack and webrick into the Ruby app's
@@ -70,7 +79,11 @@ func scenarioLangs(ctx context.Context, env *benchEnv, langs string) (string, er
 			skipped = append(skipped, f.lang+" (no "+f.dir+" fixture)")
 			continue
 		}
-		if missing := missingTools(f.tools); missing != "" {
+		missing := missingTools(f.tools)
+		if missing == "" && f.missing != nil {
+			missing = f.missing()
+		}
+		if missing != "" {
 			skipped = append(skipped, f.lang+" ("+missing+" not found)")
 			continue
 		}
@@ -150,14 +163,10 @@ func scenarioLangs(ctx context.Context, env *benchEnv, langs string) (string, er
 
 // missingTools names the first of tools not on PATH, or "".
 func missingTools(tools []string) string {
-next:
 	for _, t := range tools {
-		for _, alt := range strings.Split(t, "|") {
-			if _, err := exec.LookPath(alt); err == nil {
-				continue next
-			}
+		if _, err := exec.LookPath(t); err != nil {
+			return t
 		}
-		return t
 	}
 	return ""
 }

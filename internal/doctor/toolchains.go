@@ -3,10 +3,13 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"hop3/buildpacks"
 )
 
 // Toolchain is a build tool that apps of one language need, and where
@@ -20,26 +23,30 @@ type Toolchain struct {
 	// Package is the Debian package; where Debian has none, Package says
 	// how to get the tool instead.
 	Package string
+	// Find, when set, finds the program instead of Commands, where the
+	// build owns the search (php-fpm, also looked for outside PATH).
+	Find func() (string, error)
 }
 
 // Toolchains are the build tools `hop3 doctor` lists. None is required:
 // an app whose toolchain is missing fails its build with a line naming the
 // package.
 var Toolchains = []Toolchain{
-	{"python3", []string{"python3"}, []string{"--version"}, "python3"},
-	{"uv", []string{"uv"}, []string{"--version"}, "scripts/setup.sh"},
-	{"node", []string{"node"}, []string{"--version"}, "nodejs"},
-	{"npm", []string{"npm"}, []string{"--version"}, "npm"},
-	{"corepack", []string{"corepack"}, []string{"--version"}, "nodejs"},
-	{"go", []string{"go"}, []string{"version"}, "golang-go"},
-	{"cargo", []string{"cargo"}, []string{"--version"}, "cargo"},
-	{"java", []string{"java"}, []string{"-version"}, "default-jdk-headless"},
-	{"mvn", []string{"mvn"}, []string{"--version"}, "maven"},
-	{"gradle", []string{"gradle"}, []string{"--version"}, "gradle"},
-	{"ruby", []string{"ruby"}, []string{"--version"}, "ruby"},
-	{"bundler", []string{"bundle"}, []string{"--version"}, "ruby-bundler"},
-	{"php-fpm", []string{"php-fpm", "php-fpm8.2"}, []string{"-v"}, "php-fpm"},
-	{"composer", []string{"composer"}, []string{"--version"}, "composer"},
+	{Name: "python3", Commands: []string{"python3"}, VersionArgs: []string{"--version"}, Package: "python3"},
+	{Name: "uv", Commands: []string{"uv"}, VersionArgs: []string{"--version"}, Package: "scripts/setup.sh"},
+	{Name: "node", Commands: []string{"node"}, VersionArgs: []string{"--version"}, Package: "nodejs"},
+	{Name: "npm", Commands: []string{"npm"}, VersionArgs: []string{"--version"}, Package: "npm"},
+	{Name: "corepack", Commands: []string{"corepack"}, VersionArgs: []string{"--version"}, Package: "nodejs"},
+	{Name: "go", Commands: []string{"go"}, VersionArgs: []string{"version"}, Package: "golang-go"},
+	{Name: "cargo", Commands: []string{"cargo"}, VersionArgs: []string{"--version"}, Package: "cargo"},
+	{Name: "java", Commands: []string{"java"}, VersionArgs: []string{"-version"}, Package: "default-jdk-headless"},
+	{Name: "mvn", Commands: []string{"mvn"}, VersionArgs: []string{"--version"}, Package: "maven"},
+	{Name: "gradle", Commands: []string{"gradle"}, VersionArgs: []string{"--version"}, Package: "gradle"},
+	{Name: "ruby", Commands: []string{"ruby"}, VersionArgs: []string{"--version"}, Package: "ruby"},
+	{Name: "bundler", Commands: []string{"bundle"}, VersionArgs: []string{"--version"}, Package: "ruby-bundler"},
+	{Name: "php-fpm", VersionArgs: []string{"-v"}, Package: "php-fpm",
+		Find: func() (string, error) { return buildpacks.FindPHPFPM("", os.Getenv("PATH")) }},
+	{Name: "composer", Commands: []string{"composer"}, VersionArgs: []string{"--version"}, Package: "composer"},
 }
 
 // toolchainTimeout bounds each version query: a JVM tool can take seconds
@@ -64,7 +71,7 @@ func ListToolchains(ctx context.Context, sys System, configured map[string]strin
 	var wg sync.WaitGroup
 	for i, tc := range Toolchains {
 		if p := configured[tc.Name]; p != "" {
-			tc.Commands = []string{p}
+			tc.Commands, tc.Find = []string{p}, nil
 		}
 		wg.Add(1)
 		go func() {
@@ -84,6 +91,11 @@ func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
 		if p, found := c.find(cmd); found {
 			path = p
 			break
+		}
+	}
+	if tc.Find != nil {
+		if p, err := tc.Find(); err == nil {
+			path = p
 		}
 	}
 	if path == "" {

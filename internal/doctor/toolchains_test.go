@@ -9,12 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hop3/buildpacks"
 )
 
 func TestListToolchains(t *testing.T) {
 	path := map[string]string{
 		"python3": "/usr/bin/python3", "node": "/usr/bin/node", "mvn": "/usr/bin/mvn",
-		"ruby": "/usr/bin/ruby", "bundle": "/usr/bin/bundle", "php-fpm8.2": "/usr/sbin/php-fpm8.2",
+		"ruby": "/usr/bin/ruby", "bundle": "/usr/bin/bundle",
 		"composer": "/usr/bin/composer", "gradle": "/usr/bin/gradle",
 	}
 	outputs := map[string]string{
@@ -28,6 +30,13 @@ func TestListToolchains(t *testing.T) {
 		"/opt/hop3/tools/bin/uv --version": "uv 0.13.9\n",
 	}
 	found := len(path) + 1 // and the configured uv
+	// php-fpm is where the PHP build finds it, on this machine.
+	wantFPM := "not found (apt-get install php-fpm)"
+	if fpm, err := buildpacks.FindPHPFPM("", os.Getenv("PATH")); err == nil {
+		found++
+		outputs[fpm+" -v"] = "PHP 8.2.36 (fpm-fcgi)\nCopyright (c) The PHP Group\n"
+		wantFPM = "PHP 8.2.36 (fpm-fcgi) (" + fpm + ")"
+	}
 	var mu sync.Mutex
 	calls := 0
 	all := make(chan struct{})
@@ -89,7 +98,7 @@ func TestListToolchains(t *testing.T) {
 		{"gradle", "version unknown: context deadline exceeded (/usr/bin/gradle)"},
 		{"ruby", "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu] (/usr/bin/ruby)"},
 		{"bundler", "Bundler version 2.3.15 (/usr/bin/bundle)"},
-		{"php-fpm", "PHP 8.2.36 (fpm-fcgi) (/usr/sbin/php-fpm8.2)"},
+		{"php-fpm", wantFPM},
 		{"composer", "Composer version 2.5.5 2023-03-21 11:50:05 (/usr/bin/composer)"},
 	}
 	for _, tt := range tests {
