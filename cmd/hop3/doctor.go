@@ -54,6 +54,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.PIDDir = app.PIDDir(cfg.Root)
 	results := doctor.Run(ctx, cfg, doctor.DefaultSystem())
 	results = append(results, addonChecks(cfg.Root)...)
+	results = append(results, doctor.ListToolchains(ctx, doctor.DefaultSystem(), map[string]string{"uv": cfg.UV})...)
 	if err := doctor.Write(stdout, results); err != nil {
 		return err
 	}

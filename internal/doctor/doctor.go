@@ -29,6 +29,8 @@ const (
 	Skip
 	Warn
 	Fail
+	// Info is a fact, neither good nor bad (a toolchain found or not).
+	Info
 )
 
 // String returns the word printed for the verdict.
@@ -42,6 +44,8 @@ func (v Verdict) String() string {
 		return "warn"
 	case Fail:
 		return "fail"
+	case Info:
+		return "info"
 	}
 	return fmt.Sprintf("verdict(%d)", int(v))
 }
@@ -170,7 +174,7 @@ func Write(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, r := range results {
 		line := r.Detail
-		if r.Fix != "" && r.Verdict != OK && r.Verdict != Skip {
+		if r.Fix != "" && r.Verdict != OK && r.Verdict != Skip && r.Verdict != Info {
 			line += "; fix: " + r.Fix
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Verdict, r.Name, line)
