@@ -521,6 +521,9 @@ func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool
 		m.stopSpecs(context.WithoutCancel(ctx), specs)
 		return err
 	}
+	if kinds == nil {
+		m.awake(ctx, r.app) // a deploy or a restart of a sleeping app wakes it
+	}
 	if err := m.route(ctx, r); err != nil {
 		// Traffic already moved through the socket symlink; a route error
 		// concerns hosts or ports, and is reported without undoing the switch.
