@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitAsleep waits until ps says app sleeps and no Granian of it runs.
+func waitAsleep(t *testing.T, d *daemon, u user, app string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	eventually(t, 90*time.Second, func() error {
+		r := d.command(u, "", "ps", app)
+		if !strings.Contains(r.stderr+r.stdout, app+" is sleeping") {
+			return fmt.Errorf("ps does not say sleeping:\n%s", r)
+		}
+		if pids := granianPIDs(t, d.root, app); len(pids) > 0 {
+			return fmt.Errorf("sleeping, yet Granian runs: %v", pids)
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+// TestSleepWakesOnFirstRequest pushes a WSGI app with SLEEP_AFTER=2s and
+// no request: it falls asleep (ps says so, apps too, no Granian runs, a
+// waker socket owned like Granian's stands in), a push while it sleeps
+// deploys it and wakes it, it falls asleep again, and the first request
+// through Caddy then answers 200 from the new release within 2 s, after
+// which ps shows it running. A bad SLEEP_AFTER is refused at config:set.
+func TestSleepWakesOnFirstRequest(t *testing.T) {
+	t.Parallel()
+	d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_TEST_SLEEP_POLL=250ms"})
+	alice := newUser(t, "alice")
+	d.register(alice)
+	files := slowApp("v1")
+	files[".env"] = "SLEEP_AFTER=2s\n"
+	w := newWorkdir(t, files)
+	w.mustPush(d, alice, "sleepy")
+
+	wantFail(t, d.command(alice, "", "config:set", "sleepy", "SLEEP_AFTER=soon"), 1, `SLEEP_AFTER "soon": use a duration`)
+
+	took := waitAsleep(t, d, alice, "sleepy")
+	t.Logf("asleep %s after the push (SLEEP_AFTER=2s)", took.Round(100*time.Millisecond))
+	if apps := d.mustCmd(alice, "apps").stdout; !strings.Contains(apps, "sleeping") {
+		t.Errorf("apps does not show the app sleeping:\n%s", apps)
+	}
+	socks, _ := filepath.Glob(filepath.Join(d.root, "run", "sleepy", "waker-web.*.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("waker sockets: %v, want one", socks)
+	}
+	if link, err := os.Readlink(filepath.Join(d.root, "run", "sleepy", "web.sock")); err != nil || link != filepath.Base(socks[0]) {
+		t.Errorf("web.sock -> %q (%v), want the waker's %s", link, err, filepath.Base(socks[0]))
+	}
+	fi, err := os.Stat(socks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || (os.Geteuid() == 0 && st.Gid != 62000) {
+		t.Errorf("waker socket mode %v gid %d, want 0660 and Caddy's group, like Granian's", fi.Mode().Perm(), st.Gid)
+	}
+
+	// A push to the sleeping app deploys it, and wakes it.
+	files = slowApp("v2")
+	files[".env"] = "SLEEP_AFTER=2s\n"
+	w.commit("v2", files)
+	out := w.mustPush(d, alice, "sleepy")
+	wantPushOutput(t, out, "sleepy v2 is live")
+	if got := running(t, d, alice, "sleepy"); !slices.Contains(got, "wsgi.1") {
+		t.Errorf("after a push to the sleeping app, running: %v, want wsgi.1", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(d.root, "run", "sleepy", "waker-*.sock")); len(left) > 0 {
+		t.Errorf("waker sockets left after the deploy: %v", left)
+	}
+
+	// Nothing asked: it falls asleep again.
+	waitAsleep(t, d, alice, "sleepy")
+	start := time.Now()
+	code, body := get(t, d, "sleepy.localhost", "/")
+	first := time.Since(start)
+	t.Logf("first request to the sleeping app answered in %s", first.Round(time.Millisecond))
+	if code != 200 || body != "v2" {
+		t.Fatalf("first request = %d %q, want 200 %q", code, body, "v2")
+	}
+	if first > 2*time.Second {
+		t.Errorf("first request took %s, want within 2 s", first)
+	}
+	if got := running(t, d, alice, "sleepy"); !slices.Contains(got, "wsgi.1") {
+		t.Errorf("after the first request, running: %v, want wsgi.1", got)
+	}
+	if ps := d.mustCmd(alice, "ps", "sleepy"); strings.Contains(ps.stderr+ps.stdout, "sleeping") {
+		t.Errorf("ps still says sleeping:\n%s", ps)
+	}
+	wantBody(t, d, "sleepy.localhost", "/", "v2")
+}
