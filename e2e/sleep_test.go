@@ -126,3 +126,51 @@ func TestSleepWakesOnFirstRequest(t *testing.T) {
 	}
 	wantBody(t, d, "sleepy.localhost", "/", "v2")
 }
+
+// crashApp is a WSGI app that refuses to start while DATA_DIR/crash exists.
+func crashApp() map[string]string {
+	return map[string]string{
+		"app.py": `import os
+if os.path.exists(os.path.join(os.environ["DATA_DIR"], "crash")):
+    raise SystemExit("crash requested")
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"up"]
+`,
+		"requirements.txt": "# no dependencies\n",
+		"Procfile":         "wsgi: app:app\n",
+		".env":             "SLEEP_AFTER=2s\n",
+	}
+}
+
+// TestSleepWakeFailure: a sleeping app that crashes when its first request
+// wakes it answers that request 503, with no hang, and stays asleep; once
+// it can start again, a request after the retry pause wakes it.
+func TestSleepWakeFailure(t *testing.T) {
+	t.Parallel()
+	d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_TEST_SLEEP_POLL=250ms"})
+	alice := newUser(t, "alice")
+	d.register(alice)
+	w := newWorkdir(t, crashApp())
+	w.mustPush(d, alice, "crashy")
+	waitAsleep(t, d, alice, "crashy")
+	crash := filepath.Join(d.root, "data", "crashy", "crash")
+	if err := os.WriteFile(crash, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, body, err := tryGet(d.httpAddr, "crashy.localhost", "/")
+	took := time.Since(start)
+	t.Logf("request to a sleeping app that crashes at start: %d %q %v in %s", code, body, err, took.Round(time.Millisecond))
+	if err != nil || code != 503 || !strings.Contains(body, "could not be started") {
+		t.Fatalf("request = %d %q %v, want 503", code, body, err)
+	}
+	waitAsleep(t, d, alice, "crashy")
+	if err := os.Remove(crash); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(11 * time.Second) // the waker's pause after a failed start
+	start = time.Now()
+	wantBody(t, d, "crashy.localhost", "/", "up")
+	t.Logf("woken after the failure in %s", time.Since(start).Round(time.Millisecond))
+}
