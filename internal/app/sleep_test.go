@@ -1,10 +1,21 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"hop3/internal/store"
+	"hop3/internal/ui"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
@@ -161,4 +172,285 @@ func TestValidateConfigSleepAfter(t *testing.T) {
 			t.Errorf("SLEEP_AFTER=%s: error on several lines: %q", tt.v, err)
 		}
 	}
+}
+
+// socketSupervisor runs no processes: each started spec with a socket
+// gets an HTTP server on it that answers with the generation's name.
+type socketSupervisor struct {
+	mu      sync.Mutex
+	running map[string]*http.Server
+	specs   map[string]supervisor.Spec
+	started []supervisor.Spec
+	fail    bool // the next starts fail, as an app crashing at start
+}
+
+func newSocketSupervisor() *socketSupervisor {
+	return &socketSupervisor{running: map[string]*http.Server{}, specs: map[string]supervisor.Spec{}}
+}
+
+func (s *socketSupervisor) Start(ctx context.Context, spec supervisor.Spec) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = append(s.started, spec)
+	if s.fail {
+		return errors.New("exited after 10ms (exit status 1)")
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, spec.Name)
+	})}
+	if spec.Socket != "" {
+		ln, err := net.Listen("unix", spec.Socket)
+		if err != nil {
+			return err
+		}
+		go srv.Serve(ln)
+	}
+	s.running[spec.Name], s.specs[spec.Name] = srv, spec
+	return nil
+}
+
+func (s *socketSupervisor) Stop(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	srv, ok := s.running[name]
+	if !ok {
+		return supervisor.ErrNotFound
+	}
+	srv.Close()
+	delete(s.running, name)
+	delete(s.specs, name)
+	return nil
+}
+
+func (s *socketSupervisor) Drain(name string, _ supervisor.Drain) error {
+	return s.Stop(context.Background(), name)
+}
+
+func (s *socketSupervisor) Status(name string) (supervisor.Status, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	spec, ok := s.specs[name]
+	return supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running}, ok
+}
+
+func (s *socketSupervisor) List() []supervisor.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []supervisor.Status
+	for name, spec := range s.specs {
+		out = append(out, supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running})
+	}
+	return out
+}
+
+func (s *socketSupervisor) Run(context.Context, supervisor.Spec, io.Reader, io.Writer, io.Writer) (int, error) {
+	return 0, nil
+}
+
+func (s *socketSupervisor) last() supervisor.Spec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started[len(s.started)-1]
+}
+
+// sleepyManager is a Manager with one deployed wsgi app, "a", running.
+func sleepyManager(t *testing.T) (*Manager, *store.Store, *socketSupervisor) {
+	t.Helper()
+	root, err := os.MkdirTemp("", "sl") // socket paths stay short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	st, err := store.Open(filepath.Join(root, "hop3.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sup := newSocketSupervisor()
+	m, err := New(Config{Root: root, Store: st, Router: nopRouter{}, Supervisor: sup, SleepAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := st.CreateApp(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := st.CreateRelease(ctx, "a", strings.Repeat("ab", 20), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := m.paths.release("a", rel.Number)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Procfile"), []byte("wsgi: app:app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRelease(ctx, "a", rel.Attempt, store.Succeeded, "", `{"venv":"/venv"}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetLiveRelease(ctx, "a", rel.Number); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.closeWakers)
+	return m, st, sup
+}
+
+// getSocket sends a GET over the app's stable socket, as Caddy does.
+func getSocket(path string) (int, string, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "unix", path) },
+		DisableKeepAlives: true,
+	}}
+	resp, err := client.Get("http://a.localhost/")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func asleep(t *testing.T, st *store.Store) bool {
+	t.Helper()
+	a, err := st.App(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return !a.Asleep.IsZero()
+}
+
+// TestSleepThenWake: Sleep moves the app's socket to a waker and stops
+// its processes; the first request starts the live release without settle
+// time and is answered by it; the waker goes.
+func TestSleepThenWake(t *testing.T) {
+	t.Parallel()
+	m, st, sup := sleepyManager(t)
+	ctx := t.Context()
+	if err := m.Sleep(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if !asleep(t, st) || !m.Asleep("a") {
+		t.Fatal("not marked asleep")
+	}
+	if n := len(sup.List()); n != 0 {
+		t.Fatalf("%d processes run while asleep", n)
+	}
+	code, body, err := getSocket(m.paths.webSocket("a"))
+	if err != nil || code != 200 || !strings.HasPrefix(body, "a/wsgi.1@v1.") {
+		t.Fatalf("first request = %d %q %v, want 200 from wsgi.1 of v1", code, body, err)
+	}
+	if s := sup.last(); s.SettleTime != 0 {
+		t.Errorf("woken with settle time %s, want none", s.SettleTime)
+	}
+	if asleep(t, st) || m.Asleep("a") {
+		t.Error("still marked asleep after the wake")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left, _ := filepath.Glob(filepath.Join(m.paths.run("a"), "waker-*"))
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waker sockets left: %v", left)
+		}
+	}
+}
+
+// TestSleepingAppCommands: what each command does to a sleeping app.
+func TestSleepingAppCommands(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	out := ui.New(io.Discard, false)
+	t.Run("restart wakes it", func(t *testing.T) {
+		m, st, sup := sleepyManager(t)
+		if err := m.Sleep(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Restart(ctx, "a", out); err != nil {
+			t.Fatal(err)
+		}
+		if asleep(t, st) || len(sup.List()) != 1 {
+			t.Fatalf("after restart: asleep %v, %d processes", asleep(t, st), len(sup.List()))
+		}
+		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 200 {
+			t.Errorf("request after restart = %d %v", code, err)
+		}
+	})
+	t.Run("scale and config wait for the wake", func(t *testing.T) {
+		m, st, sup := sleepyManager(t)
+		if err := m.Sleep(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Scale(ctx, "a", map[string]int{"wsgi": 3}, out); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ApplyConfig(ctx, "a", out); err != nil {
+			t.Fatal(err)
+		}
+		if !asleep(t, st) || len(sup.List()) != 0 {
+			t.Fatalf("scale or config woke it: asleep %v, %d processes", asleep(t, st), len(sup.List()))
+		}
+		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 200 {
+			t.Fatalf("request = %d %v", code, err)
+		}
+		if s := sup.last(); !slices.Contains(s.Command, "3") {
+			t.Errorf("woken with %v, want the new scale of 3 workers", s.Command)
+		}
+	})
+	t.Run("stop ends the sleep", func(t *testing.T) {
+		m, st, _ := sleepyManager(t)
+		if err := m.Sleep(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.StopApp(ctx, "a", out); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := st.App(ctx, "a")
+		if !a.Asleep.IsZero() || a.State != store.AppStopped || m.Asleep("a") {
+			t.Errorf("after stop: asleep %v, state %v", a.Asleep, a.State)
+		}
+		if left, _ := filepath.Glob(filepath.Join(m.paths.run("a"), "waker-*")); len(left) > 0 {
+			t.Errorf("waker sockets left: %v", left)
+		}
+	})
+	t.Run("a failed wake leaves it asleep", func(t *testing.T) {
+		m, st, sup := sleepyManager(t)
+		if err := m.Sleep(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		sup.mu.Lock()
+		sup.fail = true
+		sup.mu.Unlock()
+		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 503 {
+			t.Errorf("request = %d %v, want 503", code, err)
+		}
+		if !asleep(t, st) || !m.Asleep("a") {
+			t.Error("a failed wake marked it awake")
+		}
+	})
+	t.Run("a restart of hop3 keeps it asleep", func(t *testing.T) {
+		m, st, sup := sleepyManager(t)
+		if err := m.Sleep(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		m.closeWakers()
+		m2, err := New(m.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m2.Restore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m2.closeWakers)
+		if !asleep(t, st) || !m2.Asleep("a") || len(sup.List()) != 0 {
+			t.Fatalf("after Restore: asleep %v, waker %v, %d processes", asleep(t, st), m2.Asleep("a"), len(sup.List()))
+		}
+		if code, _, err := getSocket(m2.paths.webSocket("a")); err != nil || code != 200 {
+			t.Errorf("request = %d %v", code, err)
+		}
+	})
 }
