@@ -302,7 +302,9 @@ func sleepyManager(t *testing.T) (*Manager, *store.Store, *socketSupervisor) {
 // getSocket sends a GET over the app's stable socket, as Caddy does.
 func getSocket(path string) (int, string, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "unix", path) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
 		DisableKeepAlives: true,
 	}}
 	resp, err := client.Get("http://a.localhost/")
