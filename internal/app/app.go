@@ -143,13 +143,7 @@ func New(cfg Config) (*Manager, error) {
 // lock serialises deploys and changes of one app. A caller that has to wait
 // is told so through waiting, once.
 func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(), error) {
-	m.mu.Lock()
-	ch, ok := m.locks[app]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		m.locks[app] = ch
-	}
-	m.mu.Unlock()
+	ch := m.lockOf(app)
 	select {
 	case ch <- struct{}{}:
 	default:
@@ -163,6 +157,19 @@ func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(),
 		}
 	}
 	return func() { <-ch }, nil
+}
+
+// lockOf returns app's lock: a channel holding one token while someone
+// holds it.
+func (m *Manager) lockOf(app string) chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.locks[app]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		m.locks[app] = ch
+	}
+	return ch
 }
 
 // URL is the address an app answers at.

@@ -227,13 +227,7 @@ func (m *Manager) WatchSleep(ctx context.Context, interval time.Duration) {
 // tryLock takes app's lock only if no change to the app is running: an
 // app being deployed is not idle.
 func (m *Manager) tryLock(app string) (func(), bool) {
-	m.mu.Lock()
-	ch, ok := m.locks[app]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		m.locks[app] = ch
-	}
-	m.mu.Unlock()
+	ch := m.lockOf(app)
 	select {
 	case ch <- struct{}{}:
 		return func() { <-ch }, true
