@@ -132,8 +132,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs.Func("sleep-after", "stop an app's processes after it was idle this long, until its next request, e.g. 15m; 0: never; an app's SLEEP_AFTER wins (HOP3_SLEEP_AFTER; default 0)", func(v string) error {
 		d, err := app.ParseSleepAfter(v)
+		if err != nil {
+			return errors.New("use a duration (15m, 1h) or 0 for never")
+		}
 		c.sleepAfter = d
-		return err
+		return nil
 	})
 	if v, ok := os.LookupEnv("HOP3_SLEEP_AFTER"); ok {
 		if err := fs.Set("sleep-after", v); err != nil {
