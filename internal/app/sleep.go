@@ -62,8 +62,9 @@ func (m *Manager) sleepAfter(r release) time.Duration {
 }
 
 // idleCPU is the CPU share of a core below which an app's processes count
-// as idle: Granian and a Python app waiting for requests use none at all
-// (0 ticks over minutes), but a clock tick may fall into any sample.
+// as idle: Granian and a Flask app waiting for requests used no clock tick
+// at all in samples of a quarter to one second, but a tick of a
+// housekeeping thread may fall into any sample.
 const idleCPU = 0.005
 
 // idleTracker decides, sample after sample, since when each app has been
@@ -281,6 +282,12 @@ func (m *Manager) standIn(ctx context.Context, r release) error {
 	u, err := m.prepareApp(ctx, r.app)
 	if err != nil {
 		return err
+	}
+	// Wakers of a hop3 that stopped while the app slept.
+	if stale, _ := filepath.Glob(filepath.Join(m.paths.run(r.app), "waker-*.sock")); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
 	}
 	gen := m.gen.Add(1)
 	socks := []waker.Socket{{Path: m.wakerSocket(r.app, "web", gen), Link: m.paths.webSocket(r.app)}}
