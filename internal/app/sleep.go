@@ -265,7 +265,7 @@ func (m *Manager) Sleep(ctx context.Context, app string) error {
 	// Cron entries stop with the rest: a sleeping app runs nothing.
 	m.stopOld(context.WithoutCancel(ctx), app, 0, nil)
 	m.log.Info("app sleeps", "app", app, "release", r.number)
-	m.event(ctx, app, "sleep", "hop3", fmt.Sprintf("idle for %s: processes stopped until the next request", m.sleepAfter(r)))
+	m.event(ctx, app, "sleep", "", fmt.Sprintf("idle for %s: processes stopped until the next request", m.sleepAfter(r)))
 	return nil
 }
 
@@ -355,7 +355,7 @@ func (m *Manager) wake(ctx context.Context, app string, w *waker.Waker) error {
 	r.wake = true
 	specs, err := m.startRelease(ctx, r, nil)
 	if err != nil {
-		m.event(ctx, app, "wake", "hop3", "wake failed: "+oneLine(err))
+		m.event(ctx, app, "wake", "", "wake failed: "+oneLine(err))
 		return err
 	}
 	if err := m.switchTo(r, nil); err != nil {
