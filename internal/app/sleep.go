@@ -75,8 +75,7 @@ const idleCPU = 0.005
 // than that. CPU alone would sleep an app while a WebSocket or a long poll
 // waits, without a byte moving, on an open connection.
 type idleTracker struct {
-	usage func(pgids []int) map[int]supervisor.Usage
-	conns func(pgid int) int
+	conns func(pgid int) int // connections accepted on the group's listeners
 	apps  map[string]*idleApp
 }
 
@@ -89,7 +88,6 @@ type idleApp struct {
 
 func newIdleTracker() *idleTracker {
 	return &idleTracker{
-		usage: func(pgids []int) map[int]supervisor.Usage { return supervisor.GroupUsage("/proc", pgids) },
 		conns: func(pgid int) int {
 			s, err := supervisor.GroupSockets(pgid)
 			if err != nil {
@@ -101,30 +99,34 @@ func newIdleTracker() *idleTracker {
 	}
 }
 
-// observe samples app's process groups at now and returns how long the app
-// has been idle, and whether its processes are others than at the last
-// sample (a start, a deploy, a restart: idleness starts again).
-func (t *idleTracker) observe(app string, pgids []int, now time.Time) (time.Duration, bool) {
+// observe takes a sample of app's process groups at now, with usage read
+// from /proc for them (and others), and returns how long the app has been
+// idle. Processes other than at the last sample (a start, a deploy, a
+// restart) start idleness again. Connections are looked for only when the
+// CPU says idle: reading them costs more.
+func (t *idleTracker) observe(app string, pgids []int, usage map[int]supervisor.Usage, now time.Time) time.Duration {
 	pgids = slices.Sorted(slices.Values(pgids))
 	var cpu float64
-	for _, u := range t.usage(pgids) {
-		cpu += u.CPU
-	}
-	conns := 0
 	for _, g := range pgids {
-		conns += t.conns(g)
+		cpu += usage[g].CPU
 	}
 	a, ok := t.apps[app]
 	if !ok || !slices.Equal(a.pgids, pgids) {
 		t.apps[app] = &idleApp{pgids: pgids, cpu: cpu, at: now, busy: now}
-		return 0, true
+		return 0
 	}
-	used := cpu - a.cpu
-	if conns > 0 || used > idleCPU*now.Sub(a.at).Seconds() {
+	busy := cpu-a.cpu > idleCPU*now.Sub(a.at).Seconds()
+	for _, g := range pgids {
+		if busy {
+			break
+		}
+		busy = t.conns(g) > 0
+	}
+	if busy {
 		a.busy = now
 	}
 	a.cpu, a.at = cpu, now
-	return now.Sub(a.busy), false
+	return now.Sub(a.busy)
 }
 
 // forget drops the apps not in keep.
@@ -172,7 +174,7 @@ func (s *sleepers) take(app string) *waker.Waker {
 func (m *Manager) WatchSleep(ctx context.Context, interval time.Duration) {
 	defer m.closeWakers()
 	t := newIdleTracker()
-	after := map[string]time.Duration{}
+	rules := map[string]sleepRule{}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -186,6 +188,13 @@ func (m *Manager) WatchSleep(ctx context.Context, interval time.Duration) {
 			m.log.Warn("list apps for idleness", "err", err)
 			continue
 		}
+		type candidate struct {
+			app   string
+			pgids []int
+			after time.Duration
+		}
+		var cands []candidate
+		var all []int
 		keep := map[string]bool{}
 		for _, a := range apps {
 			if a.Release == 0 || a.State != store.AppRunning || !a.Asleep.IsZero() {
@@ -201,28 +210,50 @@ func (m *Manager) WatchSleep(ctx context.Context, interval time.Duration) {
 				continue // starting, crashed or between cron runs
 			}
 			keep[a.Name] = true
-			idle, changed := t.observe(a.Name, pgids, time.Now())
-			if changed {
+			key := fmt.Sprint(slices.Sorted(slices.Values(pgids)))
+			rule, ok := rules[a.Name]
+			if !ok || rule.pgids != key {
 				// New processes read the config again; so does this.
 				r, err := m.loadRelease(ctx, a.Name, a.Release)
 				if err != nil {
 					m.log.Warn("read app's sleep setting", "app", a.Name, "err", err)
 				}
-				after[a.Name] = m.sleepAfter(r)
+				rule = sleepRule{pgids: key, after: m.sleepAfter(r)}
+				rules[a.Name] = rule
 			}
-			if d := after[a.Name]; d > 0 && idle >= d {
-				if err := m.Sleep(ctx, a.Name); err != nil {
-					m.log.Error("put idle app to sleep", "app", a.Name, "err", err)
+			if rule.after > 0 {
+				cands = append(cands, candidate{a.Name, pgids, rule.after})
+				all = append(all, pgids...)
+			}
+		}
+		// One read of /proc for every app that may sleep, none when no
+		// app may.
+		if len(cands) > 0 {
+			usage := supervisor.GroupUsage("/proc", all)
+			now := time.Now()
+			for _, c := range cands {
+				if t.observe(c.app, c.pgids, usage, now) < c.after {
+					continue
+				}
+				if err := m.putToSleep(ctx, c.app); err != nil {
+					m.log.Error("put idle app to sleep", "app", c.app, "err", err)
 				}
 			}
 		}
 		t.forget(keep)
-		for app := range after {
+		for app := range rules {
 			if !keep[app] {
-				delete(after, app)
+				delete(rules, app)
 			}
 		}
 	}
+}
+
+// sleepRule is an app's SLEEP_AFTER as its running processes (pgids) were
+// started with.
+type sleepRule struct {
+	pgids string
+	after time.Duration
 }
 
 // tryLock takes app's lock only if no change to the app is running: an
@@ -237,9 +268,9 @@ func (m *Manager) tryLock(app string) (func(), bool) {
 	}
 }
 
-// Sleep stops a running app's processes until its next request: a waker
-// takes the app's sockets first, so that no request finds none.
-func (m *Manager) Sleep(ctx context.Context, app string) error {
+// putToSleep stops a running app's processes until its next request: a
+// waker takes the app's sockets first, so that no request finds none.
+func (m *Manager) putToSleep(ctx context.Context, app string) error {
 	unlock, ok := m.tryLock(app)
 	if !ok {
 		return nil
@@ -419,5 +450,5 @@ func (m *Manager) closeWakers() {
 	}
 }
 
-// Asleep reports whether app's processes sleep until its next request.
-func (m *Manager) Asleep(app string) bool { return m.sleep.get(app) != nil }
+// sleeping reports whether a waker stands in for app.
+func (m *Manager) sleeping(app string) bool { return m.sleep.get(app) != nil }

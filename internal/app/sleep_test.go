@@ -125,13 +125,6 @@ func TestIdleTracker(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var cur sample
 			tr := &idleTracker{
-				usage: func(pgids []int) map[int]supervisor.Usage {
-					out := map[int]supervisor.Usage{}
-					for _, g := range pgids {
-						out[g] = supervisor.Usage{CPU: cur.cpu[g]}
-					}
-					return out
-				},
 				conns: func(pgid int) int {
 					if pgid == cur.pgids[0] {
 						return cur.conns
@@ -143,7 +136,11 @@ func TestIdleTracker(t *testing.T) {
 			at := time.Unix(1_700_000_000, 0)
 			for i, s := range tt.samples {
 				cur = s
-				got, _ := tr.observe("a", s.pgids, at.Add(time.Duration(i)*5*time.Second))
+				usage := map[int]supervisor.Usage{99: {CPU: 7}} // another app's
+				for g, cpu := range s.cpu {
+					usage[g] = supervisor.Usage{CPU: cpu}
+				}
+				got := tr.observe("a", s.pgids, usage, at.Add(time.Duration(i)*5*time.Second))
 				if got != s.want {
 					t.Fatalf("after sample %d: idle %v, want %v", i, got, s.want)
 				}
@@ -332,10 +329,10 @@ func TestSleepThenWake(t *testing.T) {
 	t.Parallel()
 	m, st, sup := sleepyManager(t)
 	ctx := t.Context()
-	if err := m.Sleep(ctx, "a"); err != nil {
+	if err := m.putToSleep(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if !asleep(t, st) || !m.Asleep("a") {
+	if !asleep(t, st) || !m.sleeping("a") {
 		t.Fatal("not marked asleep")
 	}
 	if n := len(sup.List()); n != 0 {
@@ -348,7 +345,7 @@ func TestSleepThenWake(t *testing.T) {
 	if s := sup.last(); s.SettleTime != 0 {
 		t.Errorf("woken with settle time %s, want none", s.SettleTime)
 	}
-	if asleep(t, st) || m.Asleep("a") {
+	if asleep(t, st) || m.sleeping("a") {
 		t.Error("still marked asleep after the wake")
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -369,7 +366,7 @@ func TestSleepingAppCommands(t *testing.T) {
 	out := ui.New(io.Discard, false)
 	t.Run("restart wakes it", func(t *testing.T) {
 		m, st, sup := sleepyManager(t)
-		if err := m.Sleep(ctx, "a"); err != nil {
+		if err := m.putToSleep(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Restart(ctx, "a", out); err != nil {
@@ -384,7 +381,7 @@ func TestSleepingAppCommands(t *testing.T) {
 	})
 	t.Run("scale and config wait for the wake", func(t *testing.T) {
 		m, st, sup := sleepyManager(t)
-		if err := m.Sleep(ctx, "a"); err != nil {
+		if err := m.putToSleep(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Scale(ctx, "a", map[string]int{"wsgi": 3}, out); err != nil {
@@ -405,14 +402,14 @@ func TestSleepingAppCommands(t *testing.T) {
 	})
 	t.Run("stop ends the sleep", func(t *testing.T) {
 		m, st, _ := sleepyManager(t)
-		if err := m.Sleep(ctx, "a"); err != nil {
+		if err := m.putToSleep(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.StopApp(ctx, "a", out); err != nil {
 			t.Fatal(err)
 		}
 		a, _ := st.App(ctx, "a")
-		if !a.Asleep.IsZero() || a.State != store.AppStopped || m.Asleep("a") {
+		if !a.Asleep.IsZero() || a.State != store.AppStopped || m.sleeping("a") {
 			t.Errorf("after stop: asleep %v, state %v", a.Asleep, a.State)
 		}
 		if left, _ := filepath.Glob(filepath.Join(m.paths.run("a"), "waker-*")); len(left) > 0 {
@@ -421,7 +418,7 @@ func TestSleepingAppCommands(t *testing.T) {
 	})
 	t.Run("a failed wake leaves it asleep", func(t *testing.T) {
 		m, st, sup := sleepyManager(t)
-		if err := m.Sleep(ctx, "a"); err != nil {
+		if err := m.putToSleep(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
 		sup.mu.Lock()
@@ -430,13 +427,13 @@ func TestSleepingAppCommands(t *testing.T) {
 		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 503 {
 			t.Errorf("request = %d %v, want 503", code, err)
 		}
-		if !asleep(t, st) || !m.Asleep("a") {
+		if !asleep(t, st) || !m.sleeping("a") {
 			t.Error("a failed wake marked it awake")
 		}
 	})
 	t.Run("a restart of hop3 keeps it asleep", func(t *testing.T) {
 		m, st, sup := sleepyManager(t)
-		if err := m.Sleep(ctx, "a"); err != nil {
+		if err := m.putToSleep(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
 		m.closeWakers()
@@ -448,8 +445,8 @@ func TestSleepingAppCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(m2.closeWakers)
-		if !asleep(t, st) || !m2.Asleep("a") || len(sup.List()) != 0 {
-			t.Fatalf("after Restore: asleep %v, waker %v, %d processes", asleep(t, st), m2.Asleep("a"), len(sup.List()))
+		if !asleep(t, st) || !m2.sleeping("a") || len(sup.List()) != 0 {
+			t.Fatalf("after Restore: asleep %v, waker %v, %d processes", asleep(t, st), m2.sleeping("a"), len(sup.List()))
 		}
 		if code, _, err := getSocket(m2.paths.webSocket("a")); err != nil || code != 200 {
 			t.Errorf("request = %d %v", code, err)
