@@ -183,7 +183,7 @@ func (w *Waker) wake() {
 		w.release(w.refuse)
 		return
 	}
-	w.log.Info("app woke", "held", len(w.held), "took", time.Since(start).Round(time.Millisecond))
+	w.log.Debug("held requests passed on", "held", len(w.held), "took", time.Since(start).Round(time.Millisecond))
 	w.toUp()
 }
 
