@@ -500,6 +500,9 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 // when non-nil, limits all of this to those Procfile entries (scaling one
 // kind restarts no other).
 func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool, out *ui.Writer) error {
+	if kinds != nil && m.sleeping(r.app) {
+		return nil // a sleeping app starts with its new scale when it wakes
+	}
 	r.gen = int(m.gen.Add(1))
 	out.Step("Starting processes")
 	specs, err := m.startRelease(ctx, r, kinds)

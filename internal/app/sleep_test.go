@@ -400,6 +400,26 @@ func TestSleepingAppCommands(t *testing.T) {
 			t.Errorf("woken with %v, want the new scale of 3 workers", s.Command)
 		}
 	})
+	t.Run("a change to some kinds waits for the wake", func(t *testing.T) {
+		m, st, sup := sleepyManager(t)
+		if err := m.putToSleep(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		_, r, err := m.liveRelease(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As an autoscaler that decided before the app fell asleep would.
+		if err := m.activate(ctx, r, map[string]bool{"wsgi": true}, out); err != nil {
+			t.Fatal(err)
+		}
+		if !asleep(t, st) || !m.sleeping("a") || len(sup.List()) != 0 {
+			t.Fatalf("after a partial activation: asleep %v, waker %v, %d processes", asleep(t, st), m.sleeping("a"), len(sup.List()))
+		}
+		if link, _ := os.Readlink(m.paths.webSocket("a")); !strings.HasPrefix(link, "waker-web.") {
+			t.Errorf("web.sock -> %s, want the waker's", link)
+		}
+	})
 	t.Run("stop ends the sleep", func(t *testing.T) {
 		m, st, _ := sleepyManager(t)
 		if err := m.putToSleep(ctx, "a"); err != nil {
