@@ -34,15 +34,16 @@ func waitAsleep(t *testing.T, d *daemon, u user, app string) time.Duration {
 // waker socket owned like Granian's stands in), a push while it sleeps
 // deploys it and wakes it, it falls asleep again and stays asleep through
 // a restart of hop3, and the first requests through Caddy (five at once)
-// then answer 200 from the new release within 2 s, after which ps shows
-// it running. A bad SLEEP_AFTER is refused at config:set.
+// then answer 200 from the new release within 2 s, static files too, after
+// which ps shows it running. A bad SLEEP_AFTER is refused at config:set.
 func TestSleepWakesOnFirstRequest(t *testing.T) {
 	t.Parallel()
 	d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_TEST_SLEEP_POLL=250ms"})
 	alice := newUser(t, "alice")
 	d.register(alice)
 	files := slowApp("v1")
-	files[".env"] = "SLEEP_AFTER=2s\n"
+	files[".env"] = "SLEEP_AFTER=2s\nSTATIC_PATHS=/static:static\n"
+	files["static/hello.txt"] = "hello static"
 	w := newWorkdir(t, files)
 	w.mustPush(d, alice, "sleepy")
 
@@ -56,6 +57,9 @@ func TestSleepWakesOnFirstRequest(t *testing.T) {
 	socks, _ := filepath.Glob(filepath.Join(d.root, "run", "sleepy", "waker-web.*.sock"))
 	if len(socks) != 1 {
 		t.Fatalf("waker sockets: %v, want one", socks)
+	}
+	if static, _ := filepath.Glob(filepath.Join(d.root, "run", "sleepy", "waker-static.*.sock")); len(static) != 1 {
+		t.Errorf("static waker sockets: %v, want one", static)
 	}
 	if link, err := os.Readlink(filepath.Join(d.root, "run", "sleepy", "web.sock")); err != nil || link != filepath.Base(socks[0]) {
 		t.Errorf("web.sock -> %q (%v), want the waker's %s", link, err, filepath.Base(socks[0]))
@@ -77,7 +81,8 @@ func TestSleepWakesOnFirstRequest(t *testing.T) {
 
 	// A push to the sleeping app deploys it, and wakes it.
 	files = slowApp("v2")
-	files[".env"] = "SLEEP_AFTER=2s\n"
+	files[".env"] = "SLEEP_AFTER=2s\nSTATIC_PATHS=/static:static\n"
+	files["static/hello.txt"] = "hello static"
 	w.commit("v2", files)
 	out := w.mustPush(d, alice, "sleepy")
 	wantPushOutput(t, out, "sleepy v2 is live")
@@ -106,20 +111,24 @@ func TestSleepWakesOnFirstRequest(t *testing.T) {
 		err  error
 		took time.Duration
 	}
-	answers := make([]answer, 5)
+	// Two of them are for static files: the app's static file server
+	// sleeps and wakes with it.
+	paths := []string{"/", "/static/hello.txt", "/", "/static/hello.txt", "/"}
+	want := map[string]string{"/": "v2", "/static/hello.txt": "hello static"}
+	answers := make([]answer, len(paths))
 	var wg sync.WaitGroup
-	for i := range answers {
+	for i, p := range paths {
 		wg.Go(func() {
 			start := time.Now()
-			code, body, err := tryGet(d.httpAddr, "sleepy.localhost", "/")
+			code, body, err := tryGet(d.httpAddr, "sleepy.localhost", p)
 			answers[i] = answer{code, body, err, time.Since(start)}
 		})
 	}
 	wg.Wait()
 	for i, a := range answers {
-		t.Logf("request %d to the sleeping app answered in %s", i, a.took.Round(time.Millisecond))
-		if a.err != nil || a.code != 200 || a.body != "v2" {
-			t.Errorf("request %d = %d %q %v, want 200 %q", i, a.code, a.body, a.err, "v2")
+		t.Logf("request %d (%s) to the sleeping app answered in %s", i, paths[i], a.took.Round(time.Millisecond))
+		if a.err != nil || a.code != 200 || a.body != want[paths[i]] {
+			t.Errorf("request %d (%s) = %d %q %v, want 200 %q", i, paths[i], a.code, a.body, a.err, want[paths[i]])
 		}
 		if a.took > 2*time.Second {
 			t.Errorf("request %d took %s, want within 2 s", i, a.took)
