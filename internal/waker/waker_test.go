@@ -281,43 +281,41 @@ func TestWakerNotBackToItself(t *testing.T) {
 	}
 }
 
+// acceptOne listens on path and hands the first connection to f.
+func acceptOne(t *testing.T, path string, f func(net.Conn)) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			f(c)
+		}
+	}()
+}
+
 func TestPipeHalfClose(t *testing.T) {
 	t.Parallel()
 	dir := sockDir(t)
-	ln, err := net.Listen("unix", filepath.Join(dir, "echo.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	// The upstream echoes what it reads and answers only at end of input,
-	// as a client that half-closes expects.
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	echo, front := filepath.Join(dir, "echo.sock"), filepath.Join(dir, "front.sock")
+	// The upstream answers only at the end of its input, as a client that
+	// half-closes expects.
+	acceptOne(t, echo, func(c net.Conn) {
 		b, _ := io.ReadAll(c)
 		c.Write([]byte("got " + string(b)))
 		c.Close()
-	}()
-	front, err := net.Listen("unix", filepath.Join(dir, "front.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer front.Close()
-	go func() {
-		c, err := front.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("unix", filepath.Join(dir, "echo.sock"))
+	})
+	acceptOne(t, front, func(c net.Conn) {
+		up, err := net.Dial("unix", echo)
 		if err != nil {
 			c.Close()
 			return
 		}
 		Pipe(c, up)
-	}()
-	c, err := net.Dial("unix", filepath.Join(dir, "front.sock"))
+	})
+	c, err := net.Dial("unix", front)
 	if err != nil {
 		t.Fatal(err)
 	}
