@@ -70,10 +70,11 @@ const idleCPU = 0.005
 // idleTracker decides, sample after sample, since when each app has been
 // idle: its processes used no CPU and held no connection open.
 //
-// Connections count: Caddy keeps an idle keep-alive connection to the app
-// for up to two minutes after the last request, so an app sleeps no sooner
-// than that. CPU alone would sleep an app while a WebSocket or a long poll
-// waits, without a byte moving, on an open connection.
+// Connections count, though Caddy keeps an idle keep-alive connection to
+// the app after a request (it closed about 30 s after the last one, as
+// measured), so an app sleeps that much later than SLEEP_AFTER says: CPU
+// alone would sleep an app while a WebSocket or a long poll waits, without
+// a byte moving, on an open connection, and cut it.
 type idleTracker struct {
 	conns func(pgid int) int // connections accepted on the group's listeners
 	apps  map[string]*idleApp
