@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"hop3/internal/app"
 )
 
 // scaledClock runs time faster by a factor, so end-to-end tests can watch a
@@ -29,4 +31,14 @@ func testClock() (scaledClock, bool) {
 		return scaledClock{}, false
 	}
 	return scaledClock{start: time.Now(), scale: f}, true
+}
+
+// sleepPoll is how often apps are sampled for idleness: app.SleepPoll, or
+// HOP3_TEST_SLEEP_POLL (a duration), which only tests set, so that an app
+// with a SLEEP_AFTER of seconds sleeps in seconds.
+func sleepPoll() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("HOP3_TEST_SLEEP_POLL")); err == nil && d > 0 {
+		return d
+	}
+	return app.SleepPoll
 }

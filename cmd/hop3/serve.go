@@ -43,6 +43,7 @@ type serveConfig struct {
 	uidBase                                    uint
 	addonBackups                               string
 	sandbox                                    string
+	sleepAfter                                 time.Duration
 
 	acmeCARoot, acmeEABKeyID, acmeEABHMAC string
 	acmeFallback                          []string
@@ -137,6 +138,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if v, ok := os.LookupEnv("HOP3_MAX_STARTUPS"); ok {
 		if err := fs.Set("max-startups", v); err != nil {
 			return usageError("HOP3_MAX_STARTUPS: %v", err)
+		}
+	}
+	fs.Func("sleep-after", "stop an app's processes after it was idle this long, until its next request, e.g. 15m; 0: never; an app's SLEEP_AFTER wins (HOP3_SLEEP_AFTER; default 0)", func(v string) error {
+		d, err := app.ParseSleepAfter(v)
+		if err != nil {
+			return errors.New("use a duration (15m, 1h) or 0 for never")
+		}
+		c.sleepAfter = d
+		return nil
+	})
+	if v, ok := os.LookupEnv("HOP3_SLEEP_AFTER"); ok {
+		if err := fs.Set("sleep-after", v); err != nil {
+			return usageError("HOP3_SLEEP_AFTER: %v", err)
 		}
 	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
@@ -252,6 +266,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 
 		PublicHTTPSAddr: edge.publicHTTPS(),
 		Certs:           certs,
+		SleepAfter:      c.sleepAfter,
 	})
 	if err != nil {
 		return err
@@ -323,6 +338,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
+	go mgr.WatchSleep(ctx, sleepPoll())
 
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),

@@ -82,6 +82,11 @@ type Config struct {
 	// Certs, set when TLS is on and hop3 runs Caddy, tells the end of a
 	// push whether the app's certificate is there yet.
 	Certs func(hosts []string) []router.CertStatus
+
+	// SleepAfter is how long an app may be idle before its processes are
+	// stopped until its next request, for apps that set no SLEEP_AFTER;
+	// 0: such apps never sleep.
+	SleepAfter time.Duration
 }
 
 // Manager runs deploys and commands.
@@ -94,6 +99,7 @@ type Manager struct {
 	locks map[string]chan struct{}
 	gen   atomic.Int64 // numbers each start of an app's processes
 	disk  *diskCache
+	sleep *sleepers
 }
 
 // New returns a Manager.
@@ -126,6 +132,7 @@ func New(cfg Config) (*Manager, error) {
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
 		disk:  newDiskCache(),
+		sleep: newSleepers(),
 	}
 	if err := m.prepareRoot(); err != nil {
 		return nil, err
@@ -136,13 +143,7 @@ func New(cfg Config) (*Manager, error) {
 // lock serialises deploys and changes of one app. A caller that has to wait
 // is told so through waiting, once.
 func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(), error) {
-	m.mu.Lock()
-	ch, ok := m.locks[app]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		m.locks[app] = ch
-	}
-	m.mu.Unlock()
+	ch := m.lockOf(app)
 	select {
 	case ch <- struct{}{}:
 	default:
@@ -156,6 +157,19 @@ func (m *Manager) lock(ctx context.Context, app string, waiting func()) (func(),
 		}
 	}
 	return func() { <-ch }, nil
+}
+
+// lockOf returns app's lock: a channel holding one token while someone
+// holds it.
+func (m *Manager) lockOf(app string) chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.locks[app]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		m.locks[app] = ch
+	}
+	return ch
 }
 
 // URL is the address an app answers at.

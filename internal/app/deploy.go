@@ -502,6 +502,9 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 // when non-nil, limits all of this to those Procfile entries (scaling one
 // kind restarts no other).
 func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool, out *ui.Writer) error {
+	if kinds != nil && m.sleeping(r.app) {
+		return nil // a sleeping app starts with its new scale when it wakes
+	}
 	r.gen = int(m.gen.Add(1))
 	out.Step("Starting processes")
 	specs, err := m.startRelease(ctx, r, kinds)
@@ -522,6 +525,9 @@ func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool
 	if err := m.switchTo(r, kinds); err != nil {
 		m.stopSpecs(context.WithoutCancel(ctx), specs)
 		return err
+	}
+	if kinds == nil {
+		m.awake(ctx, r.app) // a deploy or a restart of a sleeping app wakes it
 	}
 	if err := m.route(ctx, r); err != nil {
 		// Traffic already moved through the socket symlink; a route error

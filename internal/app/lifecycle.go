@@ -104,6 +104,9 @@ func (m *Manager) StopApp(ctx context.Context, app string, out *ui.Writer) error
 		return err
 	}
 	m.stopOld(ctx, app, 0, nil)
+	if err := m.unsleep(ctx, app); err != nil {
+		return err
+	}
 	out.Step(app + " stopped")
 	return nil
 }
@@ -153,6 +156,10 @@ func (m *Manager) scale(ctx context.Context, a store.App, r release, counts map[
 	}
 	if a.State == store.AppStopped {
 		out.Info(app + " is stopped; the new scale applies when it starts")
+		return nil
+	}
+	if !a.Asleep.IsZero() {
+		out.Info(app + " is sleeping; the new scale applies when it wakes")
 		return nil
 	}
 	return m.activate(ctx, r, kinds, out)
@@ -227,6 +234,11 @@ func (m *Manager) ApplyConfig(ctx context.Context, app string, out *ui.Writer) e
 	}
 	if a.Release == 0 || a.State == store.AppStopped {
 		return nil
+	}
+	if !a.Asleep.IsZero() {
+		// Its processes read the config when its next request wakes it.
+		out.Info(app + " is sleeping; it wakes with the new config")
+		return m.UpdateRoute(ctx, app)
 	}
 	if err := m.Restart(ctx, app, out); err != nil {
 		return err
@@ -327,6 +339,9 @@ func (m *Manager) Destroy(ctx context.Context, app string, purge bool) error {
 		return err
 	}
 	m.stopOld(ctx, app, 0, nil)
+	if err := m.unsleep(ctx, app); err != nil {
+		return err
+	}
 	if err := m.cfg.Router.Remove(ctx, app); err != nil {
 		return fmt.Errorf("remove route: %w", err)
 	}

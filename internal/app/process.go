@@ -44,6 +44,7 @@ type release struct {
 	env      map[string]string // the app's environment, without per-process values
 	scale    map[string]int
 	user     *supervisor.Credential // who the app's processes run as; nil: hop3's user
+	wake     bool                   // started by a request to the sleeping app: ready is enough
 }
 
 // processName identifies a process to the supervisor.
@@ -97,6 +98,11 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 	startTimeout := durationEnv(r.env, "APP_START_TIMEOUT", 60*time.Second)
 	stopTimeout := durationEnv(r.env, "STOP_TIMEOUT", 10*time.Second)
 	settle := durationEnv(r.env, "SETTLE_TIME", DefaultSettleTime)
+	if r.wake {
+		// A request waits: nothing else serves it, so nothing is kept
+		// safe by waiting longer.
+		settle = 0
+	}
 	healthHost := r.app + "." + m.cfg.Domain
 	base := func(e procfile.Entry, index int, env map[string]string) supervisor.Spec {
 		env["PROC_TYPE"] = e.Name
@@ -262,7 +268,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	delete(env, "GRANIAN_THREADS")
 	// Caddy connects as another user, through its group: the socket must
 	// be group-writable. Older Granians ignore the variable.
-	env["GRANIAN_UDS_PERMISSIONS"] = "0660"
+	env["GRANIAN_UDS_PERMISSIONS"] = fmt.Sprintf("%04o", isolation.SocketMode)
 	lbl := labels(r.app, e.Name, 1, r.number, r.gen)
 	lbl["socket"], lbl["iface"] = sock, iface
 	return supervisor.Spec{

@@ -87,6 +87,14 @@ func (m *Manager) Restore(ctx context.Context) error {
 		if a.Release == 0 || a.State == store.AppStopped {
 			continue
 		}
+		if !a.Asleep.IsZero() {
+			err := m.restoreAsleep(ctx, a.Name, a.Release)
+			if err == nil {
+				m.log.Info("app sleeps until its next request", "app", a.Name, "release", a.Release)
+				continue
+			}
+			m.log.Error("put sleeping app's waker up; starting it instead", "app", a.Name, "err", err)
+		}
 		r, err := m.loadRelease(ctx, a.Name, a.Release)
 		if err == nil {
 			err = m.activate(ctx, r, nil, ui.New(io.Discard, false))

@@ -409,6 +409,9 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 	if _, err := readPHPSettings(env); err != nil {
 		return err
 	}
+	if _, err := ParseSleepAfter(env[SleepAfterKey]); err != nil {
+		return err
+	}
 	return nil
 }
 

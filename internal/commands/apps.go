@@ -83,6 +83,8 @@ func (inv *invocation) appState(a store.App) string {
 		return "not deployed"
 	case a.State == store.AppStopped:
 		return "stopped"
+	case !a.Asleep.IsZero():
+		return "sleeping"
 	}
 	for _, p := range inv.d.cfg.Backend.Processes(a.Name) {
 		if p.State == supervisor.Crashed {

@@ -66,6 +66,9 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 	case a.State == store.AppStopped:
 		inv.ui.Info(a.Name + " is stopped (start it with `start " + a.Name + "`)")
 		return nil
+	case !a.Asleep.IsZero():
+		inv.ui.Info(fmt.Sprintf("%s is sleeping since %s: idle for its SLEEP_AFTER, its processes are stopped; its next request starts them", a.Name, a.Asleep.Local().Format(time.DateTime)))
+		return nil
 	default:
 		inv.ui.Info(a.Name + " has no processes")
 		return nil

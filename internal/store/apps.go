@@ -45,6 +45,10 @@ type App struct {
 	State     AppState // desired state; a new app is AppRunning
 	Release   int      // number of the live release, 0 when none
 	CreatedAt time.Time
+	// Asleep is when the app's processes were stopped for being idle
+	// (SLEEP_AFTER); zero while it is awake. A sleeping app stays
+	// AppRunning: its first request starts it again.
+	Asleep time.Time
 }
 
 // CreateApp creates an app in state AppRunning with no live release, so that
@@ -68,7 +72,7 @@ func (s *Store) CreateApp(ctx context.Context, name string) (App, error) {
 	return a, nil
 }
 
-const appSelect = "SELECT name, state, release, created_at FROM apps"
+const appSelect = "SELECT name, state, release, created_at, asleep_since FROM apps"
 
 // App returns the named app, or ErrNotFound.
 func (s *Store) App(ctx context.Context, name string) (App, error) {
@@ -101,14 +105,15 @@ func (s *Store) queryApps(ctx context.Context, query string, args ...any) ([]App
 	for rows.Next() {
 		var a App
 		var state string
-		var created int64
-		if err := rows.Scan(&a.Name, &state, &a.Release, &created); err != nil {
+		var created, asleep int64
+		if err := rows.Scan(&a.Name, &state, &a.Release, &created, &asleep); err != nil {
 			return nil, err
 		}
 		if a.State, err = ParseAppState(state); err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.Name, err)
 		}
 		a.CreatedAt = fromDB(created)
+		a.Asleep = fromDB(asleep)
 		apps = append(apps, a)
 	}
 	return apps, rows.Err()
@@ -145,6 +150,13 @@ func (s *Store) SetAppState(ctx context.Context, name string, st AppState) error
 		return fmt.Errorf("set state of app %s: invalid state %v", name, st)
 	}
 	return s.updateApp(ctx, "set state of app "+name, "UPDATE apps SET state = ? WHERE name = ?", st.String(), name)
+}
+
+// SetAsleep records that the app's processes were put to sleep at since, or
+// with a zero since that it is awake. It returns ErrNotFound when there is
+// no such app.
+func (s *Store) SetAsleep(ctx context.Context, name string, since time.Time) error {
+	return s.updateApp(ctx, "mark app "+name+" asleep", "UPDATE apps SET asleep_since = ? WHERE name = ?", toDB(since), name)
 }
 
 // SetLiveRelease records which release of the app is live; 0 means none. It

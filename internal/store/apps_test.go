@@ -278,3 +278,43 @@ func TestAppNotFoundEverywhere(t *testing.T) {
 		}
 	}
 }
+
+func TestSetAsleep(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t)
+	mustApp(t, s, "web", "other")
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		app     string
+		since   time.Time
+		wantErr error
+	}{
+		{"web", at, nil},
+		{"web", time.Time{}, nil},
+		{"web", at, nil},
+		{"nope", at, ErrNotFound},
+	}
+	for _, tt := range tests {
+		err := s.SetAsleep(ctx, tt.app, tt.since)
+		if !errors.Is(err, tt.wantErr) {
+			t.Fatalf("SetAsleep(%s, %v) = %v, want %v", tt.app, tt.since, err, tt.wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		a, err := s.App(ctx, tt.app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.Asleep.Equal(tt.since) {
+			t.Errorf("asleep = %v, want %v", a.Asleep, tt.since)
+		}
+		if a.State != AppRunning {
+			t.Errorf("state = %v, want running: sleeping is not stopping", a.State)
+		}
+	}
+	if a, _ := s.App(ctx, "other"); !a.Asleep.IsZero() {
+		t.Errorf("other app marked asleep at %v", a.Asleep)
+	}
+}

@@ -125,6 +125,10 @@ CREATE INDEX releases_status ON releases(status);
 		// A key's authorized_keys options (from=, expiry-time=), in that
 		// form; empty for none.
 		`ALTER TABLE keys ADD COLUMN options TEXT NOT NULL DEFAULT '';`,
+		// When an idle app's processes were put to sleep (SLEEP_AFTER);
+		// 0 while it is awake. Apart from state, which is what the owner
+		// asked for: a sleeping app is still a running one.
+		`ALTER TABLE apps ADD COLUMN asleep_since INTEGER NOT NULL DEFAULT 0;`,
 	}
 }
 
