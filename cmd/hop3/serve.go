@@ -43,6 +43,7 @@ type serveConfig struct {
 	uidBase                                    uint
 	addonBackups                               string
 	sandbox                                    string
+	workerBudget                               int
 
 	acmeCARoot, acmeEABKeyID, acmeEABHMAC string
 	acmeFallback                          []string
@@ -127,6 +128,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if v, ok := os.LookupEnv("HOP3_MAX_STARTUPS"); ok {
 		if err := fs.Set("max-startups", v); err != nil {
 			return usageError("HOP3_MAX_STARTUPS: %v", err)
+		}
+	}
+	fs.Func("worker-budget", "Granian workers all apps may run together: auto (two per core, fewer when memory is short) or a number (HOP3_WORKER_BUDGET; default auto)", func(v string) error {
+		n, err := app.ParseWorkerBudget(v)
+		c.workerBudget = n
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_WORKER_BUDGET"); ok {
+		if err := fs.Set("worker-budget", v); err != nil {
+			return usageError("HOP3_WORKER_BUDGET: %v", err)
 		}
 	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
@@ -313,6 +324,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	if err := mgr.Restore(ctx); err != nil {
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
+	// Tests shorten the autoscaler's interval; operators have no need to.
+	interval, _ := time.ParseDuration(os.Getenv("HOP3_TEST_AUTOSCALE_INTERVAL"))
+	go mgr.Autoscale(ctx, app.AutoscaleOptions{Budget: c.workerBudget, Interval: interval})
 
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),

@@ -94,6 +94,8 @@ type Manager struct {
 	locks map[string]chan struct{}
 	gen   atomic.Int64 // numbers each start of an app's processes
 	disk  *diskCache
+	// workers holds the worker counts the autoscaler gave (budget.go).
+	workers *workerCounts
 }
 
 // New returns a Manager.
@@ -126,6 +128,8 @@ func New(cfg Config) (*Manager, error) {
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
 		disk:  newDiskCache(),
+
+		workers: newWorkerCounts(),
 	}
 	if err := m.prepareRoot(); err != nil {
 		return nil, err
