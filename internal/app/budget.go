@@ -175,11 +175,12 @@ const (
 	// DefaultAutoscaleInterval is the time between two samples of the
 	// apps' CPU use.
 	DefaultAutoscaleInterval = 2 * time.Second
-	// AutoscaleUpAfter is how many samples in a row must show an entry's
-	// workers busy before it gets one more: 10 s at the default interval.
+	// AutoscaleUpAfter is how many samples an entry's load must average
+	// busy over before it gets one more worker: 10 s at the default
+	// interval.
 	AutoscaleUpAfter = 5
-	// AutoscaleDownAfter is how many samples in a row must show it idle
-	// before it gives one back: 60 s at the default interval.
+	// AutoscaleDownAfter is how many samples in a row must each show it
+	// idle before it gives one back: 60 s at the default interval.
 	AutoscaleDownAfter = 30
 )
 
@@ -190,8 +191,8 @@ const (
 // workers and their threads) per second per worker, read from /proc by
 // hop3 each interval: it costs requests nothing. Measured with six clients
 // through Caddy on one worker: a CPU-bound view (20 ms of CPU) read 0.74
-// to 1.00 per second, its GIL holding it to one core, so a second worker
-// doubles what it can serve. A view that waits 20 ms on I/O read 0.00 to
+// to 1.00 in 11 of 12 seconds (0.47 in one), its GIL holding it to one
+// core, so a second worker doubles what it can serve. A view that waits 20 ms on I/O read 0.00 to
 // 0.04 while serving 188 requests/s of the 200 its four blocking threads
 // allow: it gains no worker, and GRANIAN_THREADS, not another process, is
 // what serves it more. Connections queued at the app's socket would see
@@ -199,7 +200,7 @@ const (
 // and Granian's workers accept at once into their own queues.
 type scalePolicy struct {
 	up, down           float64 // load per worker that counts as busy; as idle
-	upAfter, downAfter int     // samples in a row
+	upAfter, downAfter int     // samples looked at
 }
 
 var defaultPolicy = scalePolicy{up: 0.75, down: 0.3, upAfter: AutoscaleUpAfter, downAfter: AutoscaleDownAfter}
@@ -216,9 +217,7 @@ type scaleView struct {
 // decide returns +1 (one more worker), -1 (one fewer) or 0. Hysteresis:
 // a worker is added when the load per worker averaged up or more over the
 // last upAfter samples (the mean, because on a machine busy with other
-// work a busy worker gets less than a core now and then: measured, a
-// CPU-bound app's one worker read 0.47 to 1.00 from one second to the
-// next), and taken back only when every one of the last downAfter samples,
+// work a busy worker gets less than a core now and then), and taken back only when every one of the last downAfter samples,
 // spread over one worker fewer, stays below down, so the change it makes
 // does not undo itself. Samples start again after each change, which
 // spaces changes by upAfter samples at least.
