@@ -217,11 +217,11 @@ func TestAutoscalerPlan(t *testing.T) {
 	}
 }
 
-// TestAutoscalerIgnoresOthers: draining, starting and non-Granian
-// processes are neither sampled nor scaled.
+// TestAutoscalerIgnoresOthers: pinned, draining, starting and non-Granian
+// processes are neither sampled nor scaled, however busy.
 func TestAutoscalerIgnoresOthers(t *testing.T) {
 	t.Parallel()
-	usage := fakeUsage{101: 0, 102: 0}
+	usage := fakeUsage{101: 0, 102: 0, 104: 0, 105: 0}
 	read := 0
 	a := newAutoscaler(10, 4, func(pgids []int) map[int]supervisor.Usage { read++; return usage.read(pgids) })
 	a.policy = scalePolicy{up: 0.5, down: 0.1, upAfter: 1, downAfter: 1}
@@ -229,12 +229,14 @@ func TestAutoscalerIgnoresOthers(t *testing.T) {
 	procs := []supervisor.Status{
 		granianProc("a", 101, 1, 1, ScalingAuto, supervisor.Draining),
 		granianProc("b", 102, 1, 1, ScalingAuto, supervisor.Starting),
+		granianProc("c", 105, 1, 1, ScalingPinned, supervisor.Running),
 		web,
 	}
 	now := time.Unix(0, 0)
 	for i := 0; i < 3; i++ {
-		usage[101] += 1
-		usage[102] += 1
+		for pid := range usage {
+			usage[pid]++
+		}
 		now = now.Add(time.Second)
 		if c := a.plan(procs, now); c != nil {
 			t.Fatalf("planned %+v", c)
