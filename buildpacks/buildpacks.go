@@ -49,7 +49,7 @@ const (
 
 // ErrNoMatch is returned (wrapped or as is) by Detect and Build when nothing
 // in the pushed tree tells what to build.
-var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml or a Procfile")
+var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle or a Procfile")
 
 // Reporter receives Heroku-style progress. The caller implements it and
 // decides on colour and indentation.
@@ -132,7 +132,7 @@ type Result struct {
 
 // Detect tells which buildpacks apply to the source tree in dir, main
 // language first. The first match wins: Python (requirements.txt,
-// pyproject.toml, uv.lock or Pipfile.lock), Node.js (package.json), Go (go.mod), Rust (Cargo.toml), static
+// pyproject.toml, uv.lock or Pipfile.lock), Node.js (package.json), Go (go.mod), Rust (Cargo.toml), Java (pom.xml, build.gradle or build.gradle.kts), static
 // (hasStatic, or an index.html and no language files), generic (a Procfile
 // and nothing to build). A Python app with a package.json also gets Node.js,
 // for its front end.
@@ -160,6 +160,8 @@ func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 		return []string{PackGo}, nil
 	case has("Cargo.toml"):
 		return []string{PackRust}, nil
+	case has("pom.xml") || has("build.gradle") || has("build.gradle.kts"):
+		return []string{PackJava}, nil
 	case hasStatic || has("index.html"):
 		return []string{PackStatic}, nil
 	case hasProcfile:
@@ -239,6 +241,8 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 			err = b.buildGo(ctx)
 		case PackRust:
 			err = b.buildRust(ctx)
+		case PackJava:
+			err = b.buildJava(ctx)
 		case PackStatic, PackGeneric:
 			b.rep.Info("Nothing to build")
 		}
@@ -267,6 +271,8 @@ func detectedStep(i int, pack string) string {
 		return "Go app detected"
 	case PackRust:
 		return "Rust app detected"
+	case PackJava:
+		return "Java app detected"
 	case PackStatic:
 		return "Static site detected"
 	}
@@ -295,6 +301,7 @@ type builder struct {
 	python   *interpreter
 	goVer    string
 	cargoVer string
+	java     *javaTools
 }
 
 func newBuilder(spec Spec, dir string) *builder {

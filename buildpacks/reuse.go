@@ -54,7 +54,7 @@ type buildRecord struct {
 // nor does a static or generic app.
 func hasBuildStep(packs []string) bool {
 	for _, p := range packs {
-		if p == PackNode || p == PackGo || p == PackRust {
+		if p == PackNode || p == PackGo || p == PackRust || p == PackJava {
 			return true
 		}
 	}
@@ -124,6 +124,12 @@ func (b *builder) addToolchain(ctx context.Context, k *keyHash, pack string) err
 			return err
 		}
 		k.add("cargo", realPath(cargo), v)
+	case PackJava:
+		tc, err := b.javaToolchain(ctx)
+		if err != nil {
+			return err
+		}
+		k.add("java", realPath(tc.javac), realPath(tc.argv[0]), tc.version)
 	}
 	return nil
 }

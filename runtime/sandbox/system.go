@@ -1,13 +1,17 @@
 package sandbox
 
+import "path/filepath"
+
 // System is what every app process needs of the machine, found by running
-// Python with Granian, Node.js, Go binaries (with and without cgo) and
-// /bin/sh confined:
+// Python with Granian, Node.js, Go binaries (with and without cgo), a JVM
+// and /bin/sh confined:
 //   - programs and libraries: /usr and the merged-/usr links (read,
 //     execute);
 //   - of /etc, only what libc, TLS and the runtimes read: users and groups,
 //     name service and DNS, CA certificates, time zone, locale, the dynamic
-//     linker's cache, shell start-up files. Not /etc as a whole: it holds
+//     linker's cache, shell start-up files, and the configuration of
+//     Debian's JDKs (/etc/java-N-openjdk: java.security, which every JVM
+//     reads through a link from /usr/lib/jvm). Not /etc as a whole: it holds
 //     the shadow file, SSH host keys and hop3's own settings. Landlock
 //     grants a file, not its name: a file of /etc replaced while an app
 //     runs (a resolv.conf rewritten by a DHCP client) is closed to it until
@@ -25,7 +29,7 @@ package sandbox
 //     multiprocessing locks) read-write; /dev/random and /dev/urandom
 //     read-only.
 func System() Policy {
-	return Policy{
+	p := Policy{
 		ReadExec: []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"},
 		ReadOnly: []string{
 			"/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf",
@@ -46,4 +50,7 @@ func System() Policy {
 		},
 		ReadWrite: []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/shm"},
 	}
+	jdks, _ := filepath.Glob("/etc/java-*-openjdk")
+	p.ReadOnly = append(p.ReadOnly, jdks...)
+	return p
 }
