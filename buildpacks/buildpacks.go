@@ -49,7 +49,7 @@ const (
 
 // ErrNoMatch is returned (wrapped or as is) by Detect and Build when nothing
 // in the pushed tree tells what to build.
-var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle or a Procfile")
+var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, index.php or a Procfile")
 
 // Reporter receives Heroku-style progress. The caller implements it and
 // decides on colour and indentation.
@@ -97,6 +97,9 @@ type Spec struct {
 	HasStatic bool
 	// HasProcfile tells that the app has a Procfile.
 	HasProcfile bool
+	// HasPHP tells that the Procfile has a php: entry: the app is PHP
+	// whatever its files say.
+	HasPHP bool
 	// Report receives progress; nil discards it.
 	Report Reporter
 }
@@ -132,10 +135,12 @@ type Result struct {
 
 // Detect tells which buildpacks apply to the source tree in dir, main
 // language first. The first match wins: Python (requirements.txt,
-// pyproject.toml, uv.lock or Pipfile.lock), Node.js (package.json), Go (go.mod), Rust (Cargo.toml), Java (pom.xml, build.gradle or build.gradle.kts), static
+// pyproject.toml, uv.lock or Pipfile.lock), PHP (see DetectPHP), Node.js
+// (package.json), Go (go.mod), Rust (Cargo.toml), Java (pom.xml,
+// build.gradle or build.gradle.kts), static
 // (hasStatic, or an index.html and no language files), generic (a Procfile
 // and nothing to build). A Python app with a package.json also gets Node.js,
-// for its front end.
+// for its front end, and so does a PHP app.
 func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
@@ -154,6 +159,11 @@ func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 			return []string{PackPython, PackNode}, nil
 		}
 		return []string{PackPython}, nil
+	case isPHP(dir):
+		if has("package.json") {
+			return []string{PackPHP, PackNode}, nil
+		}
+		return []string{PackPHP}, nil
 	case has("package.json"):
 		return []string{PackNode}, nil
 	case has("go.mod"):
@@ -198,6 +208,9 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if spec.HasPHP && (packs[0] == PackStatic || packs[0] == PackGeneric) {
+		packs = []string{PackPHP}
+	}
 	b := newBuilder(spec, dir)
 	b.res.Packs = packs
 	// A build is reused when everything that goes into it is unchanged;
@@ -241,6 +254,8 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 			err = b.buildGo(ctx)
 		case PackRust:
 			err = b.buildRust(ctx)
+		case PackPHP:
+			err = b.buildPHP(ctx)
 		case PackJava:
 			err = b.buildJava(ctx)
 		case PackStatic, PackGeneric:
@@ -271,6 +286,8 @@ func detectedStep(i int, pack string) string {
 		return "Go app detected"
 	case PackRust:
 		return "Rust app detected"
+	case PackPHP:
+		return "PHP app detected"
 	case PackJava:
 		return "Java app detected"
 	case PackStatic:
@@ -301,6 +318,7 @@ type builder struct {
 	python   *interpreter
 	goVer    string
 	cargoVer string
+	phpVer   string
 	java     *javaTools
 }
 

@@ -54,7 +54,7 @@ type buildRecord struct {
 // nor does a static or generic app.
 func hasBuildStep(packs []string) bool {
 	for _, p := range packs {
-		if p == PackNode || p == PackGo || p == PackRust || p == PackJava {
+		if p == PackNode || p == PackGo || p == PackRust || p == PackJava || p == PackPHP {
 			return true
 		}
 	}
@@ -130,6 +130,15 @@ func (b *builder) addToolchain(ctx context.Context, k *keyHash, pack string) err
 			return err
 		}
 		k.add("java", realPath(tc.javac), realPath(tc.argv[0]), tc.version)
+	case PackPHP:
+		php, _, v, err := b.phpToolchain(ctx)
+		if err != nil {
+			return err
+		}
+		k.add("php", realPath(php), v)
+		if composer, err := b.tool("", "composer"); err == nil {
+			k.add("composer", realPath(composer))
+		}
 	}
 	return nil
 }

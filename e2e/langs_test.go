@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"hop3/buildpacks"
 )
 
 // TestLangsPoetryLock pushes a Flask app whose poetry.lock pins flask 2.1.3
@@ -219,6 +226,166 @@ func lookPathIn(name, path, skip string) (string, error) {
 		}
 	}
 	return "", exec.ErrNotFound
+}
+
+// TestLangsPHP pushes PHP apps with no Procfile: one php-fpm per app, as
+// the app's user, behind Caddy's php_fastcgi handling (static files through
+// the app's own static file server, every other path through index.php).
+// A plain index.php with a stylesheet; a Composer app whose packages are its
+// own classes (no package server) served from public/, where nothing outside
+// the document root is reachable. An unchanged push reuses the build; a
+// syntax error fails the push and the old release keeps serving.
+func TestLangsPHP(t *testing.T) {
+	for _, tool := range []string{"php", "composer"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found on PATH (scripts/setup.sh installs it)", tool)
+		}
+	}
+	if _, err := buildpacks.FindPHPFPM("", os.Getenv("PATH")); err != nil {
+		t.Skip(err)
+	}
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+
+	t.Run("index.php", func(t *testing.T) {
+		host := "php.localhost"
+		files := testdataApp(t, "php-app")
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, alice, "php")
+		wantPushOutput(t, out, "PHP app detected", "Checking PHP syntax with php -l", "1 file without errors", "php.1 ready")
+		hello := regexp.MustCompile(`^Hello from PHP \d+ on hop3 at /\n$`)
+		if code, body := get(t, d, host, "/"); code != 200 || !hello.MatchString(body) {
+			t.Fatalf("GET / = %d %q", code, body)
+		}
+		wantBody(t, d, host, "/style.css", files["style.css"])
+		if code, body := get(t, d, host, "/users/42?tab=posts"); code != 200 || !strings.HasSuffix(body, " at /users/42?tab=posts\n") {
+			t.Fatalf("a route through the front controller: GET = %d %q", code, body)
+		}
+		if code, body := get(t, d, host, "/index.php"); code != 200 || strings.Contains(body, "<?php") {
+			t.Fatalf("GET /index.php = %d %q, want it run, not served", code, body)
+		}
+		// A form posts to the front controller.
+		req, _ := http.NewRequest("POST", "http://"+d.httpAddr+"/login", strings.NewReader(url.Values{"user": {"alice"}}.Encode()))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasSuffix(string(body), " at /login\n") {
+			t.Fatalf("POST /login = %d %q", resp.StatusCode, body)
+		}
+
+		w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+		out = w.mustPush(d, alice, "php")
+		wantPushOutput(t, out, "Reusing the build of an unchanged tree", "php.1 ready")
+		wantNoPushOutput(t, out, "Checking PHP syntax")
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Hello from PHP") {
+			t.Fatalf("reused build: GET / = %d %q", code, body)
+		}
+
+		// The app's config reaches PHP; php-fpm logs requests on demand.
+		d.mustCmd(alice, "config:set", "php", "GREETING=Howdy", "ACCESS_LOG=1")
+		if code, body := get(t, d, host, "/logged/7?x=1"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
+			t.Fatalf("after config:set: GET = %d %q", code, body)
+		}
+		eventually(t, 20*time.Second, func() error {
+			if r := d.mustCmd(alice, "logs", "php"); !strings.Contains(r.stdout, "GET /logged/7?x=1 200 ") {
+				return fmt.Errorf("no request in logs:\n%s", r.stdout)
+			}
+			return nil
+		})
+
+		w.commit("syntax error", map[string]string{"index.php": "<?php\necho 'unclosed;\n"})
+		wantBuildFails(t, d, alice, w, "php", "Parse error: syntax error", "php -l: Parse error")
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Howdy from PHP") {
+			t.Fatalf("after a failed push: GET / = %d %q", code, body)
+		}
+	})
+
+	// A replaced php-fpm lets its workers finish: a request in flight
+	// across a restart is answered in full, where SIGTERM would cut it.
+	t.Run("drain", func(t *testing.T) {
+		host := "phpslow.localhost"
+		files := testdataApp(t, "php-app")
+		files["slow.php"] = "<?php\nusleep(5000000);\necho \"slow done\\n\";\n"
+		w := newWorkdir(t, files)
+		w.mustPush(d, alice, "phpslow")
+		d.mustCmd(alice, "config:set", "phpslow", "SETTLE_TIME=1")
+		type answer struct {
+			code int
+			body string
+			err  error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			// A POST: Caddy would retry a GET cut short on the new php-fpm.
+			req, _ := http.NewRequest("POST", "http://"+d.httpAddr+"/slow.php", strings.NewReader("x=1"))
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			done <- answer{resp.StatusCode, string(b), err}
+		}()
+		time.Sleep(500 * time.Millisecond)
+		d.mustCmd(alice, "config:set", "phpslow", "GREETING=Bye")
+		select {
+		case a := <-done:
+			if a.err != nil || a.code != 200 || a.body != "slow done\n" {
+				t.Fatalf("a request across the restart: %d %q %v", a.code, a.body, a.err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("a request across the restart never ended")
+		}
+		if code, body := get(t, d, host, "/"); code != 200 || !strings.HasPrefix(body, "Bye from PHP") {
+			t.Fatalf("after the restart: GET / = %d %q", code, body)
+		}
+	})
+
+	// hop3 as root with no per-app users: php-fpm runs as root, which it
+	// must be told it may.
+	t.Run("isolation off", func(t *testing.T) {
+		d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_ISOLATION=off"})
+		bob := newUser(t, "bob")
+		d.register(bob)
+		files := testdataApp(t, "php-app")
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, bob, "phproot")
+		wantPushOutput(t, out, "php.1 ready")
+		if code, body := get(t, d, "phproot.localhost", "/"); code != 200 || !strings.HasPrefix(body, "Hello from PHP") {
+			t.Fatalf("GET / = %d %q", code, body)
+		}
+		wantBody(t, d, "phproot.localhost", "/style.css", files["style.css"])
+	})
+
+	t.Run("composer", func(t *testing.T) {
+		host := "phpc.localhost"
+		files := testdataApp(t, "php-composer-app")
+		w := newWorkdir(t, files)
+		out := w.mustPush(d, alice, "phpc")
+		wantPushOutput(t, out, "PHP app detected",
+			"Installing dependencies with composer install --no-dev --no-interaction --prefer-dist", "php.1 ready")
+		want := "Hello, hop3, from a Composer autoloader\n"
+		wantBody(t, d, host, "/", want)
+		wantBody(t, d, host, "/app.js", files["public/app.js"])
+		// Outside public/, nothing is served or run: the front controller
+		// answers.
+		for _, path := range []string{"/composer.json", "/src/Greeter.php", "/../src/Greeter.php", "/vendor/autoload.php"} {
+			wantBody(t, d, host, path, want)
+		}
+
+		w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+		out = w.mustPush(d, alice, "phpc")
+		wantPushOutput(t, out, "Reusing the build of an unchanged tree", "php.1 ready")
+		wantNoPushOutput(t, out, "composer install")
+		wantBody(t, d, host, "/", want)
+	})
 }
 
 // TestLangsJava pushes a Javalin app from Maven Central, packaged by the

@@ -38,6 +38,7 @@ const (
 	KindPreflight                 // a hook run once per deploy, before the build
 	KindCron                      // a command run on a schedule
 	KindWorker                    // any other long-running command
+	KindPHP                       // a PHP document root served by php-fpm
 )
 
 // String returns the Procfile name of the kind ("wsgi", "worker", ...).
@@ -59,19 +60,21 @@ func (k Kind) String() string {
 		return "cron"
 	case KindWorker:
 		return "worker"
+	case KindPHP:
+		return "php"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
 // routed reports whether the kind is the one HTTP entry Caddy routes to.
 func (k Kind) routed() bool {
-	return k == KindWSGI || k == KindASGI || k == KindWeb || k == KindStatic
+	return k == KindWSGI || k == KindASGI || k == KindWeb || k == KindStatic || k == KindPHP
 }
 
 // longRunning reports whether the process manager keeps entries of the kind
 // running. Static has no process; hooks and cron entries run to completion.
 func (k Kind) longRunning() bool {
-	return k == KindWSGI || k == KindASGI || k == KindWeb || k == KindWorker
+	return k == KindWSGI || k == KindASGI || k == KindWeb || k == KindWorker || k == KindPHP
 }
 
 // Entry is one "name: command" line of a Procfile.
@@ -101,8 +104,8 @@ func (p *Procfile) Get(name string) (Entry, bool) {
 	return Entry{}, false
 }
 
-// Routed returns the entry Caddy routes to: the wsgi, asgi, web or static
-// entry. Parse guarantees there is at most one.
+// Routed returns the entry Caddy routes to: the wsgi, asgi, web, static or
+// php entry. Parse guarantees there is at most one.
 func (p *Procfile) Routed() (Entry, bool) {
 	if p == nil {
 		return Entry{}, false
@@ -116,7 +119,7 @@ func (p *Procfile) Routed() (Entry, bool) {
 }
 
 // Processes returns the entries the process manager keeps running (wsgi,
-// asgi, web and workers), in file order.
+// asgi, web, php and workers), in file order.
 func (p *Procfile) Processes() []Entry {
 	if p == nil {
 		return nil
@@ -221,8 +224,8 @@ func parseLine(n int, line string) (Entry, error) {
 			}
 			return Entry{}, lineErr(n, "%s value %q is not module:callable (for example app:app or myproj.%s:application)%s", name, clip(value), name, hint)
 		}
-	case KindStatic:
-		if err := checkStatic(n, value); err != nil {
+	case KindStatic, KindPHP:
+		if err := checkDir(n, name, value); err != nil {
 			return Entry{}, err
 		}
 	case KindCron:
@@ -265,7 +268,7 @@ func checkName(n int, name string) error {
 // or loop, far from the cause.
 func unsupported(name string) string {
 	switch name {
-	case "jwsgi", "rwsgi", "php":
+	case "jwsgi", "rwsgi":
 		return name + " is a piku process type hop3 does not support; use web: with a command that listens on $PORT"
 	case "prebuild":
 		return "prebuild is not a hop3 process type; use preflight: to run a command before the build"
@@ -286,6 +289,8 @@ func kindOf(name string) Kind {
 		return KindWeb
 	case "static":
 		return KindStatic
+	case "php":
+		return KindPHP
 	case "release":
 		return KindRelease
 	case "preflight":
@@ -297,17 +302,29 @@ func kindOf(name string) Kind {
 	return KindWorker
 }
 
-// checkStatic accepts a path inside the app directory.
-func checkStatic(n int, path string) error {
+// checkDir accepts a path inside the app directory: the site of a static
+// entry, the document root of a php entry.
+func checkDir(n int, name, path string) error {
+	if err := CheckDir(path); err != nil {
+		return lineErr(n, "%s %v", name, err)
+	}
+	return nil
+}
+
+// CheckDir explains why path is not a directory inside the app, if it is
+// not: it must be relative, one word, and never climb out with "..". The
+// error reads after the name of what gives the path ("static ...",
+// "PHP_DOCUMENT_ROOT ...").
+func CheckDir(path string) error {
 	if strings.ContainsFunc(path, unicode.IsSpace) {
-		return lineErr(n, "static value %q must be a single directory path, without spaces", clip(path))
+		return fmt.Errorf("value %q must be a single directory path, without spaces", clip(path))
 	}
 	if strings.HasPrefix(path, "/") {
-		return lineErr(n, "static path %q must be relative to the app directory (for example public or ./dist)", clip(path))
+		return fmt.Errorf("path %q must be relative to the app directory (for example public or ./dist)", clip(path))
 	}
 	for _, part := range strings.Split(path, "/") {
 		if part == ".." {
-			return lineErr(n, "static path %q must stay inside the app directory (no \"..\")", clip(path))
+			return fmt.Errorf("path %q must stay inside the app directory (no \"..\")", clip(path))
 		}
 	}
 	return nil

@@ -71,6 +71,14 @@ var goodProcfiles = []struct {
 		want: []entry{{Name: "static", Kind: "static", Command: ".", Line: 1}},
 	},
 	{
+		name: "php document root",
+		in:   "php: public\nworker: php worker.php\n",
+		want: []entry{
+			{Name: "php", Kind: "php", Command: "public", Line: 1},
+			{Name: "worker", Kind: "worker", Command: "php worker.php", Line: 2},
+		},
+	},
+	{
 		name: "static dist",
 		in:   "static: ./dist\nworker: make watch\n",
 		want: []entry{
@@ -181,7 +189,10 @@ var badProcfiles = []struct {
 	{"cron bad name", "cron-x: 0 0 * * funday run\n", `Procfile line 1: cron-x: cron day-of-week field "funday": not a number or day name (sun-sat)`},
 	{"cron never", "cron: 0 0 31 4 * run\n", `Procfile line 1: cron: cron day-of-month field "31": no such day in month field "4"; the schedule would never run`},
 	{"jwsgi", "jwsgi: app\n", "Procfile line 1: jwsgi is a piku process type hop3 does not support; use web: with a command that listens on $PORT"},
-	{"php", "php: public\n", "Procfile line 1: php is a piku process type hop3 does not support; use web: with a command that listens on $PORT"},
+	{"php absolute", "php: /var/www\n", `Procfile line 1: php path "/var/www" must be relative to the app directory (for example public or ./dist)`},
+	{"php dotdot", "php: public/../..\n", `Procfile line 1: php path "public/../.." must stay inside the app directory (no "..")`},
+	{"php command", "php: php-fpm -F\n", `Procfile line 1: php value "php-fpm -F" must be a single directory path, without spaces`},
+	{"php and wsgi", "php: public\nwsgi: app:app\n", "Procfile: php (line 1) and wsgi (line 2) both serve HTTP; keep one"},
 	{"prebuild", "prebuild: make\n", "Procfile line 1: prebuild is not a hop3 process type; use preflight: to run a command before the build"},
 	{"postbuild", "postbuild: make\n", "Procfile line 1: postbuild is not a hop3 process type; use release: to run a command after the build"},
 	{"NUL", "web: a\x00b\n", "Procfile line 1: contains a NUL byte"},
@@ -282,6 +293,7 @@ func TestAccessors(t *testing.T) {
 		{"static: public\nrelease: x\n", "static", 0},
 		{"web: ./run\nworker: y\nworker2: z\n", "web", 3},
 		{"asgi: a.b:c\n", "asgi", 1},
+		{"php: .\nworker: y\n", "php", 2},
 		{"worker: y\ncron: * * * * * z\n", "", 1},
 	}
 	for _, tc := range tests {
@@ -324,6 +336,7 @@ func TestKindString(t *testing.T) {
 		{KindPreflight, "preflight"},
 		{KindCron, "cron"},
 		{KindWorker, "worker"},
+		{KindPHP, "php"},
 		{Kind(0), "Kind(0)"},
 		{Kind(99), "Kind(99)"},
 	}

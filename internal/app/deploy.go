@@ -418,6 +418,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		noCache = true
 	}
 	_, hasStatic := pf.Get("static")
+	routed, _ := pf.Routed()
 	timeout := durationEnv(buildEnv, "BUILD_TIMEOUT", m.cfg.BuildTimeout)
 	bctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -432,6 +433,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		Tools:       m.cfg.Tools,
 		HasStatic:   hasStatic,
 		HasProcfile: true,
+		HasPHP:      routed.Kind == procfile.KindPHP,
 		NoCache:     noCache,
 		Report:      out,
 	})
@@ -558,8 +560,10 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 }
 
 // readProcfile reads hop3/Procfile, else Procfile. A repository with neither
-// but an index.html at its top is a static site, as if its Procfile said
-// "static: ." (Caddy's file server hides dotfiles such as .env and .git).
+// is a PHP app when buildpacks.DetectPHP says so, as if its Procfile said
+// "php: public" (or "php: ."); else, with an index.html at its top, a
+// static site, as if its Procfile said "static: ." (Caddy's file server
+// hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
 	if name, ok := buildpacks.ReadProcfilePath(dir); ok {
 		// The release may be the app's to write: no link out of it is
@@ -570,6 +574,9 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 		}
 		defer f.Close()
 		return procfile.Parse(f)
+	}
+	if root, ok := buildpacks.DetectPHP(dir); ok {
+		return procfile.Parse(strings.NewReader("php: " + root + "\n"))
 	}
 	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
 		return procfile.Parse(strings.NewReader("static: .\n"))

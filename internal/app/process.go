@@ -145,6 +145,16 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
 			spec.HealthHost = healthHost
 			specs = append(specs, spec)
+		case procfile.KindPHP:
+			if n, ok := r.scale[e.Name]; ok && n == 0 {
+				continue
+			}
+			spec, err := m.phpSpec(r, e)
+			if err != nil {
+				return nil, err
+			}
+			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
+			specs = append(specs, spec)
 		case procfile.KindCron:
 			env := copyEnv(r.env)
 			spec := base(e, 1, env)
@@ -459,6 +469,10 @@ func (m *Manager) drainOld(r release, kinds map[string]bool) {
 		if st.Labels["socket"] != "" || st.Labels["port"] != "" {
 			d.Timeout = drain
 		}
+		if st.Labels["iface"] == phpIface {
+			d.Busy = func(int) bool { return true }
+			d.Hold, d.HoldTimeout = stopFPMGracefully, drain
+		}
 		if file := drainFile(st.Labels["socket"]); st.Labels["iface"] == "asgi" {
 			deadline := time.Now().Add(wsGrace)
 			d.Busy = func(pgid int) bool {
@@ -571,7 +585,7 @@ func webSocketReports(file string, pgid int) (open int, allDraining bool) {
 // release. Each is an atomic rename of a fresh symlink, so Caddy's route
 // never changes and no request sees a missing path.
 func (m *Manager) switchTo(r release, kinds map[string]bool) error {
-	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI) && (kinds == nil || kinds[e.Name]) {
+	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI || e.Kind == procfile.KindPHP) && (kinds == nil || kinds[e.Name]) {
 		target := filepath.Base(m.releaseSocket(r.app, e.Name, r.number, r.gen))
 		if err := swapSymlink(target, m.paths.webSocket(r.app)); err != nil {
 			return fmt.Errorf("switch socket: %w", err)

@@ -54,6 +54,8 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 		route.Static = true
 	case procfile.KindWSGI, procfile.KindASGI:
 		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
+	case procfile.KindPHP:
+		m.phpRoute(&route, r, e)
 	case procfile.KindWeb:
 		route.Upstreams = m.webUpstreams(r.app)
 		if len(route.Upstreams) == 0 {
@@ -253,6 +255,9 @@ func (m *Manager) staticMounts(r release) ([]staticserve.Mount, error) {
 		}
 		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.current(r.app), Dir: filepath.Clean(e.Command), CatchAll: catchAll})
 	}
+	if e.Kind == procfile.KindPHP {
+		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.current(r.app), Dir: phpDocRoot(r.env, e), Script: router.PHPFrontController})
+	}
 	return mounts, nil
 }
 
@@ -396,6 +401,9 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 		}
 	}
 	if _, err := keepReleases(env); err != nil {
+		return err
+	}
+	if _, err := readPHPSettings(env); err != nil {
 		return err
 	}
 	return nil

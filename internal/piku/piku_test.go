@@ -158,7 +158,7 @@ func TestScan(t *testing.T) {
 	writeFile(t, filepath.Join(root, "data", "shop", "up", "photo.jpg"), "jpeg")
 	pikuApp(t, root, "blog", "trunk", map[string]string{"index.html": "<h1>blog</h1>", "ENV": "NGINX_SERVER_NAME=blog.example.com\n"})
 	pikuApp(t, root, "Bad_Name", "master", map[string]string{"Procfile": "web: x\n"})
-	pikuApp(t, root, "php", "master", map[string]string{"Procfile": "php: .\n"})
+	pikuApp(t, root, "java", "master", map[string]string{"Procfile": "jwsgi: app.war\n"})
 	os.MkdirAll(filepath.Join(root, "repos", "empty"), 0o755)
 	runGit(t, filepath.Join(root, "repos", "empty"), "init", "-q", "--bare")
 	pikuApp(t, root, "broken", "main", map[string]string{"Procfile": "web: x\n"})
@@ -219,7 +219,7 @@ func TestScan(t *testing.T) {
 		t.Errorf("blog: %+v", blog)
 	}
 	for name, want := range map[string]string{
-		"Bad_Name": "--rename Bad_Name=bad-name", "php": "does not suit hop3", "empty": "no branch",
+		"Bad_Name": "--rename Bad_Name=bad-name", "java": "does not suit hop3", "empty": "no branch",
 		"badenv": "line 2", "badhost": "bad_host!", "damaged": "damaged",
 	} {
 		if !strings.Contains(strings.Join(byName[name].Problems, "; "), want) {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"hop3/internal/staticserve"
 )
 
 // ServerName is the key of hop3's server under apps/http/servers. In
@@ -178,6 +180,15 @@ type Route struct {
 	Stopped      bool  // answer 503 with the "app stopped" page
 	HTTPSOnly    bool  // redirect http to https (308); ignored with TLSOff
 	MaxBodySize  int64 // 0 = unlimited
+
+	// PHPRoot makes the app a PHP site, Caddy's php_fastcgi done without
+	// Caddy reading the app's files: Upstreams is php-fpm's FastCGI
+	// socket and PHPRoot the document root php-fpm is given
+	// (SCRIPT_FILENAME is PHPRoot plus the script's path). GET and HEAD go
+	// to StaticServer first, which answers a static file or names the
+	// script to run (staticserve.ScriptHeader); other methods run the
+	// .php path they name, else the front controller, /index.php.
+	PHPRoot string
 }
 
 var (
@@ -224,7 +235,15 @@ func (r Route) validate() error {
 			return err
 		}
 	}
-	if r.Static || len(r.StaticPaths) > 0 {
+	if r.PHPRoot != "" {
+		if r.Static {
+			return errors.New("a static site is not a PHP site")
+		}
+		if !filepath.IsAbs(r.PHPRoot) || filepath.Clean(r.PHPRoot) != r.PHPRoot || strings.ContainsAny(r.PHPRoot, "{}\t\n") {
+			return fmt.Errorf("PHP document root %q must be an absolute clean path", r.PHPRoot)
+		}
+	}
+	if r.Static || len(r.StaticPaths) > 0 || r.PHPRoot != "" {
 		if r.StaticServer == "" {
 			return errors.New("static files need a static file server")
 		}
@@ -747,7 +766,59 @@ func serveRoutes(opts Options, r Route, id string) []any {
 	for i, u := range r.Upstreams {
 		ups[i] = obj{"dial": u}
 	}
+	if r.PHPRoot != "" {
+		return append(sub, phpRoutes(opts, r, id, ups)...)
+	}
 	return append(sub, obj{"@id": id + "_app", "handle": []any{proxy(opts, id+"_proxy", ups, false)}})
+}
+
+// PHPFrontController is the script that answers every path of a PHP site
+// naming no file, relative to the document root, as with Caddy's
+// php_fastcgi.
+const PHPFrontController = "index.php"
+
+// phpScripts match the paths that name a PHP script, with or without a
+// PATH_INFO after it (Caddy's path matcher ignores case).
+var phpScripts = []any{"*.php", "*.php/*"}
+
+// phpRoutes is Caddy's php_fastcgi with the app's static file server in
+// place of Caddy's file matcher and file server, which would open the
+// app's files with Caddy's rights. A GET or HEAD asks the static file
+// server, which answers a file, or a 404 naming the script to run
+// (try_files {path} {path}/index.php index.php); the request is then
+// rewritten to that script and handed to php-fpm. Other methods carry a
+// body that can be sent only once: they run the script their path names,
+// else the front controller.
+func phpRoutes(opts Options, r Route, id string, ups []any) []any {
+	files := proxy(opts, id+"_php_files_proxy", []any{obj{"dial": r.StaticServer}}, true)
+	files["handle_response"] = append([]any{obj{
+		"match": obj{"status_code": []any{404}, "headers": obj{staticserve.ScriptHeader: []any{}}},
+		"routes": []any{obj{"handle": []any{
+			obj{"handler": "rewrite", "uri": "{http.reverse_proxy.header." + staticserve.ScriptHeader + "}"},
+			fastCGI(opts, r, id+"_php_script_proxy", ups),
+		}}},
+	}}, files["handle_response"].([]any)...)
+	return []any{
+		obj{
+			"@id":    id + "_php_files",
+			"match":  []any{obj{"method": []any{"GET", "HEAD"}}},
+			"handle": []any{files},
+		},
+		obj{
+			"@id":    id + "_php_index",
+			"match":  []any{obj{"not": []any{obj{"path": phpScripts}}}},
+			"handle": []any{obj{"handler": "rewrite", "uri": "/" + PHPFrontController}},
+		},
+		obj{"@id": id + "_app", "handle": []any{fastCGI(opts, r, id+"_proxy", ups)}},
+	}
+}
+
+// fastCGI is a reverse_proxy handler to php-fpm, with the transport
+// php_fastcgi gives it.
+func fastCGI(opts Options, r Route, id string, ups []any) obj {
+	h := proxy(opts, id, ups, false)
+	h["transport"] = obj{"protocol": "fastcgi", "root": r.PHPRoot, "split_path": []any{".php"}}
+	return h
 }
 
 // proxy is a reverse_proxy handler with hop3's settings. For the static

@@ -99,6 +99,13 @@ func goldenCases() []struct {
 		{"inherited_tls", inheritedTLS, []Route{webRoute("blog"), httpsOnly}},
 		{"host_order", offOpts(), hostOrder()},
 		{"acme_issuers", issuer, []Route{webRoute("blog")}},
+		{"php", offOpts(), []Route{{
+			App: "wiki", Hosts: []string{"wiki.hop3.example.com"},
+			Upstreams:    []string{"unix//var/lib/hop3/run/wiki/web.sock"},
+			PHPRoot:      "/var/lib/hop3/apps/wiki/current/public",
+			StaticServer: "unix//var/lib/hop3/run/wiki/static.sock",
+			StaticPaths:  []string{"/uploads"},
+		}}},
 	}
 }
 
@@ -356,6 +363,16 @@ func TestRouteValidate(t *testing.T) {
 		{"prefix relative", mod(func(r *Route) { r.StaticPaths = []string{"static"}; r.StaticServer = "unix//s.sock" }), "clean absolute URL path"},
 		{"prefix twice", mod(func(r *Route) { r.StaticPaths = []string{"/s", "/s"}; r.StaticServer = "unix//s.sock" }), "twice"},
 		{"negative body", mod(func(r *Route) { r.MaxBodySize = -1 }), "negative"},
+		{"php", mod(func(r *Route) { r.PHPRoot = "/srv/app/public"; r.StaticServer = "unix//s.sock" }), ""},
+		{"php without static server", mod(func(r *Route) { r.PHPRoot = "/srv/app/public" }), "static file server"},
+		{"php relative root", mod(func(r *Route) { r.PHPRoot = "public"; r.StaticServer = "unix//s.sock" }), "absolute clean path"},
+		{"php root placeholder", mod(func(r *Route) { r.PHPRoot = "/srv/{env.X}"; r.StaticServer = "unix//s.sock" }), "absolute clean path"},
+		{"php static site", mod(func(r *Route) {
+			r.Upstreams = nil
+			r.Static = true
+			r.PHPRoot = "/srv"
+			r.StaticServer = "unix//s.sock"
+		}), "not a PHP site"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,7 +24,9 @@
 // (Route.StaticServer, package staticserve), which confines every lookup
 // beneath the served directory; its error answers become Caddy errors, so
 // hop3's pages render them. A file server inside Caddy would follow the
-// app's symlinks with Caddy's rights.
+// app's symlinks with Caddy's rights. A PHP site (Route.PHPRoot) is Caddy's
+// php_fastcgi with that server in place of Caddy's file matcher: it answers
+// a static file, or names the script php-fpm is to run (try_files).
 //
 // User. A managed Caddy may run as its own user (ProcessOptions.User); it
 // then owns only its state and its admin socket's directory, never a file

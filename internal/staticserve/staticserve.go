@@ -50,7 +50,24 @@ type Mount struct {
 	// CatchAll, relative to Dir, answers paths that name no file (a
 	// single-page app's client-side routes), e.g. "index.html".
 	CatchAll string `json:"catch_all,omitempty"`
+	// Script makes the mount a PHP document root whose front controller
+	// (relative to Dir, e.g. "index.php") runs for paths that name no
+	// file. Such a mount never serves a .php file: a path that names a
+	// script, a directory holding index.php, or nothing at all is answered
+	// 404 with ScriptHeader, the URL path of the script php-fpm should run,
+	// as Caddy's php_fastcgi picks it (try_files {path} {path}/index.php
+	// index.php).
+	Script string `json:"script,omitempty"`
 }
+
+// ScriptHeader names, in a 404 of a Script mount, the URL path the request
+// is to be rewritten to and handed to php-fpm. Caddy reads it and never
+// passes it on.
+const ScriptHeader = "X-Hop3-Script"
+
+// scriptExt marks the files a Script mount runs instead of serving; like
+// Caddy's split_path, it is matched without regard to case.
+const scriptExt = ".php"
 
 // hidden names are never served, in any directory: a static directory
 // built from a repository may still hold them.
@@ -106,6 +123,12 @@ func (m Mount) validate() error {
 	}
 	if m.CatchAll != "" && (!relInside(m.CatchAll) || m.CatchAll == ".") {
 		return fmt.Errorf("static files: catch-all file %q must be a clean relative path inside the served dir", m.CatchAll)
+	}
+	if m.Script != "" && (!relInside(m.Script) || !strings.HasSuffix(strings.ToLower(m.Script), scriptExt)) {
+		return fmt.Errorf("static files: script %q must be a clean relative path to a .php file inside the served dir", m.Script)
+	}
+	if m.Script != "" && m.CatchAll != "" {
+		return errors.New("static files: a mount has either a catch-all file or a script")
 	}
 	return nil
 }
@@ -169,15 +192,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer unix.Close(dir)
 
+	if m.Script != "" {
+		serveScripted(w, r, m, dir, rel)
+		return
+	}
 	f, fi, err := openFile(dir, rel)
 	if err == nil && fi.IsDir() {
 		f.Close()
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			// As Caddy's file server does: relative links in the index
-			// resolve against the directory.
-			u := *r.URL
-			u.Path += "/"
-			http.Redirect(w, r, u.RequestURI(), http.StatusPermanentRedirect)
+			redirectToDir(w, r)
 			return
 		}
 		f, fi, err = openFile(dir, path.Join(rel, "index.html"))
@@ -200,6 +223,87 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	w.Header().Set("Etag", etag(fi))
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// serveScripted answers a request to a Script mount: a static file, or
+// which script runs instead (see Mount.Script).
+func serveScripted(w http.ResponseWriter, r *http.Request, m Mount, dir int, rel string) {
+	front := "/" + m.Script
+	if end := scriptEnd(rel); end >= 0 {
+		// /index.php/extra runs index.php, with /extra as PATH_INFO.
+		if isRegular(dir, rel[:end]) {
+			runScript(w, r.URL.EscapedPath())
+		} else {
+			runScript(w, front)
+		}
+		return
+	}
+	f, fi, err := openFile(dir, rel)
+	if err == nil && fi.IsDir() {
+		f.Close()
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			redirectToDir(w, r)
+			return
+		}
+		if isRegular(dir, path.Join(rel, "index.php")) {
+			runScript(w, r.URL.EscapedPath()+"index.php")
+			return
+		}
+		f, fi, err = openFile(dir, path.Join(rel, "index.html"))
+	}
+	if err == nil && !fi.Mode().IsRegular() {
+		f.Close()
+		err = unix.ENOENT
+	}
+	switch {
+	case err == nil:
+		defer f.Close()
+		w.Header().Set("Etag", etag(fi))
+		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+	case notFound(err), errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
+		runScript(w, front)
+	default:
+		httpError(w, r, err)
+	}
+}
+
+// redirectToDir sends a request for a directory to its path with a
+// slash, as Caddy's file server does: relative links in the index then
+// resolve against the directory.
+func redirectToDir(w http.ResponseWriter, r *http.Request) {
+	u := *r.URL
+	u.Path += "/"
+	http.Redirect(w, r, u.RequestURI(), http.StatusPermanentRedirect)
+}
+
+// scriptEnd returns the length of the leading part of rel that names a
+// script (its first element ending in .php), or -1.
+func scriptEnd(rel string) int {
+	end := 0
+	for part := range strings.SplitSeq(rel, "/") {
+		end += len(part)
+		if strings.HasSuffix(strings.ToLower(part), scriptExt) {
+			return end
+		}
+		end++
+	}
+	return -1
+}
+
+// runScript answers that the request is php-fpm's, at script.
+func runScript(w http.ResponseWriter, script string) {
+	w.Header().Set(ScriptHeader, script)
+	w.WriteHeader(http.StatusNotFound)
+}
+
+// isRegular reports whether name beneath dir is a regular file.
+func isRegular(dir int, name string) bool {
+	f, fi, err := openFile(dir, name)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return fi.Mode().IsRegular()
 }
 
 // openFile opens name beneath dir for reading. O_NONBLOCK keeps a FIFO

@@ -330,3 +330,71 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+// TestServeScripted: a PHP document root serves its static files, never a
+// script's source, and names the script php-fpm runs for everything else,
+// as Caddy's php_fastcgi try_files would.
+func TestServeScripted(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "app")
+	for name, body := range map[string]string{
+		"public/index.php":       "<?php echo 1;",
+		"public/style.css":       "body{}",
+		"public/blog/index.php":  "<?php echo 2;",
+		"public/blog/index.html": "not this one",
+		"public/docs/index.html": "docs index",
+		"public/Upper.PHP":       "<?php echo 3;",
+		"public/.env":            "TOKEN=1",
+		"config.php":             "<?php $secret = 1;",
+	} {
+		write(t, filepath.Join(root, name), body)
+	}
+	link(t, "../config.php", filepath.Join(root, "public/config.txt"))
+	link(t, "index.php", filepath.Join(root, "public/source.txt"))
+	h, err := New([]Mount{{Prefix: "/", Root: root, Dir: "public", Script: "index.php"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		status     int
+		body       string // exact, when status is 200
+		script     string // ScriptHeader of a 404
+	}{
+		{"static file", "/style.css", 200, "body{}", ""},
+		{"site root runs index.php", "/", 404, "", "/index.php"},
+		{"script", "/index.php", 404, "", "/index.php"},
+		{"script with path info", "/index.php/a/b", 404, "", "/index.php/a/b"},
+		{"script, any case", "/Upper.PHP", 404, "", "/Upper.PHP"},
+		{"missing script runs the front controller", "/gone.php", 404, "", "/index.php"},
+		{"route runs the front controller", "/users/42", 404, "", "/index.php"},
+		{"directory index.php before index.html", "/blog/", 404, "", "/blog/index.php"},
+		{"directory without slash", "/blog", 308, "", ""},
+		{"directory index.html", "/docs/", 200, "docs index", ""},
+		{"escaped path kept escaped", "/a%20b.php/x", 404, "", "/index.php"},
+		{"symlink out of the root", "/config.txt", 404, "", "/index.php"},
+		{"hidden file", "/.env", 404, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := do(h, "GET", tc.path)
+			if got.status != tc.status || (tc.status == 200 && got.body != tc.body) {
+				t.Fatalf("GET %s = %d %q, want %d %q", tc.path, got.status, got.body, tc.status, tc.body)
+			}
+			if s := got.header.Get(ScriptHeader); s != tc.script {
+				t.Fatalf("GET %s: %s %q, want %q", tc.path, ScriptHeader, s, tc.script)
+			}
+			if strings.Contains(got.body, "<?php") {
+				t.Fatalf("GET %s served PHP source: %q", tc.path, got.body)
+			}
+		})
+	}
+	// A link to a script inside the root is still a static file of
+	// another name: what a link names is the app's choice, as with Caddy.
+	if got := do(h, "GET", "/source.txt"); got.status != 200 {
+		t.Fatalf("GET /source.txt = %d", got.status)
+	}
+	if _, err := New([]Mount{{Prefix: "/", Root: root, Dir: "public", Script: "index.html"}}); err == nil {
+		t.Fatal("a script that is not a .php file was accepted")
+	}
+}

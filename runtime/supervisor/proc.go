@@ -517,6 +517,17 @@ func (p *proc) spawn() (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create output pipe: %w", err)
 	}
+	if u := p.spec.User; u != nil {
+		// A process that opens its output again (/dev/stderr,
+		// /proc/self/fd/2: php-fpm's error_log, many servers' access
+		// logs) is checked against the pipe's owner, not the descriptor
+		// it holds: the pipe must be its user's.
+		if err := pw.Chown(int(u.UID), int(u.GID)); err != nil {
+			pr.Close()
+			pw.Close()
+			return nil, fmt.Errorf("give output pipe: %w", err)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	p.out.resetTail()
 	err = cmd.Start()

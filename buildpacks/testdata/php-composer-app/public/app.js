@@ -1,0 +1,1 @@
+console.log("composer app asset");
