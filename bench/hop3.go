@@ -174,19 +174,21 @@ func (d *hop3d) caddyPID() int {
 }
 
 // granianPID finds the Granian main process serving app (the leader of its
-// process group; its workers are in the same group).
+// process group; its workers are in the same group): the newest, since a
+// replaced generation may still be draining.
 func (d *hop3d) granianPID(app string) int {
 	runDir := filepath.Join(d.root, "run", app) + "/"
+	pid, start := 0, uint64(0)
 	for _, p := range descendants(d.proc.pid()) {
 		c := cmdline(p.pid)
 		if p.pgrp != p.pid || len(c) == 0 || !strings.HasSuffix(c[0], "granian") && !strings.Contains(strings.Join(c, " "), "bin/granian") {
 			continue
 		}
-		if strings.Contains(strings.Join(c, " "), runDir) {
-			return p.pid
+		if strings.Contains(strings.Join(c, " "), runDir) && (pid == 0 || p.start >= start) {
+			pid, start = p.pid, p.start
 		}
 	}
-	return 0
+	return pid
 }
 
 // adminClient talks to hop3's Caddy admin API over its unix socket.

@@ -40,6 +40,10 @@ type benchEnv struct {
 	conns   int
 	explore bool
 
+	rateDur     time.Duration // one fixed-rate run of the matrix
+	rateTimeout time.Duration // a request unanswered by then counts as no answer
+	wsConns     int           // WebSockets held open in the matrix
+
 	mu       sync.Mutex
 	cleanups []func()
 }
@@ -75,7 +79,10 @@ func main() {
 	dur := flag.Duration("d", 5*time.Second, "wrk duration of one throughput run")
 	conns := flag.Int("c", 32, "wrk connections")
 	explore := flag.Bool("explore", false, "also run the exploratory tuning variants")
-	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,start,footprint,zerodowntime,push,routing,isolation); default all")
+	rateDur := flag.Duration("rate-dur", 20*time.Second, "duration of one fixed-rate run of the matrix")
+	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
+	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
+	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation); default all")
 	flag.Parse()
 
 	repo, err := os.Getwd()
@@ -103,6 +110,10 @@ func main() {
 		dur:        *dur,
 		conns:      *conns,
 		explore:    *explore,
+
+		rateDur:     *rateDur,
+		rateTimeout: *rateTimeout,
+		wsConns:     *wsConns,
 	}
 	if p, err := exec.LookPath("nginx"); err == nil {
 		env.nginxBin = p
@@ -171,7 +182,7 @@ func run(ctx context.Context, env *benchEnv, outPath, only string) int {
 
 	// The main daemon serves the throughput apps; later scenarios reuse it.
 	var main *mainSetup
-	needMain := want("throughput") || want("tuning") || want("start") || want("footprint") || want("zerodowntime") || want("push")
+	needMain := want("throughput") || want("tuning") || want("matrix") || want("defaults") || want("start") || want("footprint") || want("zerodowntime") || want("push")
 	if needMain {
 		var err error
 		logf("starting hop3 and deploying the benchmark apps")
@@ -188,6 +199,14 @@ func run(ctx context.Context, env *benchEnv, outPath, only string) int {
 	if needMain && want("tuning") {
 		body, err := scenarioTuning(ctx, env, main)
 		add("Why hop3 loses, and tuning", body, err)
+	}
+	if needMain && want("matrix") {
+		body, err := scenarioMatrix(ctx, env, main)
+		add("8. Appendix D at a fixed rate", body, err)
+	}
+	if needMain && want("defaults") {
+		body, err := scenarioDefaults(ctx, env, main)
+		add("9. Defaults under load, and Caddy's footprint", body, err)
 	}
 	if needMain && want("start") {
 		body, err := scenarioStartReload(ctx, env, main)

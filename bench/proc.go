@@ -93,6 +93,7 @@ type pstat struct {
 	pid, ppid, pgrp int
 	comm            string
 	ticks           uint64 // utime + stime
+	start           uint64 // start time, clock ticks after boot
 }
 
 var clockTick = func() uint64 {
@@ -124,7 +125,11 @@ func readStat(pid int) (pstat, error) {
 	pgrp, _ := strconv.Atoi(f[2])
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return pstat{pid: pid, ppid: ppid, pgrp: pgrp, comm: s[open+1 : close], ticks: ut + st}, nil
+	var start uint64
+	if len(f) > 19 {
+		start, _ = strconv.ParseUint(f[19], 10, 64)
+	}
+	return pstat{pid: pid, ppid: ppid, pgrp: pgrp, comm: s[open+1 : close], ticks: ut + st, start: start}, nil
 }
 
 // allProcs lists every process.

@@ -43,10 +43,12 @@ func startUWSGI(ctx context.Context, env *benchEnv, name, appDir, sock string, e
 	return nil, fmt.Errorf("uwsgi %s not answering: %s", name, logTail(p.log, 10))
 }
 
-// nginxServer is one nginx server block: a loopback port passed to a uWSGI socket.
+// nginxServer is one nginx server block: a loopback port passed to a uWSGI
+// socket, or serving the files of root.
 type nginxServer struct {
 	port int
 	sock string
+	root string
 }
 
 // startNginx runs nginx as Debian ships it (worker_processes auto, access
@@ -70,6 +72,7 @@ error_log %[1]s/error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
+    client_max_body_size 64m;
     client_body_temp_path %[1]s/tmp/body;
     proxy_temp_path %[1]s/tmp/proxy;
     fastcgi_temp_path %[1]s/tmp/fastcgi;
@@ -77,6 +80,10 @@ http {
     scgi_temp_path %[1]s/tmp/scgi;
 `, dir)
 	for _, s := range servers {
+		if s.root != "" {
+			fmt.Fprintf(&b, "    server {\n        listen 127.0.0.1:%d;\n        root %s;\n    }\n", s.port, s.root)
+			continue
+		}
 		fmt.Fprintf(&b, `    server {
         listen 127.0.0.1:%d;
         location / {
@@ -97,6 +104,9 @@ http {
 	}
 	env.cleanup(func() { p.stop(10 * time.Second) })
 	for _, s := range servers {
+		if s.root != "" {
+			continue // no index page to probe
+		}
 		if err := waitHTTP(ctx, "http://127.0.0.1:"+strconv.Itoa(s.port)+"/", "", "", 15*time.Second); err != nil {
 			return nil, fmt.Errorf("nginx %s: %v; %s", name, err, logTail(filepath.Join(dir, "error.log"), 5))
 		}
@@ -227,6 +237,11 @@ func walkProxies(v any, f func(map[string]any)) {
 // on a fresh port with its admin API on its own socket; mod changes the
 // decoded config first.
 func startCaddyReplica(ctx context.Context, env *benchEnv, name string, cfg []byte, caddyEnv []string, mod func(cfg map[string]any)) (*caddyReplica, error) {
+	return startCaddyBin(ctx, env, env.caddyBin, name, cfg, caddyEnv, mod)
+}
+
+// startCaddyBin is startCaddyReplica with another Caddy binary.
+func startCaddyBin(ctx context.Context, env *benchEnv, bin, name string, cfg []byte, caddyEnv []string, mod func(cfg map[string]any)) (*caddyReplica, error) {
 	var m map[string]any
 	if err := json.Unmarshal(cfg, &m); err != nil {
 		return nil, err
@@ -255,7 +270,7 @@ func startCaddyReplica(ctx context.Context, env *benchEnv, name string, cfg []by
 		return nil, err
 	}
 	cenv := append([]string{"XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir}, caddyEnv...)
-	p, err := startProc("caddy "+name, dir, cenv, filepath.Join(env.work, "caddy-"+name+".log"), env.caddyBin, "run", "--config", conf)
+	p, err := startProc("caddy "+name, dir, cenv, filepath.Join(env.work, "caddy-"+name+".log"), bin, "run", "--config", conf)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func setupMain(ctx context.Context, env *benchEnv) (*mainSetup, error) {
 		if a.nginxPort, err = freePort(); err != nil {
 			return nil, err
 		}
-		servers = append(servers, nginxServer{a.nginxPort, a.uwsgiSock})
+		servers = append(servers, nginxServer{port: a.nginxPort, sock: a.uwsgiSock})
 	}
 	if m.nginx, err = startNginx(ctx, env, "main", servers); err != nil {
 		return nil, err

@@ -256,6 +256,7 @@ func TestHardeningBadInput(t *testing.T) {
 		{name: "STATIC_PATHS to /etc", files: map[string]string{".env": "STATIC_PATHS=/x:/etc\n"}, want: "STATIC_PATHS"},
 		{name: "HOST_NAME not a host name", files: map[string]string{".env": "HOST_NAME=bad_host!\n"}, want: "invalid host name"},
 		{name: "MAX_BODY_SIZE not a size", files: map[string]string{".env": "MAX_BODY_SIZE=lots\n"}, want: "MAX_BODY_SIZE"},
+		{name: "GRANIAN_BACKPRESSURE that starves connections", files: map[string]string{".env": "GRANIAN_BACKPRESSURE=4\n"}, want: "GRANIAN_BACKPRESSURE=4 would starve connections"},
 		{name: "symlink to /etc/passwd", link: [2]string{"leak", "/etc/passwd"}, want: "symlink leak points outside the app"},
 		{name: "symlink up the tree", link: [2]string{"up", "../../.."}, want: "symlink up points outside the app"},
 		{name: "symlink inside a directory leaving it", link: [2]string{"sub/esc", "../../x"}, want: "points outside the app"},
@@ -357,12 +358,13 @@ func TestHardeningBadInput(t *testing.T) {
 			{"STATIC_PATHS=/x:/etc", "STATIC_PATHS"},
 			{"HOST_NAME=a b;rm -rf /", "host name"},
 			{"MAX_BODY_SIZE=lots", "MAX_BODY_SIZE"},
+			{"GRANIAN_BACKPRESSURE=4", "would starve connections"},
 		} {
 			if !wantRefused(t, tc.want, "config:set", "--no-restart", app, tc.kv) {
 				stored = append(stored, tc.kv)
 			}
 		}
-		d.command(alice, "", "config:unset", "--no-restart", app, "STATIC_PATHS", "HOST_NAME", "MAX_BODY_SIZE")
+		d.command(alice, "", "config:unset", "--no-restart", app, "STATIC_PATHS", "HOST_NAME", "MAX_BODY_SIZE", "GRANIAN_BACKPRESSURE")
 		unchanged(t)
 	})
 

@@ -229,10 +229,13 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	if iface == "wsgi" {
 		argv = append(argv, "--no-ws")
 		// Granian's default (backpressure/2, 256 threads per worker) lets
-		// every connection into Python at once to fight over the GIL:
-		// 4 threads cut Flask's p99 from 208 to 56 ms (BENCHMARKS.md) and
-		// leave room for views that wait on I/O.
-		threads := 4
+		// every connection into Python at once to fight over the GIL; 4
+		// threads cut Flask's p99 under wrk from 208 to 56 ms, and 1 does
+		// as well there and better at a fixed rate: at 1000 req/s of Flask
+		// on 2 cores its median was 2.6 ms against 8.1 ms with 4, and at
+		// 100 req/s no worse (BENCHMARKS.md §9). Apps whose views wait on
+		// I/O raise it with GRANIAN_THREADS.
+		threads := 1
 		if n, err := strconv.Atoi(r.env["GRANIAN_THREADS"]); err == nil && n > 0 {
 			threads = n
 		}

@@ -395,6 +395,9 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 	if _, err := appReleaseSize(env); err != nil {
 		return err
 	}
+	if err := checkBackpressure(env); err != nil {
+		return err
+	}
 	for _, k := range []string{"APP_START_TIMEOUT", "STOP_TIMEOUT", "BUILD_TIMEOUT", "DRAIN_TIMEOUT", "WS_DRAIN_TIMEOUT", "SETTLE_TIME"} {
 		if v := strings.TrimSpace(env[k]); v != "" && durationEnv(env, k, -1) < 0 {
 			return fmt.Errorf("%s %q: use seconds (60) or a duration (90s)", k, v)
