@@ -190,11 +190,13 @@ const (
 // The load is the CPU time of the entry's Granian process group (its
 // workers and their threads) per second per worker, read from /proc by
 // hop3 each interval: it costs requests nothing. Measured with six clients
-// through Caddy on one worker: a CPU-bound view (20 ms of CPU) read 0.74
-// to 1.00 in 11 of 12 seconds (0.47 in one), its GIL holding it to one
-// core, so a second worker doubles what it can serve. A view that waits 20 ms on I/O read 0.00 to
-// 0.04 while serving 188 requests/s of the 200 its four blocking threads
-// allow: it gains no worker, and GRANIAN_THREADS, not another process, is
+// through Caddy on one worker, each second: a CPU-bound view (20 ms of
+// CPU) read 1.00 with one blocking thread, and 0.74 to 1.00 in 11 of 12
+// seconds (0.47 in one) with four on a busy machine, its GIL holding it to
+// one core, so a second worker doubles what it can serve. A view that
+// waits 20 ms on I/O read 0.00 to 0.02 while serving 50 requests/s, all
+// its one blocking thread allows (188 of 200 with four threads, 0.00 to
+// 0.04): it gains no worker, and GRANIAN_THREADS, not another process, is
 // what serves it more. Connections queued at the app's socket would see
 // that case, but Linux does not show a unix socket's accept queue in /proc
 // and Granian's workers accept at once into their own queues.
