@@ -31,8 +31,8 @@ import (
 // worker more costs memory while idle (measured: a minimal WSGI app's
 // Granian holds 53 MiB with one worker, 78 MiB with two; a Flask worker
 // more), ten apps at two workers each put twenty workers on two cores
-// (their queues grew without bound in the 10-app benchmark), and one
-// worker with its blocking threads already serves requests side by side.
+// (their queues grew without bound in the 10-app benchmark), and a second
+// worker of an app that is not busy only holds memory.
 // Starting at two when the apps fit the cores would only defer the same
 // decision: an idle app gives its second worker back anyway. The
 // autoscaler gives a busy app its second worker within seconds
