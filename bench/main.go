@@ -82,7 +82,8 @@ func main() {
 	rateDur := flag.Duration("rate-dur", 20*time.Second, "duration of one fixed-rate run of the matrix")
 	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
 	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
-	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation,langs); default all")
+	langs := flag.String("langs", "", "comma-separated languages of the langs scenario (python,node,go,rust,java,ruby,php); default all")
 	flag.Parse()
 
 	repo, err := os.Getwd()
@@ -120,7 +121,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code := run(ctx, env, *out, *only)
+	code := run(ctx, env, *out, *only, *langs)
 	env.runCleanups()
 	os.Exit(code)
 }
@@ -131,7 +132,7 @@ type section struct {
 	body  string
 }
 
-func run(ctx context.Context, env *benchEnv, outPath, only string) int {
+func run(ctx context.Context, env *benchEnv, outPath, only, langs string) int {
 	want := func(name string) bool {
 		if only == "" {
 			return true
@@ -232,6 +233,11 @@ func run(ctx context.Context, env *benchEnv, outPath, only string) int {
 		logf("measuring what isolation costs")
 		body, err := scenarioIsolation(ctx, env)
 		add("7. What isolation costs", body, err)
+	}
+	if want("langs") {
+		logf("pushing each language's test app twice")
+		body, err := scenarioLangs(ctx, env, langs)
+		add("Push per language", body, err)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "bench: interrupted")

@@ -49,7 +49,7 @@ const (
 
 // ErrNoMatch is returned (wrapped or as is) by Detect and Build when nothing
 // in the pushed tree tells what to build.
-var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, index.php or a Procfile")
+var ErrNoMatch = errors.New("no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, index.php, Gemfile or a Procfile")
 
 // Reporter receives Heroku-style progress. The caller implements it and
 // decides on colour and indentation.
@@ -137,7 +137,7 @@ type Result struct {
 // language first. The first match wins: Python (requirements.txt,
 // pyproject.toml, uv.lock or Pipfile.lock), PHP (see DetectPHP), Node.js
 // (package.json), Go (go.mod), Rust (Cargo.toml), Java (pom.xml,
-// build.gradle or build.gradle.kts), static
+// build.gradle or build.gradle.kts), Ruby (Gemfile), static
 // (hasStatic, or an index.html and no language files), generic (a Procfile
 // and nothing to build). A Python app with a package.json also gets Node.js,
 // for its front end, and so does a PHP app.
@@ -172,6 +172,8 @@ func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 		return []string{PackRust}, nil
 	case has("pom.xml") || has("build.gradle") || has("build.gradle.kts"):
 		return []string{PackJava}, nil
+	case has("Gemfile"):
+		return []string{PackRuby}, nil
 	case hasStatic || has("index.html"):
 		return []string{PackStatic}, nil
 	case hasProcfile:
@@ -258,6 +260,8 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 			err = b.buildPHP(ctx)
 		case PackJava:
 			err = b.buildJava(ctx)
+		case PackRuby:
+			err = b.buildRuby(ctx)
 		case PackStatic, PackGeneric:
 			b.rep.Info("Nothing to build")
 		}
@@ -290,6 +294,8 @@ func detectedStep(i int, pack string) string {
 		return "PHP app detected"
 	case PackJava:
 		return "Java app detected"
+	case PackRuby:
+		return "Ruby app detected"
 	case PackStatic:
 		return "Static site detected"
 	}

@@ -57,7 +57,7 @@ func TestDetectNothing(t *testing.T) {
 	if !errors.Is(err, ErrNoMatch) {
 		t.Fatalf("Detect error = %v, want ErrNoMatch", err)
 	}
-	want := "no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, index.php or a Procfile"
+	want := "no buildpack matched: add requirements.txt, pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, index.php, Gemfile or a Procfile"
 	if err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}

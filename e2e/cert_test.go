@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -137,6 +141,11 @@ func TestCertStatusFailing(t *testing.T) {
 	if !strings.Contains(text, "failing: ") {
 		t.Errorf("domains does not show the failure:\n%s", text)
 	}
+	// The next command about the app says it again, once.
+	ps, psErr, _ := d.ssh(alice, "ps", "web")
+	if n := strings.Count(psErr, "certificate failing for web.example.test: "); n != 1 {
+		t.Errorf("ps says the certificate failure %d times, want once:\n%s%s", n, ps, psErr)
+	}
 	doc, code := opsRun(t, nil, "doctor", "--root", root, "--tls", "acme", "--domain", "example.test",
 		"--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"))
 	var line string
@@ -150,6 +159,22 @@ func TestCertStatusFailing(t *testing.T) {
 	}
 }
 
+// startPebbleDaemon starts Pebble, validating against hop3's ports through
+// a test DNS server that points every host at 127.0.0.1, and hop3 with
+// --tls acme on --domain example.test, trusting Pebble through
+// --acme-ca-root only, plus extra flags. It returns hop3's HTTPS port.
+func startPebbleDaemon(t *testing.T, extra ...string) (*daemon, *pebble, string) {
+	t.Helper()
+	httpAddr, httpsAddr := loopbackPort(t), loopbackPort(t)
+	_, httpPort, _ := strings.Cut(httpAddr, ":")
+	_, httpsPort, _ := strings.Cut(httpsAddr, ":")
+	p := startPebble(t, httpPort, httpsPort, loopbackDNS(t))
+	args := append([]string{"--tls", "acme", "--http-addr", httpAddr, "--https-addr", httpsAddr,
+		"--domain", "example.test", "--acme-ca", p.dir, "--acme-ca-root", p.caRoot, "--acme-email", "ops@example.test"}, extra...)
+	d, _ := startRouterDaemon(t, shortTemp(t), nil, args...)
+	return d, p, httpsPort
+}
+
 // TestCertPebble runs --tls acme against a real ACME server, Pebble, which
 // hop3 trusts through --acme-ca-root only: the push ends with the https
 // URL, the app answers over HTTPS with a certificate that chains to
@@ -158,13 +183,7 @@ func TestCertStatusFailing(t *testing.T) {
 // app's host at 127.0.0.1, and Pebble's challenge ports are hop3's.
 func TestCertPebble(t *testing.T) {
 	t.Parallel()
-	httpAddr, httpsAddr := loopbackPort(t), loopbackPort(t)
-	_, httpPort, _ := strings.Cut(httpAddr, ":")
-	_, httpsPort, _ := strings.Cut(httpsAddr, ":")
-	p := startPebble(t, httpPort, httpsPort, loopbackDNS(t))
-	root := shortTemp(t)
-	d, _ := startRouterDaemon(t, root, nil, "--tls", "acme", "--http-addr", httpAddr, "--https-addr", httpsAddr,
-		"--domain", "example.test", "--acme-ca", p.dir, "--acme-ca-root", p.caRoot, "--acme-email", "ops@example.test")
+	d, p, httpsPort := startPebbleDaemon(t)
 	alice := newUser(t, "alice")
 	d.register(alice)
 	out := newWorkdir(t, routerApp("web", nil)).mustPush(d, alice, "web")
@@ -198,5 +217,74 @@ func TestCertPebble(t *testing.T) {
 	if code, _ := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
 		"--cacert", p.caRoot, "--resolve", "web.example.test:"+httpsPort+":127.0.0.1", url).CombinedOutput(); string(code) == "200" {
 		t.Errorf("curl trusted the app's certificate through Pebble's HTTPS root")
+	}
+}
+
+// TestCertOnDemand runs --tls-on-demand against Pebble: a TLS handshake
+// for a host an app's route claims gets a certificate there and then,
+// including a name one of its wildcard hosts covers (no CA would issue
+// the wildcard over HTTP-01), while a handshake for a host no app claims
+// gets none, and Pebble sees no order for it: hop3's ask endpoint said no
+// before Caddy asked the CA.
+func TestCertOnDemand(t *testing.T) {
+	t.Parallel()
+	d, p, httpsPort := startPebbleDaemon(t, "--tls-on-demand")
+	alice := newUser(t, "alice")
+	d.register(alice)
+	newWorkdir(t, routerApp("web", nil)).mustPush(d, alice, "web")
+	if _, stderr, code := d.ssh(alice, "domains:add", "web", "*.web.example.test"); code != 0 {
+		t.Fatalf("domains:add *.web.example.test: %d %s", code, stderr)
+	}
+	pemRoot, err := os.ReadFile(p.issuanceRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemRoot)
+	handshake := func(host string) (*x509.Certificate, error) {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 60 * time.Second}, "tcp", "127.0.0.1:"+httpsPort,
+			&tls.Config{ServerName: host, RootCAs: roots})
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0], nil
+	}
+	for _, host := range []string{"web.example.test", "eu.web.example.test"} {
+		eventually(t, 90*time.Second, func() error {
+			cert, err := handshake(host)
+			if err != nil {
+				return fmt.Errorf("handshake for %s: %v", host, err)
+			}
+			if err := cert.VerifyHostname(host); err != nil || strings.HasPrefix(cert.Subject.CommonName, "*") {
+				return fmt.Errorf("certificate for %s names %v", host, cert.DNSNames)
+			}
+			return nil
+		})
+	}
+	if !strings.Contains(p.output(), "eu.web.example.test") {
+		t.Fatalf("pebble's log does not tell the order for eu.web.example.test:\n%s", p.output())
+	}
+	before := p.orders()
+	if before == 0 {
+		t.Fatalf("pebble's log counts no orders:\n%s", p.output())
+	}
+	for _, host := range []string{"other.example.test", "x.eu.web.example.test", "nobody.example.test"} {
+		for range 2 {
+			if cert, err := handshake(host); err == nil {
+				t.Errorf("handshake for unclaimed %s got a certificate for %v", host, cert.DNSNames)
+			}
+		}
+	}
+	// An order would have been placed during the handshakes; give
+	// Pebble's log a moment to show a late one all the same.
+	time.Sleep(2 * time.Second)
+	if after := p.orders(); after != before {
+		t.Errorf("pebble holds %d orders after the unclaimed handshakes, %d before", after, before)
+	}
+	for _, host := range []string{"other.example.test", "x.eu.web.example.test", "nobody.example.test"} {
+		if strings.Contains(p.output(), host) {
+			t.Errorf("pebble saw %s", host)
+		}
 	}
 }

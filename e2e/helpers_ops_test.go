@@ -182,7 +182,7 @@ func opsDoctorLines(t *testing.T, out string) map[string][2]string {
 			continue
 		}
 		switch f[0] {
-		case "ok", "warn", "fail", "skip":
+		case "ok", "warn", "fail", "skip", "info":
 			lines[f[1]] = [2]string{f[0], strings.Join(f[2:], " ")}
 		default:
 			t.Errorf("doctor line without a verdict: %q", l)

@@ -70,6 +70,7 @@ type pebble struct {
 	caRoot   string // PEM file of the root of Pebble's own HTTPS certificate
 	mgmt     string // management address
 	mgmtHTTP *http.Client
+	log      *syncBuffer // Pebble's output: its orders and validations
 }
 
 // startPebble runs Pebble on loopback with its test certificates. Its
@@ -115,7 +116,7 @@ func startPebble(t *testing.T, httpPort, tlsPort, dns string) *pebble {
 			t.Fatalf("pebble's test root: %v", err)
 		}
 		p := &pebble{dir: "https://" + listen + "/dir", caRoot: filepath.Join(mod, "test/certs/pebble.minica.pem"), mgmt: mgmt,
-			mgmtHTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
+			mgmtHTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}, log: sb}
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
 			if resp, err := p.mgmtHTTP.Get(p.dir); err == nil {
@@ -155,6 +156,25 @@ func (p *pebble) issuanceRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// output returns what Pebble printed so far.
+func (p *pebble) output() string {
+	p.log.mu.Lock()
+	defer p.log.mu.Unlock()
+	return p.log.b.String()
+}
+
+// orders returns how many orders Pebble holds ("There are now N orders in
+// the db", printed at each new order).
+func (p *pebble) orders() int {
+	n := 0
+	for _, l := range strings.Split(p.output(), "\n") {
+		if _, rest, ok := strings.Cut(l, "There are now "); ok {
+			fmt.Sscanf(rest, "%d orders", &n)
+		}
+	}
+	return n
 }
 
 // loopbackPort returns a free TCP address on 127.0.0.1.

@@ -425,3 +425,85 @@ func TestLangsJava(t *testing.T) {
 	wantBuildFails(t, d, alice, w, "java", "COMPILATION ERROR", "mvn package failed")
 	wantBody(t, d, host, "/", want)
 }
+
+// TestLangsRuby pushes a Rack app served by WEBrick, its gems (Debian's
+// rack and webrick, packed into .gem files) in vendor/cache: bundle install
+// --local installs them, frozen by Gemfile.lock and without the development
+// group, as the app's user into a shared environment, and the Procfile's
+// bundle exec finds them through BUNDLE_GEMFILE and BUNDLE_PATH. An
+// unchanged push reuses the gems; a Gemfile the lock does not match fails
+// the push with Bundler's message and leaves the app serving.
+func TestLangsRuby(t *testing.T) {
+	for _, name := range []string{"ruby", "bundle"} {
+		if _, err := exec.LookPath(name); err != nil {
+			t.Skipf("%s not found on PATH (apt-get install ruby-bundler)", name)
+		}
+	}
+	t.Parallel()
+	d, alice := startBuildpackDaemon(t)
+	host := "ruby.localhost"
+	files := testdataApp(t, "ruby-app")
+	versions := debianGems(t, files, "rack", "webrick")
+	w := newWorkdir(t, files)
+	out := w.mustPush(d, alice, "ruby")
+	wantPushOutput(t, out, "Ruby app detected", "Installing gems with bundle install --local (Gemfile.lock)",
+		"Installing rack "+versions["rack"], "Gems in the groups 'development' and 'test' were not installed", "web.1 ready")
+	served := "Rack " + versions["rack"] + " on WEBrick " + versions["webrick"] + ", minitest absent\n"
+	want := "Hello from " + served
+	wantBody(t, d, host, "/", want)
+
+	w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
+	out = w.mustPush(d, alice, "ruby")
+	wantPushOutput(t, out, "Reusing gems (Gemfile.lock unchanged)", "web.1 ready")
+	wantNoPushOutput(t, out, "Installing gems")
+	wantBody(t, d, host, "/", want)
+
+	w.commit("lock out of date", map[string]string{"Gemfile": files["Gemfile"] + "gem \"rake\"\n"})
+	wantBuildFails(t, d, alice, w, "ruby", "The dependencies in your gemfile changed", "build failed")
+	wantBody(t, d, host, "/", want)
+
+	w.commit("v2", map[string]string{"config.ru": strings.Replace(files["config.ru"], "Hello from", "Hi from", 1)})
+	out = w.mustPush(d, alice, "ruby")
+	wantPushOutput(t, out, "Reusing gems (Gemfile.lock unchanged)")
+	wantBody(t, d, host, "/", "Hi from "+served)
+}
+
+// debianGems packs the named gems of Debian's packages into .gem files in
+// files' vendor/cache, as `bundle cache` would have put them there, sets
+// files' Gemfile.lock to their versions, and returns those versions.
+func debianGems(t *testing.T, files map[string]string, names ...string) map[string]string {
+	t.Helper()
+	for _, name := range names {
+		if matches, _ := filepath.Glob("/usr/share/rubygems-integration/all/specifications/" + name + "-*.gemspec"); len(matches) == 0 {
+			t.Skipf("Debian's ruby-%s is not installed", name)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Gemfile.lock"), []byte(files["Gemfile.lock"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{filepath.Join(repoRoot, "buildpacks", "testdata", "debian-gems.rb"), dir}, names...)
+	if out, err := exec.Command("ruby", args...).CombinedOutput(); err != nil {
+		t.Fatalf("pack Debian's gems: %v\n%s", err, out)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "Gemfile.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["Gemfile.lock"] = string(lock)
+	entries, err := os.ReadDir(filepath.Join(dir, "vendor", "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]string{}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, "vendor", "cache", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["vendor/cache/"+e.Name()] = string(data)
+		gem, version, _ := strings.Cut(strings.TrimSuffix(e.Name(), ".gem"), "-")
+		versions[gem] = version
+	}
+	return versions
+}

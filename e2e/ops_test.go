@@ -263,7 +263,7 @@ func TestOpsDoctor(t *testing.T) {
 	if _, ok := lines["port-https"]; ok {
 		t.Errorf("HTTPS checked although TLS is off:\n%s", out)
 	}
-	for _, check := range []string{"python", "venv/pip", "node", "go", "disk", "clock"} {
+	for _, check := range []string{"python", "venv/pip", "node", "go", "disk", "clock", "toolchain:python3", "toolchain:ruby"} {
 		if _, ok := lines[check]; !ok {
 			t.Errorf("no %s line:\n%s", check, out)
 		}

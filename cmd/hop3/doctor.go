@@ -34,6 +34,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.CaddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN)")
 	fs.StringVar(&cfg.UV, "uv", envDefault("uv", ""), "uv binary (HOP3_UV)")
 	fs.StringVar(&cfg.Isolation, "isolation", envDefault("isolation", "auto"), "auto or off (HOP3_ISOLATION)")
+	fs.StringVar(&cfg.ACMEDNS, "acme-dns", envDefault("acme-dns", ""), "Caddy DNS provider module --caddy-bin must have (HOP3_ACME_DNS)")
 	fs.StringVar(&cfg.Sandbox, "sandbox", envDefault("sandbox", "auto"), "auto or off, as hop3 serve --sandbox (HOP3_SANDBOX)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -53,6 +54,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.PIDDir = app.PIDDir(cfg.Root)
 	results := doctor.Run(ctx, cfg, doctor.DefaultSystem())
 	results = append(results, addonChecks(cfg.Root)...)
+	results = append(results, doctor.ListToolchains(ctx, doctor.DefaultSystem(), map[string]string{"uv": cfg.UV})...)
 	if err := doctor.Write(stdout, results); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"hop3/internal/isolation"
 	"hop3/internal/router"
@@ -24,8 +26,9 @@ type edge struct {
 	adminSock string            // unix socket of the admin API, for Caddy's metrics; "" over TCP
 	listeners *router.Listeners // nil when Caddy binds its addresses
 	caddyDir  string
-	attached  bool         // someone else's Caddy
-	user      *router.User // a managed Caddy's own user; nil: hop3's
+	attached  bool              // someone else's Caddy
+	user      *router.User      // a managed Caddy's own user; nil: hop3's
+	ask       *router.AskServer // on-demand TLS's permission endpoint; nil when off
 }
 
 // newEdge binds the edge's sockets (managed Caddy) or connects to the
@@ -103,14 +106,86 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 		}
 	}
 	if err := e.issuer(c, &opts); err != nil {
-		if e.listeners != nil {
-			e.listeners.Close()
-		}
+		e.close()
+		return nil, err
+	}
+	// The ask endpoint is in Caddy's config, so it listens before the
+	// router exists; it reads the router's routes once there is one.
+	var claims atomic.Pointer[router.Router]
+	if err := e.automation(ctx, c, &opts, func(host string) bool {
+		r := claims.Load()
+		return r != nil && r.Claims(host)
+	}, logger); err != nil {
+		e.close()
 		return nil, err
 	}
 	e.opts = opts
 	e.rt = router.New(opts, client, logger)
+	claims.Store(e.rt)
 	return e, nil
+}
+
+// dnsEnvPrefix starts the variables that hold the DNS provider's settings:
+// HOP3_ACME_DNS_API_TOKEN=x becomes "api_token": "x".
+const dnsEnvPrefix = "HOP3_ACME_DNS_"
+
+// automation sets up on-demand TLS (the ask endpoint) and the DNS-01
+// wildcard, and refuses a DNS provider the Caddy hop3 starts lacks: Caddy
+// would otherwise fail to load any config at all.
+func (e *edge) automation(ctx context.Context, c serveConfig, opts *router.Options, claims func(string) bool, logger *slog.Logger) error {
+	if !c.tlsOnDemand && c.acmeDNS == "" {
+		return nil
+	}
+	if e.attached {
+		return usageError("--tls-on-demand and --acme-dns do not apply with --caddy-admin: that Caddy's own TLS policies issue the certificates")
+	}
+	if c.tlsOnDemand && opts.TLS == router.TLSOff {
+		return usageError("--tls-on-demand needs --tls internal or acme")
+	}
+	if c.acmeDNS != "" {
+		p, err := dnsProvider(c.acmeDNS, os.Environ())
+		if err != nil {
+			return usageError("--acme-dns: %v", err)
+		}
+		opts.ACMEDNS = p
+		if _, err := router.Config(*opts, nil); err != nil {
+			return usageError("--acme-dns: %v", err)
+		}
+		mods, err := router.CaddyModules(ctx, c.caddyBin)
+		if err != nil {
+			return fmt.Errorf("--acme-dns: %w", err)
+		}
+		if msg := p.MissingModule(c.caddyBin, mods); msg != "" {
+			return usageError("--acme-dns %s: %s", p.Name, msg)
+		}
+	}
+	if c.tlsOnDemand {
+		ask, err := router.ListenAsk(claims, logger)
+		if err != nil {
+			return err
+		}
+		e.ask = ask
+		opts.OnDemandAsk = ask.URL()
+	}
+	return nil
+}
+
+// dnsProvider reads the provider's settings from environ's HOP3_ACME_DNS_*
+// variables.
+func dnsProvider(name string, environ []string) (*router.DNSProvider, error) {
+	p := &router.DNSProvider{Name: strings.ToLower(strings.TrimSpace(name)), Config: map[string]string{}}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		key, found := strings.CutPrefix(k, dnsEnvPrefix)
+		if !ok || !found {
+			continue
+		}
+		p.Config[strings.ToLower(key)] = v
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // issuer sets the ACME issuer options beyond the CA. A managed Caddy gets
@@ -256,6 +331,11 @@ func (e *edge) readyNote() string {
 func (e *edge) close() {
 	if e.listeners != nil {
 		e.listeners.Close()
+	}
+	if e.ask != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.ask.Close(ctx)
 	}
 }
 

@@ -47,6 +47,9 @@ type serveConfig struct {
 
 	acmeCARoot, acmeEABKeyID, acmeEABHMAC string
 	acmeFallback                          []string
+
+	tlsOnDemand bool
+	acmeDNS     string
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -86,6 +89,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError("HOP3_ACME_CA_FALLBACK: %v", err)
 		}
 	}
+	fs.BoolVar(&c.tlsOnDemand, "tls-on-demand", false, "get an app host's certificate at its first TLS handshake, only for hosts an app's route claims (HOP3_TLS_ON_DEMAND)")
+	if v := envDefault("tls-on-demand", ""); v != "" {
+		if err := fs.Set("tls-on-demand", v); err != nil {
+			return usageError("HOP3_TLS_ON_DEMAND: %v", err)
+		}
+	}
+	fs.StringVar(&c.acmeDNS, "acme-dns", envDefault("acme-dns", ""), "Caddy DNS provider module (e.g. cloudflare) for one wildcard certificate *.<domain> through DNS-01; its settings come from HOP3_ACME_DNS_<KEY> variables (HOP3_ACME_DNS)")
 	fs.StringVar(&c.caddyBin, "caddy-bin", envDefault("caddy-bin", ""), "Caddy binary (HOP3_CADDY_BIN; default: .tools/bin/caddy beside hop3, then PATH)")
 	fs.StringVar(&c.caddyAdmin, "caddy-admin", envDefault("caddy-admin", ""), "use a Caddy someone else runs, through its admin API (unix//path/admin.sock or http://127.0.0.1:2019); hop3 then manages only its own server there (HOP3_CADDY_ADMIN)")
 	fs.StringVar(&c.uv, "uv", envDefault("uv", ""), "uv binary for Python builds (HOP3_UV)")

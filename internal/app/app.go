@@ -190,7 +190,7 @@ func (m *Manager) certNote(out *ui.Writer, app string) {
 		case router.CertPending:
 			out.Info("certificate pending: Caddy is getting one for " + host + "; `domains " + app + "` shows when it is there")
 		case router.CertFailing:
-			out.Fail("certificate failing for " + host + ": " + s.LastError)
+			out.Fail(s.Warning())
 		}
 	}
 }

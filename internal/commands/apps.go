@@ -48,6 +48,9 @@ func (inv *invocation) app(ctx context.Context, c *command, name string) (store.
 	if errors.Is(err, store.ErrNotFound) {
 		return store.App{}, inv.noApp(ctx, name)
 	}
+	if err == nil {
+		inv.noteApp(a.Name)
+	}
 	return a, err
 }
 
@@ -112,6 +115,7 @@ func (inv *invocation) apps(ctx context.Context, c *command, args []string) erro
 	}
 	rows := make([]appJSON, len(apps))
 	for i, a := range apps {
+		inv.noteApp(a.Name)
 		rows[i] = appJSON{Name: a.Name, State: inv.appState(a), Release: a.Release, URL: inv.d.cfg.Backend.URL(a.Name), CreatedAt: a.CreatedAt}
 		if n, ok := inv.d.cfg.Backend.DiskUsage(a.Name); ok {
 			rows[i].DiskBytes = &n

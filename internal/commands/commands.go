@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -168,6 +169,9 @@ type invocation struct {
 	watch  *failWatch
 	ui     *ui.Writer
 	table  []*command
+	// about are the apps the command named or listed, for
+	// repeatCertFailures.
+	about []string
 }
 
 // Exit statuses.
@@ -218,6 +222,8 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	}
 	before := inv.watch.mark()
 	err := c.run(ctx, c, args[1:])
+	// After the command's own output and its failure, if any.
+	defer inv.repeatCertFailures(ctx)
 	if errors.Is(err, errHelp) {
 		inv.printDetails(c)
 		return exitOK
@@ -232,6 +238,35 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 		return exitFail
 	}
 	return inv.report(err)
+}
+
+// noteApp records that the command is about app.
+func (inv *invocation) noteApp(app string) {
+	if !slices.Contains(inv.about, app) {
+		inv.about = append(inv.about, app)
+	}
+}
+
+// repeatCertFailures says again, once per app the command was about, that
+// the app's certificate is failing, as the end of its push said: the
+// warning stays in sight on every command while the failure lasts. It
+// reads the cached status (router.Certs), and skips an app that is gone.
+func (inv *invocation) repeatCertFailures(ctx context.Context) {
+	if inv.d.cfg.Certs == nil || len(inv.about) == 0 {
+		return
+	}
+	hosts := make([]string, 0, len(inv.about))
+	for _, a := range inv.about {
+		if _, err := inv.d.cfg.Store.App(ctx, a); err != nil {
+			continue
+		}
+		hosts = append(hosts, a+"."+inv.d.cfg.Domain)
+	}
+	for _, s := range inv.d.cfg.Certs(hosts) {
+		if w := s.Warning(); w != "" {
+			inv.ui.Fail(w)
+		}
+	}
 }
 
 func isUserError(err error) bool {

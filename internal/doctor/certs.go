@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -47,4 +48,29 @@ func (c *checker) certificates() Result {
 		return ok(name, "none issued yet")
 	}
 	return ok(name, fmt.Sprintf("%d valid", valid))
+}
+
+// dnsProvider checks that the Caddy hop3 starts has the DNS provider
+// module --acme-dns names: hop3 serve refuses to start without it.
+func (c *checker) dnsProvider(ctx context.Context) Result {
+	const name = "dns-provider"
+	if c.cfg.ACMEDNS == "" {
+		return skip(name, "no --acme-dns")
+	}
+	p := router.DNSProvider{Name: strings.ToLower(strings.TrimSpace(c.cfg.ACMEDNS))}
+	if err := p.Validate(); err != nil {
+		return fail(name, err.Error(), "set --acme-dns (HOP3_ACME_DNS) to a Caddy DNS provider's name, e.g. cloudflare")
+	}
+	bin, found := c.find(c.cfg.CaddyBin)
+	if !found {
+		return fail(name, "Caddy not found ("+bin+")", "see the caddy check")
+	}
+	out, err := c.sys.Exec(ctx, bin, "list-modules")
+	if err != nil {
+		return fail(name, fmt.Sprintf("%s list-modules: %v", bin, err), "see the caddy check")
+	}
+	if msg := p.MissingModule(bin, router.ParseModules([]byte(out))); msg != "" {
+		return fail(name, msg, "install a Caddy with github.com/caddy-dns/"+p.Name+" (xcaddy, or Caddy's download page) and point --caddy-bin at it")
+	}
+	return ok(name, fmt.Sprintf("Caddy has %s", p.Module()))
 }

@@ -29,6 +29,8 @@ const (
 	Skip
 	Warn
 	Fail
+	// Info is a fact, neither good nor bad (a toolchain found or not).
+	Info
 )
 
 // String returns the word printed for the verdict.
@@ -42,6 +44,8 @@ func (v Verdict) String() string {
 		return "warn"
 	case Fail:
 		return "fail"
+	case Info:
+		return "info"
 	}
 	return fmt.Sprintf("verdict(%d)", int(v))
 }
@@ -70,6 +74,9 @@ type Config struct {
 	PIDDir string
 	// Sandbox is HOP3_SANDBOX: auto (or empty) or off, as hop3 serve --sandbox.
 	Sandbox string
+	// ACMEDNS is hop3 serve's --acme-dns: the Caddy DNS provider module
+	// CaddyBin must have; empty: none.
+	ACMEDNS string
 }
 
 // Process is a program that holds a port.
@@ -147,6 +154,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 	}
 	out = append(out, c.ports()...)
 	out = append(out, c.dns(ctx), c.clock(ctx), c.sqlite(ctx), c.isolationCheck(), c.stateModes(), c.listeners(), c.sandbox(), c.certificates())
+	out = append(out, c.dnsProvider(ctx))
 	return out
 }
 
@@ -166,7 +174,7 @@ func Write(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, r := range results {
 		line := r.Detail
-		if r.Fix != "" && r.Verdict != OK && r.Verdict != Skip {
+		if r.Fix != "" && r.Verdict != OK && r.Verdict != Skip && r.Verdict != Info {
 			line += "; fix: " + r.Fix
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Verdict, r.Name, line)

@@ -54,6 +54,7 @@ func healthy(t *testing.T) (Config, System) {
 		Root: root, Domain: "example.com", TLS: "acme",
 		CaddyBin: "/opt/hop3/tools/bin/caddy", UV: "/opt/hop3/tools/bin/uv",
 		SSHAddr: ":2222", HTTPAddr: ":80", HTTPSAddr: ":443", PIDDir: filepath.Join(root, "run", "pids"),
+		ACMEDNS: "cloudflare",
 	}
 	files := map[string]bool{
 		"/opt/hop3/tools/bin/caddy": true, "/opt/hop3/tools/bin/uv": true,
@@ -63,6 +64,7 @@ func healthy(t *testing.T) (Config, System) {
 		"npm": "/usr/bin/npm", "go": "/usr/local/go/bin/go", "timedatectl": "/usr/bin/timedatectl"}
 	outputs := map[string]string{
 		"/opt/hop3/tools/bin/caddy version":            "v2.11.7 h1:yj0Y4fYZGPkSvibBJ1sTWE33xC0fxztVyXEW5iIdUT4=\n",
+		"/opt/hop3/tools/bin/caddy list-modules":       "http.handlers.reverse_proxy\n\n  Standard modules: 1\n\ndns.providers.cloudflare\n\n  Non-standard modules: 1\n",
 		"/opt/hop3/tools/bin/uv --version":             "uv 0.13.9\n",
 		"/usr/bin/git --version":                       "git version 2.39.5\n",
 		"/usr/bin/python3 --version":                   "Python 3.11.2\n",
@@ -148,7 +150,7 @@ func find(t *testing.T, results []Result, name string) Result {
 }
 
 var allChecks = []string{"caddy", "caddy-admin", "git", "python", "venv/pip", "uv", "node", "go", "disk",
-	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners", "sandbox", "certificates"}
+	"port-http", "port-https", "port-ssh", "dns", "clock", "sqlite", "isolation", "state-root", "listeners", "sandbox", "certificates", "dns-provider"}
 
 func TestHealthy(t *testing.T) {
 	cfg, sys := healthy(t)
@@ -348,6 +350,11 @@ func TestBroken(t *testing.T) {
 			sys.Certificates = func(string) []router.CertStatus { return nil }
 		}, "certificates", OK, "none issued yet", ""},
 		{"tls off", func(cfg *Config, sys *System) { cfg.TLS = "off" }, "certificates", Skip, "TLS is off", ""},
+		{"dns provider missing from caddy", func(cfg *Config, sys *System) { cfg.ACMEDNS = "route53" },
+			"dns-provider", Fail, "has no module dns.providers.route53", "github.com/caddy-dns/route53"},
+		{"dns provider malformed", func(cfg *Config, sys *System) { cfg.ACMEDNS = "route-53" },
+			"dns-provider", Fail, "want a Caddy module name", "--acme-dns"},
+		{"no dns provider", func(cfg *Config, sys *System) { cfg.ACMEDNS = "" }, "dns-provider", Skip, "no --acme-dns", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,6 +50,16 @@ func (s CertStatus) String() string {
 	}
 }
 
+// Warning is the line that tells a failing certificate: at the end of a
+// push, and again on each command about its app while it fails. It is ""
+// unless the state is CertFailing.
+func (s CertStatus) Warning() string {
+	if s.State != CertFailing {
+		return ""
+	}
+	return "certificate failing for " + s.Host + ": " + s.LastError
+}
+
 // certCacheTTL bounds how often the storage and the log are read again: a
 // command or a metrics scrape per second must not reread them each time.
 const certCacheTTL = 5 * time.Second
@@ -114,14 +124,23 @@ func (c *Certs) Status(hosts []string) []CertStatus {
 		h = strings.ToLower(h)
 		s := CertStatus{Host: h, State: CertPending}
 		sc, ok := c.stored[certKey(h)]
+		f, failed := c.fails[h]
+		obtained := c.success[h]
+		if w := coveringWildcard(h); !ok && w != "" {
+			// Caddy gets no certificate of its own for a host a managed
+			// wildcard covers (--acme-dns): the wildcard's is the host's.
+			sc, ok = c.stored[certKey(w)]
+			if wf, wfailed := c.fails[w]; !failed && wfailed {
+				f, failed, obtained = wf, true, c.success[w]
+			}
+		}
 		if ok {
 			s.NotAfter, s.NotBefore, s.Issuer = sc.notAfter, sc.notBefore, sc.issuer
 		}
-		f, failed := c.fails[h]
 		if failed && ok && !f.at.After(sc.modTime) {
 			failed = false // the failure came before the stored certificate
 		}
-		if failed && !f.at.After(c.success[h]) {
+		if failed && !f.at.After(obtained) {
 			failed = false
 		}
 		if failed {
@@ -163,6 +182,16 @@ func (c *Certs) All() []CertStatus {
 func (s CertStatus) ExpiresSoon(now time.Time) bool {
 	left := s.NotAfter.Sub(now)
 	return s.State == CertValid && left < 14*24*time.Hour && left < s.NotAfter.Sub(s.NotBefore)/4
+}
+
+// coveringWildcard is the wildcard name that covers host ("*.b.c" for
+// "a.b.c"), or "" for a name of one label or a wildcard.
+func coveringWildcard(host string) string {
+	first, rest, ok := strings.Cut(host, ".")
+	if !ok || first == "*" || !strings.Contains(rest, ".") {
+		return ""
+	}
+	return "*." + rest
 }
 
 // certKey is the directory name Caddy's storage gives host (certmagic's

@@ -70,6 +70,8 @@ func TestCertsStatus(t *testing.T) {
 	log.WriteString(logLine(now.Add(-time.Minute), "could not get certificate from issuer", "renewfail.test", "rate limited"))
 	log.WriteString(logLine(now.Add(-time.Hour), "could not get certificate from issuer", "recovered.test", "transient"))
 	log.WriteString(logLine(now.Add(-time.Minute), "certificate obtained successfully", "recovered.test", ""))
+	log.WriteString(logLine(now.Add(-time.Minute), "could not get certificate from issuer", "*.failwild.test", "dns provider: no zone"))
+	log.WriteString(logLine(now.Add(-time.Minute), "could not get certificate from issuer", "own.wild.test", "own failure"))
 	if err := os.WriteFile(filepath.Join(dir, "caddy.log"), []byte(log.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +89,11 @@ func TestCertsStatus(t *testing.T) {
 		{"*.wild.test", CertValid, "valid until 2026-07-01", ""},
 		{"oldfail.test", CertValid, "valid until 2026-07-01", ""},
 		{"recovered.test", CertPending, "pending", ""},
+		// A host under a stored or failing wildcard shows the wildcard's.
+		{"app.wild.test", CertValid, "valid until 2026-07-01", ""},
+		{"app.failwild.test", CertFailing, "failing: dns provider: no zone", "dns provider: no zone"},
+		{"a.app.wild.test", CertPending, "pending", ""},
+		{"own.wild.test", CertValid, "valid until 2026-07-01", "own failure"},
 	}
 	hosts := make([]string, len(tests))
 	for i, tc := range tests {

@@ -155,11 +155,49 @@ type Options struct {
 	// ACMECA fails to issue.
 	ACMEFallback []string
 
+	// OnDemandAsk turns on on-demand TLS: Caddy gets a host's
+	// certificate at its first TLS handshake, after asking this URL
+	// (Caddy's tls.permission.http endpoint; see AskHandler) whether an
+	// app claims the host. Empty: certificates for every routed host are
+	// obtained when the route appears.
+	OnDemandAsk string
+	// ACMEDNS, for TLSACME with a Domain, gets one wildcard certificate
+	// for *.<Domain> through ACME's DNS-01 challenge, solved by this
+	// Caddy DNS provider module; every app under the domain shares it.
+	ACMEDNS *DNSProvider
+
 	// Metrics turns on Caddy's per-host HTTP metrics (request counts and
 	// latencies by host, on the admin endpoint's /metrics). Off by default:
 	// they cost CPU on every request.
 	Metrics bool
 }
+
+// DNSProvider is a Caddy DNS provider module (dns.providers.<Name>) and
+// its settings, e.g. {"api_token": "..."}, as its JSON config takes them.
+type DNSProvider struct {
+	Name   string
+	Config map[string]string
+}
+
+var dnsNameRe = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+// Validate checks the provider's name and setting keys: they become a
+// module ID and JSON keys.
+func (p DNSProvider) Validate() error {
+	if !dnsNameRe.MatchString(p.Name) {
+		return fmt.Errorf("dns provider %q: want a Caddy module name such as cloudflare", p.Name)
+	}
+	for k := range p.Config {
+		if !dnsNameRe.MatchString(k) || k == "name" {
+			return fmt.Errorf("dns provider %s: setting %q: want lower-case letters, digits and _", p.Name, k)
+		}
+	}
+	return nil
+}
+
+// Module is the Caddy module ID the provider needs, e.g.
+// dns.providers.cloudflare.
+func (p DNSProvider) Module() string { return "dns.providers." + p.Name }
 
 // Route is everything the edge needs to know about one app.
 type Route struct {
@@ -360,6 +398,9 @@ func (o Options) validate() error {
 	if err := o.validateIssuer(); err != nil {
 		return fmt.Errorf("validate options: %w", err)
 	}
+	if err := o.validateAutomation(); err != nil {
+		return fmt.Errorf("validate options: %w", err)
+	}
 	if o.UpstreamWait < 0 {
 		return errors.New("validate options: negative upstream wait")
 	}
@@ -385,6 +426,35 @@ func (o Options) validateIssuer() error {
 		if err := ValidateACMEURL(ca); err != nil {
 			return fmt.Errorf("acme fallback: %w", err)
 		}
+	}
+	return nil
+}
+
+// validateAutomation checks on-demand TLS and the DNS-01 wildcard.
+func (o Options) validateAutomation() error {
+	if o.OnDemandAsk != "" {
+		if o.TLS == TLSOff {
+			return errors.New("on-demand tls needs tls internal or acme")
+		}
+		// Caddy expands {placeholders} in the endpoint and fails on
+		// unknown ones.
+		u, err := url.Parse(o.OnDemandAsk)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(o.OnDemandAsk, "{} \t\n") {
+			return fmt.Errorf("on-demand ask endpoint %q is not an http URL", o.OnDemandAsk)
+		}
+	}
+	if o.ACMEDNS == nil {
+		return nil
+	}
+	if o.TLS != TLSACME {
+		return fmt.Errorf("acme dns needs tls acme, not %s", o.TLS)
+	}
+	if err := o.ACMEDNS.Validate(); err != nil {
+		return err
+	}
+	d := strings.ToLower(o.Domain)
+	if !strings.Contains(d, ".") || net.ParseIP(d) != nil || strings.HasPrefix(d, "*.") {
+		return fmt.Errorf("acme dns: domain %q has no wildcard a CA would issue", o.Domain)
 	}
 	return nil
 }
@@ -499,9 +569,40 @@ func configObj(opts Options, routes []Route, slot int) (obj, error) {
 		// needs a second admin call to the tls app. Automatic HTTPS
 		// finds the names to manage in the host matchers of the
 		// server's top-level routes.
-		apps["tls"] = obj{"automation": obj{"policies": []any{obj{"issuers": issuers(opts)}}}}
+		apps["tls"] = tlsApp(opts)
 	}
 	return obj{"admin": admin, "apps": apps}, nil
+}
+
+// tlsApp is Caddy's tls app: the one catch-all automation policy, after
+// the DNS-01 wildcard's policy when there is one.
+func tlsApp(opts Options) obj {
+	var policies []any
+	app := obj{}
+	if opts.ACMEDNS != nil {
+		// The wildcard is obtained at once ("automate"); Caddy then
+		// gets no certificate of its own for a host it covers.
+		wildcard := "*." + strings.ToLower(opts.Domain)
+		provider := obj{"name": opts.ACMEDNS.Name}
+		for k, v := range opts.ACMEDNS.Config {
+			provider[k] = v
+		}
+		dns := issuers(opts)
+		for _, is := range dns {
+			is.(obj)["challenges"] = obj{"dns": obj{"provider": provider}}
+		}
+		policies = append(policies, obj{"subjects": []any{wildcard}, "issuers": dns})
+		app["certificates"] = obj{"automate": []any{wildcard}}
+	}
+	catchAll := obj{"issuers": issuers(opts)}
+	automation := obj{}
+	if opts.OnDemandAsk != "" {
+		catchAll["on_demand"] = true
+		automation["on_demand"] = obj{"permission": obj{"module": "http", "endpoint": opts.OnDemandAsk}}
+	}
+	automation["policies"] = append(policies, catchAll)
+	app["automation"] = automation
+	return app
 }
 
 // issuers are the TLS automation policy's issuers, which Caddy tries in

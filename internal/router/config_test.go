@@ -76,6 +76,14 @@ func goldenCases() []struct {
 	issuer.ACMEEABKeyID = "kid-1"
 	issuer.ACMEEABHMAC = "c2VjcmV0LWhtYWMta2V5"
 	issuer.ACMEFallback = []string{"https://acme.zerossl.com/v2/DV90", "https://dv.acme-v02.api.pki.goog/directory"}
+	onDemand := tlsOpts(TLSACME)
+	onDemand.OnDemandAsk = "http://127.0.0.1:40123/ask"
+	dns := tlsOpts(TLSACME)
+	dns.Domain = "hop3.example.com"
+	dns.ACMEFallback = []string{"https://acme.zerossl.com/v2/DV90"}
+	dns.ACMEDNS = &DNSProvider{Name: "cloudflare", Config: map[string]string{"api_token": "tok-123"}}
+	wildApp := webRoute("wild")
+	wildApp.Hosts = append(wildApp.Hosts, "*.wild.hop3.example.com", "shop.example.org")
 	return []struct {
 		name   string
 		opts   Options
@@ -106,6 +114,8 @@ func goldenCases() []struct {
 			StaticServer: "unix//var/lib/hop3/run/wiki/static.sock",
 			StaticPaths:  []string{"/uploads"},
 		}}},
+		{"on_demand", onDemand, []Route{webRoute("blog"), wildApp}},
+		{"acme_dns", dns, []Route{webRoute("blog"), wildApp}},
 	}
 }
 
@@ -305,6 +315,21 @@ func TestConfigRejects(t *testing.T) {
 		{"eab placeholder", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEEABKeyID, o.ACMEEABHMAC = "{env.X}", "m" }), nil, "braces"},
 		{"http fallback", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"http://ca.test/dir"} }), nil, "not an https URL"},
 		{"fallback without host", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"https:///dir"} }), nil, "not an https URL"},
+		{"on demand with tls off", withIssuer(offOpts(), func(o *Options) { o.OnDemandAsk = "http://127.0.0.1:1/ask" }), nil, "on-demand tls needs tls"},
+		{"on demand placeholder", withIssuer(tlsOpts(TLSInternal), func(o *Options) { o.OnDemandAsk = "http://{env.X}/ask" }), nil, "not an http URL"},
+		{"on demand unix path", withIssuer(tlsOpts(TLSInternal), func(o *Options) { o.OnDemandAsk = "unix//run/ask.sock" }), nil, "not an http URL"},
+		{"dns with internal", withIssuer(tlsOpts(TLSInternal), func(o *Options) { o.Domain = "example.com"; o.ACMEDNS = &DNSProvider{Name: "cloudflare"} }), nil, "acme dns needs tls acme"},
+		{"dns on localhost", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = "localhost"; o.ACMEDNS = &DNSProvider{Name: "cloudflare"} }), nil, "no wildcard"},
+		{"dns without domain", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = ""; o.ACMEDNS = &DNSProvider{Name: "cloudflare"} }), nil, "no wildcard"},
+		{"dns bad provider", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.Domain = "example.com"; o.ACMEDNS = &DNSProvider{Name: "cloud.flare"} }), nil, "want a Caddy module name"},
+		{"dns bad key", withIssuer(tlsOpts(TLSACME), func(o *Options) {
+			o.Domain = "example.com"
+			o.ACMEDNS = &DNSProvider{Name: "x", Config: map[string]string{"api-token": "t"}}
+		}), nil, "setting"},
+		{"dns key name", withIssuer(tlsOpts(TLSACME), func(o *Options) {
+			o.Domain = "example.com"
+			o.ACMEDNS = &DNSProvider{Name: "x", Config: map[string]string{"name": "t"}}
+		}), nil, "setting"},
 		{"fallback placeholder", withIssuer(tlsOpts(TLSACME), func(o *Options) { o.ACMEFallback = []string{"https://{env.CA}/dir"} }), nil, "not an https URL"},
 	}
 	for _, tc := range tests {
