@@ -44,6 +44,7 @@ type serveConfig struct {
 	addonBackups                               string
 	sandbox                                    string
 	sleepAfter                                 time.Duration
+	workerBudget                               int
 
 	acmeCARoot, acmeEABKeyID, acmeEABHMAC string
 	acmeFallback                          []string
@@ -151,6 +152,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if v, ok := os.LookupEnv("HOP3_SLEEP_AFTER"); ok {
 		if err := fs.Set("sleep-after", v); err != nil {
 			return usageError("HOP3_SLEEP_AFTER: %v", err)
+		}
+	}
+	fs.Func("worker-budget", "Granian workers all apps may run together: auto (two per core, fewer when memory is short) or a number (HOP3_WORKER_BUDGET; default auto)", func(v string) error {
+		n, err := app.ParseWorkerBudget(v)
+		c.workerBudget = n
+		return err
+	})
+	if v, ok := os.LookupEnv("HOP3_WORKER_BUDGET"); ok {
+		if err := fs.Set("worker-budget", v); err != nil {
+			return usageError("HOP3_WORKER_BUDGET: %v", err)
 		}
 	}
 	if v, ok := os.LookupEnv("HOP3_MAX_PUSH_SIZE"); ok {
@@ -339,6 +350,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		logger.Error("some apps did not come back", "component", "hop3", "err", err)
 	}
 	go mgr.WatchSleep(ctx, sleepPoll())
+	// Tests shorten the autoscaler's interval; operators have no need to.
+	interval, _ := time.ParseDuration(os.Getenv("HOP3_TEST_AUTOSCALE_INTERVAL"))
+	go mgr.Autoscale(ctx, app.AutoscaleOptions{Budget: c.workerBudget, Interval: interval})
 
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),

@@ -100,6 +100,8 @@ type Manager struct {
 	gen   atomic.Int64 // numbers each start of an app's processes
 	disk  *diskCache
 	sleep *sleepers
+	// workers holds the worker counts the autoscaler gave (budget.go).
+	workers *workerCounts
 }
 
 // New returns a Manager.
@@ -133,6 +135,8 @@ func New(cfg Config) (*Manager, error) {
 		locks: map[string]chan struct{}{},
 		disk:  newDiskCache(),
 		sleep: newSleepers(),
+
+		workers: newWorkerCounts(),
 	}
 	if err := m.prepareRoot(); err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -136,16 +135,18 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 		switch e.Kind {
 		case procfile.KindWSGI, procfile.KindASGI:
 			// For Granian the scale is its worker count, not a process count.
-			workers, ok := r.scale[e.Name]
-			if !ok {
-				workers = defaultWorkers(r.env)
-			}
+			workers, pinned := m.granianWorkers(r, e.Name)
 			if workers == 0 {
 				continue
 			}
 			spec, err := m.granianSpec(r, e, workers)
 			if err != nil {
 				return nil, err
+			}
+			spec.Labels[workersLabel] = strconv.Itoa(workers)
+			spec.Labels[scalingLabel] = ScalingAuto
+			if pinned {
+				spec.Labels[scalingLabel] = ScalingPinned
 			}
 			spec.StartTimeout, spec.StopTimeout, spec.SettleTime = startTimeout, stopTimeout, settle
 			spec.HealthHost = healthHost
@@ -333,17 +334,6 @@ func drainFile(sock string) string { return sock + ".drain" }
 func granianKillTimeout(env map[string]string) int {
 	d := durationEnv(env, "DRAIN_TIMEOUT", DefaultDrainTimeout)
 	return min(1800, max(1, int((d+time.Second-1)/time.Second)+1))
-}
-
-// defaultWorkers is Granian's worker count when the app sets none: enough
-// to use a small server's cores without crowding it.
-func defaultWorkers(env map[string]string) int {
-	for _, k := range []string{"GRANIAN_WORKERS", "WEB_CONCURRENCY"} {
-		if n, err := strconv.Atoi(env[k]); err == nil && n > 0 {
-			return n
-		}
-	}
-	return min(2, runtime.NumCPU())
 }
 
 func labels(app, kind string, index, rel, gen int) map[string]string {

@@ -47,6 +47,11 @@ type processJSON struct {
 	Connections *int `json:"connections,omitempty"`
 	// Public lists what it listens on that other machines can reach.
 	Public []string `json:"public_listeners,omitempty"`
+	// Workers is a wsgi/asgi process's number of Granian workers, and
+	// Scaling says whether hop3 adjusts it ("auto") or the app set it
+	// ("pinned": ps:scale, GRANIAN_WORKERS or WEB_CONCURRENCY).
+	Workers int    `json:"workers,omitempty"`
+	Scaling string `json:"scaling,omitempty"`
 }
 
 func (inv *invocation) ps(ctx context.Context, c *command, args []string) error {
@@ -74,7 +79,7 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		return nil
 	}
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROCESS\tRELEASE\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tCPU\tUSER")
+	fmt.Fprintln(tw, "PROCESS\tRELEASE\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tCPU\tWORKERS\tUSER")
 	for _, r := range rows {
 		pid, uptime, mem, cpu := "-", "-", "-", "-"
 		if r.PID > 0 {
@@ -89,7 +94,11 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		if r.Connections != nil {
 			state = fmt.Sprintf("%s (%d open)", state, *r.Connections)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Process, releaseLabel(r.Release), state, pid, uptime, r.Restarts, mem, cpu, userLabel(r.User))
+		workers := "-"
+		if r.Workers > 0 {
+			workers = fmt.Sprintf("%d (%s)", r.Workers, r.Scaling)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Process, releaseLabel(r.Release), state, pid, uptime, r.Restarts, mem, cpu, workers, userLabel(r.User))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -131,7 +140,9 @@ func (inv *invocation) processRows(app string, now time.Time) []processJSON {
 			Restarts: p.Restarts,
 			LastExit: p.LastExit,
 			User:     p.Labels["uid"],
+			Scaling:  p.Labels["scaling"],
 		}
+		r.Workers, _ = strconv.Atoi(p.Labels["workers"])
 		if !p.StartedAt.IsZero() {
 			t := p.StartedAt
 			r.StartedAt = &t
