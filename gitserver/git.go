@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"hop3/bytesize"
 	"hop3/internal/appname"
 )
 
@@ -98,7 +97,7 @@ func RunPack(ctx context.Context, service, repoDir string, s *Session, opts Pack
 	}()
 	err = cmd.Wait()
 	if in.over.Load() {
-		fmt.Fprintf(s.Stderr, " !     push refused: it sends more than %s, the server's limit (hop3 serve --max-push-size)\n", FormatSize(s.MaxInput))
+		fmt.Fprintf(s.Stderr, " !     push refused: it sends more than %s, the server's limit (hop3 serve --max-push-size)\n", bytesize.Format(s.MaxInput))
 		return fmt.Errorf("git %s: %w (%d bytes)", service, ErrPushTooLarge, s.MaxInput)
 	}
 	if err != nil {
@@ -138,40 +137,4 @@ func (c *capReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
 	return n, err
-}
-
-// FormatSize prints a byte count the way people set it: 1 GiB, 3 MiB, 512 KiB.
-func FormatSize(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
-// ParseSize reads a size as people write it: "1048576", "512k", "10MB",
-// "1GiB", "1g". Units are powers of 1024.
-func ParseSize(s string) (int64, error) {
-	v := strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a size (e.g. 1GiB, 500MB, 1048576)", s)
-	}
-	return n * mult, nil
 }

@@ -42,14 +42,6 @@ func TestCapReader(t *testing.T) {
 	}
 }
 
-func TestFormatSize(t *testing.T) {
-	for n, want := range map[int64]string{1 << 30: "1 GiB", 3 << 20: "3 MiB", 512 << 10: "512 KiB", 1500000: "1.4 MiB", 100: "100 bytes"} {
-		if got := FormatSize(n); got != want {
-			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestRepoName(t *testing.T) {
 	good := map[string]string{"myapp": "myapp", "/myapp": "myapp", "myapp.git": "myapp", "~/myapp": "myapp", "/my-app.git/": "my-app"}
 	for in, want := range good {
@@ -84,16 +76,3 @@ func FuzzRepoName(f *testing.F) {
 	})
 }
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{"1048576": 1 << 20, "512k": 512 << 10, "10MB": 10 << 20, "1GiB": 1 << 30, "1g": 1 << 30, " 3 MiB ": 3 << 20, "0": 0}
-	for in, want := range good {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "-1", "1.5G", "lots", "1T", "9999999999999G", "1 G B"} {
-		if got, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
-		}
-	}
-}

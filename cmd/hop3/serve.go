@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hop3/buildpacks"
+	"hop3/bytesize"
 	"hop3/gitserver"
 	"hop3/internal/addons"
 	"hop3/internal/app"
@@ -113,7 +114,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs.StringVar(&c.sandbox, "sandbox", envDefault("sandbox", "auto"), "auto or off: confine app processes' file access with Landlock where the kernel offers it (HOP3_SANDBOX)")
 	fs.Func("max-push-size", "largest push accepted, e.g. 1GiB or 500MB; 0: no limit (HOP3_MAX_PUSH_SIZE; default 1GiB)", func(v string) error {
-		n, err := gitserver.ParseSize(v)
+		n, err := bytesize.Parse(v)
 		c.maxPushSize = n
 		if err == nil && n == 0 {
 			c.maxPushSize = -1
@@ -122,7 +123,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	c.maxReleaseSize = 2 << 30
 	fs.Func("max-release-size", "largest checkout of a release, e.g. 2GiB; 0: no cap; an app's MAX_RELEASE_SIZE may lower it (HOP3_MAX_RELEASE_SIZE; default 2GiB)", func(v string) error {
-		n, err := gitserver.ParseSize(v)
+		n, err := bytesize.Parse(v)
 		c.maxReleaseSize = n
 		return err
 	})

@@ -374,15 +374,7 @@ func (m *Manager) releaseSizeCap(ctx context.Context, app string) (int64, error)
 
 // appReleaseSize reads an app's MAX_RELEASE_SIZE (0 when unset).
 func appReleaseSize(env map[string]string) (int64, error) {
-	v := env["MAX_RELEASE_SIZE"]
-	if v == "" {
-		return 0, nil
-	}
-	n, err := gitserver.ParseSize(v)
-	if err != nil {
-		return 0, fmt.Errorf("MAX_RELEASE_SIZE: %w", err)
-	}
-	return n, nil
+	return sizeEnv(env, "MAX_RELEASE_SIZE")
 }
 
 // buildRelease reads the Procfile and builds the checked-out source in dir.
@@ -414,7 +406,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 			return r, fmt.Errorf("preflight command failed: %w", err)
 		}
 	}
-	if v := strings.ToLower(buildEnv["HOP3_NO_CACHE"]); v == "1" || v == "true" || v == "yes" {
+	if truthy(buildEnv["HOP3_NO_CACHE"]) {
 		noCache = true
 	}
 	_, hasStatic := pf.Get("static")

@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"golang.org/x/sys/unix"
 
+	"hop3/bytesize"
 	"hop3/gitserver"
 )
 
@@ -104,7 +105,7 @@ func checkout(ctx context.Context, src gitSource, rev, dst string, maxSize int64
 	}
 	if maxSize > 0 && total > maxSize {
 		return nil, fmt.Errorf("%w: its files add up to %s, over the cap of %s (MAX_RELEASE_SIZE, hop3 serve --max-release-size)",
-			ErrReleaseTooLarge, gitserver.FormatSize(total), gitserver.FormatSize(maxSize))
+			ErrReleaseTooLarge, bytesize.Format(total), bytesize.Format(maxSize))
 	}
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hop3/bytesize"
 	"hop3/gitserver"
 	"hop3/internal/hostclaim"
 	"hop3/internal/router"
@@ -44,10 +45,8 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 	if len(mounts) > 0 {
 		route.StaticServer = "unix/" + m.paths.staticSocket(r.app)
 	}
-	if v := r.env["MAX_BODY_SIZE"]; v != "" {
-		if route.MaxBodySize, err = parseSize(v); err != nil {
-			return router.Route{}, false, fmt.Errorf("MAX_BODY_SIZE: %w", err)
-		}
+	if route.MaxBodySize, err = maxBodySize(r.env); err != nil {
+		return router.Route{}, false, err
 	}
 	switch e.Kind {
 	case procfile.KindStatic:
@@ -334,6 +333,9 @@ func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 }
 
+// truthy reads a yes/no config var (HTTPS_ONLY, ACCESS_LOG, HOP3_NO_CACHE,
+// ...) the one way they all read: 1, true, yes or on, in any case, is yes;
+// anything else, unset included, is no.
 func truthy(s string) bool {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "1", "true", "yes", "on":
@@ -342,24 +344,21 @@ func truthy(s string) bool {
 	return false
 }
 
-// parseSize reads "1048576", "512k", "10MB", "1g".
-func parseSize(s string) (int64, error) {
-	v := strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
-		if strings.HasSuffix(v, u.suffix) {
-			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
-			break
-		}
+// maxBodySize reads an app's MAX_BODY_SIZE (0 when unset: no limit).
+func maxBodySize(env map[string]string) (int64, error) { return sizeEnv(env, "MAX_BODY_SIZE") }
+
+// sizeEnv reads the size config var name (0 when unset), as every size
+// setting reads (package bytesize); the error names the variable.
+func sizeEnv(env map[string]string, name string) (int64, error) {
+	v := env[name]
+	if v == "" {
+		return 0, nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 10MB)", s)
+	n, err := bytesize.Parse(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // ValidateConfig checks config vars that shape the route (hosts, static
@@ -387,10 +386,8 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 	if err := m.ClaimHosts(ctx, app, append(route.Hosts, anyConfigHosts(env)...), id); err != nil {
 		return err
 	}
-	if v := env["MAX_BODY_SIZE"]; v != "" {
-		if _, err := parseSize(v); err != nil {
-			return fmt.Errorf("MAX_BODY_SIZE: %w", err)
-		}
+	if _, err := maxBodySize(env); err != nil {
+		return err
 	}
 	if _, err := appReleaseSize(env); err != nil {
 		return err

@@ -8,16 +8,29 @@ import (
 	"hop3/internal/staticserve"
 )
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{"0": 0, "1024": 1024, "512k": 512 << 10, "10MB": 10 << 20, "1g": 1 << 30, " 2 mb ": 2 << 20}
+// TestMaxBodySize: MAX_BODY_SIZE takes the sizes every other size setting
+// takes, 10MiB included, and refuses what is not one, naming the variable.
+func TestMaxBodySize(t *testing.T) {
+	good := map[string]int64{"": 0, "0": 0, "1024": 1024, "512k": 512 << 10, "10MB": 10 << 20, "10MiB": 10 << 20, "1g": 1 << 30, "1GiB": 1 << 30, " 2 mb ": 2 << 20}
 	for in, want := range good {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		if got, err := maxBodySize(map[string]string{"MAX_BODY_SIZE": in}); err != nil || got != want {
+			t.Errorf("MAX_BODY_SIZE=%q: %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "x", "-1", "10XB", "1.5m"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) accepted", in)
+	for _, in := range []string{"x", "-1", "10XB", "1.5m", "9999999999999G"} {
+		if _, err := maxBodySize(map[string]string{"MAX_BODY_SIZE": in}); err == nil || !strings.HasPrefix(err.Error(), "MAX_BODY_SIZE: ") {
+			t.Errorf("MAX_BODY_SIZE=%q: err = %v, want one naming MAX_BODY_SIZE", in, err)
+		}
+	}
+}
+
+func TestTruthy(t *testing.T) {
+	for in, want := range map[string]bool{
+		"1": true, "true": true, "TRUE": true, "yes": true, "Yes": true, "on": true, " on ": true, "ON": true,
+		"": false, "0": false, "false": false, "no": false, "off": false, "y": false, "enabled": false,
+	} {
+		if got := truthy(in); got != want {
+			t.Errorf("truthy(%q) = %v, want %v", in, got, want)
 		}
 	}
 }
