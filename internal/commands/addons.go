@@ -8,10 +8,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"hop3/bytesize"
 	"hop3/internal/addons"
 	"hop3/internal/store"
 
-	"hop3/internal/ui"
 )
 
 // Addons is what the add-on commands need from the add-on manager.
@@ -136,7 +136,7 @@ func (inv *invocation) addonsList(ctx context.Context, c *command, args []string
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSIZE\tVAR\tURL\tSTATE")
 	for _, i := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Kind, i.Version, ui.Bytes(i.Size), i.Var, i.URL, i.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, i.Kind, i.Version, bytesize.Human(i.Size), i.Var, i.URL, i.State)
 	}
 	return tw.Flush()
 }
@@ -229,7 +229,7 @@ func (inv *invocation) addonsBackup(ctx context.Context, c *command, args []stri
 		return failf("%v", err)
 	}
 	inv.event(ctx, a.Name, "addon", "backed up %s to %s", ad.Name, b.Name)
-	inv.ui.Success(fmt.Sprintf("Backed up %s: %s (%s)", ad.Name, b.Name, ui.Bytes(b.Size)))
+	inv.ui.Success(fmt.Sprintf("Backed up %s: %s (%s)", ad.Name, b.Name, bytesize.Human(b.Size)))
 	_, err = fmt.Fprintln(inv.stdout, b.Name)
 	return err
 }
@@ -258,7 +258,7 @@ func (inv *invocation) addonsBackups(ctx context.Context, c *command, args []str
 	tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BACKUP\tSIZE\tTAKEN")
 	for _, b := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Name, ui.Bytes(b.Size), b.Time.Format("2006-01-02 15:04:05 MST"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Name, bytesize.Human(b.Size), b.Time.Format("2006-01-02 15:04:05 MST"))
 	}
 	return tw.Flush()
 }

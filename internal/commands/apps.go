@@ -12,11 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"hop3/bytesize"
 	"hop3/internal/appname"
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
 
-	"hop3/internal/ui"
 )
 
 // visibleApps lists the apps the caller may see: all of them for an admin,
@@ -135,7 +135,7 @@ func (inv *invocation) apps(ctx context.Context, c *command, args []string) erro
 	for _, r := range rows {
 		disk := "-"
 		if r.DiskBytes != nil {
-			disk = ui.Bytes(*r.DiskBytes)
+			disk = bytesize.Human(*r.DiskBytes)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.State, releaseLabel(r.Release), disk, r.URL)
 	}

@@ -14,11 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"hop3/bytesize"
 	"hop3/internal/store"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 
-	"hop3/internal/ui"
 )
 
 // maxScale bounds ps:scale: more processes of one kind than this on one
@@ -84,7 +84,7 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 		pid, uptime, mem, cpu := "-", "-", "-", "-"
 		if r.PID > 0 {
 			pid = strconv.Itoa(r.PID)
-			mem = ui.Bytes(r.RSSBytes)
+			mem = bytesize.Human(r.RSSBytes)
 			cpu = formatSeconds(r.CPUSecs)
 		}
 		if r.StartedAt != nil && r.State == supervisor.Running.String() {

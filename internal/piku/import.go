@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"hop3/bytesize"
 	"hop3/internal/hostclaim"
 
-	"hop3/internal/ui"
 )
 
 // Daemon runs a command on the running hop3 daemon, as `hop3 COMMAND`
@@ -249,7 +249,7 @@ func (im *Importer) check(apps []App, existing map[string]hop3App) {
 	// Builds (virtualenvs, node_modules) need more than the copies: ask
 	// for twice what is copied.
 	if free < 2*need {
-		msg := fmt.Sprintf("%s has %s free; the repositories and data to copy take %s, and builds need more: free some space first", im.Root, ui.Bytes(free), ui.Bytes(need))
+		msg := fmt.Sprintf("%s has %s free; the repositories and data to copy take %s, and builds need more: free some space first", im.Root, bytesize.Human(free), bytesize.Human(need))
 		for _, a := range pending {
 			a.Problems = append(a.Problems, msg)
 		}
@@ -320,7 +320,7 @@ func (im *Importer) plan(a App, resume bool) {
 		im.info(fmt.Sprintf("hop3 config:set --no-restart %s %s", a.Name, strings.Join(slices.Sorted(maps.Keys(a.Config)), " ")))
 	}
 	if im.Data && a.DataDir != "" {
-		im.info(fmt.Sprintf("stop piku's %s (%s), then copy its data (%s) into %s", a.PikuName, im.stopMethod(a), ui.Bytes(a.DataBytes), im.dataDir(a.Name)))
+		im.info(fmt.Sprintf("stop piku's %s (%s), then copy its data (%s) into %s", a.PikuName, im.stopMethod(a), bytesize.Human(a.DataBytes), im.dataDir(a.Name)))
 	}
 	im.noteStillRunning(a)
 	im.info("hop3 " + strings.Join(deploy, " "))
@@ -552,7 +552,7 @@ func (im *Importer) copyData(ctx context.Context, a App) error {
 	if err := os.Chmod(dst, fi.Mode().Perm()|fi.Mode()&(os.ModeSetgid|os.ModeSticky)); err != nil {
 		return err
 	}
-	im.info(fmt.Sprintf("copied %s of data from %s into %s, owned by %d:%d", ui.Bytes(a.DataBytes), a.DataDir, dst, uid, gid))
+	im.info(fmt.Sprintf("copied %s of data from %s into %s, owned by %d:%d", bytesize.Human(a.DataBytes), a.DataDir, dst, uid, gid))
 	return nil
 }
 

@@ -21,11 +21,11 @@ import (
 	"slices"
 	"strings"
 
+	"hop3/bytesize"
 	"hop3/internal/appname"
 	"hop3/internal/hostclaim"
 	"hop3/procfile"
 
-	"hop3/internal/ui"
 )
 
 // App is what the import will do for one piku app.
@@ -251,7 +251,7 @@ func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
 		case opts.Data && err != nil:
 			a.Problems = append(a.Problems, "its data can not be read: "+err.Error())
 		case !opts.Data:
-			a.Notes = append(a.Notes, fmt.Sprintf("its data in %s (%s) is not copied: run the import with --data", d, ui.Bytes(size)))
+			a.Notes = append(a.Notes, fmt.Sprintf("its data in %s (%s) is not copied: run the import with --data", d, bytesize.Human(size)))
 		}
 	}
 	return a

@@ -146,18 +146,3 @@ func (in *indenter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-// Bytes prints a byte count for people: 1.5 GiB, 3.0 MiB, 512 KiB, 80 B.
-// Every table and message that shows a size uses it, so one size reads the
-// same everywhere.
-func Bytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
