@@ -182,19 +182,6 @@ func Detect(dir string, hasStatic, hasProcfile bool) ([]string, error) {
 	return nil, ErrNoMatch
 }
 
-// ReadProcfilePath returns the path of the app's Procfile relative to dir:
-// "hop3/Procfile" when that file exists, else "Procfile". The boolean tells
-// whether the returned file exists.
-func ReadProcfilePath(dir string) (string, bool) {
-	for _, name := range []string{"hop3/Procfile", "Procfile"} {
-		info, err := os.Stat(filepath.Join(dir, filepath.FromSlash(name)))
-		if err == nil && info.Mode().IsRegular() {
-			return name, true
-		}
-	}
-	return "Procfile", false
-}
-
 // Build detects the app in spec.Dir and builds it there. On failure the tools'
 // own error lines have already gone to spec.Report.Output(); the returned
 // error is a single line fit to show the pusher.

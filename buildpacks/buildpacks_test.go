@@ -67,22 +67,6 @@ func TestDetectNothing(t *testing.T) {
 	}
 }
 
-func TestReadProcfilePath(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if p, ok := ReadProcfilePath(dir); p != "Procfile" || ok {
-		t.Errorf("empty dir: got %q, %v", p, ok)
-	}
-	writeFile(t, filepath.Join(dir, "Procfile"), "web: ./run\n")
-	if p, ok := ReadProcfilePath(dir); p != "Procfile" || !ok {
-		t.Errorf("Procfile: got %q, %v", p, ok)
-	}
-	writeFile(t, filepath.Join(dir, "hop3", "Procfile"), "web: ./run\n")
-	if p, ok := ReadProcfilePath(dir); p != "hop3/Procfile" || !ok {
-		t.Errorf("hop3/Procfile: got %q, %v", p, ok)
-	}
-}
-
 func TestBuildStaticAndGeneric(t *testing.T) {
 	t.Parallel()
 	rep := newRecorder(t)

@@ -97,7 +97,7 @@ func TestHuman(t *testing.T) {
 		{80, "80 B"},
 		{512 << 10, "512 KiB"},
 		{3 << 20, "3.0 MiB"},
-		{3<<30 / 2, "1.5 GiB"},
+		{3 << 30 / 2, "1.5 GiB"},
 	}
 	for _, tt := range tests {
 		if got := Human(tt.n); got != tt.want {

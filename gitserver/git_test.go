@@ -75,4 +75,3 @@ func FuzzRepoName(f *testing.F) {
 		}
 	})
 }
-

@@ -1,5 +1,6 @@
 // Package procfile parses and validates a Procfile in the Heroku/piku format
-// and the cron schedules of its cron entries.
+// and the cron schedules of its cron entries, and finds where an app keeps
+// it (Find).
 //
 // Every error is a single line meant to be shown to the user as is; errors
 // about one line start with "Procfile line N: ".

@@ -563,7 +563,8 @@ func (m *Manager) runHook(ctx context.Context, r release, e procfile.Entry, out 
 // static site, as if its Procfile said "static: ." (Caddy's file server
 // hides dotfiles such as .env and .git).
 func readProcfile(dir string) (*procfile.Procfile, error) {
-	if name, ok := buildpacks.ReadProcfilePath(dir); ok {
+	name, static := procfile.Find(dir)
+	if name != "" {
 		// The release may be the app's to write: no link out of it is
 		// followed.
 		f, err := isolation.OpenInTree(dir, name)
@@ -576,8 +577,8 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	if root, ok := buildpacks.DetectPHP(dir); ok {
 		return procfile.Parse(strings.NewReader("php: " + root + "\n"))
 	}
-	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
-		return procfile.Parse(strings.NewReader("static: .\n"))
+	if static {
+		return procfile.Parse(strings.NewReader(procfile.StaticSite))
 	}
 	example := "wsgi: app:app"
 	if packs, err := buildpacks.Detect(dir, false, false); err == nil && packs[0] == buildpacks.PackJava {

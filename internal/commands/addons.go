@@ -11,7 +11,6 @@ import (
 	"hop3/bytesize"
 	"hop3/internal/addons"
 	"hop3/internal/store"
-
 )
 
 // Addons is what the add-on commands need from the add-on manager.

@@ -16,7 +16,6 @@ import (
 	"hop3/internal/appname"
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
-
 )
 
 // visibleApps lists the apps the caller may see: all of them for an admin,

@@ -2,8 +2,8 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -18,7 +18,6 @@ import (
 	"hop3/internal/store"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
-
 )
 
 // maxScale bounds ps:scale: more processes of one kind than this on one
@@ -243,26 +242,30 @@ func parseCount(arg string) (string, int, error) {
 // release's source as the deploy did (hop3/Procfile, else Procfile).
 func liveKinds(root, app string, number int) ([]string, error) {
 	dir := filepath.Join(root, "apps", app, "releases", strconv.Itoa(number))
-	for _, name := range []string{"hop3/Procfile", "Procfile"} {
-		f, err := os.Open(filepath.Join(dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+	name, static := procfile.Find(dir)
+	var src io.Reader
+	switch {
+	case name != "":
+		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {
 			return nil, fmt.Errorf("read Procfile of %s v%d: %w", app, number, err)
 		}
-		pf, err := procfile.Parse(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read Procfile of %s v%d: %w", app, number, err)
-		}
-		var kinds []string
-		for _, e := range pf.Processes() {
-			kinds = append(kinds, e.Name)
-		}
-		return kinds, nil
+		defer f.Close()
+		src = f
+	case static:
+		src = strings.NewReader(procfile.StaticSite)
+	default:
+		return nil, fmt.Errorf("release v%d of %s has no Procfile", number, app)
 	}
-	return nil, fmt.Errorf("release v%d of %s has no Procfile", number, app)
+	pf, err := procfile.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("read Procfile of %s v%d: %w", app, number, err)
+	}
+	var kinds []string
+	for _, e := range pf.Processes() {
+		kinds = append(kinds, e.Name)
+	}
+	return kinds, nil
 }
 
 // lifecycle runs one of restart, stop and start.

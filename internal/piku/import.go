@@ -21,7 +21,6 @@ import (
 
 	"hop3/bytesize"
 	"hop3/internal/hostclaim"
-
 )
 
 // Daemon runs a command on the running hop3 daemon, as `hop3 COMMAND`

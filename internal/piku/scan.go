@@ -25,7 +25,6 @@ import (
 	"hop3/internal/appname"
 	"hop3/internal/hostclaim"
 	"hop3/procfile"
-
 )
 
 // App is what the import will do for one piku app.
@@ -413,22 +412,24 @@ func deployBranch(ctx context.Context, repo string, heads []string) string {
 	return heads[0]
 }
 
-// readProcfile reads the Procfile hop3 would use (hop3/Procfile, else
-// Procfile) from the branch, or says why the app can not run.
+// readProcfile reads the Procfile hop3 would use (procfile.Where) from the
+// branch, or says why the app can not run.
 func readProcfile(ctx context.Context, repo, branch string) (*procfile.Procfile, error) {
-	for _, name := range []string{"hop3/Procfile", "Procfile"} {
+	texts := map[string]string{}
+	name, static := procfile.Where(func(name string) bool {
 		text, ok := gitShow(ctx, repo, branch, name)
-		if !ok {
-			continue
-		}
-		pf, err := procfile.Parse(strings.NewReader(text))
+		texts[name] = text
+		return ok
+	})
+	switch {
+	case name != "":
+		pf, err := procfile.Parse(strings.NewReader(texts[name]))
 		if err != nil {
 			return nil, fmt.Errorf("its %s does not suit hop3: %v", name, err)
 		}
 		return pf, nil
-	}
-	if _, ok := gitShow(ctx, repo, branch, "index.html"); ok {
-		return procfile.Parse(strings.NewReader("static: .\n"))
+	case static:
+		return procfile.Parse(strings.NewReader(procfile.StaticSite))
 	}
 	return nil, fmt.Errorf("branch %s has no Procfile", branch)
 }
