@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hop3/internal/hostclaim"
 	"hop3/internal/router"
 )
 
@@ -83,10 +84,7 @@ func quoteEnv(v string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
 
-var (
-	domainRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	emailRe  = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
-)
+var emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 
 // setupKeys are the settings `hop3 setup` manages, in the order written.
 var setupKeys = []string{"HOP3_ROOT", "HOP3_DOMAIN", "HOP3_TLS", "HOP3_ACME_EMAIL", "HOP3_SSH_ADDR",
@@ -207,7 +205,8 @@ func checkSetup(v map[string]string) error {
 	if d == "" {
 		return errors.New("--domain is required, e.g. --domain example.com (apps answer at <app>.example.com)")
 	}
-	if !domainRe.MatchString(d) {
+	// Apps answer under the domain: it is one name, not a wildcard.
+	if n, err := hostclaim.Normalize(d); err != nil || strings.HasPrefix(n, "*.") {
 		return fmt.Errorf("--domain %q is not a host name", v["HOP3_DOMAIN"])
 	}
 	v["HOP3_DOMAIN"] = d

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"hop3/internal/appname"
+	"hop3/internal/hostclaim"
 	"hop3/internal/staticserve"
 )
 
@@ -229,16 +231,11 @@ type Route struct {
 	PHPRoot string
 }
 
-var (
-	appNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	labelRe   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-)
-
 // Validate reports the first problem that would make the route unsafe or
 // meaningless in Caddy's config.
 func (r Route) Validate() error {
-	if !appNameRe.MatchString(r.App) {
-		return fmt.Errorf("validate route: app name %q must match %s", r.App, appNameRe)
+	if err := appname.Validate(r.App); err != nil {
+		return fmt.Errorf("validate route: %w", err)
 	}
 	if err := r.validate(); err != nil {
 		return fmt.Errorf("validate route %s: %w", r.App, err)
@@ -305,19 +302,12 @@ func (r Route) validate() error {
 	return nil
 }
 
+// validateHost applies the host name rule every entry point applies
+// (hostclaim.Normalize), so that no route reaches Caddy with a host the
+// rest of hop3 would refuse.
 func validateHost(h string) error {
-	name := strings.ToLower(h)
-	name = strings.TrimPrefix(name, "*.")
-	if ip := net.ParseIP(name); ip != nil && !strings.Contains(name, ":") {
-		return nil
-	}
-	if name == "" || len(name) > 253 {
+	if _, err := hostclaim.Normalize(h); err != nil {
 		return fmt.Errorf("host %q is not a valid hostname", h)
-	}
-	for _, label := range strings.Split(name, ".") {
-		if len(label) > 63 || !labelRe.MatchString(label) {
-			return fmt.Errorf("host %q is not a valid hostname", h)
-		}
 	}
 	return nil
 }

@@ -368,6 +368,14 @@ func TestRouteValidate(t *testing.T) {
 		{"digit first", mod(func(r *Route) { r.App = "1app" }), "app name"},
 		{"underscore", mod(func(r *Route) { r.App = "my_app" }), "app name"},
 		{"empty app", mod(func(r *Route) { r.App = "" }), "app name"},
+		// The router reads app and host names as the rest of hop3 does
+		// (appname.Validate, hostclaim.Normalize).
+		{"app ending in a dash", mod(func(r *Route) { r.App = "app-" }), "app name"},
+		{"app too long", mod(func(r *Route) { r.App = strings.Repeat("a", 41) }), "app name"},
+		{"host with a trailing dot", mod(func(r *Route) { r.Hosts = []string{"a.example.com."} }), "not a valid hostname"},
+		{"host label starting with a dash", mod(func(r *Route) { r.Hosts = []string{"-a.example.com"} }), "not a valid hostname"},
+		{"wildcard not first", mod(func(r *Route) { r.Hosts = []string{"a.*.example.com"} }), "not a valid hostname"},
+		{"ipv6 host", mod(func(r *Route) { r.Hosts = []string{"::1"} }), "not a valid hostname"},
 		{"no hosts", mod(func(r *Route) { r.Hosts = nil }), "no hosts"},
 		{"host with port", mod(func(r *Route) { r.Hosts = []string{"a.example.com:80"} }), "not a valid hostname"},
 		{"host placeholder", mod(func(r *Route) { r.Hosts = []string{"{env.X}"} }), "not a valid hostname"},
