@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +15,6 @@ import (
 	"hop3/internal/appname"
 	"hop3/internal/store"
 )
-
-// keyName is the rule `hop3 keys add` applies too.
-var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 type keyJSON struct {
 	Name        string    `json:"name"`
@@ -97,7 +93,7 @@ func AddKeys(ctx context.Context, st KeyAdder, args []string, stdin io.Reader) (
 		return nil, err
 	}
 	name := pos[0]
-	if !keyName.MatchString(name) {
+	if !store.ValidKeyName(name) {
 		return nil, usagef(c, "invalid key name %q: use letters, digits, '.', '_', '@' and '-'", name)
 	}
 	role, err := store.ParseRole(*roleName)
@@ -159,7 +155,7 @@ func readKeys(name string, r io.Reader) ([]store.Key, error) {
 		n := name
 		if len(keys) > 0 {
 			n = fmt.Sprintf("%s-%d", name, len(keys)+1)
-			if !keyName.MatchString(n) {
+			if !store.ValidKeyName(n) {
 				return nil, failf("key name %s is too long for the keys after the first", n)
 			}
 		}

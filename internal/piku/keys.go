@@ -3,10 +3,11 @@ package piku
 import (
 	"bufio"
 	"fmt"
-	"regexp"
 	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"hop3/internal/store"
 )
 
 // AuthorizedKey is one key of piku's ~/.ssh/authorized_keys, without the
@@ -106,13 +107,11 @@ func ParseAuthorizedKeys(text string) (keys []AuthorizedKey, skipped []string) {
 	return keys, skipped
 }
 
-var keyNameJunk = regexp.MustCompile(`[^A-Za-z0-9._@-]+`)
-
 // keyBase turns a key's comment into a name hop3 accepts (letters, digits,
 // '.', '_', '@', '-'; 64 at most), prefixed with piku- so that the imported
 // keys stand out in `hop3 keys list`.
 func keyBase(comment string, n int) string {
-	c := strings.Trim(keyNameJunk.ReplaceAllString(comment, "-"), "-.")
+	c := store.KeyNameFrom(comment)
 	if c == "" {
 		return fmt.Sprintf("piku-%d", n)
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -38,6 +40,26 @@ func ParseRole(s string) (Role, error) {
 		return RoleDeployer, nil
 	}
 	return 0, fmt.Errorf("parse role %q: want admin or deployer", s)
+}
+
+// keyNameChars are the characters a key name may hold: it shows in logs,
+// events and keys:list, so it has no blank, quote or control character.
+const keyNameChars = `A-Za-z0-9._@-`
+
+var (
+	keyName    = regexp.MustCompile(`^[A-Za-z0-9][` + keyNameChars + `]{0,63}$`)
+	notKeyName = regexp.MustCompile(`[^` + keyNameChars + `]+`)
+)
+
+// ValidKeyName reports whether name may name a key: letters, digits, '.',
+// '_', '@' and '-', starting with a letter or a digit, 64 at most.
+func ValidKeyName(name string) bool { return keyName.MatchString(name) }
+
+// KeyNameFrom turns free text, such as a key's comment, into the
+// characters of a key name: each run of others becomes '-', and '-' and
+// '.' at either end go. The result may still be empty or too long.
+func KeyNameFrom(s string) string {
+	return strings.Trim(notKeyName.ReplaceAllString(s, "-"), "-.")
 }
 
 // Key is an SSH public key allowed to connect.

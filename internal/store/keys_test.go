@@ -217,3 +217,42 @@ func TestRemoveKey(t *testing.T) {
 		t.Errorf("re-adding a removed key: %v", err)
 	}
 }
+
+func TestValidKeyName(t *testing.T) {
+	good := []string{"alice", "a", "ci-bot", "alice@laptop", "deploy.key_2", "9lives", strings.Repeat("k", 64)}
+	bad := []string{"", "-alice", ".hidden", "_x", "@x", "a b", "a\"b", "a\nb", "a/b", "é", strings.Repeat("k", 65)}
+	for _, n := range good {
+		if !ValidKeyName(n) {
+			t.Errorf("ValidKeyName(%q) = false, want true", n)
+		}
+	}
+	for _, n := range bad {
+		if ValidKeyName(n) {
+			t.Errorf("ValidKeyName(%q) = true, want false", n)
+		}
+	}
+}
+
+// TestKeyNameFrom: a comment becomes a key name's characters, so that a
+// prefix of letters makes it a valid name.
+func TestKeyNameFrom(t *testing.T) {
+	tests := map[string]string{
+		"alice@laptop":      "alice@laptop",
+		"Alice Smith":       "Alice-Smith",
+		"  -.bob's key.-  ": "bob-s-key",
+		"ci/deploy (2024)":  "ci-deploy-2024",
+		"":                  "",
+		"¡¿":                "",
+		"a\tb\nc":           "a-b-c",
+		"x_y.z-w":           "x_y.z-w",
+	}
+	for in, want := range tests {
+		got := KeyNameFrom(in)
+		if got != want {
+			t.Errorf("KeyNameFrom(%q) = %q, want %q", in, got, want)
+		}
+		if got != "" && !ValidKeyName("k-"+got) {
+			t.Errorf("KeyNameFrom(%q) = %q, not valid behind a prefix", in, got)
+		}
+	}
+}
