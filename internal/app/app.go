@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,13 +225,4 @@ func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Ident
 		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
 	}
 	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
-}
-
-// oneLine folds an error into the single line users see.
-func oneLine(err error) string {
-	s := strings.TrimSpace(err.Error())
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

@@ -45,19 +45,19 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 	}
 	defer unlock()
 	if err := m.ensureApp(ctx, app); err != nil {
-		out.Fail(oneLine(err))
+		out.Fail(ui.OneLine(err.Error()))
 		return 1
 	}
 	hooksDir, err := m.ensureHooks()
 	if err != nil {
 		m.log.Error("write git hooks", "err", err)
-		out.Fail("the server cannot take pushes: " + oneLine(err))
+		out.Fail("the server cannot take pushes: " + ui.OneLine(err.Error()))
 		return 1
 	}
 	gate, err := hooks.Listen(m.paths.pushGates())
 	if err != nil {
 		m.log.Error("open push gate", "app", app, "err", err)
-		out.Fail("the server cannot take pushes: " + oneLine(err))
+		out.Fail("the server cannot take pushes: " + ui.OneLine(err.Error()))
 		return 1
 	}
 	defer gate.Close()
@@ -257,7 +257,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 	defer func() {
 		status, detail := store.Succeeded, ""
 		if err != nil {
-			status, detail = store.Failed, oneLine(err)
+			status, detail = store.Failed, ui.OneLine(err.Error())
 		}
 		if err != nil {
 			// The summary first; details (a process's last log lines) after it.
@@ -524,7 +524,7 @@ func (m *Manager) activate(ctx context.Context, r release, kinds map[string]bool
 	if err := m.route(ctx, r); err != nil {
 		// Traffic already moved through the socket symlink; a route error
 		// concerns hosts or ports, and is reported without undoing the switch.
-		out.Fail("routing: " + oneLine(err))
+		out.Fail("routing: " + ui.OneLine(err.Error()))
 		m.log.Error("set route", "app", r.app, "err", err)
 	}
 	if err := m.cfg.Store.SetLiveRelease(ctx, r.app, r.number); err != nil {

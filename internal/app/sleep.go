@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hop3/internal/store"
+	"hop3/internal/ui"
 	"hop3/internal/waker"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
@@ -387,7 +388,7 @@ func (m *Manager) wake(ctx context.Context, app string, w *waker.Waker) error {
 	r.wake = true
 	specs, err := m.startRelease(ctx, r, nil)
 	if err != nil {
-		m.event(ctx, app, "wake", "", "wake failed: "+oneLine(err))
+		m.event(ctx, app, "wake", "", "wake failed: "+ui.OneLine(err.Error()))
 		return err
 	}
 	if err := m.switchTo(r, nil); err != nil {

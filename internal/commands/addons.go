@@ -11,6 +11,7 @@ import (
 	"hop3/bytesize"
 	"hop3/internal/addons"
 	"hop3/internal/store"
+	"hop3/internal/ui"
 )
 
 // Addons is what the add-on commands need from the add-on manager.
@@ -306,7 +307,7 @@ func (inv *invocation) addonsAfterDestroy(ctx context.Context, app string, purge
 	}
 	names, err := inv.d.cfg.Addons.AppDestroyed(ctx, app, purge)
 	if err != nil {
-		inv.ui.Fail(fmt.Sprintf("add-ons of %s: %v", app, oneLine(err)))
+		inv.ui.Fail(fmt.Sprintf("add-ons of %s: %v", app, ui.OneLine(err.Error())))
 	}
 	switch {
 	case len(names) == 0:

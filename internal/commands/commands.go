@@ -291,17 +291,8 @@ func (inv *invocation) report(err error) int {
 		return ue.Code
 	}
 	inv.d.log.Error("command failed", "key", inv.id.Name, "err", err)
-	inv.ui.Fail(oneLine(err))
+	inv.ui.Fail(ui.OneLine(err.Error()))
 	return exitFail
-}
-
-// oneLine folds an error into the single line users see.
-func oneLine(err error) string {
-	s := strings.TrimSpace(err.Error())
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 // event records what someone did; a failure to record does not undo it.
@@ -347,7 +338,7 @@ func (f *failWatch) mark() int {
 // reported tells whether a failure line written since mark already says
 // what err says.
 func (f *failWatch) reported(since int, err error) bool {
-	msg := oneLine(err)
+	msg := ui.OneLine(err.Error())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, line := range f.lines[since:] {

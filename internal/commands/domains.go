@@ -12,6 +12,7 @@ import (
 	"hop3/internal/hostclaim"
 	"hop3/internal/router"
 	"hop3/internal/store"
+	"hop3/internal/ui"
 )
 
 type domainsJSON struct {
@@ -195,7 +196,7 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 	if err := inv.d.cfg.Store.AddDomains(ctx, a.Name, add); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			// Claimed by another app since the check above.
-			return failf("%s", strings.TrimPrefix(oneLine(err), "add domains to app "+a.Name+": "))
+			return failf("%s", strings.TrimPrefix(ui.OneLine(err.Error()), "add domains to app "+a.Name+": "))
 		}
 		return err
 	}
@@ -205,7 +206,7 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 		if rerr := inv.d.cfg.Store.RemoveDomains(context.WithoutCancel(ctx), a.Name, add); rerr != nil {
 			return fmt.Errorf("%w; additionally, removing the hosts again: %v", err, rerr)
 		}
-		return failf("%s", oneLine(err))
+		return failf("%s", ui.OneLine(err.Error()))
 	}
 	inv.event(ctx, a.Name, "domains", "added %s", strings.Join(add, ", "))
 	inv.ui.Step(fmt.Sprintf("Added %s to %s", strings.Join(add, ", "), a.Name))
@@ -222,7 +223,7 @@ func (inv *invocation) claimError(err error) error {
 			return failf("host %s is already used by another app", ce.Host)
 		}
 	}
-	return failf("%s", oneLine(err))
+	return failf("%s", ui.OneLine(err.Error()))
 }
 
 func (inv *invocation) domainsRemove(ctx context.Context, c *command, args []string) error {

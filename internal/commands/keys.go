@@ -14,6 +14,7 @@ import (
 	"hop3/gitserver"
 	"hop3/internal/appname"
 	"hop3/internal/store"
+	"hop3/internal/ui"
 )
 
 type keyJSON struct {
@@ -121,7 +122,7 @@ func AddKeys(ctx context.Context, st KeyAdder, args []string, stdin io.Reader) (
 	}
 	if err := st.AddKeys(ctx, keys); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return nil, failf("%s", oneLine(err))
+			return nil, failf("%s", ui.OneLine(err.Error()))
 		}
 		return nil, err
 	}

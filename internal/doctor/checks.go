@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"hop3/internal/router"
+	"hop3/internal/ui"
 )
 
 const installFix = "sudo scripts/install.sh"
@@ -71,7 +72,7 @@ func (c *checker) caddyAdmin(ctx context.Context) Result {
 	}
 	code, err := c.sys.AdminGet(ctx, sock, "/config/")
 	if err != nil {
-		return fail(name, "Caddy's admin socket "+sock+" does not answer: "+oneLine(err), "read "+filepath.Join(c.cfg.Root, "caddy", "caddy.log")+" and journalctl -u hop3; hop3 restarts Caddy when it dies")
+		return fail(name, "Caddy's admin socket "+sock+" does not answer: "+ui.OneLine(err.Error()), "read "+filepath.Join(c.cfg.Root, "caddy", "caddy.log")+" and journalctl -u hop3; hop3 restarts Caddy when it dies")
 	}
 	if code != 200 {
 		return fail(name, fmt.Sprintf("Caddy's admin socket %s answers %d to GET /config/", sock, code), "read "+filepath.Join(c.cfg.Root, "caddy", "caddy.log"))
@@ -87,7 +88,7 @@ func (c *checker) git(ctx context.Context) Result {
 	}
 	out, err := c.sys.Exec(ctx, bin, "--version")
 	if err != nil {
-		return fail(name, "git --version: "+oneLine(err), "apt-get install --reinstall git")
+		return fail(name, "git --version: "+ui.OneLine(err.Error()), "apt-get install --reinstall git")
 	}
 	return ok(name, firstLine(out))
 }
@@ -100,7 +101,7 @@ func (c *checker) python(ctx context.Context) Result {
 	}
 	out, err := c.sys.Exec(ctx, bin, "--version")
 	if err != nil {
-		return warn(name, "python3 --version: "+oneLine(err), "apt-get install --reinstall python3")
+		return warn(name, "python3 --version: "+ui.OneLine(err.Error()), "apt-get install --reinstall python3")
 	}
 	return ok(name, firstLine(out)+" ("+bin+")")
 }
@@ -129,7 +130,7 @@ func (c *checker) uv(ctx context.Context) Result {
 	}
 	out, err := c.sys.Exec(ctx, bin, "--version")
 	if err != nil {
-		return warn(name, bin+" --version: "+oneLine(err), installFix)
+		return warn(name, bin+" --version: "+ui.OneLine(err.Error()), installFix)
 	}
 	return ok(name, firstLine(out)+" ("+bin+")")
 }
@@ -148,7 +149,7 @@ func (c *checker) node(ctx context.Context) Result {
 	}
 	out, err := c.sys.Exec(ctx, node, "--version")
 	if err != nil {
-		return warn(name, "node --version: "+oneLine(err), "apt-get install --reinstall nodejs")
+		return warn(name, "node --version: "+ui.OneLine(err.Error()), "apt-get install --reinstall nodejs")
 	}
 	return ok(name, "Node.js "+firstLine(out)+" with npm")
 }
@@ -161,7 +162,7 @@ func (c *checker) golang(ctx context.Context) Result {
 	}
 	out, err := c.sys.Exec(ctx, bin, "version")
 	if err != nil {
-		return warn(name, "go version: "+oneLine(err), "reinstall Go")
+		return warn(name, "go version: "+ui.OneLine(err.Error()), "reinstall Go")
 	}
 	return ok(name, firstLine(out))
 }
@@ -171,7 +172,7 @@ func (c *checker) disk() Result {
 	path := existingParent(c.sys.Stat, c.cfg.Root)
 	free, _, err := c.sys.Statfs(path)
 	if err != nil {
-		return fail(name, "can not read the free space under "+path+": "+oneLine(err), "check that "+c.cfg.Root+" is on a mounted file system")
+		return fail(name, "can not read the free space under "+path+": "+ui.OneLine(err.Error()), "check that "+c.cfg.Root+" is on a mounted file system")
 	}
 	detail := fmt.Sprintf("%s free under %s", bytesText(free), path)
 	fix := "free space on the file system of " + c.cfg.Root + " (old logs, apt-get clean, docker system prune) or grow the disk"
@@ -249,7 +250,7 @@ func (c *checker) port(name, addr, env string) Result {
 		}
 		return fail(name, addr+" is in use by another program", fmt.Sprintf("find it with: ss -ltnp 'sport = :%d'; stop it or set %s", port, env))
 	}
-	return fail(name, "can not bind "+addr+": "+oneLine(lerr), "set "+env+" to an address of this host")
+	return fail(name, "can not bind "+addr+": "+ui.OneLine(lerr.Error()), "set "+env+" to an address of this host")
 }
 
 func (c *checker) dns(ctx context.Context) Result {
@@ -320,7 +321,7 @@ func (c *checker) sqlite(ctx context.Context) Result {
 		return warn(name, "no database yet at "+path, "start hop3 once (systemctl start hop3): it creates it")
 	}
 	if err := c.sys.CheckStore(ctx, path); err != nil {
-		return fail(name, path+": "+oneLine(err), "stop hop3, keep a copy of "+path+", then try: sqlite3 "+path+" .recover | sqlite3 hop3-recovered.db")
+		return fail(name, path+": "+ui.OneLine(err.Error()), "stop hop3, keep a copy of "+path+", then try: sqlite3 "+path+" .recover | sqlite3 hop3-recovered.db")
 	}
 	return ok(name, path+": integrity ok")
 }
@@ -334,7 +335,7 @@ func (c *checker) listeners() Result {
 	}
 	public, err := c.sys.PublicListeners(c.cfg.PIDDir)
 	if err != nil {
-		return warn(name, "can not read the apps' sockets: "+oneLine(err), "run doctor as the user hop3 runs as")
+		return warn(name, "can not read the apps' sockets: "+ui.OneLine(err.Error()), "run doctor as the user hop3 runs as")
 	}
 	if len(public) == 0 {
 		return ok(name, "no app process listens beyond loopback")
@@ -345,14 +346,6 @@ func (c *checker) listeners() Result {
 	}
 	return warn(name, "reachable without Caddy: "+strings.Join(found, "; "),
 		"make the app listen on $HOST (127.0.0.1) and $PORT, then push again")
-}
-
-func oneLine(err error) string {
-	s := strings.TrimSpace(err.Error())
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }
 
 func strconvQuote(s string) string { return strconv.Quote(s) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hop3/buildpacks"
+	"hop3/internal/ui"
 )
 
 // Toolchain is a build tool that apps of one language need, and where
@@ -111,7 +112,7 @@ func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
 	version := versionLine(text)
 	switch {
 	case err != nil && version == "":
-		version = "version unknown: " + oneLine(err)
+		version = "version unknown: " + ui.OneLine(err.Error())
 	case version == "":
 		version = "version unknown"
 	}
