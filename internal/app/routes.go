@@ -107,13 +107,18 @@ func (m *Manager) hosts(ctx context.Context, app string, env map[string]string) 
 // configHosts are the host names config vars give: HOST_NAME, else piku's
 // NGINX_SERVER_NAME.
 func configHosts(env map[string]string) []string {
-	return splitList(first(env, "HOST_NAME", "NGINX_SERVER_NAME"))
+	_, hosts := hostclaim.FromConfig(env)
+	return hosts
 }
 
 // anyConfigHosts are the host names of both variables: the one not in use
 // now is claimed too, since unsetting the other puts it in use.
 func anyConfigHosts(env map[string]string) []string {
-	return append(splitList(env["HOST_NAME"]), splitList(env["NGINX_SERVER_NAME"])...)
+	var hosts []string
+	for _, k := range hostclaim.ConfigVars {
+		hosts = append(hosts, hostclaim.Split(env[k])...)
+	}
+	return hosts
 }
 
 func (m *Manager) claimRule() hostclaim.Rule { return hostclaim.Rule{Domain: m.cfg.Domain} }

@@ -113,27 +113,14 @@ func certText(c certJSON) string {
 }
 
 // configHosts lists the hosts an app's environment adds, as the route
-// reads them: HOST_NAME, else NGINX_SERVER_NAME, split on commas and
-// blanks, "_" (any host) left out, and those in listed already.
+// reads them (hostclaim.FromConfig), but those in listed already.
 func configHosts(env map[string]string, listed []string) (key string, hosts []string) {
+	key, all := hostclaim.FromConfig(env)
 	hosts = []string{}
-	for _, k := range []string{"HOST_NAME", "NGINX_SERVER_NAME"} {
-		if strings.TrimSpace(env[k]) != "" {
-			key = k
-			break
+	for _, h := range all {
+		if !slices.Contains(listed, h) {
+			hosts = append(hosts, h)
 		}
-	}
-	if key == "" {
-		return "", hosts
-	}
-	for _, h := range strings.FieldsFunc(strings.ToLower(env[key]), func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\t' || r == '\n'
-	}) {
-		h = strings.TrimSuffix(h, ".")
-		if h == "" || h == "_" || slices.Contains(listed, h) || slices.Contains(hosts, h) {
-			continue
-		}
-		hosts = append(hosts, h)
 	}
 	return key, hosts
 }

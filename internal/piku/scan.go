@@ -217,7 +217,7 @@ func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
 	a.translatePaths(root, dataDir)
 	a.noteUnused()
 	maps.Copy(live, a.Config)
-	a.Hosts = hostsOf(live)
+	_, a.Hosts = hostclaim.FromConfig(live)
 	if len(a.Hosts) > 0 {
 		for _, h := range a.Hosts {
 			if _, err := hostclaim.Normalize(h); err != nil {
@@ -254,24 +254,6 @@ func scanApp(ctx context.Context, root, pikuName string, opts Options) App {
 		}
 	}
 	return a
-}
-
-// hostsOf lists the host names in a piku app's settings, as hop3 reads
-// them: HOST_NAME, else NGINX_SERVER_NAME, split on commas and blanks; "_"
-// (any host) is no host.
-func hostsOf(env map[string]string) []string {
-	v := strings.TrimSpace(env["HOST_NAME"])
-	if v == "" {
-		v = strings.TrimSpace(env["NGINX_SERVER_NAME"])
-	}
-	var out []string
-	for _, h := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		if h != "" && h != "_" && !slices.Contains(out, h) {
-			out = append(out, h)
-		}
-	}
-	return out
 }
 
 // readable walks dir, opening every file for reading as the copy will,
