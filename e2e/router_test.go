@@ -335,14 +335,15 @@ func TestRouterPages(t *testing.T) {
 }
 
 // TestRouterMaxBodySize: with MAX_BODY_SIZE a larger request body is refused
-// with 413 before it reaches the app; a smaller one goes through.
+// with 413 before it reaches the app; a smaller one goes through. The size
+// reads as every size setting does (1KiB was refused before).
 func TestRouterMaxBodySize(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, shortTemp(t), "127.0.0.1:0")
 	alice := newUser(t, "alice")
 	d.register(alice)
 	c := edgeClient(t, d.httpAddr, nil)
-	newWorkdir(t, routerApp("upload", map[string]string{".env": "MAX_BODY_SIZE=1k\n"})).mustPush(d, alice, "upload")
+	newWorkdir(t, routerApp("upload", map[string]string{".env": "MAX_BODY_SIZE=1KiB\n"})).mustPush(d, alice, "upload")
 
 	if r := mustFetch(t, c, "POST", appURL(d, "upload.localhost", "/"), bytes.Repeat([]byte("x"), 1000)); r.status != 200 || r.body != "upload got 1000 bytes" {
 		t.Errorf("POST within the limit: %d %q", r.status, r.body)

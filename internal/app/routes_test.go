@@ -9,7 +9,8 @@ import (
 )
 
 // TestMaxBodySize: MAX_BODY_SIZE takes the sizes every other size setting
-// takes, 10MiB included, and refuses what is not one, naming the variable.
+// takes, 10MiB included, and refuses what is not one (a size past int64
+// too), naming the variable.
 func TestMaxBodySize(t *testing.T) {
 	good := map[string]int64{"": 0, "0": 0, "1024": 1024, "512k": 512 << 10, "10MB": 10 << 20, "10MiB": 10 << 20, "1g": 1 << 30, "1GiB": 1 << 30, " 2 mb ": 2 << 20}
 	for in, want := range good {
@@ -21,6 +22,13 @@ func TestMaxBodySize(t *testing.T) {
 		if _, err := maxBodySize(map[string]string{"MAX_BODY_SIZE": in}); err == nil || !strings.HasPrefix(err.Error(), "MAX_BODY_SIZE: ") {
 			t.Errorf("MAX_BODY_SIZE=%q: err = %v, want one naming MAX_BODY_SIZE", in, err)
 		}
+	}
+	// MAX_RELEASE_SIZE reads the same way.
+	if n, err := appReleaseSize(map[string]string{"MAX_RELEASE_SIZE": "512KiB"}); err != nil || n != 512<<10 {
+		t.Errorf("MAX_RELEASE_SIZE=512KiB: %d, %v", n, err)
+	}
+	if _, err := appReleaseSize(map[string]string{"MAX_RELEASE_SIZE": "9223372036854775808"}); err == nil || !strings.HasPrefix(err.Error(), "MAX_RELEASE_SIZE: ") {
+		t.Errorf("MAX_RELEASE_SIZE past int64: err = %v", err)
 	}
 }
 
