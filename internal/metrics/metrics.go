@@ -96,36 +96,24 @@ func New(cfg Config) (*Metrics, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &Metrics{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "metrics"),
-		start: time.Now(),
-		reg:   prometheus.NewRegistry(),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hop3_process_restarts_total",
-			Help: "Automatic restarts of processes that exited, by app and kind.",
-		}, []string{"app", "kind"}),
-		crashes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hop3_process_crashes_total",
-			Help: "Processes given up after repeated quick failures (state crashed), by app and kind.",
-		}, []string{"app", "kind"}),
-		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hop3_deploys_total",
-			Help: "Deploys (pushes, deploy commands) by app and outcome.",
-		}, []string{"app", "outcome"}),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "metrics"),
+		start:    time.Now(),
+		reg:      prometheus.NewRegistry(),
+		restarts: counter("hop3_process_restarts_total", "Automatic restarts of processes that exited, by app and kind.", "app", "kind"),
+		crashes:  counter("hop3_process_crashes_total", "Processes given up after repeated quick failures (state crashed), by app and kind.", "app", "kind"),
+		deploys:  counter("hop3_deploys_total", "Deploys (pushes, deploy commands) by app and outcome.", "app", "outcome"),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hop3_deploy_duration_seconds",
 			Help:    "How long deploys took, from the new release to its switch or failure.",
 			Buckets: DeployBuckets,
 		}, []string{"app"}),
-		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hop3_builds_total",
-			Help: "Successful builds by app.",
-		}, []string{"app"}),
-		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hop3_build_cache_hits_total",
-			Help: "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules, build: a whole build).",
-		}, []string{"app", "cache"}),
+		builds:    counter("hop3_builds_total", "Successful builds by app.", "app"),
+		cacheHits: counter("hop3_build_cache_hits_total", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules, build: a whole build).", "app", "cache"),
 	}
 	if sock := cfg.CaddyAdminSocket; sock != "" {
 		m.caddy = &http.Client{

@@ -485,3 +485,33 @@ func TestCertificates(t *testing.T) {
 		t.Errorf("certificate metrics with TLS off:\n%s", b.String())
 	}
 }
+
+// TestBadSampleLeftOut: a sample the library refuses (a host name that is
+// not UTF-8) is left out of the scrape; the rest is still served.
+func TestBadSampleLeftOut(t *testing.T) {
+	t.Parallel()
+	m, err := New(Config{
+		Supervisor: &fakeSupervisor{},
+		Hosts:      func() map[string][]string { return map[string][]string{"a": {"a.example.com", "b\xff.example.com"}} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics = %d %s", resp.StatusCode, body)
+	}
+	got := parseText(t, string(body))
+	want(t, got, `hop3_app_host_info{app="a",host="a.example.com"}`, 1)
+	want(t, got, `hop3_up`, 1)
+	if strings.Contains(string(body), "b\xff") {
+		t.Errorf("the bad sample was served:\n%s", body)
+	}
+}
