@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -490,9 +491,11 @@ func TestCertificates(t *testing.T) {
 // not UTF-8) is left out of the scrape; the rest is still served.
 func TestBadSampleLeftOut(t *testing.T) {
 	t.Parallel()
+	var log lockedBuffer
 	m, err := New(Config{
 		Supervisor: &fakeSupervisor{},
 		Hosts:      func() map[string][]string { return map[string][]string{"a": {"a.example.com", "b\xff.example.com"}} },
+		Logger:     slog.New(slog.NewTextHandler(&log, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -514,4 +517,24 @@ func TestBadSampleLeftOut(t *testing.T) {
 	if strings.Contains(string(body), "b\xff") {
 		t.Errorf("the bad sample was served:\n%s", body)
 	}
+	if l := log.String(); !strings.Contains(l, "collect metrics") || !strings.Contains(l, "hop3_app_host_info") {
+		t.Errorf("the bad sample was not logged: %q", l)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
