@@ -178,13 +178,13 @@ func (r *fakeRouter) Remove(ctx context.Context, app string) error {
 	return nil
 }
 
-// routes returns the routes set for app, oldest first.
+// routes returns the routes set for app (every app: ""), oldest first.
 func (r *fakeRouter) routes(app string) []router.Route {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []router.Route
 	for _, route := range r.set {
-		if route.App == app {
+		if app == "" || route.App == app {
 			out = append(out, route)
 		}
 	}
