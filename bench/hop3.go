@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/internal/router"
 )
 
@@ -193,7 +194,8 @@ func (d *hop3d) granianPID(app string) int {
 
 // adminClient talks to hop3's Caddy admin API over its unix socket.
 func (d *hop3d) adminClient(timeout time.Duration) *http.Client {
-	socks := router.AdminSockets(filepath.Join(d.root, "caddy"))
+	l := layout.New(d.root)
+	socks := router.AdminSockets(l.HeldAdminSocket(), l.Caddy())
 	sock := socks[len(socks)-1]
 	for _, s := range socks {
 		if _, err := os.Stat(s); err == nil {
