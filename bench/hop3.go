@@ -178,7 +178,7 @@ func (d *hop3d) caddyPID() int {
 // process group; its workers are in the same group): the newest, since a
 // replaced generation may still be draining.
 func (d *hop3d) granianPID(app string) int {
-	runDir := filepath.Join(d.root, "run", app) + "/"
+	runDir := layout.New(d.root).Run(app) + "/"
 	pid, start := 0, uint64(0)
 	for _, p := range descendants(d.proc.pid()) {
 		c := cmdline(p.pid)
