@@ -69,10 +69,10 @@ func (r LoadResult) String() string {
 }
 
 // Check returns an error on any reset or wrong answer, on too little load
-// (fewer than minTotal requests), and on connections closed unanswered
-// beyond maxPercent of requests.
-func (r LoadResult) Check(minTotal, maxPercent int) error {
-	if r.Total() < minTotal {
+// (fewer than minOK requests answered), and on connections closed
+// unanswered beyond maxPercent of requests.
+func (r LoadResult) Check(minOK, maxPercent int) error {
+	if r.OK < minOK {
 		return fmt.Errorf("too little load: %s", r)
 	}
 	if r.Bad > 0 || r.Reset > 0 {
