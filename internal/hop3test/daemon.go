@@ -283,13 +283,14 @@ func ExitCode(err error) int {
 	return 0
 }
 
-// LogTail returns the last n lines of a log file, for error messages.
+// LogTail returns the last n lines of a log file ("" when it cannot be
+// read), for error messages.
 func LogTail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err.Error()
+		return ""
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

@@ -53,11 +53,13 @@ type Load struct {
 
 // LoadResult counts what a Load's requests met.
 type LoadResult struct {
-	OK         int    // answered as wanted
-	Unanswered int    // connection closed before a byte of an answer
-	Reset      int    // connection reset
-	Bad        int    // a wrong answer or another error
-	FirstBad   string // the first reset, wrong answer or error
+	OK         int            // answered as wanted
+	Unanswered int            // connection closed before a byte of an answer
+	Reset      int            // connection reset
+	Bad        int            // a wrong answer or another error
+	FirstBad   string         // the first reset, wrong answer or error
+	FirstErr   string         // the first failure of any kind, unanswered ones too
+	Bodies     map[string]int // how many answers ok accepted had each body
 }
 
 // Total is how many requests were sent.
@@ -87,13 +89,14 @@ func (r LoadResult) Check(minOK, maxPercent int) error {
 // StartLoad starts n clients sending GET url with c (with host, when not
 // "", as the Host header), each answer checked by ok, until Stop.
 func StartLoad(c *http.Client, url, host string, ok func(status int, body string) bool, n int) *Load {
-	l := &Load{}
+	l := &Load{res: LoadResult{Bodies: map[string]int{}}}
 	for range n {
 		l.wg.Go(func() {
 			for !l.stopped.Load() {
 				status, body, err := do(c, url, host)
 				// io.EOF from Do itself: not a byte of an answer came.
 				closed := status == 0 && errors.Is(err, io.EOF)
+				good := !closed && err == nil && ok(status, body)
 				l.mu.Lock()
 				switch {
 				case closed:
@@ -103,13 +106,17 @@ func StartLoad(c *http.Client, url, host string, ok func(status int, body string
 					if l.res.FirstBad == "" {
 						l.res.FirstBad = err.Error()
 					}
-				case err != nil || !ok(status, body):
+				case !good:
 					l.res.Bad++
 					if l.res.FirstBad == "" {
 						l.res.FirstBad = fmt.Sprintf("%d %q %v", status, body, err)
 					}
 				default:
 					l.res.OK++
+					l.res.Bodies[body]++
+				}
+				if l.res.FirstErr == "" && !good {
+					l.res.FirstErr = fmt.Sprintf("%d %q %v", status, body, err)
 				}
 				l.mu.Unlock()
 			}
