@@ -131,7 +131,8 @@ func (d *daemon) ssh(u user, args ...string) (stdout, stderr string, code int) {
 	cmd := d.SSH(context.Background(), u.h(), args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	return o.String(), e.String(), hop3test.ExitCode(cmd.Run())
+	code = hop3test.ExitCode(cmd.Run())
+	return o.String(), e.String(), code
 }
 
 // workdir is a local git repository of an app's source.
