@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"hop3/internal/layout"
 )
 
 // scenarioIsolation measures what running each app as its own user under
@@ -60,7 +62,7 @@ func scenarioIsolation(ctx context.Context, env *benchEnv) (string, error) {
 			logf("isolation %d %s: first %s, unchanged %s", i, app, first.Round(time.Millisecond), seconds[len(seconds)-1].Round(time.Millisecond))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %.1f |\n", mode.label, spread(firsts), spread(seconds), median(pss))
-		d.stop()
+		d.Stop()
 	}
 	return b.String(), nil
 }
@@ -68,7 +70,7 @@ func scenarioIsolation(ctx context.Context, env *benchEnv) (string, error) {
 // appPSS adds up the PSS of the processes running from app's releases (the
 // Granian master and its workers), in MiB.
 func appPSS(d *hop3d, app string) float64 {
-	dir := filepath.Join(d.root, "apps", app, "releases") + "/"
+	dir := layout.New(d.root).Releases(app) + "/"
 	kb := 0
 	for _, p := range allProcs() {
 		if strings.HasPrefix(procCwd(p.pid), dir) {

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"hop3/internal/hop3test"
 )
 
 // benchEnv is what every scenario shares.
@@ -41,6 +43,7 @@ type benchEnv struct {
 	explore bool
 
 	rateDur     time.Duration // one fixed-rate run of the matrix
+	rateWarm    time.Duration // warm-up of each stack before a scenario's runs
 	rateTimeout time.Duration // a request unanswered by then counts as no answer
 	wsConns     int           // WebSockets held open in the matrix
 
@@ -80,6 +83,7 @@ func main() {
 	conns := flag.Int("c", 32, "wrk connections")
 	explore := flag.Bool("explore", false, "also run the exploratory tuning variants")
 	rateDur := flag.Duration("rate-dur", 20*time.Second, "duration of one fixed-rate run of the matrix")
+	rateWarm := flag.Duration("rate-warm", 15*time.Second, "matrix: warm-up of each stack at the scenario's rate, long enough for the worker budget to react")
 	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
 	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
 	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation,langs); default all")
@@ -113,6 +117,7 @@ func main() {
 		explore:    *explore,
 
 		rateDur:     *rateDur,
+		rateWarm:    *rateWarm,
 		rateTimeout: *rateTimeout,
 		wsConns:     *wsConns,
 	}
@@ -165,10 +170,8 @@ func run(ctx context.Context, env *benchEnv, outPath, only, langs string) int {
 		return 1
 	}
 	logf("building hop3")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+gitRev(env.repo), "-o", env.hop3Bin, "./cmd/hop3")
-	build.Dir = env.repo
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: build hop3: %v\n%s", err, out)
+	if _, err := hop3test.Build(filepath.Dir(env.hop3Bin), "-X main.version="+gitRev(env.repo)); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
 

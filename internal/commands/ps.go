@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"hop3/bytesize"
+	"hop3/internal/layout"
 	"hop3/internal/store"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
@@ -241,7 +242,7 @@ func parseCount(arg string) (string, int, error) {
 // liveKinds lists the process kinds of a release's Procfile, read from the
 // release's source as the deploy did (hop3/Procfile, else Procfile).
 func liveKinds(root, app string, number int) ([]string, error) {
-	dir := filepath.Join(root, "apps", app, "releases", strconv.Itoa(number))
+	dir := layout.New(root).Release(app, number)
 	name, static := procfile.Find(dir)
 	var src io.Reader
 	switch {
