@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"hop3/buildpacks"
-	"hop3/gitserver"
 	"hop3/internal/isolation"
 	"hop3/internal/router"
 	"hop3/internal/store"
@@ -60,9 +59,6 @@ type Config struct {
 	Router         Router
 	Supervisor     Supervisor
 	Logger         *slog.Logger
-	// Commands serves every SSH command other than git's (apps, config:set,
-	// ps, ...); nil answers "unknown command".
-	Commands func(ctx context.Context, s *gitserver.Session) int
 	// Observer, when set, is told about each deploy and build (metrics).
 	Observer Observer
 	// MaxReleaseSize caps the bytes a release's checkout may hold (0: no
@@ -207,25 +203,6 @@ func (m *Manager) certNote(out *ui.Writer, app string) {
 			out.Fail(s.Warning())
 		}
 	}
-}
-
-// Keys adapts the store to the SSH server's key lookup.
-type Keys struct{ Store *store.Store }
-
-var _ gitserver.Keys = Keys{}
-
-// Identify resolves a key fingerprint to an identity.
-func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Identity, error) {
-	key, err := k.Store.KeyByFingerprint(ctx, fingerprint)
-	if err != nil {
-		return gitserver.Identity{}, err
-	}
-	limits, err := gitserver.ParseKeyOptions(key.Options)
-	if err != nil {
-		// Stored options that no longer read must not widen the key.
-		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
-	}
-	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
 }
 
 // oneLine folds an error into the single line users see.

@@ -42,13 +42,6 @@ func (l layout) manifest(app string, n int) string {
 	return filepath.Join(l.releases(app), strconv.Itoa(n)+".files")
 }
 
-// gitHooks is the only directory git runs hooks from: outside every
-// repository, written by hop3 alone.
-func (l layout) gitHooks() string { return filepath.Join(l.root, "git", "hooks") }
-
-// pushGates holds the private directory of each push's pre-receive socket.
-func (l layout) pushGates() string { return filepath.Join(l.root, "git", "pushes") }
-
 // current is a symlink to the live release directory: static files are
 // served through it so a deploy changes no route.
 func (l layout) current(app string) string { return filepath.Join(l.appDir(app), "current") }

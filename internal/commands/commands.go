@@ -34,7 +34,9 @@ type Backend interface {
 	URL(app string) string
 	Create(ctx context.Context, app string) error
 	Destroy(ctx context.Context, app string, purge bool) error
-	Deploy(ctx context.Context, app string, noCache bool, actor string, out *ui.Writer) error
+	// Deploy builds and deploys the app's current revision again, for the
+	// key named actor (admin: whether it is an admin's).
+	Deploy(ctx context.Context, app string, noCache bool, actor string, admin bool, out *ui.Writer) error
 	Restart(ctx context.Context, app string, out *ui.Writer) error
 	StopApp(ctx context.Context, app string, out *ui.Writer) error
 	StartApp(ctx context.Context, app string, out *ui.Writer) error
@@ -44,16 +46,18 @@ type Backend interface {
 	Processes(app string) []supervisor.Status
 	LiveEnv(ctx context.Context, app string) (map[string]string, error)
 	RunOneOff(ctx context.Context, app string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
-	// RunTerminal is RunOneOff on a terminal (ssh -t).
-	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
+	// RunTerminal is RunOneOff on a terminal (ssh -t) of the client's type
+	// (term), size and window changes.
+	RunTerminal(ctx context.Context, app string, argv []string, rw io.ReadWriter, term string, size supervisor.WinSize, resize <-chan supervisor.WinSize) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
-	// DiskUsage is the app's disk use in bytes as last measured (the
+	// DiskTotal is the app's disk use in bytes as last measured (the
 	// repository, releases, environments and DATA_DIR), false before the
 	// first measure; it never waits for one.
-	DiskUsage(app string) (int64, bool)
+	DiskTotal(app string) (int64, bool)
 	// ValidateConfig refuses config vars that would break the app's route
-	// (hosts, static paths, sizes, timeouts), with a one-line reason.
-	ValidateConfig(ctx context.Context, app string, vars map[string]string) error
+	// (hosts, static paths, sizes, timeouts), with a one-line reason; new
+	// hosts are claimed as an admin's key asks or as a deployer's (admin).
+	ValidateConfig(ctx context.Context, app string, vars map[string]string, admin bool) error
 	// BuildLog is the file holding the output of a deploy attempt.
 	BuildLog(app string, rel store.Release) string
 }
@@ -153,7 +157,7 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		ui:     ui.New(watch, ui.ColorFor(s.TTY, s.Env)),
 	}
 	inv.table = inv.commands()
-	return inv.run(gitserver.WithIdentity(ctx, s.Identity), s.Args)
+	return inv.run(ctx, s.Args)
 }
 
 // invocation is one command being run: its caller, its streams, and the
