@@ -177,11 +177,17 @@ func startServer(t *testing.T, cfg gitserver.Config) *testServer {
 		t.Fatal(err)
 	}
 	ts.hostKey = hk
+	ts.addr = serve(t, srv)
+	return ts
+}
+
+// serve serves srv on loopback until the test ends and returns its address.
+func serve(t *testing.T, srv *gitserver.Server) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.addr = l.Addr().String()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -190,7 +196,7 @@ func startServer(t *testing.T, cfg gitserver.Config) *testServer {
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return ts
+	return l.Addr().String()
 }
 
 // clientConfig authenticates with the given auth methods.
