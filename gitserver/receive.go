@@ -71,13 +71,14 @@ func (s *Server) receive(ctx context.Context, sess *Session, app string) int {
 	defer done()
 	if err := writeHook(s.cfg.Repos.HooksDir, s.cfg.Repos.Executable); err != nil {
 		s.log.Error("write git hooks", "err", err)
-		fmt.Fprintln(out, " !     the server cannot take pushes: "+oneLine(err))
+		// File system errors are one line: the path and the reason.
+		fmt.Fprintln(out, " !     the server cannot take pushes: "+err.Error())
 		return 1
 	}
 	gate, err := hooks.Listen(s.cfg.Repos.GatesDir)
 	if err != nil {
 		s.log.Error("open push gate", "app", app, "err", err)
-		fmt.Fprintln(out, " !     the server cannot take pushes: "+oneLine(err))
+		fmt.Fprintln(out, " !     the server cannot take pushes: "+err.Error())
 		return 1
 	}
 	defer gate.Close()
@@ -204,13 +205,4 @@ func (s *Server) upload(ctx context.Context, sess *Session, app string) int {
 // colorFor decides colour for one session's output, as Config.Color says.
 func (s *Server) colorFor(sess *Session) bool {
 	return s.cfg.Color != nil && s.cfg.Color(sess.TTY, sess.Env)
-}
-
-// oneLine folds an error into the single line users see.
-func oneLine(err error) string {
-	s := strings.TrimSpace(err.Error())
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

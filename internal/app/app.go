@@ -64,9 +64,8 @@ type Config struct {
 	// MaxReleaseSize caps the bytes a release's checkout may hold (0: no
 	// cap); an app's MAX_RELEASE_SIZE may lower it, never raise it.
 	MaxReleaseSize int64
-	// Executable is hop3's own binary, which git runs as the pre-receive
-	// hook and which serves each app's static files (hop3 serve-static);
-	// default: the running executable.
+	// Executable is hop3's own binary, which serves each app's static
+	// files (hop3 serve-static); default: the running executable.
 	Executable string
 	// Isolation says whether each app runs as its own user; the zero value
 	// runs every app as hop3's user.
