@@ -24,6 +24,7 @@ import (
 	"hop3/internal/appname"
 	"hop3/internal/commands"
 	"hop3/internal/isolation"
+	"hop3/internal/layout"
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
@@ -223,7 +224,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	defer st.Close()
 
 	// A previous hop3 that was killed may have left its processes running.
-	pidDir := filepath.Join(root, "run", "pids")
+	pidDir := layout.New(root).PIDs()
 	if n, err := supervisor.CleanupOrphans(pidDir, logger); err != nil {
 		logger.Warn("clean up processes of a previous run", "component", "hop3", "err", err)
 	} else if n > 0 {
@@ -356,16 +357,17 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	interval, _ := time.ParseDuration(os.Getenv("HOP3_TEST_AUTOSCALE_INTERVAL"))
 	go mgr.Autoscale(ctx, app.AutoscaleOptions{Budget: c.workerBudget, Interval: interval})
 
+	paths := layout.New(root)
 	ssh, err := gitserver.New(gitserver.Config{
-		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
+		HostKeyPath: layout.New(root).HostKey(),
 		MaxPushSize: c.maxPushSize,
 		MaxStartups: c.maxStartups,
 		Keys:        storeKeys{st},
 		Deployer:    mgr,
 		Repos: gitserver.Repos{
-			Dir:        func(name string) string { return filepath.Join(root, "repos", name+".git") },
-			HooksDir:   filepath.Join(root, "git", "hooks"),
-			GatesDir:   filepath.Join(root, "git", "pushes"),
+			Dir:        paths.Repo,
+			HooksDir:   paths.GitHooks(),
+			GatesDir:   paths.PushGates(),
 			Executable: exe,
 		},
 		Commands:  dispatcher,
@@ -458,7 +460,8 @@ func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso iso
 // only then moved into place, so it is never reachable with wider
 // permissions.
 func listenControl(root string) (net.Listener, string, error) {
-	path := filepath.Join(root, "control.sock")
+	paths := layout.New(root)
+	path := paths.Control()
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
 		return nil, "", fmt.Errorf("another hop3 is running on %s (%s answers)", root, path)
@@ -466,11 +469,10 @@ func listenControl(root string) (net.Listener, string, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, "", fmt.Errorf("remove stale control socket: %w", err)
 	}
-	dir := filepath.Join(root, "ssh")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(paths.SSH(), 0o700); err != nil {
 		return nil, "", err
 	}
-	tmp := filepath.Join(dir, "control.sock.new")
+	tmp := paths.ControlStaging()
 	os.Remove(tmp)
 	l, err := net.Listen("unix", tmp)
 	if err != nil {
@@ -503,5 +505,5 @@ func writeIsolationState(root string, p isolation.Policy) error {
 	if !p.On {
 		state = "off " + p.Why + "\n"
 	}
-	return os.WriteFile(isolation.StatePath(root), []byte(state), 0o600)
+	return os.WriteFile(layout.New(root).IsolationState(), []byte(state), 0o600)
 }

@@ -45,7 +45,7 @@ func (m *Manager) PreparePush(ctx context.Context, app string, w io.Writer, colo
 // repository with git's quarantine variables env, while git waits for the
 // verdict.
 func (m *Manager) DeployPush(ctx context.Context, app, rev, pusher string, admin bool, env []string, w io.Writer, color bool) error {
-	src := gitSource{repo: m.paths.repo(app), env: env}
+	src := gitSource{repo: m.paths.Repo(app), env: env}
 	return m.deployFrom(ctx, app, rev, actor{name: pusher, admin: admin}, false, src, ui.New(w, color))
 }
 
@@ -67,13 +67,13 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 	if _, err := m.prepareApp(ctx, app); err != nil {
 		return err
 	}
-	return initRepo(m.paths.repo(app))
+	return initRepo(m.paths.Repo(app))
 }
 
 // deploy builds revision rev of app, already in its repository, into a new
 // release and switches traffic to it.
 func (m *Manager) deploy(ctx context.Context, app, rev string, who actor, noCache bool, out *ui.Writer) error {
-	return m.deployFrom(ctx, app, rev, who, noCache, gitSource{repo: m.paths.repo(app)}, out)
+	return m.deployFrom(ctx, app, rev, who, noCache, gitSource{repo: m.paths.Repo(app)}, out)
 }
 
 // actor is who asks for a deploy: the name recorded with the release, and
@@ -99,7 +99,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
-	logPath := m.paths.buildLog(app, rel.Attempt)
+	logPath := m.paths.BuildLog(app, rel.Attempt)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		m.log.Warn("create build log directory", "app", app, "err", err)
 	}
@@ -112,7 +112,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 	}
 	out.Step(fmt.Sprintf("Deploying %s (%s), deploy d%d", app, short(rev), rel.Attempt))
 	var metaJSON []byte
-	dir := m.paths.release(app, rel.Number)
+	dir := m.paths.Release(app, rel.Number)
 	defer func() {
 		status, detail := store.Succeeded, ""
 		if err != nil {
@@ -133,7 +133,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 			// A failed release can never go live: free its space (a build
 			// that filled the disk must not keep it full). Its log stays.
 			os.RemoveAll(dir)
-			os.Remove(m.paths.manifest(app, rel.Number))
+			os.Remove(m.paths.Manifest(app, rel.Number))
 		}
 		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Attempt, status, detail, string(metaJSON)); ferr != nil {
 			m.log.Error("record release result", "app", app, "attempt", rel.Attempt, "err", ferr)
@@ -188,7 +188,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 	}
 	// What the commit and the build made; anything else found here later
 	// was written by the app, and is lost with the release.
-	if err := writeManifest(dir, m.paths.manifest(app, rel.Number)); err != nil {
+	if err := writeManifest(dir, m.paths.Manifest(app, rel.Number)); err != nil {
 		m.log.Warn("record release files", "app", app, "release", rel.Number, "err", err)
 	}
 	if e, ok := r.procfile.Get("release"); ok && e.Kind == procfile.KindRelease {
@@ -268,7 +268,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	}
 	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
 		out.Step("Running preflight command: " + e.Command)
-		pre := release{app: app, number: number, dir: dir, user: u, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app), "TMPDIR": m.paths.tmpDir(app)}, buildEnv)}
+		pre := release{app: app, number: number, dir: dir, user: u, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.Data(app), "TMPDIR": m.paths.Tmp(app)}, buildEnv)}
 		if err := m.runHook(ctx, pre, e, out); err != nil {
 			return r, fmt.Errorf("preflight command failed: %w", err)
 		}
@@ -286,9 +286,9 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		Dir:         dir,
 		Env:         buildEnv,
 		CacheDir:    m.appCacheDir(u),
-		TempDir:     m.paths.tmpDir(app),
+		TempDir:     m.paths.Tmp(app),
 		As:          m.buildUser(u),
-		EnvsDir:     m.paths.envs(app),
+		EnvsDir:     m.paths.Envs(app),
 		Tools:       m.cfg.Tools,
 		HasStatic:   hasStatic,
 		HasProcfile: true,
@@ -329,8 +329,8 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	}
 	env := map[string]string{
 		"PATH":             systemPath,
-		"HOME":             m.paths.data(r.app),
-		"TMPDIR":           m.paths.tmpDir(r.app),
+		"HOME":             m.paths.Data(r.app),
+		"TMPDIR":           m.paths.Tmp(r.app),
 		"LANG":             "C.UTF-8",
 		"PYTHONUNBUFFERED": "1",
 	}
@@ -342,8 +342,8 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	}
 	own := map[string]string{
 		"APP":       r.app,
-		"DATA_DIR":  m.paths.data(r.app),
-		"DATA_ROOT": m.paths.data(r.app),
+		"DATA_DIR":  m.paths.Data(r.app),
+		"DATA_ROOT": m.paths.Data(r.app),
 	}
 	// piku expands $VAR in ENV against the environment it starts apps
 	// with; these are hop3's equivalents.
