@@ -286,6 +286,8 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 		m.event(ctx, app, "deploy", pusher, msg)
 		m.observeDeploy(app, err == nil, time.Since(started))
 		m.log.Info("deploy", "app", app, "attempt", rel.Attempt, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
+		// Told above, with its detail lines: the caller prints it no more.
+		err = ui.Reported(err)
 	}()
 
 	if a.Release > 0 {
