@@ -41,6 +41,7 @@ type benchEnv struct {
 	explore bool
 
 	rateDur     time.Duration // one fixed-rate run of the matrix
+	rateWarm    time.Duration // warm-up of each stack before a scenario's runs
 	rateTimeout time.Duration // a request unanswered by then counts as no answer
 	wsConns     int           // WebSockets held open in the matrix
 
@@ -80,6 +81,7 @@ func main() {
 	conns := flag.Int("c", 32, "wrk connections")
 	explore := flag.Bool("explore", false, "also run the exploratory tuning variants")
 	rateDur := flag.Duration("rate-dur", 20*time.Second, "duration of one fixed-rate run of the matrix")
+	rateWarm := flag.Duration("rate-warm", 15*time.Second, "matrix: warm-up of each stack at the scenario's rate, long enough for the worker budget to react")
 	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
 	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
 	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation,langs); default all")
@@ -113,6 +115,7 @@ func main() {
 		explore:    *explore,
 
 		rateDur:     *rateDur,
+		rateWarm:    *rateWarm,
 		rateTimeout: *rateTimeout,
 		wsConns:     *wsConns,
 	}

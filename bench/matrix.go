@@ -92,12 +92,14 @@ func runStack(ctx context.Context, env *benchEnv, rate int, st mxStack, d time.D
 }
 
 // runScenario runs every stack of sc reps times, alternating which goes
-// first, after a one-second warm-up of each.
+// first, after a warm-up of each at the scenario's rate (-rate-warm): long
+// enough for hop3's worker budget to give a loaded app the workers it would
+// have in service.
 func runScenario(ctx context.Context, env *benchEnv, sc mxScenario) (map[string]*mxStats, error) {
 	stats := map[string]*mxStats{}
 	for _, st := range sc.stacks {
 		stats[st.key] = &mxStats{}
-		runRate(ctx, rateLoad{rate: sc.rate, dur: time.Second, timeout: env.rateTimeout, targets: st.targets})
+		runRate(ctx, rateLoad{rate: sc.rate, dur: env.rateWarm, timeout: env.rateTimeout, targets: st.targets})
 	}
 	for rep := 0; rep < env.reps; rep++ {
 		order := sc.stacks
@@ -297,11 +299,11 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 	fmt.Fprintf(&b, "Appendix D's scenarios at a fixed rate: an open-loop load (vegeta as a library, keep-alive on) sends requests on schedule "+
 		"whatever the answers, so a server that falls behind shows it as latency and as requests with no answer, which wrk's closed loop hides. "+
 		"Each scenario runs against hop3 (its Caddy with the app's Host header) and nginx → uWSGI (`uwsgi --master --processes 2 --threads 1`), "+
-		"runs: %d of %s each, alternated, after a 1 s warm-up of each; medians. Latencies are of answered requests; `non-2xx` counts answers "+
+		"runs: %d of %s each, alternated, after a %s warm-up of each at the same rate (hop3's worker budget may add a worker meanwhile, as it would in service); medians. Latencies are of answered requests; `non-2xx` counts answers "+
 		"outside 2xx and `no answer` the requests that got none within %s (connection errors and timeouts). CPU is the CPU time of the proxy's "+
 		"and the app's process groups (/proc/<pid>/stat) over the run, in %% of one core; PSS is theirs right after the run "+
 		"(hop3's Caddy serves every app, so its whole PSS is counted). The ratio columns are hop3 / nginx → uWSGI: below 1 is better.\n\n",
-		env.reps, env.rateDur, env.rateTimeout)
+		env.reps, env.rateDur, env.rateWarm, env.rateTimeout)
 	logf("matrix: deploying the scenario apps")
 	x, err := setupMatrix(ctx, env, m)
 	if err != nil {

@@ -80,6 +80,13 @@ func setupMain(ctx context.Context, env *benchEnv) (*mainSetup, error) {
 		if err := waitHTTP(ctx, d.url("/"), d.host(a.name), a.expect, 30*time.Second); err != nil {
 			return nil, err
 		}
+		// The baselines run 2 workers; pinning hop3's to 2 as well keeps the
+		// comparison like for like (left alone, an app starts with 1 and the
+		// worker budget adds the second under load). The 10-app scenario
+		// leaves its apps to the budget.
+		if out, code := d.ssh(ctx, "ps:scale", a.name, a.iface+"=2"); code != 0 {
+			return nil, fmt.Errorf("ps:scale %s %s=2: %s", a.name, a.iface, out)
+		}
 		a.granianPID = d.granianPID(a.name)
 		if a.granianPID == 0 {
 			return nil, fmt.Errorf("no Granian process found for %s", a.name)

@@ -73,7 +73,10 @@ func running(t *testing.T, d *daemon, u user, app string) []string {
 // running hop3, checking what each one changed: config reaching the app's
 // processes, processes, logs, one-off runs, releases and rollback, domains
 // through Caddy, stop and start, create and destroy, and the same commands
-// through the control socket.
+// through the control socket. The subtests share the daemon and one app,
+// deployed and configured here; each leaves the app as it found it (or
+// reads what it serves), so that any one runs alone too:
+// go test -run 'TestCommands/logs' ./e2e.
 func TestCommands(t *testing.T) {
 	t.Parallel()
 	root := shortTemp(t)
@@ -84,6 +87,9 @@ func TestCommands(t *testing.T) {
 	w := newWorkdir(t, envServer("hello v1"))
 	w.mustPush(d, alice, "envapp")
 	wantBody(t, d, host, "/", "hello v1")
+	// The values the subtests after "config" read: the worker's ticks, run,
+	// start, rollback and the control socket.
+	d.mustCmd(alice, "config:set", "envapp", "GREETING=hello big world", "UNICODE=héllo wörld ✓ 日本語")
 
 	t.Run("config", func(t *testing.T) {
 		values := map[string]string{
@@ -340,9 +346,11 @@ func TestCommands(t *testing.T) {
 	})
 
 	t.Run("domains", func(t *testing.T) {
+		// v1's body, or v2's when "releases and rollback" ran first.
+		_, serving := get(t, d, host, "/")
 		d.mustCmd(alice, "domains:add", "envapp", "www.example.test", "API.example.test")
-		wantBody(t, d, "www.example.test", "/", "hello v2")
-		wantBody(t, d, "api.example.test", "/", "hello v2")
+		wantBody(t, d, "www.example.test", "/", serving)
+		wantBody(t, d, "api.example.test", "/", serving)
 		type domains struct {
 			Default string   `json:"default"`
 			Domains []string `json:"domains"`
@@ -358,7 +366,8 @@ func TestCommands(t *testing.T) {
 		if code, _ := get(t, d, "api.example.test", "/"); code != 404 {
 			t.Errorf("a removed domain answers %d, want 404", code)
 		}
-		wantBody(t, d, "www.example.test", "/", "hello v2")
+		wantBody(t, d, "www.example.test", "/", serving)
+		d.mustCmd(alice, "destroy", "rival", "--confirm", "rival")
 	})
 
 	t.Run("create and destroy", func(t *testing.T) {
@@ -392,8 +401,12 @@ func TestCommands(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, "data", "fresh")); err != nil {
 			t.Errorf("destroy without --purge removed DATA_DIR: %v", err)
 		}
-		d.mustCmd(alice, "destroy", "rival", "--confirm", "rival", "--purge")
-		if _, err := os.Stat(filepath.Join(root, "data", "rival")); !errors.Is(err, os.ErrNotExist) {
+		d.mustCmd(alice, "create", "spare")
+		if _, err := os.Stat(filepath.Join(root, "data", "spare")); err != nil {
+			t.Fatalf("create made no DATA_DIR: %v", err)
+		}
+		d.mustCmd(alice, "destroy", "spare", "--confirm", "spare", "--purge")
+		if _, err := os.Stat(filepath.Join(root, "data", "spare")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("destroy --purge kept DATA_DIR: %v", err)
 		}
 		apps = decode[[]appRow](t, d.mustCmd(alice, "apps", "--json"))
