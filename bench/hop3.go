@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/internal/router"
 )
 
@@ -177,7 +178,7 @@ func (d *hop3d) caddyPID() int {
 // process group; its workers are in the same group): the newest, since a
 // replaced generation may still be draining.
 func (d *hop3d) granianPID(app string) int {
-	runDir := filepath.Join(d.root, "run", app) + "/"
+	runDir := layout.New(d.root).Run(app) + "/"
 	pid, start := 0, uint64(0)
 	for _, p := range descendants(d.proc.pid()) {
 		c := cmdline(p.pid)
@@ -193,7 +194,8 @@ func (d *hop3d) granianPID(app string) int {
 
 // adminClient talks to hop3's Caddy admin API over its unix socket.
 func (d *hop3d) adminClient(timeout time.Duration) *http.Client {
-	socks := router.AdminSockets(filepath.Join(d.root, "caddy"))
+	l := layout.New(d.root)
+	socks := router.AdminSockets(l.HeldAdminSocket(), l.Caddy())
 	sock := socks[len(socks)-1]
 	for _, s := range socks {
 		if _, err := os.Stat(s); err == nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"hop3/internal/layout"
 )
 
 // scenarioIsolation measures what running each app as its own user under
@@ -68,7 +70,7 @@ func scenarioIsolation(ctx context.Context, env *benchEnv) (string, error) {
 // appPSS adds up the PSS of the processes running from app's releases (the
 // Granian master and its workers), in MiB.
 func appPSS(d *hop3d, app string) float64 {
-	dir := filepath.Join(d.root, "apps", app, "releases") + "/"
+	dir := layout.New(d.root).Releases(app) + "/"
 	kb := 0
 	for _, p := range allProcs() {
 		if strings.HasPrefix(procCwd(p.pid), dir) {

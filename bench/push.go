@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"hop3/internal/layout"
 )
 
 // pushToLive pushes the repository and polls the app through Caddy every
@@ -53,7 +55,7 @@ func pushToLive(ctx context.Context, d *hop3d, r *repo, app, path, want string) 
 
 // currentRelease reads which release an app's current link points at.
 func currentRelease(d *hop3d, app string) string {
-	t, _ := os.Readlink(filepath.Join(d.root, "apps", app, "current"))
+	t, _ := os.Readlink(layout.New(d.root).Current(app))
 	return filepath.Base(t)
 }
 
@@ -126,7 +128,7 @@ func scenarioPush(ctx context.Context, env *benchEnv, m *mainSetup) (string, err
 // sharedModules tells how releases a and b of app hold node_modules, and the
 // size of release b's directory; false when the app has none.
 func sharedModules(d *hop3d, app, a, b string) (string, bool) {
-	rel := func(n string) string { return filepath.Join(d.root, "apps", app, "releases", n) }
+	rel := func(n string) string { return filepath.Join(layout.New(d.root).Releases(app), n) }
 	ma, errA := filepath.EvalSymlinks(filepath.Join(rel(a), "node_modules"))
 	mb, errB := filepath.EvalSymlinks(filepath.Join(rel(b), "node_modules"))
 	if errA != nil || errB != nil {

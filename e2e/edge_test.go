@@ -179,6 +179,11 @@ func TestEdgeCaddyUser(t *testing.T) {
 				t.Errorf("%s: %d:%d %v, want %d:%d %v", f.path, st.Uid, st.Gid, mode, f.uid, f.gid, f.mode)
 			}
 		}
+		// Caddy is handed the socket hop3 holds: it needs no admin
+		// directory of its own.
+		if _, err := os.Lstat(filepath.Join(root, "caddy", "admin")); !os.IsNotExist(err) {
+			t.Errorf("caddy/admin exists beside the admin socket hop3 holds (%v)", err)
+		}
 	})
 
 	t.Run("caddy can not read hop3's secrets or an app's data", func(t *testing.T) {

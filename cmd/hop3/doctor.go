@@ -10,8 +10,8 @@ import (
 	"os"
 
 	"hop3/internal/addons"
-	"hop3/internal/app"
 	"hop3/internal/doctor"
+	"hop3/internal/layout"
 )
 
 // doctorCmd checks the server hop3 runs on, with the settings hop3 serve
@@ -51,7 +51,7 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.UV == "" {
 		cfg.UV = findTool("uv")
 	}
-	cfg.PIDDir = app.PIDDir(cfg.Root)
+	cfg.PIDDir = layout.New(cfg.Root).PIDs()
 	results := doctor.Run(ctx, cfg, doctor.DefaultSystem())
 	results = append(results, addonChecks(cfg.Root)...)
 	results = append(results, doctor.ListToolchains(ctx, doctor.DefaultSystem(), map[string]string{"uv": cfg.UV})...)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"hop3/internal/isolation"
+	"hop3/internal/layout"
 	"hop3/internal/router"
 )
 
@@ -94,8 +95,8 @@ func newEdge(ctx context.Context, c serveConfig, root string, tlsMode router.TLS
 			e.listeners.Close()
 			return nil, err
 		}
-		if e.user != nil {
-			if err := e.bindAdmin(&opts, iso); err != nil {
+		if e.holdsAdmin() {
+			if err := e.bindAdmin(root, &opts, iso); err != nil {
 				e.listeners.Close()
 				return nil, err
 			}
@@ -230,26 +231,32 @@ func (e *edge) issuer(c serveConfig, opts *router.Options) error {
 // managedDir prepares for a Caddy hop3 starts: <root>/caddy (caddyDirs),
 // the admin socket in it, and the user Caddy runs as: uid = gid = the uid
 // base when apps run as their own users (iso.On), hop3's own otherwise.
+// A Caddy of its own user that inherits its sockets gets the admin socket
+// hop3 holds (bindAdmin), and no admin directory of its own.
 func (e *edge) managedDir(root string, opts *router.Options, iso isolation.Policy) error {
-	e.caddyDir = filepath.Join(root, "caddy")
-	if err := caddyDirs(iso, e.caddyDir); err != nil {
-		return err
-	}
+	e.caddyDir = layout.New(root).Caddy()
 	if u := iso.Caddy(); u != nil {
 		e.user = &router.User{UID: int(u.UID), GID: int(u.GID)}
+	}
+	if err := caddyDirs(iso, e.caddyDir, !e.holdsAdmin()); err != nil {
+		return err
 	}
 	e.adminSock = router.AdminSocket(e.caddyDir)
 	opts.AdminListen = "unix/" + e.adminSock + "|0600"
 	return nil
 }
 
+// holdsAdmin says hop3 binds the admin socket (bindAdmin): for a Caddy
+// of its own user that inherits its sockets.
+func (e *edge) holdsAdmin() bool { return e.listeners != nil && e.user != nil }
+
 // bindAdmin gives a Caddy that runs as its own user an admin socket hop3
 // binds in <root>/admin, a directory only hop3 may enter, passed as
 // router.AdminFD. Caddy dials whatever path an app's socket link names
 // (the app owns its socket directory); an admin socket Caddy could reach by
 // its path would then answer anyone who asks that app's host.
-func (e *edge) bindAdmin(opts *router.Options, iso isolation.Policy) error {
-	path := router.HeldAdminSocket(e.caddyDir)
+func (e *edge) bindAdmin(root string, opts *router.Options, iso isolation.Policy) error {
+	path := layout.New(root).HeldAdminSocket()
 	if err := iso.Dir(filepath.Dir(path), isolation.Private, nil); err != nil {
 		return err
 	}
@@ -270,17 +277,18 @@ func (e *edge) bindAdmin(opts *router.Options, iso isolation.Policy) error {
 //	caddy/config   Caddy's, 0700 (XDG_CONFIG_HOME)
 //	caddy/data     Caddy's, 0700 (XDG_DATA_HOME: certificates, ACME account)
 //	caddy/admin    Caddy's, 0700: its admin socket, which hop3 (root)
-//	               reaches and nobody else
+//	               reaches and nobody else; only when Caddy binds it
+//	               (bindsAdmin)
 //
 // Caddy can write nowhere hop3 writes, so it can not plant a link for hop3
 // to follow. State left by a Caddy that ran as hop3's user is given to
 // Caddy first. With isolation off, every one is hop3's, 0700.
-func caddyDirs(iso isolation.Policy, dir string) error {
+func caddyDirs(iso isolation.Policy, dir string, bindsAdmin bool) error {
 	u := iso.Caddy()
 	if err := iso.Dir(dir, isolation.AppRead, u); err != nil {
 		return err
 	}
-	for _, d := range router.OwnDirs(dir) {
+	for _, d := range router.OwnDirs(dir, bindsAdmin) {
 		if _, err := os.Lstat(d); err == nil && u != nil && !isolation.OwnedBy(d, u.UID) {
 			if err := iso.Give(d, u); err != nil {
 				return err

@@ -45,7 +45,7 @@ func TestCaddyDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	iso := isolation.Policy{On: true, Base: 62000}
-	if err := caddyDirs(iso, dir); err != nil {
+	if err := caddyDirs(iso, dir, true); err != nil {
 		t.Fatal(err)
 	}
 	const c = 62000
@@ -69,12 +69,26 @@ func TestCaddyDirs(t *testing.T) {
 	if err := os.Mkdir(off, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := caddyDirs(isolation.Policy{Base: 62000}, off); err != nil {
+	if err := caddyDirs(isolation.Policy{Base: 62000}, off, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range append([]string{off}, router.OwnDirs(off)...) {
+	for _, d := range append([]string{off}, router.OwnDirs(off, true)...) {
 		if uid, gid, mode := ownerOf(t, d); uid != 0 || gid != 0 || mode != 0o700 {
 			t.Errorf("isolation off: %s is %d:%d %v, want hop3's 0700", d, uid, gid, mode)
+		}
+	}
+
+	// A Caddy handed the admin socket hop3 holds has no admin directory.
+	held := filepath.Join(base, "held")
+	if err := caddyDirs(iso, held, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(held, "admin")); !os.IsNotExist(err) {
+		t.Errorf("held admin socket: %s/admin made (%v)", held, err)
+	}
+	for _, d := range router.OwnDirs(held, false) {
+		if uid, gid, mode := ownerOf(t, d); uid != c || gid != c || mode != 0o700 {
+			t.Errorf("held admin socket: %s is %d:%d %v, want Caddy's 0700", d, uid, gid, mode)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"hop3/gitserver"
 	"hop3/internal/appname"
 	"hop3/internal/commands"
+	"hop3/internal/layout"
 	"hop3/internal/piku"
 	"hop3/internal/store"
 )
@@ -85,14 +86,14 @@ func importPiku(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(hopRoot, "control.sock")); err != nil {
+	if _, err := os.Stat(layout.New(hopRoot).Control()); err != nil {
 		return fmt.Errorf("hop3 is not running on %s (no control.sock): start it first, or pass --root", hopRoot)
 	}
 	apps, err := piku.Scan(ctx, pikuRoot, piku.Options{
 		Only:    names,
 		Rename:  rename,
 		Data:    *data,
-		DataDir: func(app string) string { return filepath.Join(hopRoot, "data", app) },
+		DataDir: layout.New(hopRoot).Data,
 	})
 	if err != nil {
 		return err
@@ -331,6 +332,6 @@ func (d controlDaemon) Run(ctx context.Context, args []string, stdout, stderr io
 	if v, ok := os.LookupEnv("NO_COLOR"); ok {
 		env = append(env, "NO_COLOR="+v)
 	}
-	return gitserver.LocalCommand(filepath.Join(d.root, "control.sock"), filepath.Join(d.root, "ssh", "host_ed25519"),
+	return gitserver.LocalCommand(layout.New(d.root).Control(), layout.New(d.root).HostKey(),
 		args, strings.NewReader(""), stdout, stderr, env)
 }

@@ -6,17 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"hop3/gitserver"
 	"hop3/internal/commands"
+	"hop3/internal/layout"
 	"hop3/internal/store"
 )
 
 func openStore(root string) (*store.Store, error) {
-	return store.Open(filepath.Join(root, "hop3.db"))
+	return store.Open(layout.New(root).DB())
 }
 
 func keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

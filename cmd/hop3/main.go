@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"hop3/gitserver"
+	"hop3/internal/layout"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -199,7 +200,7 @@ func daemonCommand(ctx context.Context, root string, args []string, stdin io.Rea
 	if len(args) == 0 {
 		return usageError("usage: hop3 [--root DIR] COMMAND [APP] [ARGS...]")
 	}
-	sock := filepath.Join(root, "control.sock")
+	sock := layout.New(root).Control()
 	if _, err := os.Stat(sock); err != nil {
 		return fmt.Errorf("hop3 is not running on %s (no %s): start it with 'hop3 serve'", root, sock)
 	}
@@ -207,7 +208,7 @@ func daemonCommand(ctx context.Context, root string, args []string, stdin io.Rea
 	if v, ok := os.LookupEnv("NO_COLOR"); ok {
 		env = append(env, "NO_COLOR="+v)
 	}
-	code, err := gitserver.LocalCommand(sock, filepath.Join(root, "ssh", "host_ed25519"), args, stdin, stdout, stderr, env)
+	code, err := gitserver.LocalCommand(sock, layout.New(root).HostKey(), args, stdin, stdout, stderr, env)
 	if err != nil {
 		return err
 	}
@@ -223,12 +224,12 @@ func daemonHelp(stdout io.Writer, root string) {
 	if root == "" {
 		root = envDefault("root", defaultRoot())
 	}
-	sock := filepath.Join(root, "control.sock")
+	sock := layout.New(root).Control()
 	if _, err := os.Stat(sock); err != nil {
 		return
 	}
 	var out strings.Builder
-	code, err := gitserver.LocalCommand(sock, filepath.Join(root, "ssh", "host_ed25519"), []string{"help"}, strings.NewReader(""), &out, io.Discard, nil)
+	code, err := gitserver.LocalCommand(sock, layout.New(root).HostKey(), []string{"help"}, strings.NewReader(""), &out, io.Discard, nil)
 	if err != nil || code != 0 {
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"hop3/internal/app"
 	"hop3/internal/commands"
 	"hop3/internal/isolation"
+	"hop3/internal/layout"
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
@@ -222,7 +223,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	defer st.Close()
 
 	// A previous hop3 that was killed may have left its processes running.
-	pidDir := filepath.Join(root, "run", "pids")
+	pidDir := layout.New(root).PIDs()
 	if n, err := supervisor.CleanupOrphans(pidDir, logger); err != nil {
 		logger.Warn("clean up processes of a previous run", "component", "hop3", "err", err)
 	} else if n > 0 {
@@ -355,7 +356,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	go mgr.Autoscale(ctx, app.AutoscaleOptions{Budget: c.workerBudget, Interval: interval})
 
 	ssh, err := gitserver.New(gitserver.Config{
-		HostKeyPath: filepath.Join(root, "ssh", "host_ed25519"),
+		HostKeyPath: layout.New(root).HostKey(),
 		MaxPushSize: c.maxPushSize,
 		MaxStartups: c.maxStartups,
 		Keys:        app.Keys{Store: st},
@@ -467,7 +468,8 @@ func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, 
 // only then moved into place, so it is never reachable with wider
 // permissions.
 func listenControl(root string) (net.Listener, string, error) {
-	path := filepath.Join(root, "control.sock")
+	paths := layout.New(root)
+	path := paths.Control()
 	if conn, err := net.Dial("unix", path); err == nil {
 		conn.Close()
 		return nil, "", fmt.Errorf("another hop3 is running on %s (%s answers)", root, path)
@@ -475,11 +477,10 @@ func listenControl(root string) (net.Listener, string, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, "", fmt.Errorf("remove stale control socket: %w", err)
 	}
-	dir := filepath.Join(root, "ssh")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(paths.SSH(), 0o700); err != nil {
 		return nil, "", err
 	}
-	tmp := filepath.Join(dir, "control.sock.new")
+	tmp := paths.ControlStaging()
 	os.Remove(tmp)
 	l, err := net.Listen("unix", tmp)
 	if err != nil {
@@ -512,5 +513,5 @@ func writeIsolationState(root string, p isolation.Policy) error {
 	if !p.On {
 		state = "off " + p.Why + "\n"
 	}
-	return os.WriteFile(isolation.StatePath(root), []byte(state), 0o600)
+	return os.WriteFile(layout.New(root).IsolationState(), []byte(state), 0o600)
 }

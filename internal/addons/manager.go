@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
 )
@@ -86,12 +87,10 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) dir() string                 { return filepath.Join(m.cfg.Root, "addons") }
+func (m *Manager) dir() string                 { return layout.New(m.cfg.Root).Addons() }
 func (m *Manager) registry() string            { return filepath.Join(m.dir(), "addons.json") }
-func (m *Manager) backupDir(app string) string { return filepath.Join(m.cfg.Root, "backups", app) }
-func (m *Manager) logPath(name string) string {
-	return filepath.Join(m.cfg.Root, "logs", "addons", name+".log")
-}
+func (m *Manager) backupDir(app string) string { return layout.New(m.cfg.Root).Backups(app) }
+func (m *Manager) logPath(name string) string  { return layout.New(m.cfg.Root).AddonLog(name) }
 
 // SandboxPaths are the directories an app's processes must be able to reach
 // (read and write: connect(2) on a socket) for its add-ons to work: its

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/runtime/supervisor"
 )
 
@@ -24,10 +25,12 @@ const pgProcess = "addons/postgres"
 // in a file only hop3 reads).
 const adminRole = "hop3"
 
-func (m *Manager) pgBase() string           { return filepath.Join(m.dir(), "postgres") }
-func (m *Manager) pgData() string           { return filepath.Join(m.pgBase(), "data") }
-func (m *Manager) pgAdminPass() string      { return filepath.Join(m.pgBase(), "admin.pass") }
-func pgSockDir(root string) string          { return filepath.Join(root, "addons", "postgres", "run") }
+func (m *Manager) pgBase() string      { return filepath.Join(m.dir(), "postgres") }
+func (m *Manager) pgData() string      { return filepath.Join(m.pgBase(), "data") }
+func (m *Manager) pgAdminPass() string { return filepath.Join(m.pgBase(), "admin.pass") }
+func pgSockDir(root string) string {
+	return filepath.Join(layout.New(root).Addons(), "postgres", "run")
+}
 func (m *Manager) pgBin(name string) string { return filepath.Join(m.cfg.PostgresBin, name) }
 
 // SystemUser is the credential of the cluster when hop3 may switch users:

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/runtime/supervisor"
 )
 
@@ -33,7 +34,9 @@ const (
 	maxStartupLen = 10000
 )
 
-func appSockDir(root, app string) string { return filepath.Join(root, "addons", "run", app) }
+func appSockDir(root, app string) string {
+	return filepath.Join(layout.New(root).Addons(), "run", app)
+}
 
 // startup is a parsed startup message.
 type startup struct {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/runtime/supervisor"
 )
 
@@ -36,7 +37,9 @@ func ValidateMemory(s string) error {
 	return nil
 }
 
-func redisAppDir(root, app string) string { return filepath.Join(root, "addons", "redis", app) }
+func redisAppDir(root, app string) string {
+	return filepath.Join(layout.New(root).Addons(), "redis", app)
+}
 func redisDir(root, app, name string) string {
 	return filepath.Join(redisAppDir(root, app), name)
 }

@@ -19,6 +19,7 @@ import (
 	"hop3/buildpacks"
 	"hop3/gitserver"
 	"hop3/internal/isolation"
+	"hop3/internal/layout"
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/internal/ui"
@@ -92,7 +93,7 @@ type Config struct {
 // Manager runs deploys and commands.
 type Manager struct {
 	cfg   Config
-	paths layout
+	paths layout.Layout
 	log   *slog.Logger
 
 	mu    sync.Mutex
@@ -116,7 +117,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Domain = "localhost"
 	}
 	if cfg.CacheDir == "" {
-		cfg.CacheDir = layout{root: cfg.Root}.cache()
+		cfg.CacheDir = layout.New(cfg.Root).Cache()
 	}
 	if cfg.BuildTimeout == 0 {
 		cfg.BuildTimeout = 15 * time.Minute
@@ -130,7 +131,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg:   cfg,
-		paths: layout{root: cfg.Root},
+		paths: layout.New(cfg.Root),
 		log:   cfg.Logger.With("component", "app"),
 		locks: map[string]chan struct{}{},
 		disk:  newDiskCache(),

@@ -54,14 +54,14 @@ func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string)
 		out.Fail("the server cannot take pushes: " + oneLine(err))
 		return 1
 	}
-	gate, err := hooks.Listen(m.paths.pushGates())
+	gate, err := hooks.Listen(m.paths.PushGates())
 	if err != nil {
 		m.log.Error("open push gate", "app", app, "err", err)
 		out.Fail("the server cannot take pushes: " + oneLine(err))
 		return 1
 	}
 	defer gate.Close()
-	repo := m.paths.repo(app)
+	repo := m.paths.Repo(app)
 	packDone := make(chan error, 1)
 	go func() {
 		packDone <- gitserver.RunPack(ctx, "receive-pack", repo, s, gitserver.PackOptions{HooksDir: hooksDir, Env: []string{gate.Env()}})
@@ -128,7 +128,7 @@ func (m *Manager) preReceive(ctx context.Context, app, pusher string, p *hooks.P
 	}
 	// The variables come from the git this process started, through a
 	// socket only hop3's user can reach.
-	src := gitSource{repo: m.paths.repo(app), env: p.Env}
+	src := gitSource{repo: m.paths.Repo(app), env: p.Env}
 	if err := m.deployFrom(ctx, app, plan.Deploy.New, pusher, false, src, out); err != nil {
 		return 1, ""
 	}
@@ -140,7 +140,7 @@ func (m *Manager) preReceive(ctx context.Context, app, pusher string, p *hooks.P
 // repository (git is told so with core.hooksPath), so a hook written into
 // a repository is never run.
 func (m *Manager) ensureHooks() (string, error) {
-	dir := m.paths.gitHooks()
+	dir := m.paths.GitHooks()
 	exe := m.cfg.Executable
 	if exe == "" {
 		var err error
@@ -183,7 +183,7 @@ func (m *Manager) Upload(ctx context.Context, s *gitserver.Session, app string) 
 		fmt.Fprintf(s.Stderr, " !     no app named %s\n", app)
 		return 1
 	}
-	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.repo(app), s, gitserver.PackOptions{}); err != nil {
+	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.Repo(app), s, gitserver.PackOptions{}); err != nil {
 		m.log.Warn("upload-pack failed", "app", app, "err", err)
 		return 1
 	}
@@ -215,13 +215,13 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 	if _, err := m.prepareApp(ctx, app); err != nil {
 		return err
 	}
-	return initRepo(m.paths.repo(app))
+	return initRepo(m.paths.Repo(app))
 }
 
 // deploy builds revision rev of app, already in its repository, into a new
 // release and switches traffic to it.
 func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) error {
-	return m.deployFrom(ctx, app, rev, pusher, noCache, gitSource{repo: m.paths.repo(app)}, out)
+	return m.deployFrom(ctx, app, rev, pusher, noCache, gitSource{repo: m.paths.Repo(app)}, out)
 }
 
 // deployFrom builds revision rev of app, read from src, into a new release
@@ -240,7 +240,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 		return fmt.Errorf("record release: %w", err)
 	}
 	started := time.Now()
-	logPath := m.paths.buildLog(app, rel.Attempt)
+	logPath := m.paths.BuildLog(app, rel.Attempt)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		m.log.Warn("create build log directory", "app", app, "err", err)
 	}
@@ -253,7 +253,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 	}
 	out.Step(fmt.Sprintf("Deploying %s (%s), deploy d%d", app, short(rev), rel.Attempt))
 	var metaJSON []byte
-	dir := m.paths.release(app, rel.Number)
+	dir := m.paths.Release(app, rel.Number)
 	defer func() {
 		status, detail := store.Succeeded, ""
 		if err != nil {
@@ -274,7 +274,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 			// A failed release can never go live: free its space (a build
 			// that filled the disk must not keep it full). Its log stays.
 			os.RemoveAll(dir)
-			os.Remove(m.paths.manifest(app, rel.Number))
+			os.Remove(m.paths.Manifest(app, rel.Number))
 		}
 		if ferr := st.FinishRelease(context.WithoutCancel(ctx), app, rel.Attempt, status, detail, string(metaJSON)); ferr != nil {
 			m.log.Error("record release result", "app", app, "attempt", rel.Attempt, "err", ferr)
@@ -337,7 +337,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 	}
 	// What the commit and the build made; anything else found here later
 	// was written by the app, and is lost with the release.
-	if err := writeManifest(dir, m.paths.manifest(app, rel.Number)); err != nil {
+	if err := writeManifest(dir, m.paths.Manifest(app, rel.Number)); err != nil {
 		m.log.Warn("record release files", "app", app, "release", rel.Number, "err", err)
 	}
 	if e, ok := r.procfile.Get("release"); ok && e.Kind == procfile.KindRelease {
@@ -416,7 +416,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	}
 	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
 		out.Step("Running preflight command: " + e.Command)
-		pre := release{app: app, number: number, dir: dir, user: u, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.data(app), "TMPDIR": m.paths.tmpDir(app)}, buildEnv)}
+		pre := release{app: app, number: number, dir: dir, user: u, env: merge(map[string]string{"PATH": os.Getenv("PATH"), "APP": app, "DATA_DIR": m.paths.Data(app), "TMPDIR": m.paths.Tmp(app)}, buildEnv)}
 		if err := m.runHook(ctx, pre, e, out); err != nil {
 			return r, fmt.Errorf("preflight command failed: %w", err)
 		}
@@ -434,9 +434,9 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		Dir:         dir,
 		Env:         buildEnv,
 		CacheDir:    m.appCacheDir(u),
-		TempDir:     m.paths.tmpDir(app),
+		TempDir:     m.paths.Tmp(app),
 		As:          m.buildUser(u),
-		EnvsDir:     m.paths.envs(app),
+		EnvsDir:     m.paths.Envs(app),
 		Tools:       m.cfg.Tools,
 		HasStatic:   hasStatic,
 		HasProcfile: true,
@@ -488,8 +488,8 @@ func (m *Manager) processEnv(r release, config map[string]string, files repoEnvF
 	}
 	env := map[string]string{
 		"PATH":             systemPath,
-		"HOME":             m.paths.data(r.app),
-		"TMPDIR":           m.paths.tmpDir(r.app),
+		"HOME":             m.paths.Data(r.app),
+		"TMPDIR":           m.paths.Tmp(r.app),
 		"LANG":             "C.UTF-8",
 		"PYTHONUNBUFFERED": "1",
 	}
@@ -501,8 +501,8 @@ func (m *Manager) processEnv(r release, config map[string]string, files repoEnvF
 	}
 	own := map[string]string{
 		"APP":       r.app,
-		"DATA_DIR":  m.paths.data(r.app),
-		"DATA_ROOT": m.paths.data(r.app),
+		"DATA_DIR":  m.paths.Data(r.app),
+		"DATA_ROOT": m.paths.Data(r.app),
 	}
 	// piku expands $VAR in ENV against the environment it starts apps
 	// with; these are hop3's equivalents.

@@ -110,10 +110,10 @@ func (m *Manager) measureAll(ctx context.Context) {
 // measure walks app's directories and records what they take.
 func (m *Manager) measure(app string) {
 	d := DiskUsage{
-		Repo:     dirUsage(m.paths.repo(app)),
-		Releases: dirUsage(m.paths.releases(app)),
-		Envs:     dirUsage(m.paths.envs(app)),
-		Data:     dirUsage(m.paths.data(app)),
+		Repo:     dirUsage(m.paths.Repo(app)),
+		Releases: dirUsage(m.paths.Releases(app)),
+		Envs:     dirUsage(m.paths.Envs(app)),
+		Data:     dirUsage(m.paths.Data(app)),
 		At:       time.Now(),
 	}
 	m.disk.mu.Lock()

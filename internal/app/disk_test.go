@@ -27,10 +27,10 @@ func TestWatchDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(m.paths.data("a"), "db.sqlite"), 200<<10)
-	write(filepath.Join(m.paths.release("a", 1), "app.py"), 64<<10)
+	write(filepath.Join(m.paths.Data("a"), "db.sqlite"), 200<<10)
+	write(filepath.Join(m.paths.Release("a", 1), "app.py"), 64<<10)
 	// A hard link is counted once.
-	if err := os.Link(filepath.Join(m.paths.release("a", 1), "app.py"), filepath.Join(m.paths.release("a", 1), "copy.py")); err != nil {
+	if err := os.Link(filepath.Join(m.paths.Release("a", 1), "app.py"), filepath.Join(m.paths.Release("a", 1), "copy.py")); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := m.DiskUsage("a"); ok {
@@ -41,7 +41,7 @@ func TestWatchDisk(t *testing.T) {
 	if d.Data < 200<<10 || d.Releases < 64<<10 || d.Releases >= 128<<10 {
 		t.Errorf("usage = %+v", d)
 	}
-	write(filepath.Join(m.paths.envs("a"), "venv", "lib.so"), 300<<10)
+	write(filepath.Join(m.paths.Envs("a"), "venv", "lib.so"), 300<<10)
 	m.diskChanged("a")
 	d = waitDisk(t, m, func(d DiskUsage) bool { return d.Envs > 0 })
 	if d.Envs < 300<<10 || d.Total() != d.Repo+d.Releases+d.Envs+d.Data {

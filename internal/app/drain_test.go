@@ -144,7 +144,7 @@ func TestSpecsForDrainAndReadiness(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			if err := os.MkdirAll(m.paths.run("shop"), 0o755); err != nil {
+			if err := os.MkdirAll(m.paths.Run("shop"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			var specs []supervisor.Spec
@@ -178,7 +178,7 @@ func TestSpecsForDrainAndReadiness(t *testing.T) {
 			if asgi.Command[len(asgi.Command)-1] != asgiShimTarget || !slices.Contains(asgi.Env, "HOP3_ASGI_APP=app:app") {
 				t.Errorf("asgi does not run through the wrapper: %v", asgi.Command)
 			}
-			if b, err := os.ReadFile(filepath.Join(m.paths.run("shop"), "hop3_asgi.py")); err != nil || string(b) != string(asgiShim) {
+			if b, err := os.ReadFile(filepath.Join(m.paths.Run("shop"), "hop3_asgi.py")); err != nil || string(b) != string(asgiShim) {
 				t.Errorf("wrapper not written: %v", err)
 			}
 		})

@@ -217,13 +217,13 @@ func newUnitManager(t *testing.T) *unitManager {
 }
 
 // releaseDir is where release n of app is checked out and built.
-func (u *unitManager) releaseDir(app string, n int) string { return u.m.paths.release(app, n) }
+func (u *unitManager) releaseDir(app string, n int) string { return u.m.paths.Release(app, n) }
 
 // currentDir is the link that names app's live release.
-func (u *unitManager) currentDir(app string) string { return u.m.paths.current(app) }
+func (u *unitManager) currentDir(app string) string { return u.m.paths.Current(app) }
 
 // webSocketLink is the stable socket Caddy reaches app's wsgi/asgi process at.
-func (u *unitManager) webSocketLink(app string) string { return u.m.paths.webSocket(app) }
+func (u *unitManager) webSocketLink(app string) string { return u.m.paths.WebSocket(app) }
 
 // current returns the release directory app's current link names.
 func (u *unitManager) current(t *testing.T, app string) string {
@@ -315,6 +315,6 @@ func (u *unitManager) commit(t *testing.T, app string, files map[string]string) 
 	git("init", "-q", "-b", "main")
 	git("add", "-A")
 	git("commit", "-q", "-m", "app")
-	git("push", "-q", "--force", u.m.paths.repo(app), "main")
+	git("push", "-q", "--force", u.m.paths.Repo(app), "main")
 	return git("rev-parse", "HEAD")
 }

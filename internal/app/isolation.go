@@ -18,23 +18,23 @@ import (
 // or with a loose umask is closed again.
 func (m *Manager) prepareRoot() error {
 	p, l := m.cfg.Isolation, m.paths
-	if err := os.MkdirAll(l.root, 0o700); err != nil {
+	if err := os.MkdirAll(l.Root(), 0o700); err != nil {
 		return fmt.Errorf("create root: %w", err)
 	}
-	if err := p.Dir(l.root, isolation.Traverse, nil); err != nil {
+	if err := p.Dir(l.Root(), isolation.Traverse, nil); err != nil {
 		return err
 	}
 	for _, d := range []struct {
 		path string
 		a    isolation.Access
 	}{
-		{filepath.Dir(l.repo("x")), isolation.Private},
-		{filepath.Dir(l.logs("x")), isolation.Private},
-		{filepath.Dir(l.appDir("x")), isolation.Traverse},
-		{filepath.Dir(l.data("x")), isolation.Traverse},
-		{filepath.Dir(l.run("x")), isolation.Traverse},
-		{l.pids(), isolation.Private},
-		{filepath.Dir(l.tmpDir("x")), isolation.Traverse},
+		{l.ReposDir(), isolation.Private},
+		{l.LogsDir(), isolation.Private},
+		{l.AppsDir(), isolation.Traverse},
+		{l.DataDir(), isolation.Traverse},
+		{l.RunDir(), isolation.Traverse},
+		{l.PIDs(), isolation.Private},
+		{l.TmpDir(), isolation.Traverse},
 	} {
 		if err := p.Dir(d.path, d.a, nil); err != nil {
 			return err
@@ -51,8 +51,8 @@ func (m *Manager) prepareRoot() error {
 			return err
 		}
 	}
-	if _, err := os.Stat(l.db()); err == nil {
-		if err := os.Chmod(l.db(), 0o600); err != nil {
+	if _, err := os.Stat(l.DB()); err == nil {
+		if err := os.Chmod(l.DB(), 0o600); err != nil {
 			return fmt.Errorf("close the database to others: %w", err)
 		}
 	}
@@ -88,13 +88,13 @@ func (m *Manager) prepareApp(ctx context.Context, app string) (*supervisor.Crede
 		return nil, err
 	}
 	p, l := m.cfg.Isolation, m.paths
-	if err := p.Dirs(isolation.Traverse, u, l.appDir(app), l.releases(app)); err != nil {
+	if err := p.Dirs(isolation.Traverse, u, l.AppDir(app), l.Releases(app)); err != nil {
 		return nil, err
 	}
-	if err := p.Dir(l.envs(app), isolation.AppRead, u); err != nil {
+	if err := p.Dir(l.Envs(app), isolation.AppRead, u); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{l.data(app), l.tmpDir(app), m.appCacheDir(u)} {
+	for _, d := range []string{l.Data(app), l.Tmp(app), m.appCacheDir(u)} {
 		if u == nil && d == m.cfg.CacheDir {
 			continue
 		}
@@ -114,10 +114,10 @@ func (m *Manager) prepareApp(ctx context.Context, app string) (*supervisor.Crede
 			return nil, err
 		}
 	}
-	if err := p.Dir(l.run(app), isolation.AppServe, u); err != nil {
+	if err := p.Dir(l.Run(app), isolation.AppServe, u); err != nil {
 		return nil, err
 	}
-	if err := p.Dir(l.logs(app), isolation.Private, nil); err != nil {
+	if err := p.Dir(l.Logs(app), isolation.Private, nil); err != nil {
 		return nil, err
 	}
 	return u, nil

@@ -51,7 +51,7 @@ func (m *Manager) Deploy(ctx context.Context, app string, opts DeployOptions, ou
 	defer unlock()
 	var rev string
 	for _, b := range []string{"main", "master"} {
-		if rev, err = resolveBranch(m.paths.repo(app), b); err == nil {
+		if rev, err = resolveBranch(m.paths.Repo(app), b); err == nil {
 			break
 		}
 	}
@@ -208,7 +208,7 @@ func (m *Manager) Rollback(ctx context.Context, app string, number int, actor st
 	if rel.Status != store.Succeeded {
 		return fmt.Errorf("v%d of %s did not deploy (%s); choose a good release", number, app, rel.Status)
 	}
-	if _, err := os.Stat(m.paths.release(app, number)); err != nil {
+	if _, err := os.Stat(m.paths.Release(app, number)); err != nil {
 		return fmt.Errorf("v%d of %s was removed; choose a newer release", number, app)
 	}
 	r, err := m.loadRelease(ctx, app, number)
@@ -352,7 +352,7 @@ func (m *Manager) Destroy(ctx context.Context, app string, purge bool) error {
 	if err := m.cfg.Store.DeleteApp(ctx, app); err != nil {
 		return err
 	}
-	dirs := []string{m.paths.repo(app), m.paths.appDir(app), m.paths.logs(app), m.paths.run(app), m.paths.tmpDir(app)}
+	dirs := []string{m.paths.Repo(app), m.paths.AppDir(app), m.paths.Logs(app), m.paths.Run(app), m.paths.Tmp(app)}
 	if u != nil && within(m.cfg.Root, m.cfg.CacheDir) {
 		// No later app of this root gets this uid, so no one would use its
 		// caches. A cache directory given from outside the root may be
@@ -361,7 +361,7 @@ func (m *Manager) Destroy(ctx context.Context, app string, purge bool) error {
 		dirs = append(dirs, m.appCacheDir(u))
 	}
 	if purge {
-		dirs = append(dirs, m.paths.data(app))
+		dirs = append(dirs, m.paths.Data(app))
 	}
 	var errs []error
 	for _, d := range dirs {

@@ -163,10 +163,10 @@ func (m *Manager) phpSpec(r release, e procfile.Entry) (supervisor.Spec, error) 
 	}
 	name := fmt.Sprintf("php-fpm.v%d.%d.conf", r.number, r.gen)
 	m.removeFPMConfigs(r.app)
-	if err := writeAppFile(m.paths.run(r.app), name, conf.render()); err != nil {
+	if err := writeAppFile(m.paths.Run(r.app), name, conf.render()); err != nil {
 		return supervisor.Spec{}, fmt.Errorf("write php-fpm config: %w", err)
 	}
-	path := filepath.Join(m.paths.run(r.app), name)
+	path := filepath.Join(m.paths.Run(r.app), name)
 	argv := []string{fpm, "--nodaemonize", "--fpm-config", path}
 	if conf.tmpDir != "" {
 		// OPcache makes its lock file at startup, in /tmp unless told:
@@ -189,7 +189,7 @@ func (m *Manager) phpSpec(r release, e procfile.Entry) (supervisor.Spec, error) 
 		Command: argv,
 		Dir:     r.dir,
 		Env:     envList(env),
-		LogPath: m.paths.processLog(r.app, e.Name, 1),
+		LogPath: m.paths.ProcessLog(r.app, e.Name, 1),
 		Socket:  sock,
 		Restart: true,
 		User:    r.user,
@@ -200,7 +200,7 @@ func (m *Manager) phpSpec(r release, e procfile.Entry) (supervisor.Spec, error) 
 // removeFPMConfigs removes the php-fpm config files of app that no
 // supervised process uses: a php-fpm that restarts reads its file again.
 func (m *Manager) removeFPMConfigs(app string) {
-	files, _ := filepath.Glob(filepath.Join(m.paths.run(app), "php-fpm.v*.conf"))
+	files, _ := filepath.Glob(filepath.Join(m.paths.Run(app), "php-fpm.v*.conf"))
 	for _, st := range m.cfg.Supervisor.List() {
 		if st.Labels["app"] == app {
 			files = slices.DeleteFunc(files, func(f string) bool { return f == st.Labels["conf"] })
@@ -226,6 +226,6 @@ func stopFPMGracefully(ctx context.Context, pid int) {
 // stable socket link, the document root through the current release link,
 // so a deploy changes nothing in Caddy.
 func (m *Manager) phpRoute(route *router.Route, r release, e procfile.Entry) {
-	route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
-	route.PHPRoot = filepath.Join(m.paths.current(r.app), phpDocRoot(r.env, e))
+	route.Upstreams = []string{"unix/" + m.paths.WebSocket(r.app)}
+	route.PHPRoot = filepath.Join(m.paths.Current(r.app), phpDocRoot(r.env, e))
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,7 +52,7 @@ func processName(app, kind string, index, rel, gen int) string {
 
 // releaseSocket is the socket a generation's routed process listens on.
 func (m *Manager) releaseSocket(app, kind string, rel, gen int) string {
-	return filepath.Join(m.paths.run(app), fmt.Sprintf("%s.v%d.%d.sock", kind, rel, gen))
+	return filepath.Join(m.paths.Run(app), fmt.Sprintf("%s.v%d.%d.sock", kind, rel, gen))
 }
 
 // durationEnv reads a duration config var given in seconds ("60") or as a
@@ -110,7 +109,7 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 			Labels:       labels(r.app, e.Name, index, r.number, r.gen),
 			Command:      []string{"/bin/sh", "-c", e.Command},
 			Dir:          r.dir,
-			LogPath:      m.paths.processLog(r.app, e.Name, index),
+			LogPath:      m.paths.ProcessLog(r.app, e.Name, index),
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
 			SettleTime:   settle,
@@ -278,7 +277,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		Command:    argv,
 		Dir:        r.dir,
 		Env:        envList(env),
-		LogPath:    m.paths.processLog(r.app, e.Name, 1),
+		LogPath:    m.paths.ProcessLog(r.app, e.Name, 1),
 		Socket:     sock,
 		HealthPath: r.env["HEALTHCHECK_PATH"],
 		Restart:    true,
@@ -297,7 +296,7 @@ const asgiShimTarget = "hop3_asgi:app"
 // writeASGIShim puts hop3's ASGI wrapper in the app's run directory (which
 // the app's processes can read) and returns its path.
 func (m *Manager) writeASGIShim(app string) (string, error) {
-	dir := m.paths.run(app)
+	dir := m.paths.Run(app)
 	if err := writeAppFile(dir, "hop3_asgi.py", asgiShim); err != nil {
 		return "", fmt.Errorf("write asgi wrapper: %w", err)
 	}
@@ -427,10 +426,6 @@ func (m *Manager) exposed(specs []supervisor.Spec) map[string][]string {
 	}
 	return out
 }
-
-// PIDDir is where the supervisor of a hop3 rooted at root records its
-// process groups.
-func PIDDir(root string) string { return layout{root: root}.pids() }
 
 func (m *Manager) stopSpecs(ctx context.Context, specs []supervisor.Spec) {
 	for _, s := range specs {
@@ -596,18 +591,18 @@ func webSocketReports(file string, pgid int) (open int, allDraining bool) {
 func (m *Manager) switchTo(r release, kinds map[string]bool) error {
 	if e, ok := r.procfile.Routed(); ok && (e.Kind == procfile.KindWSGI || e.Kind == procfile.KindASGI || e.Kind == procfile.KindPHP) && (kinds == nil || kinds[e.Name]) {
 		target := filepath.Base(m.releaseSocket(r.app, e.Name, r.number, r.gen))
-		if err := swapSymlink(target, m.paths.webSocket(r.app)); err != nil {
+		if err := swapSymlink(target, m.paths.WebSocket(r.app)); err != nil {
 			return fmt.Errorf("switch socket: %w", err)
 		}
 	}
 	if err := m.switchStatic(r, kinds); err != nil {
 		return err
 	}
-	rel, err := filepath.Rel(m.paths.appDir(r.app), r.dir)
+	rel, err := filepath.Rel(m.paths.AppDir(r.app), r.dir)
 	if err != nil {
 		return err
 	}
-	if err := swapSymlink(rel, m.paths.current(r.app)); err != nil {
+	if err := swapSymlink(rel, m.paths.Current(r.app)); err != nil {
 		return fmt.Errorf("switch current release: %w", err)
 	}
 	return nil
@@ -643,7 +638,7 @@ func (m *Manager) staticSpec(r release) (supervisor.Spec, bool, error) {
 		Command: []string{m.cfg.Executable, "serve-static", sock, string(js)},
 		Dir:     r.dir,
 		Env:     []string{"PATH=/usr/bin:/bin", "APP=" + r.app, "PROC_TYPE=" + staticKind, "GOMAXPROCS=1"},
-		LogPath: m.paths.processLog(r.app, staticKind, 1),
+		LogPath: m.paths.ProcessLog(r.app, staticKind, 1),
 		Socket:  sock,
 		Restart: true,
 		User:    r.user,
@@ -658,10 +653,10 @@ func (m *Manager) staticSpec(r release) (supervisor.Spec, bool, error) {
 func (m *Manager) staticSandbox(r release) *supervisor.Sandbox {
 	sys := sandbox.System()
 	return &supervisor.Sandbox{
-		ReadOnly:  slices.Concat(sys.ReadOnly, []string{m.paths.releases(r.app), m.paths.data(r.app)}),
+		ReadOnly:  slices.Concat(sys.ReadOnly, []string{m.paths.Releases(r.app), m.paths.Data(r.app)}),
 		ReadExec:  slices.Concat(sys.ReadExec, []string{m.cfg.Executable}),
 		ReadWrite: sys.ReadWrite,
-		Shared:    []string{m.paths.run(r.app)},
+		Shared:    []string{m.paths.Run(r.app)},
 	}
 }
 
@@ -676,13 +671,13 @@ func (m *Manager) switchStatic(r release, kinds map[string]bool) error {
 		return err
 	}
 	if len(mounts) == 0 {
-		if err := os.Remove(m.paths.staticSocket(r.app)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(m.paths.StaticSocket(r.app)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("switch static socket: %w", err)
 		}
 		return nil
 	}
 	target := filepath.Base(m.releaseSocket(r.app, staticKind, r.number, r.gen))
-	if err := swapSymlink(target, m.paths.staticSocket(r.app)); err != nil {
+	if err := swapSymlink(target, m.paths.StaticSocket(r.app)); err != nil {
 		return fmt.Errorf("switch static socket: %w", err)
 	}
 	return nil
@@ -695,15 +690,6 @@ func swapSymlink(target, link string) error {
 		return err
 	}
 	return os.Rename(tmp, link)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("allocate port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func copyEnv(env map[string]string) map[string]string {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"hop3/internal/layout"
 )
 
 // The hook git runs is hop3's own executable, written once outside every
@@ -19,7 +21,7 @@ func TestEnsureHooks(t *testing.T) {
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\necho \"$0 $*\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m := &Manager{cfg: Config{Executable: exe}, paths: layout{root: root}}
+	m := &Manager{cfg: Config{Executable: exe}, paths: layout.New(root)}
 	var wg sync.WaitGroup
 	dirs := make([]string, 8)
 	errs := make([]error, 8)

@@ -19,7 +19,7 @@ func (m *Manager) loadRelease(ctx context.Context, app string, number int) (rele
 	if err != nil {
 		return release{}, fmt.Errorf("release v%d of %s: %w", number, app, err)
 	}
-	r := release{app: app, number: number, dir: m.paths.release(app, number)}
+	r := release{app: app, number: number, dir: m.paths.Release(app, number)}
 	if r.user, err = m.appUser(ctx, app); err != nil {
 		return r, err
 	}

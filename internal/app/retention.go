@@ -85,11 +85,11 @@ func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 	envs := append([]string(nil), live.Envs...)
 	for _, r := range rels {
 		if !kept[r.Attempt] {
-			os.Remove(m.paths.buildLog(app, r.Attempt))
+			os.Remove(m.paths.BuildLog(app, r.Attempt))
 			if r.Number > 0 && !r.Pruned {
-				os.RemoveAll(m.paths.release(app, r.Number))
-				os.Remove(m.paths.manifest(app, r.Number))
-				os.Remove(m.paths.legacyBuildLog(app, r.Number))
+				os.RemoveAll(m.paths.Release(app, r.Number))
+				os.Remove(m.paths.Manifest(app, r.Number))
+				os.Remove(m.paths.LegacyBuildLog(app, r.Number))
 				if err := m.cfg.Store.MarkPruned(ctx, app, r.Number); err != nil {
 					m.log.Warn("mark release pruned", "app", app, "release", r.Number, "err", err)
 				}
@@ -102,16 +102,16 @@ func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 		}
 	}
 	// A build of this app cannot be running: the caller holds its lock.
-	if err := buildpacks.PruneEnvs(m.paths.envs(app), envs); err != nil {
+	if err := buildpacks.PruneEnvs(m.paths.Envs(app), envs); err != nil {
 		m.log.Warn("prune environments", "app", app, "err", err)
 	}
 }
 
 // BuildLog is the file that holds the output of a deploy attempt.
 func (m *Manager) BuildLog(app string, rel store.Release) string {
-	path := m.paths.buildLog(app, rel.Attempt)
+	path := m.paths.BuildLog(app, rel.Attempt)
 	if _, err := os.Stat(path); err != nil && rel.Number > 0 {
-		if legacy := m.paths.legacyBuildLog(app, rel.Number); fileExists(legacy) {
+		if legacy := m.paths.LegacyBuildLog(app, rel.Number); fileExists(legacy) {
 			return legacy
 		}
 	}

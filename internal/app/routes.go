@@ -42,7 +42,7 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 		}
 	}
 	if len(mounts) > 0 {
-		route.StaticServer = "unix/" + m.paths.staticSocket(r.app)
+		route.StaticServer = "unix/" + m.paths.StaticSocket(r.app)
 	}
 	if v := r.env["MAX_BODY_SIZE"]; v != "" {
 		if route.MaxBodySize, err = parseSize(v); err != nil {
@@ -53,7 +53,7 @@ func (m *Manager) routeFor(ctx context.Context, r release) (router.Route, bool, 
 	case procfile.KindStatic:
 		route.Static = true
 	case procfile.KindWSGI, procfile.KindASGI:
-		route.Upstreams = []string{"unix/" + m.paths.webSocket(r.app)}
+		route.Upstreams = []string{"unix/" + m.paths.WebSocket(r.app)}
 	case procfile.KindPHP:
 		m.phpRoute(&route, r, e)
 	case procfile.KindWeb:
@@ -253,10 +253,10 @@ func (m *Manager) staticMounts(r release) ([]staticserve.Mount, error) {
 		if catchAll != "" {
 			catchAll = filepath.Clean(catchAll)
 		}
-		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.current(r.app), Dir: filepath.Clean(e.Command), CatchAll: catchAll})
+		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.Current(r.app), Dir: filepath.Clean(e.Command), CatchAll: catchAll})
 	}
 	if e.Kind == procfile.KindPHP {
-		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.current(r.app), Dir: phpDocRoot(r.env, e), Script: router.PHPFrontController})
+		mounts = append(mounts, staticserve.Mount{Prefix: "/", Root: m.paths.Current(r.app), Dir: phpDocRoot(r.env, e), Script: router.PHPFrontController})
 	}
 	return mounts, nil
 }
@@ -273,9 +273,9 @@ func (m *Manager) staticPaths(app, spec string) ([]staticserve.Mount, error) {
 		if !ok || !strings.HasPrefix(prefix, "/") || dir == "" {
 			return nil, fmt.Errorf("STATIC_PATHS entry %q: use /url:directory", item)
 		}
-		root, abs := m.paths.current(app), ""
+		root, abs := m.paths.Current(app), ""
 		if filepath.IsAbs(dir) {
-			root, abs = m.paths.data(app), filepath.Clean(dir)
+			root, abs = m.paths.Data(app), filepath.Clean(dir)
 			if !within(root, abs) {
 				return nil, fmt.Errorf("STATIC_PATHS entry %q: an absolute directory must be inside DATA_DIR (%s)", item, root)
 			}
@@ -420,7 +420,7 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 // value that shapes a proxied route is checked.
 func (m *Manager) probeProcfile(ctx context.Context, app string) *procfile.Procfile {
 	if a, err := m.cfg.Store.App(ctx, app); err == nil && a.Release > 0 {
-		if pf, err := readProcfile(m.paths.release(app, a.Release)); err == nil {
+		if pf, err := readProcfile(m.paths.Release(app, a.Release)); err == nil {
 			if e, ok := pf.Routed(); ok && e.Kind != procfile.KindWeb {
 				return pf
 			}

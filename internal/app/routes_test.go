@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"hop3/internal/layout"
 	"hop3/internal/staticserve"
 )
 
@@ -23,7 +24,7 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestStaticPaths(t *testing.T) {
-	m := &Manager{paths: layout{root: "/srv/hop3"}}
+	m := &Manager{paths: layout.New("/srv/hop3")}
 	got, err := m.staticPaths("web", "/static:public/static, /media:/srv/hop3/data/web/media")
 	if err != nil {
 		t.Fatal(err)

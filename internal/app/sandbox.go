@@ -23,7 +23,7 @@ import (
 // the app's config: a config var must not widen the sandbox.
 func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 	sys := sandbox.System()
-	exec := slices.Concat(sys.ReadExec, []string{m.paths.envs(r.app)})
+	exec := slices.Concat(sys.ReadExec, []string{m.paths.Envs(r.app)})
 	if r.meta.Venv != "" {
 		// A virtualenv links to its interpreter, whose standard library
 		// lives beside it: /root/.pyenv/versions/3.12.1/{bin,lib}.
@@ -32,9 +32,9 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 		}
 	}
 	exec = append(exec, m.toolDirs(os.Getenv("PATH"))...)
-	own := []string{r.dir, m.paths.data(r.app), m.paths.tmpDir(r.app)}
+	own := []string{r.dir, m.paths.Data(r.app), m.paths.Tmp(r.app)}
 	// Its add-ons' sockets: the database's, Redis's.
-	own = append(own, addons.SandboxPaths(m.paths.root, r.app)...)
+	own = append(own, addons.SandboxPaths(m.paths.Root(), r.app)...)
 	return &supervisor.Sandbox{
 		ReadOnly:  sys.ReadOnly,
 		ReadExec:  exec,
@@ -42,7 +42,7 @@ func (m *Manager) sandboxFor(r release) *supervisor.Sandbox {
 		// Granian binds its socket there and the asgi wrapper keeps its
 		// drain files there; the app must not re-point web.sock, the
 		// link Caddy dials.
-		Shared: []string{m.paths.run(r.app)},
+		Shared: []string{m.paths.Run(r.app)},
 	}
 }
 
@@ -58,7 +58,7 @@ func (m *Manager) toolDirs(path string) []string {
 		if !filepath.IsAbs(dir) || dir == "/" || dir == home || dir == "/root" || filepath.Dir(dir) == "/home" {
 			return false
 		}
-		return !within(dir, m.paths.root) && !within(m.paths.root, dir)
+		return !within(dir, m.paths.Root()) && !within(m.paths.Root(), dir)
 	}
 	var dirs []string
 	for _, dir := range filepath.SplitList(path) {

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"hop3/internal/addons"
+	"hop3/internal/layout"
 )
 
 func TestToolDirs(t *testing.T) {
 	home, _ := os.UserHomeDir()
-	m := &Manager{paths: layout{root: "/srv/hop3"}}
+	m := &Manager{paths: layout.New("/srv/hop3")}
 	cases := []struct {
 		path string
 		want []string
@@ -37,26 +38,26 @@ func TestToolDirs(t *testing.T) {
 func TestSandboxFor(t *testing.T) {
 	t.Setenv("PATH", "/usr/bin:/bin")
 	root := t.TempDir()
-	m := &Manager{paths: layout{root: root}}
+	m := &Manager{paths: layout.New(root)}
 	py := filepath.Join(t.TempDir(), "python", "bin", "python3.12")
 	os.MkdirAll(filepath.Dir(py), 0o755)
 	os.WriteFile(py, nil, 0o755)
-	venv := filepath.Join(m.paths.envs("a"), "py-1")
+	venv := filepath.Join(m.paths.Envs("a"), "py-1")
 	os.MkdirAll(filepath.Join(venv, "bin"), 0o755)
 	os.Symlink(py, filepath.Join(venv, "bin", "python"))
-	r := release{app: "a", number: 3, dir: m.paths.release("a", 3), meta: releaseMeta{Venv: venv}}
+	r := release{app: "a", number: 3, dir: m.paths.Release("a", 3), meta: releaseMeta{Venv: venv}}
 
 	sb := m.sandboxFor(r)
-	for _, want := range []string{r.dir, m.paths.data("a"), m.paths.tmpDir("a")} {
+	for _, want := range []string{r.dir, m.paths.Data("a"), m.paths.Tmp("a")} {
 		if !slices.Contains(sb.ReadWrite, want) {
 			t.Errorf("%s is not writable: %q", want, sb.ReadWrite)
 		}
 	}
 	// The socket directory holds web.sock, which only hop3 may replace.
-	if !reflect.DeepEqual(sb.Shared, []string{m.paths.run("a")}) || slices.Contains(sb.ReadWrite, m.paths.run("a")) {
-		t.Errorf("shared %q, writable %q: want %s shared, not writable", sb.Shared, sb.ReadWrite, m.paths.run("a"))
+	if !reflect.DeepEqual(sb.Shared, []string{m.paths.Run("a")}) || slices.Contains(sb.ReadWrite, m.paths.Run("a")) {
+		t.Errorf("shared %q, writable %q: want %s shared, not writable", sb.Shared, sb.ReadWrite, m.paths.Run("a"))
 	}
-	for _, want := range []string{m.paths.envs("a"), filepath.Dir(filepath.Dir(py)), "/usr/bin", "/usr"} {
+	for _, want := range []string{m.paths.Envs("a"), filepath.Dir(filepath.Dir(py)), "/usr/bin", "/usr"} {
 		if !slices.Contains(sb.ReadExec, want) {
 			t.Errorf("%s is not executable: %q", want, sb.ReadExec)
 		}
@@ -66,7 +67,7 @@ func TestSandboxFor(t *testing.T) {
 			t.Errorf("add-on sockets in %s are out of reach: %q", want, sb.ReadWrite)
 		}
 	}
-	own := append([]string{r.dir, m.paths.data("a"), m.paths.tmpDir("a"), m.paths.run("a"), m.paths.envs("a")}, addons.SandboxPaths(root, "a")...)
+	own := append([]string{r.dir, m.paths.Data("a"), m.paths.Tmp("a"), m.paths.Run("a"), m.paths.Envs("a")}, addons.SandboxPaths(root, "a")...)
 	for _, p := range slices.Concat(sb.ReadOnly, sb.ReadExec, sb.ReadWrite, sb.Shared) {
 		if within(root, p) && !slices.Contains(own, p) || within(p, root) {
 			t.Errorf("sandbox grants %s, which is hop3's or another app's", p)

@@ -304,7 +304,7 @@ func (m *Manager) putToSleep(ctx context.Context, app string) error {
 // wakerSocket is where the waker of app listens in for the stable link
 // kind ("web", "static"); gen keeps it apart from a waker being retired.
 func (m *Manager) wakerSocket(app, kind string, gen int64) string {
-	return filepath.Join(m.paths.run(app), fmt.Sprintf("waker-%s.%d.sock", kind, gen))
+	return filepath.Join(m.paths.Run(app), fmt.Sprintf("waker-%s.%d.sock", kind, gen))
 }
 
 // standIn puts a waker on the app's stable socket links (web, and static
@@ -316,15 +316,15 @@ func (m *Manager) standIn(ctx context.Context, r release) error {
 		return err
 	}
 	// Wakers of a hop3 that stopped while the app slept.
-	if stale, _ := filepath.Glob(filepath.Join(m.paths.run(r.app), "waker-*.sock")); len(stale) > 0 {
+	if stale, _ := filepath.Glob(filepath.Join(m.paths.Run(r.app), "waker-*.sock")); len(stale) > 0 {
 		for _, f := range stale {
 			os.Remove(f)
 		}
 	}
 	gen := m.gen.Add(1)
-	socks := []waker.Socket{{Path: m.wakerSocket(r.app, "web", gen), Link: m.paths.webSocket(r.app)}}
+	socks := []waker.Socket{{Path: m.wakerSocket(r.app, "web", gen), Link: m.paths.WebSocket(r.app)}}
 	if mounts, err := m.staticMounts(r); err == nil && len(mounts) > 0 {
-		socks = append(socks, waker.Socket{Path: m.wakerSocket(r.app, staticKind, gen), Link: m.paths.staticSocket(r.app)})
+		socks = append(socks, waker.Socket{Path: m.wakerSocket(r.app, staticKind, gen), Link: m.paths.StaticSocket(r.app)})
 	}
 	w, err := waker.Listen(waker.Config{
 		Name:    r.app,

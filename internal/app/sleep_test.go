@@ -276,7 +276,7 @@ func sleepyManager(t *testing.T) (*Manager, *store.Store, *socketSupervisor) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := m.paths.release("a", rel.Number)
+	dir := m.paths.Release("a", rel.Number)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestSleepThenWake(t *testing.T) {
 	if n := len(sup.List()); n != 0 {
 		t.Fatalf("%d processes run while asleep", n)
 	}
-	code, body, err := getSocket(m.paths.webSocket("a"))
+	code, body, err := getSocket(m.paths.WebSocket("a"))
 	if err != nil || code != 200 || !strings.HasPrefix(body, "a/wsgi.1@v1.") {
 		t.Fatalf("first request = %d %q %v, want 200 from wsgi.1 of v1", code, body, err)
 	}
@@ -349,7 +349,7 @@ func TestSleepThenWake(t *testing.T) {
 		t.Error("still marked asleep after the wake")
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		left, _ := filepath.Glob(filepath.Join(m.paths.run("a"), "waker-*"))
+		left, _ := filepath.Glob(filepath.Join(m.paths.Run("a"), "waker-*"))
 		if len(left) == 0 {
 			break
 		}
@@ -375,7 +375,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		if asleep(t, st) || len(sup.List()) != 1 {
 			t.Fatalf("after restart: asleep %v, %d processes", asleep(t, st), len(sup.List()))
 		}
-		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 200 {
+		if code, _, err := getSocket(m.paths.WebSocket("a")); err != nil || code != 200 {
 			t.Errorf("request after restart = %d %v", code, err)
 		}
 	})
@@ -393,7 +393,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		if !asleep(t, st) || len(sup.List()) != 0 {
 			t.Fatalf("scale or config woke it: asleep %v, %d processes", asleep(t, st), len(sup.List()))
 		}
-		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 200 {
+		if code, _, err := getSocket(m.paths.WebSocket("a")); err != nil || code != 200 {
 			t.Fatalf("request = %d %v", code, err)
 		}
 		if s := sup.last(); !slices.Contains(s.Command, "3") {
@@ -416,7 +416,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		if !asleep(t, st) || !m.sleeping("a") || len(sup.List()) != 0 {
 			t.Fatalf("after a partial activation: asleep %v, waker %v, %d processes", asleep(t, st), m.sleeping("a"), len(sup.List()))
 		}
-		if link, _ := os.Readlink(m.paths.webSocket("a")); !strings.HasPrefix(link, "waker-web.") {
+		if link, _ := os.Readlink(m.paths.WebSocket("a")); !strings.HasPrefix(link, "waker-web.") {
 			t.Errorf("web.sock -> %s, want the waker's", link)
 		}
 	})
@@ -432,7 +432,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		if !a.Asleep.IsZero() || a.State != store.AppStopped || m.sleeping("a") {
 			t.Errorf("after stop: asleep %v, state %v", a.Asleep, a.State)
 		}
-		if left, _ := filepath.Glob(filepath.Join(m.paths.run("a"), "waker-*")); len(left) > 0 {
+		if left, _ := filepath.Glob(filepath.Join(m.paths.Run("a"), "waker-*")); len(left) > 0 {
 			t.Errorf("waker sockets left: %v", left)
 		}
 	})
@@ -444,7 +444,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		sup.mu.Lock()
 		sup.fail = true
 		sup.mu.Unlock()
-		if code, _, err := getSocket(m.paths.webSocket("a")); err != nil || code != 503 {
+		if code, _, err := getSocket(m.paths.WebSocket("a")); err != nil || code != 503 {
 			t.Errorf("request = %d %v, want 503", code, err)
 		}
 		if !asleep(t, st) || !m.sleeping("a") {
@@ -468,7 +468,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		if !asleep(t, st) || !m2.sleeping("a") || len(sup.List()) != 0 {
 			t.Fatalf("after Restore: asleep %v, waker %v, %d processes", asleep(t, st), m2.sleeping("a"), len(sup.List()))
 		}
-		if code, _, err := getSocket(m2.paths.webSocket("a")); err != nil || code != 200 {
+		if code, _, err := getSocket(m2.paths.WebSocket("a")); err != nil || code != 200 {
 			t.Errorf("request = %d %v", code, err)
 		}
 	})

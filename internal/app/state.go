@@ -117,7 +117,7 @@ func newFiles(dir, path string) ([]string, error) {
 // release's directory since it was built: the new release will not have
 // them.
 func (m *Manager) reportState(app string, live int, out *ui.Writer) {
-	added, err := newFiles(m.paths.release(app, live), m.paths.manifest(app, live))
+	added, err := newFiles(m.paths.Release(app, live), m.paths.Manifest(app, live))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			m.log.Warn("compare the live release with its files", "app", app, "release", live, "err", err)
@@ -134,5 +134,5 @@ func (m *Manager) reportState(app string, live int, out *ui.Writer) {
 		more = fmt.Sprintf(" and %d more", len(added)-stateShown)
 	}
 	out.Info(fmt.Sprintf("warning: v%d wrote %d file(s) into its release directory since it was built: %s%s", live, len(added), strings.Join(shown, ", "), more))
-	out.Info(fmt.Sprintf("the new release starts from the commit without them: keep state in $DATA_DIR (%s), which every release shares", m.paths.data(app)))
+	out.Info(fmt.Sprintf("the new release starts from the commit without them: keep state in $DATA_DIR (%s), which every release shares", m.paths.Data(app)))
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
 
+	"hop3/internal/layout"
 	"hop3/internal/ui"
 )
 
@@ -213,7 +213,7 @@ func (inv *invocation) destroy(ctx context.Context, c *command, args []string) e
 	} else {
 		inv.event(ctx, a.Name, "destroy", "destroyed app %s (data kept)", a.Name)
 		inv.ui.Success(a.Name + " destroyed")
-		inv.ui.Info("its data is kept in " + filepath.Join(inv.d.cfg.Root, "data", a.Name) + " (--purge removes it)")
+		inv.ui.Info("its data is kept in " + layout.New(inv.d.cfg.Root).Data(a.Name) + " (--purge removes it)")
 	}
 	inv.addonsAfterDestroy(ctx, a.Name, *purge)
 	return nil

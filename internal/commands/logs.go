@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/runtime/supervisor"
 )
 
@@ -88,7 +89,7 @@ func (inv *invocation) logs(ctx context.Context, c *command, args []string) erro
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(inv.d.cfg.Root, "logs", a.Name)
+	dir := layout.New(inv.d.cfg.Root).Logs(a.Name)
 	srcs, err := logSources(dir, *kind)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 
+	"hop3/internal/layout"
 	"hop3/internal/ui"
 )
 
@@ -242,7 +243,7 @@ func parseCount(arg string) (string, int, error) {
 // liveKinds lists the process kinds of a release's Procfile, read from the
 // release's source as the deploy did (hop3/Procfile, else Procfile).
 func liveKinds(root, app string, number int) ([]string, error) {
-	dir := filepath.Join(root, "apps", app, "releases", strconv.Itoa(number))
+	dir := layout.New(root).Release(app, number)
 	for _, name := range []string{"hop3/Procfile", "Procfile"} {
 		f, err := os.Open(filepath.Join(dir, name))
 		if errors.Is(err, os.ErrNotExist) {

@@ -3,10 +3,10 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"hop3/internal/layout"
 	"hop3/internal/router"
 )
 
@@ -21,7 +21,7 @@ func (c *checker) certificates() Result {
 	if c.sys.Certificates == nil {
 		return skip(name, "no certificate storage to read")
 	}
-	dir := filepath.Join(c.cfg.Root, "caddy")
+	dir := layout.New(c.cfg.Root).Caddy()
 	all := c.sys.Certificates(dir)
 	now := time.Now()
 	var failing, soon []string
@@ -36,7 +36,7 @@ func (c *checker) certificates() Result {
 			valid++
 		}
 	}
-	log := filepath.Join(dir, "caddy.log")
+	log := router.LogPath(dir)
 	if len(failing) > 0 {
 		return fail(name, fmt.Sprintf("%d failing: %s", len(failing), strings.Join(failing, "; ")),
 			"make the ACME CA reachable and trusted (--acme-ca, --acme-ca-root) and ports 80 and 443 reach hop3 from it; details in "+log)

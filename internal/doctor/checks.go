@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"hop3/internal/layout"
 	"hop3/internal/router"
 )
 
@@ -58,7 +59,8 @@ func (c *checker) caddy(ctx context.Context) Result {
 
 func (c *checker) caddyAdmin(ctx context.Context) Result {
 	const name = "caddy-admin"
-	socks := router.AdminSockets(filepath.Join(c.cfg.Root, "caddy"))
+	l := layout.New(c.cfg.Root)
+	socks := router.AdminSockets(l.HeldAdminSocket(), l.Caddy())
 	sock := socks[len(socks)-1]
 	for _, s := range socks {
 		if _, err := os.Lstat(s); err == nil {
@@ -71,10 +73,10 @@ func (c *checker) caddyAdmin(ctx context.Context) Result {
 	}
 	code, err := c.sys.AdminGet(ctx, sock, "/config/")
 	if err != nil {
-		return fail(name, "Caddy's admin socket "+sock+" does not answer: "+oneLine(err), "read "+filepath.Join(c.cfg.Root, "caddy", "caddy.log")+" and journalctl -u hop3; hop3 restarts Caddy when it dies")
+		return fail(name, "Caddy's admin socket "+sock+" does not answer: "+oneLine(err), "read "+router.LogPath(l.Caddy())+" and journalctl -u hop3; hop3 restarts Caddy when it dies")
 	}
 	if code != 200 {
-		return fail(name, fmt.Sprintf("Caddy's admin socket %s answers %d to GET /config/", sock, code), "read "+filepath.Join(c.cfg.Root, "caddy", "caddy.log"))
+		return fail(name, fmt.Sprintf("Caddy's admin socket %s answers %d to GET /config/", sock, code), "read "+router.LogPath(l.Caddy()))
 	}
 	return ok(name, "Caddy answers on "+sock)
 }
@@ -315,7 +317,7 @@ func (c *checker) clock(ctx context.Context) Result {
 
 func (c *checker) sqlite(ctx context.Context) Result {
 	const name = "sqlite"
-	path := filepath.Join(c.cfg.Root, "hop3.db")
+	path := layout.New(c.cfg.Root).DB()
 	if _, err := c.sys.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return warn(name, "no database yet at "+path, "start hop3 once (systemctl start hop3): it creates it")
 	}

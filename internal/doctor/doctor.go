@@ -17,6 +17,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"hop3/internal/layout"
 	"hop3/internal/router"
 )
 
@@ -140,7 +141,7 @@ func Run(ctx context.Context, cfg Config, sys System) []Result {
 		sys.Random = randomLabel
 	}
 	c := &checker{cfg: cfg, sys: sys}
-	c.running = sys.Answers != nil && sys.Answers(ctx, cfg.Root+"/control.sock")
+	c.running = sys.Answers != nil && sys.Answers(ctx, layout.New(cfg.Root).Control())
 	out := []Result{
 		c.caddy(ctx),
 		c.caddyAdmin(ctx),

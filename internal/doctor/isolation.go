@@ -3,10 +3,11 @@ package doctor
 import (
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 
 	"hop3/internal/isolation"
+	"hop3/internal/layout"
+	"hop3/internal/router"
 )
 
 // isolationCheck reports whether apps run as their own users: what the
@@ -14,7 +15,7 @@ import (
 func (c *checker) isolationCheck() Result {
 	const name = "isolation"
 	if c.running && c.sys.ReadFile != nil {
-		if b, err := c.sys.ReadFile(isolation.StatePath(c.cfg.Root)); err == nil {
+		if b, err := c.sys.ReadFile(layout.New(c.cfg.Root).IsolationState()); err == nil {
 			state := strings.TrimSpace(string(b))
 			if state == "on" {
 				return ok(name, "every app runs as its own user")
@@ -35,29 +36,35 @@ func (c *checker) isolationCheck() Result {
 	return ok(name, "hop3 started by this user runs each app as its own user")
 }
 
-// privatePaths are the paths under the root no other user may read, with
-// the most permission each may have. The root itself may be passed
-// through (apps reach their own directories), never listed.
-var privatePaths = []struct {
-	rel string
-	max fs.FileMode
-}{
-	{".", 0o711},
-	{"hop3.db", 0o600},
-	{"hop3.db-wal", 0o600},
-	{"hop3.db-shm", 0o600},
-	{"control.sock", 0o600},
-	{"ssh", 0o700},
-	{"ssh/host_ed25519", 0o600},
-	{"repos", 0o700},
-	{"logs", 0o700},
-	// Caddy's group enters it when Caddy runs as its own user; its state
-	// and admin directory are its own.
-	{"caddy", 0o750},
-	{"caddy/data", 0o700},
-	{"caddy/config", 0o700},
-	{"caddy/admin", 0o700},
-	{"run/pids", 0o700},
+// privatePath is a path under the root no other user may read, with the
+// most permission it may have.
+type privatePath struct {
+	path string
+	max  fs.FileMode
+}
+
+// privatePaths are the private paths under root. The root itself may be
+// passed through (apps reach their own directories), never listed.
+func privatePaths(root string) []privatePath {
+	l := layout.New(root)
+	paths := []privatePath{
+		{l.Root(), 0o711},
+		{l.DB(), 0o600},
+		{l.DB() + "-wal", 0o600},
+		{l.DB() + "-shm", 0o600},
+		{l.Control(), 0o600},
+		{l.SSH(), 0o700},
+		{l.HostKey(), 0o600},
+		{l.ReposDir(), 0o700},
+		{l.LogsDir(), 0o700},
+		// Caddy's group enters it when Caddy runs as its own user; its
+		// state and admin directory are its own.
+		{l.Caddy(), 0o750},
+	}
+	for _, d := range router.OwnDirs(l.Caddy(), true) {
+		paths = append(paths, privatePath{d, 0o700})
+	}
+	return append(paths, privatePath{l.PIDs(), 0o700})
 }
 
 // stateModes checks that nothing under the root is open to other users.
@@ -70,8 +77,8 @@ func (c *checker) stateModes() Result {
 		return skip(name, "no state directory yet ("+c.cfg.Root+")")
 	}
 	var loose, fixes []string
-	for _, p := range privatePaths {
-		path := filepath.Join(c.cfg.Root, p.rel)
+	for _, p := range privatePaths(c.cfg.Root) {
+		path := p.path
 		info, err := c.sys.Lstat(path)
 		if err != nil {
 			continue

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -149,7 +148,3 @@ func capSet(path, field string) (uint64, error) {
 	}
 	return 0, errors.New("no " + field + " line")
 }
-
-// StatePath is where a running hop3 records whether it isolates apps ("on",
-// or "off" and why), for `hop3 doctor`.
-func StatePath(root string) string { return filepath.Join(root, "run", "isolation") }

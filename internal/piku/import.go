@@ -20,6 +20,7 @@ import (
 
 	"hop3/internal/hostclaim"
 
+	"hop3/internal/layout"
 	"hop3/internal/ui"
 )
 
@@ -334,8 +335,8 @@ func (im *Importer) plan(a App, resume bool) {
 	}
 }
 
-func (im *Importer) repo(app string) string    { return filepath.Join(im.Root, "repos", app+".git") }
-func (im *Importer) dataDir(app string) string { return filepath.Join(im.Root, "data", app) }
+func (im *Importer) repo(app string) string    { return layout.New(im.Root).Repo(app) }
+func (im *Importer) dataDir(app string) string { return layout.New(im.Root).Data(app) }
 
 // importApp runs the import of one app; on failure it undoes it.
 func (im *Importer) importApp(ctx context.Context, a App, resume bool) (err error) {

@@ -51,26 +51,28 @@ type ProcessOptions struct {
 type User struct{ UID, GID int }
 
 // AdminSocket is where a managed Caddy binds its admin socket itself: in
-// the last of OwnDirs.
+// the last of OwnDirs when bindsAdmin.
 func AdminSocket(dir string) string { return filepath.Join(dir, "admin", "admin.sock") }
 
-// HeldAdminSocket is where hop3 binds the admin socket it passes to a Caddy
-// of its own user (AdminFD): in an admin directory beside dir, which Caddy
-// can not enter.
-func HeldAdminSocket(dir string) string {
-	return filepath.Join(filepath.Dir(dir), "admin", "caddy.sock")
-}
-
 // AdminSockets lists where a managed Caddy's admin socket may be, the one
-// hop3 holds first: a tool that reaches a running hop3's Caddy (doctor)
-// tries each.
-func AdminSockets(dir string) []string { return []string{HeldAdminSocket(dir), AdminSocket(dir)} }
+// hop3 holds (held, outside dir) first: a tool that reaches a running
+// hop3's Caddy (doctor) tries each.
+func AdminSockets(held, dir string) []string { return []string{held, AdminSocket(dir)} }
+
+// LogPath is the log of a managed Caddy: its output and its certificate
+// events.
+func LogPath(dir string) string { return filepath.Join(dir, "caddy.log") }
 
 // OwnDirs are the directories of a managed Caddy's dir that are Caddy's
-// own when it runs as its own user: its XDG config and data homes and its
-// admin socket's directory.
-func OwnDirs(dir string) []string {
-	return []string{filepath.Join(dir, "config"), filepath.Join(dir, "data"), filepath.Dir(AdminSocket(dir))}
+// own when it runs as its own user: its XDG config and data homes and,
+// when it binds its admin socket itself (bindsAdmin), that socket's
+// directory. A Caddy handed the socket hop3 holds needs none.
+func OwnDirs(dir string, bindsAdmin bool) []string {
+	own := []string{filepath.Join(dir, "config"), filepath.Join(dir, "data")}
+	if bindsAdmin {
+		own = append(own, filepath.Dir(AdminSocket(dir)))
+	}
+	return own
 }
 
 // Caddy is a Caddy process hop3 started and supervises: one goroutine owns
@@ -152,7 +154,7 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 	case po.Listeners != nil:
 		return nil, errors.New("start caddy: sockets were given but the options do not use them (ListenFDs)")
 	}
-	if err := prepareDir(po.Dir, po.User); err != nil {
+	if err := prepareDir(po.Dir, po.User, sock == AdminSocket(po.Dir)); err != nil {
 		closeFiles(files)
 		return nil, fmt.Errorf("start caddy: %w", err)
 	}
@@ -162,7 +164,7 @@ func StartCaddy(ctx context.Context, po ProcessOptions, r *Router, logger *slog.
 		r:        r,
 		logger:   logger.With("component", "caddy"),
 		sock:     sock,
-		logPath:  filepath.Join(po.Dir, "caddy.log"),
+		logPath:  LogPath(po.Dir),
 		bootPath: filepath.Join(po.Dir, "boot.json"),
 		files:    files,
 		killNow:  make(chan struct{}),
@@ -303,7 +305,7 @@ func (c *Caddy) start(ctx context.Context, cfg []byte) (*proc, error) {
 	cmd := exec.Command(c.bin, "run", "--config", c.bootPath)
 	cmd.Dir = c.po.Dir
 	// Later entries win, so these override anything inherited.
-	own := OwnDirs(c.po.Dir)
+	own := OwnDirs(c.po.Dir, false)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+own[0], "XDG_DATA_HOME="+own[1])
 	cmd.Env = append(cmd.Env, c.po.Env...)
 	cmd.Stdout = logf
@@ -432,10 +434,11 @@ func writeFileAtomic(name string, data []byte, u *User) error {
 }
 
 // prepareDir makes Caddy's directories (see StartCaddy), or, when Caddy
-// runs as its own user, checks the layout the caller made.
-func prepareDir(dir string, u *User) error {
+// runs as its own user, checks the layout the caller made. bindsAdmin says
+// Caddy binds its admin socket at AdminSocket(dir).
+func prepareDir(dir string, u *User, bindsAdmin bool) error {
 	if u == nil {
-		for _, d := range append([]string{dir}, OwnDirs(dir)...) {
+		for _, d := range append([]string{dir}, OwnDirs(dir, bindsAdmin)...) {
 			if err := os.MkdirAll(d, 0o700); err != nil {
 				return err
 			}
@@ -445,7 +448,7 @@ func prepareDir(dir string, u *User) error {
 	if err := reachable(dir, *u); err != nil {
 		return err
 	}
-	for _, d := range OwnDirs(dir) {
+	for _, d := range OwnDirs(dir, bindsAdmin) {
 		fi, err := os.Lstat(d)
 		if err != nil {
 			return err

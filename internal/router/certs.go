@@ -108,7 +108,7 @@ func (c *Certs) refreshLocked() time.Time {
 	now := c.now()
 	if c.stored == nil || now.Sub(c.readAt) >= certCacheTTL || now.Before(c.readAt) {
 		c.stored = readStoredCerts(filepath.Join(c.dir, "data", "caddy", "certificates"))
-		c.fails, c.success = readCertLog(filepath.Join(c.dir, "caddy.log"))
+		c.fails, c.success = readCertLog(LogPath(c.dir))
 		c.readAt = now
 	}
 	return now
