@@ -122,7 +122,7 @@ func TestDeployReadsSettingsOnce(t *testing.T) {
 		t.Fatalf("running %d processes, want the worker", len(specs))
 	}
 	got := envMap(specs[0].Env)
-	for k, v := range map[string]string{"FROM_DOTENV": "committed", "FROM_ENV": u.m.paths.data("shop") + "/up", "GREETING": "before"} {
+	for k, v := range map[string]string{"FROM_DOTENV": "committed", "FROM_ENV": u.m.paths.Data("shop") + "/up", "GREETING": "before"} {
 		if got[k] != v {
 			t.Errorf("worker %s = %q, want %q", k, got[k], v)
 		}
