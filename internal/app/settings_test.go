@@ -13,56 +13,6 @@ import (
 	"hop3/runtime/supervisor"
 )
 
-// TestDeployFailureReportedOnce: a deploy that fails tells its failure
-// once and returns it marked as told (ui.Reported), so the command that
-// asked does not print it again; a refusal before the deploy starts
-// prints nothing and is not marked, so the command prints it.
-func TestDeployFailureReportedOnce(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name     string
-		files    map[string]string // nil: no commit at all
-		failKind string
-		want     string
-		told     bool
-	}{
-		{"no Procfile", map[string]string{"README": "hello\n"}, "", "no Procfile", true},
-		{"web does not start", map[string]string{"Procfile": "web: exec sleep 60\n"}, "web", "web.1 did not start", true},
-		{"no branch", nil, "", "no main or master branch", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			u := newUnitManager(t)
-			ctx := t.Context()
-			if tt.files != nil {
-				u.commit(t, "shop", tt.files)
-			} else if err := u.m.Create(ctx, "shop"); err != nil {
-				t.Fatal(err)
-			}
-			u.sup.setFailKind(tt.failKind)
-			var out bytes.Buffer
-			err := u.m.Deploy(ctx, "shop", DeployOptions{Actor: "alice"}, ui.New(&out, false))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("deploy = %v, want %q\n%s", err, tt.want, out.String())
-			}
-			if got := ui.IsReported(err); got != tt.told {
-				t.Errorf("marked as told: %v, want %v (%v)", got, tt.told, err)
-			}
-			want := 0
-			if tt.told {
-				want = 1
-			}
-			if n := strings.Count(out.String(), " !     "); n != want {
-				t.Errorf("%d failure lines printed, want %d:\n%s", n, want, out.String())
-			}
-			if tt.told && !strings.Contains(out.String(), " !     "+tt.want) {
-				t.Errorf("the failure line does not say %q:\n%s", tt.want, out.String())
-			}
-		})
-	}
-}
-
 // duringRun is a fakeSupervisor whose one-off commands (the preflight)
 // call during first, as the app's own code would run there.
 type duringRun struct {
