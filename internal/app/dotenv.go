@@ -23,26 +23,12 @@ import (
 // deploy and restart.
 const maxDotenvSize = 1 << 20
 
-// parseDotenv reads a .env file with godotenv and refuses what godotenv lets
-// through but no environment can hold: an entry without a name (godotenv
-// reads a bare "DEBUG" line, or text after a closing quote, as a variable
-// named ""), names with blanks, and NUL bytes (every process start would
-// fail with "invalid argument"). Its errors are one line, with the line
+// parseDotenvBytes reads a .env file's content with godotenv and refuses
+// what godotenv lets through but no environment can hold: an entry without a
+// name (godotenv reads a bare "DEBUG" line, or text after a closing quote, as
+// a variable named ""), names with blanks, and NUL bytes (every process start
+// would fail with "invalid argument"). Its errors are one line, with the line
 // number when it is known.
-func parseDotenv(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
-	if err != nil {
-		return nil, err
-	}
-	return parseDotenvBytes(src)
-}
-
-// parseDotenvBytes is parseDotenv on a file's content.
 func parseDotenvBytes(src []byte) (map[string]string, error) {
 	if len(src) > maxDotenvSize {
 		return nil, fmt.Errorf("larger than %d KiB", maxDotenvSize>>10)
