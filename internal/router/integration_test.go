@@ -773,17 +773,6 @@ func TestCaddyAttach(t *testing.T) {
 	}
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
 func TestStartCaddyStaleSocket(t *testing.T) {
 	t.Parallel()
 	bin := caddyBin(t)
