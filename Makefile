@@ -1,5 +1,6 @@
 # hop3: `make run` sets up what is missing and runs the daemon; `make test`
-# runs every test (unit and end-to-end, against real git, ssh, Caddy, Granian).
+# runs `make lint` (go vet, staticcheck), then every test (unit and
+# end-to-end, against real git, ssh, Caddy, Granian).
 
 GO       ?= go
 TOOLS    ?= $(CURDIR)/.tools
@@ -7,10 +8,13 @@ export HOP3_TEST_CACHE ?= $(CURDIR)/.cache/test
 # Tests must not pick up the settings of an installed hop3 (/etc/hop3/hop3.env).
 export HOP3_CONFIG ?= /dev/null
 export PATH := $(TOOLS)/bin:$(PATH)
+# staticcheck at a pinned version, fetched through the Go module proxy on
+# first use; go.mod stays free of tool dependencies.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all setup build run test test-short fuzz bench clean
+.PHONY: all setup build run lint test test-short fuzz bench clean
 
 all: build
 
@@ -23,8 +27,12 @@ build:
 run: setup build
 	bin/hop3 serve
 
-test: setup
+lint:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# lint first: a finding fails the run before the long tests start.
+test: lint setup
 	$(GO) test -race -timeout 20m -count=1 ./...
 
 # Every native fuzz target (func FuzzXxx in a _test.go file), one after

@@ -39,7 +39,7 @@ func scenarioFootprint(ctx context.Context, env *benchEnv, m *mainSetup) (string
 		return "", err
 	}
 	time.Sleep(2 * time.Second)
-	idleHop3, idleCaddy := ownRSS(d.proc.pid()), treeRSS(d.caddyPID())
+	idleHop3, idleCaddy := ownRSS(d.PID()), treeRSS(d.caddyPID())
 	const napps = 100
 	logf("footprint: pushing %d static sites", napps)
 	t0 := time.Now()
@@ -72,8 +72,8 @@ func scenarioFootprint(ctx context.Context, env *benchEnv, m *mainSetup) (string
 		return "", err
 	}
 	time.Sleep(2 * time.Second)
-	fullHop3, fullCaddy := ownRSS(d.proc.pid()), treeRSS(d.caddyPID())
-	d.stop()
+	fullHop3, fullCaddy := ownRSS(d.PID()), treeRSS(d.caddyPID())
+	d.Stop()
 
 	// One Flask app on each stack, warmed with the same load.
 	flask := m.app("flask")
@@ -83,7 +83,7 @@ func scenarioFootprint(ctx context.Context, env *benchEnv, m *mainSetup) (string
 	}
 	granian := treeRSS(gpid)
 	caddy := treeRSS(m.d.caddyPID())
-	hop3 := ownRSS(m.d.proc.pid())
+	hop3 := ownRSS(m.d.PID())
 
 	emperor, err := startEmperor(ctx, env, flask)
 	if err != nil {

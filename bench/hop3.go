@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
+	"hop3/internal/hop3test"
 	"hop3/internal/layout"
 	"hop3/internal/router"
 )
@@ -24,15 +19,11 @@ import (
 // hop3d is one running `hop3 serve`, started the way its end-to-end tests
 // start it: loopback addresses, a key registered with `hop3 keys add`.
 type hop3d struct {
-	bin      string
+	*hop3test.Daemon
 	root     string
-	sshPort  string
 	httpAddr string // host:port of its Caddy
-	key      string // private key registered as an admin
-	proc     *proc
+	user     hop3test.User
 }
-
-var readyLine = regexp.MustCompile(`hop3 ready: ssh=(\S+) http=(\S+)`)
 
 // startHop3 runs hop3 serve on a fresh root with the tools of `make setup`.
 func startHop3(ctx context.Context, env *benchEnv, name string, extraEnv ...string) (*hop3d, error) {
@@ -41,123 +32,42 @@ func startHop3(ctx context.Context, env *benchEnv, name string, extraEnv ...stri
 		return nil, err
 	}
 	env.cleanup(func() { os.RemoveAll(root) })
-	args := []string{env.hop3Bin, "serve", "--root", root, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--caddy-bin", env.caddyBin, "--uv", env.uvBin, "--cache-dir", env.buildCache, "--log-level", "warn"}
-	logPath := filepath.Join(env.work, "hop3-"+name+".log")
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), extraEnv...)
-	logf, err := os.Create(logPath)
+	hd, err := hop3test.Start(hop3test.Options{
+		Bin: env.hop3Bin, Root: root, Env: extraEnv, Args: []string{"--log-level", "warn"},
+		CaddyBin: env.caddyBin, UVBin: env.uvBin, CacheDir: env.buildCache,
+		LogPath: filepath.Join(env.work, "hop3-"+name+".log"), ProcessGroup: true,
+	})
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	env.cleanup(hd.Stop)
+	d := &hop3d{Daemon: hd, root: hd.Root, httpAddr: hd.HTTPAddr}
+	if d.user, err = hop3test.NewUserIn(root, "bench"); err != nil {
 		return nil, err
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{name: "hop3 " + name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	ready := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := readyLine.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m
-			}
-		}
-	}()
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	d := &hop3d{bin: env.hop3Bin, root: root, proc: p}
-	select {
-	case m := <-ready:
-		d.sshPort = m[1][strings.LastIndex(m[1], ":")+1:]
-		d.httpAddr = m[2]
-	case <-p.done:
-		return nil, fmt.Errorf("hop3 serve exited before it was ready: %s", logTail(logPath, 10))
-	case <-time.After(90 * time.Second):
-		p.stop(5 * time.Second)
-		return nil, fmt.Errorf("hop3 serve not ready after 90s: %s", logTail(logPath, 10))
-	}
-	env.cleanup(func() { d.stop() })
-	if err := d.addKey(env); err != nil {
+	if err := d.AddKey(d.user); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// stop ends hop3 gracefully: it stops its apps and its Caddy.
-func (d *hop3d) stop() {
-	if d.proc.exited() {
-		return
-	}
-	_ = d.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.proc.done:
-	case <-time.After(60 * time.Second):
-		_ = syscall.Kill(-d.proc.pid(), syscall.SIGKILL)
-		<-d.proc.done
-	}
-}
-
-func (d *hop3d) addKey(env *benchEnv) error {
-	key := filepath.Join(d.root, "bench_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", key).CombinedOutput(); err != nil {
-		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(d.bin, "keys", "add", "bench")
-	cmd.Env = append(os.Environ(), "HOP3_ROOT="+d.root)
-	cmd.Stdin = bytes.NewReader(pub)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("hop3 keys add: %v: %s", err, out)
-	}
-	d.key = key
-	return nil
-}
-
-func (d *hop3d) sshCommand() string {
-	return fmt.Sprintf("ssh -i %s -p %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR", d.key, d.sshPort)
-}
-
 // ssh runs `ssh hop3@127.0.0.1 args...` and returns its output and exit code.
 func (d *hop3d) ssh(ctx context.Context, args ...string) (string, int) {
-	full := append(strings.Fields(d.sshCommand())[1:], "hop3@127.0.0.1")
-	full = append(full, args...)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ssh", full...).CombinedOutput()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-	}
-	return string(out), code
+	out, err := d.SSH(ctx, d.user, args...).CombinedOutput()
+	return string(out), hop3test.ExitCode(err)
 }
 
 // push pushes HEAD of the repository in dir to app's main branch.
 func (d *hop3d) push(ctx context.Context, dir, app string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", "push", "-q", "ssh://hop3@127.0.0.1:"+d.sshPort+"/"+app, "HEAD:main")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_SSH_COMMAND="+d.sshCommand())
-	out, err := cmd.CombinedOutput()
+	out, err := (&hop3test.WorkTree{Dir: dir}).Push(ctx, d.Daemon, d.user, app, []string{"-q"})
 	if err != nil {
-		return string(out), fmt.Errorf("push %s: %v: %s", app, err, out)
+		return out, fmt.Errorf("push %s: %v: %s", app, err, out)
 	}
-	return string(out), nil
+	return out, nil
 }
 
 func (d *hop3d) host(app string) string { return app + ".localhost" }
@@ -166,7 +76,7 @@ func (d *hop3d) url(path string) string { return "http://" + d.httpAddr + path }
 
 // caddyPID finds the Caddy hop3 runs.
 func (d *hop3d) caddyPID() int {
-	for _, p := range descendants(d.proc.pid()) {
+	for _, p := range descendants(d.PID()) {
 		if c := cmdline(p.pid); len(c) > 1 && strings.HasSuffix(c[0], "caddy") && c[1] == "run" {
 			return p.pid
 		}
@@ -180,7 +90,7 @@ func (d *hop3d) caddyPID() int {
 func (d *hop3d) granianPID(app string) int {
 	runDir := layout.New(d.root).Run(app) + "/"
 	pid, start := 0, uint64(0)
-	for _, p := range descendants(d.proc.pid()) {
+	for _, p := range descendants(d.PID()) {
 		c := cmdline(p.pid)
 		if p.pgrp != p.pid || len(c) == 0 || !strings.HasSuffix(c[0], "granian") && !strings.Contains(strings.Join(c, " "), "bin/granian") {
 			continue
@@ -264,19 +174,14 @@ func newRepo(env *benchEnv, src, name string) (*repo, error) {
 	if err := copyTree(src, dir); err != nil {
 		return nil, err
 	}
-	r := &repo{dir: dir}
-	if err := r.git("init", "-q", "-b", "main"); err != nil {
+	if _, err := hop3test.InitWorkTree(dir, nil); err != nil {
 		return nil, err
 	}
-	return r, r.commit("initial", nil)
+	return &repo{dir: dir}, nil
 }
 
 func (r *repo) git(args ...string) error {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@localhost",
-		"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@localhost")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := (&hop3test.WorkTree{Dir: r.dir}).Git(nil, args...); err != nil {
 		return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return nil
@@ -284,15 +189,7 @@ func (r *repo) git(args ...string) error {
 
 // commit writes files and commits everything (an empty commit when nothing changed).
 func (r *repo) commit(msg string, files map[string]string) error {
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(r.dir, name), []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	if err := r.git("add", "-A"); err != nil {
-		return err
-	}
-	return r.git("commit", "-q", "--allow-empty", "-m", msg)
+	return (&hop3test.WorkTree{Dir: r.dir}).Commit(msg, files)
 }
 
 // freePort returns a loopback port that was free a moment ago.

@@ -62,7 +62,7 @@ func scenarioIsolation(ctx context.Context, env *benchEnv) (string, error) {
 			logf("isolation %d %s: first %s, unchanged %s", i, app, first.Round(time.Millisecond), seconds[len(seconds)-1].Round(time.Millisecond))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %.1f |\n", mode.label, spread(firsts), spread(seconds), median(pss))
-		d.stop()
+		d.Stop()
 	}
 	return b.String(), nil
 }

@@ -92,7 +92,7 @@ func scenarioLangs(ctx context.Context, env *benchEnv, langs string) (string, er
 			if d, err = startHop3(ctx, env, "langs"); err != nil {
 				return b.String(), err
 			}
-			defer d.stop()
+			defer d.Stop()
 		}
 		newLangRepo := func(name string) (*repo, error) {
 			r, err := newRepo(env, src, name)

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"hop3/internal/hop3test"
 )
 
 // benchEnv is what every scenario shares.
@@ -168,10 +170,8 @@ func run(ctx context.Context, env *benchEnv, outPath, only, langs string) int {
 		return 1
 	}
 	logf("building hop3")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+gitRev(env.repo), "-o", env.hop3Bin, "./cmd/hop3")
-	build.Dir = env.repo
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: build hop3: %v\n%s", err, out)
+	if _, err := hop3test.Build(filepath.Dir(env.hop3Bin), "-X main.version="+gitRev(env.repo)); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
 

@@ -284,7 +284,7 @@ func writeFiles(dir string, files map[string]string) error {
 
 // staticPGID is the process group of an app's static file server.
 func (d *hop3d) staticPGID(app string) int {
-	for _, p := range descendants(d.proc.pid()) {
+	for _, p := range descendants(d.PID()) {
 		c := strings.Join(cmdline(p.pid), " ")
 		if p.pgrp == p.pid && strings.Contains(c, " serve-static ") && strings.Contains(c, "/run/"+app+"/") {
 			return p.pid

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"hop3/internal/hop3test"
 )
 
 // proc is a process the benchmark started, in its own process group, killed
@@ -76,17 +78,7 @@ func (p *proc) stop(grace time.Duration) {
 }
 
 // logTail returns the last lines of a log file, for error messages.
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+var logTail = hop3test.LogTail
 
 // pstat is what /proc/<pid>/stat says about a process.
 type pstat struct {

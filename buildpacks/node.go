@@ -595,6 +595,7 @@ func checkNodeVersion(version string, pkg packageJSON, nodeVersionVar string) ([
 			return nil
 		}
 		if !ok {
+			//lint:ignore ST1005 the message starts with a product's name
 			return fmt.Errorf("Node.js %s is installed but %s requires %q", version, what, want)
 		}
 		return nil

@@ -129,6 +129,7 @@ func (pm *nodePM) check(readLock func(string) ([]byte, error)) error {
 	case berryLock && (strings.HasPrefix(pm.version, "2.") || strings.HasPrefix(pm.version, "3.")):
 		// Installing without the dev dependencies needs `yarn workspaces
 		// focus`, built in from Yarn 4 on.
+		//lint:ignore ST1005 the message starts with a product's name
 		return fmt.Errorf("Yarn %s is not supported: hop3 installs with Yarn 1, or Yarn 4 and later (packageManager \"yarn@4.5.3\")", pm.version)
 	}
 	pm.berry = berryLock

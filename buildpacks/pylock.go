@@ -256,8 +256,10 @@ func exportPipfileLock(dir string) ([]byte, error) {
 		locked[normalizeName(name)] = true
 		switch {
 		case p.Path != "" || p.Git != "" || p.File != "":
+			//lint:ignore ST1005 the message starts with a file name, whose case matters
 			return nil, fmt.Errorf("Pipfile.lock: %s is not from a package index, which hop3 does not install from a lock", name)
 		case !strings.HasPrefix(p.Version, "=="):
+			//lint:ignore ST1005 the message starts with a file name, whose case matters
 			return nil, fmt.Errorf("Pipfile.lock: %s has no pinned version", name)
 		}
 		line := name + p.Version
@@ -280,6 +282,7 @@ func exportPipfileLock(dir string) ([]byte, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
+		//lint:ignore ST1005 the message starts with a file name, whose case matters
 		return nil, fmt.Errorf("Pipfile.lock is out of date with Pipfile (%s not locked); run `pipenv lock` and commit Pipfile.lock", strings.Join(missing, ", "))
 	}
 	sort.Strings(lines)

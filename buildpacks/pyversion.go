@@ -217,6 +217,7 @@ func (b *builder) findPython(ctx context.Context) (interpreter, error) {
 	if len(avail) > 0 {
 		list = strings.Join(avail, ", ")
 	}
+	//lint:ignore ST1005 the message starts with a product's name
 	return interpreter{}, fmt.Errorf("Python %s requested by %s is not installed; available: %s", req.text, req.source, list)
 }
 

@@ -38,6 +38,7 @@ func (b *builder) buildRust(ctx context.Context) error {
 		return err
 	}
 	if len(bins) == 0 {
+		//lint:ignore ST1005 the message starts with a file name, whose case matters
 		return errors.New("Cargo.toml has no binary target to run")
 	}
 

@@ -352,7 +352,6 @@ func TestHardeningBadInput(t *testing.T) {
 	})
 
 	t.Run("config:set of route values", func(t *testing.T) {
-		var stored []string
 		for _, tc := range []struct{ kv, want string }{
 			{"STATIC_PATHS=/x:../../", "STATIC_PATHS"},
 			{"STATIC_PATHS=/x:/etc", "STATIC_PATHS"},
@@ -360,9 +359,7 @@ func TestHardeningBadInput(t *testing.T) {
 			{"MAX_BODY_SIZE=lots", "MAX_BODY_SIZE"},
 			{"GRANIAN_BACKPRESSURE=4", "would starve connections"},
 		} {
-			if !wantRefused(t, tc.want, "config:set", "--no-restart", app, tc.kv) {
-				stored = append(stored, tc.kv)
-			}
+			wantRefused(t, tc.want, "config:set", "--no-restart", app, tc.kv)
 		}
 		d.command(alice, "", "config:unset", "--no-restart", app, "STATIC_PATHS", "HOST_NAME", "MAX_BODY_SIZE", "GRANIAN_BACKPRESSURE")
 		unchanged(t)

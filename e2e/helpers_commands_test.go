@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"hop3/internal/hop3test"
 )
 
 // cmdResult is what a command left: its streams and exit status.
@@ -34,8 +36,7 @@ func (d *daemon) command(u user, stdin string, args ...string) cmdResult {
 	for i, a := range args {
 		quoted[i] = shellQuote(a)
 	}
-	full := append(strings.Fields(d.sshCommand(u))[1:], "hop3@127.0.0.1", strings.Join(quoted, " "))
-	return runCmd(exec.Command("ssh", full...), stdin)
+	return runCmd(d.SSH(context.Background(), u.h(), strings.Join(quoted, " ")), stdin)
 }
 
 // mustCmd is command, failing the test unless the command succeeds.
@@ -52,22 +53,14 @@ func (d *daemon) mustCmd(u user, args ...string) cmdResult {
 // its control socket.
 func (d *daemon) local(stdin string, args ...string) cmdResult {
 	d.t.Helper()
-	cmd := exec.Command(hop3Bin, args...)
-	cmd.Env = append(os.Environ(), "HOP3_ROOT="+d.root)
-	return runCmd(cmd, stdin)
+	return runCmd(d.Command(context.Background(), args...), stdin)
 }
 
 func runCmd(cmd *exec.Cmd, stdin string) cmdResult {
 	var o, e bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-	}
+	code := hop3test.ExitCode(cmd.Run())
 	return cmdResult{o.String(), e.String(), code}
 }
 

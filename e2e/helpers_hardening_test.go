@@ -243,7 +243,7 @@ func (w *workdir) symlinkCommit(name, target string) {
 
 // pushRef pushes refspec to app's remote.
 func (w *workdir) pushRef(d *daemon, u user, app string, refspec ...string) (string, error) {
-	return w.gitErr([]string{"GIT_SSH_COMMAND=" + d.sshCommand(u)}, append([]string{"push", d.remote(app)}, refspec...)...)
+	return w.h().Push(context.Background(), d.Daemon, u.h(), app, nil, refspec...)
 }
 
 // dropLast forgets the last commit of w (the server refused it).

@@ -9,77 +9,28 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// opsReadyLine is hop3's ready line with its metrics address.
-var opsReadyLine = regexp.MustCompile(`hop3 ready: ssh=(\S+) http=(\S+) root=\S+ metrics=(\S+)`)
+	"hop3/internal/hop3test"
+)
 
 // startOpsDaemon runs hop3 serve with --metrics-addr 127.0.0.1:0, as
 // startDaemonEnv does, and returns the address the metrics endpoint bound,
 // read from the ready line.
 func startOpsDaemon(t *testing.T, root string, env []string, extra ...string) (*daemon, string) {
 	t.Helper()
-	logPath := filepath.Join(root, "hop3-test.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve", "--root", root, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--metrics-addr", "127.0.0.1:0",
-		"--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"), "--cache-dir", sharedCache()}, extra...)
-	cmd := exec.Command(hop3Bin, args...)
-	cmd.Env = append(os.Environ(), append([]string{"HOP3_CONFIG=/nonexistent/hop3.env"}, env...)...)
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, root: root, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	ready := make(chan []string, 1)
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := opsReadyLine.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m
-				continue
-			}
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	go func() { cmd.Wait(); logf.Close(); close(d.done) }()
-	var metricsAddr string
-	select {
-	case m := <-ready:
-		d.sshPort = m[1][strings.LastIndex(m[1], ":")+1:]
-		d.httpAddr = m[2]
-		metricsAddr = m[3]
-	case <-d.done:
-		t.Fatalf("hop3 serve exited before it was ready:\n%s", d.log())
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("hop3 serve printed no ready line with metrics= after 90s:\n%s", d.log())
+	d := startWith(t, hop3test.Options{Root: root, Env: append([]string{"HOP3_CONFIG=/nonexistent/hop3.env"}, env...),
+		Args: append([]string{"--metrics-addr", "127.0.0.1:0"}, extra...)})
+	metricsAddr := d.Ready["metrics"]
+	if metricsAddr == "" {
+		t.Fatalf("hop3 serve printed no ready line with metrics=:\n%s", d.log())
 	}
 	if strings.HasSuffix(metricsAddr, ":0") {
 		t.Fatalf("metrics address %s: port 0 was not resolved", metricsAddr)
 	}
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			t.Logf("hop3 log:\n%s", d.log())
-		}
-	})
 	return d, metricsAddr
 }
 

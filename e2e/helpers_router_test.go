@@ -1,87 +1,30 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// readyFields matches the key=value pairs of hop3's ready line.
-var readyFields = regexp.MustCompile(`(\w+)=(\S+)`)
+	"hop3/internal/hop3test"
+)
 
 // startRouterDaemon is startDaemonEnv that also returns every field of the
 // ready line ("ssh", "http", "https" with TLS, "root", ...).
 func startRouterDaemon(t *testing.T, root string, env []string, extra ...string) (*daemon, map[string]string) {
 	t.Helper()
-	logPath := filepath.Join(root, "hop3-test.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve", "--root", root, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--caddy-bin", tool(t, "caddy"), "--uv", tool(t, "uv"), "--cache-dir", sharedCache()}, extra...)
-	cmd := exec.Command(hop3Bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, root: root, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	ready := make(chan map[string]string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line, ok := strings.CutPrefix(sc.Text(), "hop3 ready: ")
-			if !ok {
-				continue
-			}
-			fields := map[string]string{}
-			for _, m := range readyFields.FindAllStringSubmatch(line, -1) {
-				fields[m[1]] = m[2]
-			}
-			ready <- fields
-		}
-	}()
-	go func() { cmd.Wait(); logf.Close(); close(d.done) }()
-	var fields map[string]string
-	select {
-	case fields = <-ready:
-	case <-d.done:
-		t.Fatalf("hop3 serve exited before it was ready:\n%s", d.log())
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("hop3 serve not ready after 90s:\n%s", d.log())
-	}
-	d.sshPort = fields["ssh"][strings.LastIndex(fields["ssh"], ":")+1:]
-	d.httpAddr = fields["http"]
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			t.Logf("hop3 log:\n%s", d.log())
-		}
-	})
-	return d, fields
+	d := startWith(t, hop3test.Options{Root: root, Env: env, Args: extra})
+	return d, d.Ready
 }
 
 // caddyBinds reports whether the daemon's Caddy binds its addresses itself
@@ -236,12 +179,7 @@ def app(environ, start_response):
 // routerLoad is clients requesting one app through Caddy, as startLoad's
 // do (Go's default client: keep-alive, two idle connections per host), but
 // sorting each failure and never sending a request twice.
-type routerLoad struct {
-	stopped atomic.Bool
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	res     routerLoadResult
-}
+type routerLoad struct{ *hop3test.Load }
 
 type routerLoadResult struct {
 	ok, unanswered, reset, bad int
@@ -251,59 +189,17 @@ type routerLoadResult struct {
 func (r routerLoadResult) total() int { return r.ok + r.unanswered + r.reset + r.bad }
 
 func (r routerLoadResult) String() string {
-	return fmt.Sprintf("%d requests: %d answered, %d closed unanswered, %d reset, %d wrong answers or other errors",
-		r.total(), r.ok, r.unanswered, r.reset, r.bad)
+	return hop3test.LoadResult{OK: r.ok, Unanswered: r.unanswered, Reset: r.reset, Bad: r.bad}.String()
 }
 
 func startRouterLoad(d *daemon, host, want string, n int) *routerLoad {
-	l := &routerLoad{}
-	for range n {
-		l.wg.Go(func() {
-			for !l.stopped.Load() {
-				req, _ := http.NewRequest("GET", "http://"+d.httpAddr+"/", nil)
-				req.Host = host
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-				// io.EOF from Do itself: not a byte of an answer came.
-				closed := errors.Is(err, io.EOF)
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				cancel()
-				l.mu.Lock()
-				switch {
-				case closed:
-					l.res.unanswered++
-				case errors.Is(err, syscall.ECONNRESET):
-					l.res.reset++
-					if l.res.firstBad == "" {
-						l.res.firstBad = err.Error()
-					}
-				case err != nil || resp.StatusCode != 200 || string(body) != want:
-					l.res.bad++
-					if l.res.firstBad == "" {
-						status := 0
-						if resp != nil {
-							status = resp.StatusCode
-						}
-						l.res.firstBad = fmt.Sprintf("%d %q %v", status, body, err)
-					}
-				default:
-					l.res.ok++
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
+	ok := func(status int, body string) bool { return status == 200 && body == want }
+	return &routerLoad{hop3test.StartLoad(http.DefaultClient, "http://"+d.httpAddr+"/", host, ok, n)}
 }
 
 func (l *routerLoad) stop() routerLoadResult {
-	l.stopped.Store(true)
-	l.wg.Wait()
-	return l.res
+	r := l.Stop()
+	return routerLoadResult{r.OK, r.Unanswered, r.Reset, r.Bad, r.FirstBad}
 }
 
 // ownerCaddy is a Caddy someone else runs: its admin API on a unix socket
@@ -315,56 +211,9 @@ type ownerCaddy struct {
 
 func startOwnerCaddy(t *testing.T) *ownerCaddy {
 	t.Helper()
-	dir := shortTemp(t)
-	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		o := &ownerCaddy{sock: filepath.Join(dir, "admin.sock"), addr: ln.Addr().String()}
-		ln.Close()
-		cfg := fmt.Sprintf(`{"admin": {"listen": "unix/%s", "config": {"persist": false}},
-  "apps": {"http": {"servers": {"owner": {"listen": [%q], "automatic_https": {"disable": true},
-    "routes": [{"@id": "owner_route", "handle": [{"handler": "static_response", "body": "owner here"}]}]}}}}}`, o.sock, o.addr)
-		boot := filepath.Join(dir, "owner.json")
-		if err := os.WriteFile(boot, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		logf, err := os.Create(filepath.Join(dir, "owner.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(tool(t, "caddy"), "run", "--config", boot)
-		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); logf.Close(); close(exited) }()
-		t.Cleanup(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		})
-		o.admin = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", o.sock)
-		}}}
-		for range 200 {
-			if resp, err := o.admin.Get("http://127.0.0.1/config/"); err == nil {
-				resp.Body.Close()
-				return o
-			}
-			select {
-			case <-exited:
-			case <-time.After(50 * time.Millisecond):
-				continue
-			}
-			break
-		}
-		if attempt >= 3 {
-			b, _ := os.ReadFile(filepath.Join(dir, "owner.log"))
-			t.Fatalf("owner's caddy did not start:\n%s", b)
-		}
-	}
+	c := hop3test.StartCaddy(t, tool(t, "caddy"), shortTemp(t), func(port int) string {
+		return fmt.Sprintf(`{"http": {"servers": {"owner": {"listen": ["127.0.0.1:%d"], "automatic_https": {"disable": true},
+    "routes": [{"@id": "owner_route", "handle": [{"handler": "static_response", "body": "owner here"}]}]}}}}`, port)
+	})
+	return &ownerCaddy{sock: c.Sock, addr: "127.0.0.1:" + strconv.Itoa(c.Port), admin: c.Admin}
 }

@@ -289,7 +289,6 @@ func TestPikuImport(t *testing.T) {
 		!strings.Contains(keys, `from="127.0.0.1"`) {
 		t.Errorf("keys: %v\n%s", err, keys)
 	}
-	before := appReleases(t, d)
 
 	// alice clones notes from hop3 and pushes an ENV that adds a host and
 	// a greeting: the host is served; config:set's GREETING stays over
@@ -320,7 +319,7 @@ func TestPikuImport(t *testing.T) {
 	b.commit("new page", map[string]string{"public/index.html": "the site, by bob"})
 	b.mustPush(d, bob, "site")
 	wantBody(t, d, "www.site.example.test", "/", "the site, by bob")
-	before = appReleases(t, d)
+	before := appReleases(t, d)
 
 	// A second import changes nothing.
 	out, code = opsRun(t, nil, "--root", root, "import-piku", piku, "--data")

@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"hop3/internal/hop3test"
 )
 
 const asgiEcho = `async def app(scope, receive, send):
@@ -279,43 +279,17 @@ type loadResult struct {
 	bodies        map[string]int
 }
 
-type loadGen struct {
-	stopped atomic.Bool
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	res     loadResult
-}
+type loadGen struct{ *hop3test.Load }
 
 // startLoad runs n clients requesting host through Caddy until stop.
 func startLoad(t *testing.T, d *daemon, host string, n int) *loadGen {
-	g := &loadGen{res: loadResult{bodies: map[string]int{}}}
-	for i := 0; i < n; i++ {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			for !g.stopped.Load() {
-				code, body, err := tryGet(d.httpAddr, host, "/")
-				g.mu.Lock()
-				g.res.total++
-				if err != nil || code != 200 {
-					g.res.failed++
-					if g.res.firstErr == "" {
-						g.res.firstErr = fmt.Sprintf("%d %q %v", code, body, err)
-					}
-				} else {
-					g.res.bodies[body]++
-				}
-				g.mu.Unlock()
-			}
-		}()
-	}
-	return g
+	ok := func(status int, _ string) bool { return status == 200 }
+	return &loadGen{hop3test.StartLoad(http.DefaultClient, "http://"+d.httpAddr+"/", host, ok, n)}
 }
 
 func (g *loadGen) stop() loadResult {
-	g.stopped.Store(true)
-	g.wg.Wait()
-	return g.res
+	r := g.Stop()
+	return loadResult{total: r.Total(), failed: r.Total() - r.OK, firstErr: r.FirstErr, bodies: r.Bodies}
 }
 
 func minLines(path string, n int) error {

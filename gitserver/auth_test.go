@@ -29,11 +29,6 @@ import (
 	"hop3/gitserver"
 )
 
-// offer is one public-key attempt the client makes.
-type offer struct {
-	signer gossh.Signer
-}
-
 // offers authenticates with each signer in turn, one auth attempt each,
 // in the order given (x/crypto's AuthCallback picks the next method even
 // when "publickey" was tried already).

@@ -145,12 +145,20 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 		m.event(ctx, app, "deploy", who.name, msg)
 		m.observeDeploy(app, err == nil, time.Since(started))
 		m.log.Info("deploy", "app", app, "attempt", rel.Attempt, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
+		// Told above, with its detail lines: the caller prints it no more.
+		err = ui.Reported(err)
 	}()
 
 	if a.Release > 0 {
 		m.reportState(app, a.Release, out)
 	}
-	limit, err := m.releaseSizeCap(ctx, app)
+	// Read once: the size cap, the build and the processes see the same
+	// config, even should it change while the build runs.
+	config, err := st.Config(ctx, app)
+	if err != nil {
+		return err
+	}
+	limit, err := m.releaseSizeCap(config)
 	if err != nil {
 		return err
 	}
@@ -176,7 +184,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 	if err := m.giveRelease(dir, u); err != nil {
 		return err
 	}
-	r, err := m.buildRelease(ctx, app, rel.Number, dir, u, noCache, who.admin, out)
+	r, err := m.buildRelease(ctx, app, rel.Number, dir, u, config, noCache, who.admin, out)
 	if err != nil {
 		return err
 	}
@@ -214,13 +222,9 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 }
 
 // releaseSizeCap is the most an app's release may hold: the server's cap,
-// or the app's MAX_RELEASE_SIZE when that is lower.
-func (m *Manager) releaseSizeCap(ctx context.Context, app string) (int64, error) {
+// or the app's MAX_RELEASE_SIZE (in its config vars) when that is lower.
+func (m *Manager) releaseSizeCap(config map[string]string) (int64, error) {
 	limit := m.cfg.MaxReleaseSize
-	config, err := m.cfg.Store.Config(ctx, app)
-	if err != nil {
-		return 0, err
-	}
 	n, err := appReleaseSize(config)
 	if err != nil {
 		return 0, err
@@ -244,19 +248,22 @@ func appReleaseSize(env map[string]string) (int64, error) {
 	return n, nil
 }
 
-// buildRelease reads the Procfile and builds the checked-out source in dir.
-func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, u *supervisor.Credential, noCache, admin bool, out *ui.Writer) (release, error) {
+// buildRelease reads the Procfile and builds the checked-out source in dir,
+// with the app's config vars as the deploy read them.
+func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, u *supervisor.Credential, config map[string]string, noCache, admin bool, out *ui.Writer) (release, error) {
 	r := release{app: app, number: number, dir: dir, user: u}
 	pf, err := readProcfile(dir)
 	if err != nil {
 		return r, err
 	}
 	r.procfile = pf
-	config, err := m.cfg.Store.Config(ctx, app)
+	// Read before the build, which runs the app's code in dir: what was
+	// checked here is what the processes get.
+	files, err := readRepoEnvFiles(dir)
 	if err != nil {
 		return r, err
 	}
-	dotenv, err := readDotenv(dir)
+	dotenv, err := files.vars(nil)
 	if err != nil {
 		return r, err
 	}
@@ -304,7 +311,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	}
 	m.observeBuild(app, res.CacheHits)
 	r.meta = releaseMeta{Packs: res.Packs, Venv: res.Venv, Env: res.Env, Envs: res.Envs}
-	r.env, err = m.runtimeEnv(ctx, r)
+	r.env, err = m.processEnv(r, config, files)
 	if err != nil {
 		return r, err
 	}
@@ -312,17 +319,28 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	return r, err
 }
 
-// runtimeEnv composes a release's process environment: system basics, the
-// buildpacks' additions, the repository's ENV and .env, then config vars;
-// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
-// and piku's name for it, DATA_ROOT, so apps moved from piku run
-// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
-// itself, where apps may not.)
+// runtimeEnv composes the process environment of an already built release
+// (processEnv) from the app's config vars and the release's ENV and .env
+// as they are now.
 func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
 	config, err := m.cfg.Store.Config(ctx, r.app)
 	if err != nil {
 		return nil, err
 	}
+	files, err := readRepoEnvFiles(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	return m.processEnv(r, config, files)
+}
+
+// processEnv composes a release's process environment: system basics, the
+// buildpacks' additions, the repository's ENV and .env, then config vars;
+// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
+// and piku's name for it, DATA_ROOT, so apps moved from piku run
+// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
+// itself, where apps may not.)
+func (m *Manager) processEnv(r release, config map[string]string, files repoEnvFiles) (map[string]string, error) {
 	systemPath := "/usr/local/bin:/usr/bin:/bin"
 	if p := os.Getenv("PATH"); p != "" {
 		systemPath = p
@@ -347,7 +365,7 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	}
 	// piku expands $VAR in ENV against the environment it starts apps
 	// with; these are hop3's equivalents.
-	repoEnv, err := readRepoEnv(r.dir, merge(env, own))
+	repoEnv, err := files.vars(merge(env, own))
 	if err != nil {
 		return nil, err
 	}
@@ -453,29 +471,41 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	return nil, fmt.Errorf("no Procfile: add one naming your processes, e.g. %q", example)
 }
 
-// readDotenv reads the repository's environment files, ENV (piku's) then
-// .env, without expanding them against hop3's own environment.
-func readDotenv(dir string) (map[string]string, error) {
-	return readRepoEnv(dir, nil)
+// repoEnvFiles is a release's environment files as read from it, once per
+// deploy: piku's ENV and .env. Either may be missing (nil).
+type repoEnvFiles struct {
+	pikuENV []byte
+	dotenv  []byte
 }
 
-// readRepoEnv reads the repository's ENV, piku's file, expanding $VAR
-// against base and the lines before, then its .env, which wins over ENV
-// for a name both set. Either may be missing.
-func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
-	env, err := readPikuENV(dir, base)
-	if err != nil {
-		return nil, err // names ENV
+// readRepoEnvFiles reads the release's ENV and .env.
+func readRepoEnvFiles(dir string) (repoEnvFiles, error) {
+	var f repoEnvFiles
+	var err error
+	if f.pikuENV, err = readPikuENV(dir); err != nil {
+		return f, err // names ENV
 	}
-	path := filepath.Join(dir, ".env")
-	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dir, ".env")); errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if f.dotenv, err = readInRelease(dir, ".env"); err != nil {
+		return f, err // names .env
+	}
+	return f, nil
+}
+
+// vars reads the ENV file, expanding $VAR against base and the lines
+// before (the build gives none: piku's variables stay as written), then
+// .env, which wins over ENV for a name both set.
+func (f repoEnvFiles) vars(base map[string]string) (map[string]string, error) {
+	env, err := parsePikuENV(f.pikuENV, base)
+	if err != nil {
+		return nil, fmt.Errorf("ENV: %w", err)
+	}
+	if f.dotenv == nil {
 		return env, nil
 	}
-	src, err := readInRelease(dir, ".env")
-	if err != nil {
-		return nil, err // names .env
-	}
-	dotenv, err := parseDotenvBytes(src)
+	dotenv, err := parseDotenvBytes(f.dotenv)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}

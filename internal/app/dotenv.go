@@ -23,26 +23,12 @@ import (
 // deploy and restart.
 const maxDotenvSize = 1 << 20
 
-// parseDotenv reads a .env file with godotenv and refuses what godotenv lets
-// through but no environment can hold: an entry without a name (godotenv
-// reads a bare "DEBUG" line, or text after a closing quote, as a variable
-// named ""), names with blanks, and NUL bytes (every process start would
-// fail with "invalid argument"). Its errors are one line, with the line
+// parseDotenvBytes reads a .env file's content with godotenv and refuses
+// what godotenv lets through but no environment can hold: an entry without a
+// name (godotenv reads a bare "DEBUG" line, or text after a closing quote, as
+// a variable named ""), names with blanks, and NUL bytes (every process start
+// would fail with "invalid argument"). Its errors are one line, with the line
 // number when it is known.
-func parseDotenv(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, maxDotenvSize+1))
-	if err != nil {
-		return nil, err
-	}
-	return parseDotenvBytes(src)
-}
-
-// parseDotenvBytes is parseDotenv on a file's content.
 func parseDotenvBytes(src []byte) (map[string]string, error) {
 	if len(src) > maxDotenvSize {
 		return nil, fmt.Errorf("larger than %d KiB", maxDotenvSize>>10)
@@ -80,28 +66,21 @@ func readInRelease(dir, name string) ([]byte, error) {
 	return src, nil
 }
 
-// readPikuENV reads a repository's ENV file as piku does (KEY=VALUE lines,
-// $VAR expanded against base and the lines before; see piku.ParseENV). A
-// missing file, or a directory of that name, is no settings. Where piku
-// silently ignored a whole file with one malformed line, this refuses it,
-// with the line, as .env is refused: a push must not lose settings quietly.
-func readPikuENV(dir string, base map[string]string) (map[string]string, error) {
+// readPikuENV reads a repository's ENV file, piku's. A missing file, or a
+// directory of that name, is no settings (nil).
+func readPikuENV(dir string) ([]byte, error) {
 	fi, err := os.Lstat(filepath.Join(dir, "ENV"))
 	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.IsDir()) {
-		return map[string]string{}, nil
+		return nil, nil
 	}
-	src, err := readInRelease(dir, "ENV")
-	if err != nil {
-		return nil, err
-	}
-	env, err := parsePikuENV(src, base)
-	if err != nil {
-		return nil, fmt.Errorf("ENV: %w", err)
-	}
-	return env, nil
+	return readInRelease(dir, "ENV")
 }
 
-// parsePikuENV is readPikuENV on the file's content.
+// parsePikuENV reads an ENV file's content as piku does (KEY=VALUE lines,
+// $VAR expanded against base and the lines before; see piku.ParseENV).
+// Where piku silently ignored a whole file with one malformed line, this
+// refuses it, with the line, as .env is refused: a push must not lose
+// settings quietly.
 func parsePikuENV(src []byte, base map[string]string) (map[string]string, error) {
 	if len(src) > maxDotenvSize {
 		return nil, fmt.Errorf("larger than %d KiB", maxDotenvSize>>10)

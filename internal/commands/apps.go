@@ -188,8 +188,6 @@ func (inv *invocation) destroy(ctx context.Context, c *command, args []string) e
 		return err
 	}
 	if *confirm == "" {
-		// Not failure lines: those would mark the command as already
-		// reported (see failWatch).
 		inv.ui.Info(fmt.Sprintf("This removes %s: its processes, route, repository, releases and config.", a.Name))
 		fmt.Fprintf(inv.stderr, "       Type the app's name to confirm: ")
 		line, rerr := bufio.NewReader(io.LimitReader(inv.stdin, 1024)).ReadString('\n')

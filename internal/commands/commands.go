@@ -9,16 +9,13 @@
 package commands
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
 	"hop3/gitserver"
 	"hop3/internal/router"
@@ -144,7 +141,6 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		// emulates a terminal's line discipline.
 		stdout, stderr = &crlfWriter{w: stdout}, &crlfWriter{w: stderr}
 	}
-	watch := &failWatch{w: stderr}
 	inv := &invocation{
 		d:      d,
 		id:     s.Identity,
@@ -152,9 +148,8 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		term:   s,
 		stdin:  s.Stdin,
 		stdout: stdout,
-		stderr: watch,
-		watch:  watch,
-		ui:     ui.New(watch, ui.ColorFor(s.TTY, s.Env)),
+		stderr: stderr,
+		ui:     ui.New(stderr, ui.ColorFor(s.TTY, s.Env)),
 	}
 	inv.table = inv.commands()
 	return inv.run(ctx, s.Args)
@@ -170,7 +165,6 @@ type invocation struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	watch  *failWatch
 	ui     *ui.Writer
 	table  []*command
 	// about are the apps the command named or listed, for
@@ -224,7 +218,6 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	if c.admin && !inv.id.Admin {
 		return inv.report(failf("%s is for admin keys only (key %s is a deployer)", c.name, inv.id.Name))
 	}
-	before := inv.watch.mark()
 	err := c.run(ctx, c, args[1:])
 	// After the command's own output and its failure, if any.
 	defer inv.repeatCertFailures(ctx)
@@ -236,7 +229,7 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	if errors.As(err, &code) {
 		return int(code)
 	}
-	if err != nil && !isUserError(err) && inv.watch.reported(before, err) {
+	if ui.IsReported(err) && !isUserError(err) {
 		// The orchestrator already told the user why on this session.
 		inv.d.log.Info("command failed", "command", c.name, "key", inv.id.Name, "err", err)
 		return exitFail
@@ -314,52 +307,6 @@ func (inv *invocation) event(ctx context.Context, app, kind, format string, a ..
 	if err := inv.d.cfg.Store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		inv.d.log.Warn("record event", "app", app, "kind", kind, "err", err)
 	}
-}
-
-// failWatch remembers the failure lines (" !     ...") written to a
-// session, so that a failure the orchestrator already reported is not
-// printed twice.
-type failWatch struct {
-	w io.Writer
-
-	mu    sync.Mutex
-	lines []string
-}
-
-var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
-
-func (f *failWatch) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(" !     ")) {
-		f.mu.Lock()
-		for _, line := range strings.Split(ansi.ReplaceAllString(string(p), ""), "\n") {
-			if msg, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), " !     "); ok {
-				f.lines = append(f.lines, msg)
-			}
-		}
-		f.mu.Unlock()
-	}
-	return f.w.Write(p)
-}
-
-// mark returns how many failure lines were written so far.
-func (f *failWatch) mark() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.lines)
-}
-
-// reported tells whether a failure line written since mark already says
-// what err says.
-func (f *failWatch) reported(since int, err error) bool {
-	msg := oneLine(err)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, line := range f.lines[since:] {
-		if line != "" && (strings.Contains(msg, line) || strings.Contains(line, msg)) {
-			return true
-		}
-	}
-	return false
 }
 
 // crlfWriter ends lines with CRLF for a client whose terminal is raw.

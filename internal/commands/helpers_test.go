@@ -33,6 +33,7 @@ type fakeBackend struct {
 	liveEnv map[string]string
 	fail    error  // returned by the methods that change an app
 	say     string // a failure line Restart prints before returning fail
+	told    bool   // Restart marks fail as reported (ui.Reported), as the orchestrator does
 	runCode int
 }
 
@@ -84,7 +85,11 @@ func (f *fakeBackend) Restart(ctx context.Context, app string, out *ui.Writer) e
 	if f.say != "" {
 		out.Fail(f.say)
 	}
-	return f.record("Restart %s", app)
+	err := f.record("Restart %s", app)
+	if f.told {
+		return ui.Reported(err)
+	}
+	return err
 }
 
 func (f *fakeBackend) StopApp(ctx context.Context, app string, out *ui.Writer) error {

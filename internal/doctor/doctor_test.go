@@ -130,14 +130,6 @@ func healthy(t *testing.T) (Config, System) {
 	return cfg, sys
 }
 
-func verdicts(results []Result) map[string]Verdict {
-	out := map[string]Verdict{}
-	for _, r := range results {
-		out[r.Name] = r.Verdict
-	}
-	return out
-}
-
 func find(t *testing.T, results []Result, name string) Result {
 	t.Helper()
 	for _, r := range results {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hop3/buildpacks"
+	"hop3/internal/ui"
 )
 
 // Toolchain is a build tool that apps of one language need, and where
@@ -56,10 +57,6 @@ const toolchainTimeout = 10 * time.Second
 // versionLineRe finds the line of a tool's output that carries its version
 // (composer, run as root, first warns about it; gradle opens with a rule).
 var versionLineRe = regexp.MustCompile(`\d+\.\d+`)
-
-// ansiRe matches the colour codes some tools print even into a pipe
-// (Maven).
-var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
 
 // ListToolchains reports each of Toolchains, found or not, as an info line
 // named "toolchain:<name>":
@@ -120,7 +117,7 @@ func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
 
 // versionLine is the first line of out that holds a version number.
 func versionLine(out string) string {
-	for _, l := range strings.Split(ansiRe.ReplaceAllString(out, ""), "\n") {
+	for _, l := range strings.Split(ui.StripANSI(out), "\n") {
 		if l = strings.TrimSpace(l); versionLineRe.MatchString(l) {
 			return l
 		}

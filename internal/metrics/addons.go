@@ -1,5 +1,7 @@
 package metrics
 
+import "github.com/prometheus/client_golang/prometheus"
+
 // AddonStat is one add-on as the metrics see it.
 type AddonStat struct {
 	App, Name, Kind string
@@ -7,21 +9,16 @@ type AddonStat struct {
 	SizeBytes       int64
 }
 
-func (m *Metrics) writeAddons(t *textWriter) {
-	if m.cfg.Addons == nil {
+func (c *collector) collectAddons(ch chan<- prometheus.Metric) {
+	if c.m.cfg.Addons == nil {
 		return
 	}
-	list := m.cfg.Addons()
-	t.family("hop3_addon_up", "gauge", "1 when the add-on's server is running, 0 otherwise.")
-	for _, a := range list {
+	for _, a := range c.m.cfg.Addons() {
 		up := 0.0
 		if a.Running {
 			up = 1
 		}
-		t.sample("hop3_addon_up", L("app", a.App, "addon", a.Name, "kind", a.Kind), up)
-	}
-	t.family("hop3_addon_size_bytes", "gauge", "Size of the add-on's data: the database, or the Redis snapshot.")
-	for _, a := range list {
-		t.sample("hop3_addon_size_bytes", L("app", a.App, "addon", a.Name, "kind", a.Kind), float64(a.SizeBytes))
+		send(ch, c.addonUp, prometheus.GaugeValue, up, a.App, a.Name, a.Kind)
+		send(ch, c.addonSize, prometheus.GaugeValue, float64(a.SizeBytes), a.App, a.Name, a.Kind)
 	}
 }

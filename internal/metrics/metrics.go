@@ -1,7 +1,7 @@
-// Package metrics serves hop3's metrics in the Prometheus text format,
-// written by hand: per app and process kind, the processes by state, their
-// restarts, crashes, CPU time and resident memory; deploys by outcome and
-// their duration; build cache hits; hop3's own health. It also passes
+// Package metrics serves hop3's metrics in the Prometheus exposition
+// format, through client_golang: per app and process kind, the processes by
+// state, their restarts, crashes, CPU time and resident memory; deploys by
+// outcome and their duration; build cache hits; hop3's own health. It also passes
 // Caddy's own metrics (request rates and latencies per host) through from
 // Caddy's admin socket, so one local address serves both.
 //
@@ -12,18 +12,18 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
-	"runtime"
-	"slices"
-	"sort"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"hop3/internal/router"
 	"hop3/runtime/supervisor"
@@ -75,21 +75,14 @@ type Metrics struct {
 	log   *slog.Logger
 	start time.Time
 	caddy *http.Client
+	reg   *prometheus.Registry
 
-	mu        sync.Mutex
-	deploys   map[string]*series    // app, outcome
-	durations map[string]*histogram // app
-	builds    map[string]*series    // app
-	cacheHits map[string]*series    // app, cache
-	restarts  map[string]*series    // app, kind
-	crashes   map[string]*series    // app, kind
-}
-
-type histogram struct {
-	labels Labels
-	counts []uint64 // per bucket, not cumulative
-	sum    float64
-	count  uint64
+	deploys   *prometheus.CounterVec   // app, outcome
+	durations *prometheus.HistogramVec // app
+	builds    *prometheus.CounterVec   // app
+	cacheHits *prometheus.CounterVec   // app, cache
+	restarts  *prometheus.CounterVec   // app, kind
+	crashes   *prometheus.CounterVec   // app, kind
 }
 
 // New returns a Metrics.
@@ -103,16 +96,24 @@ func New(cfg Config) (*Metrics, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &Metrics{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "metrics"),
-		start:     time.Now(),
-		deploys:   map[string]*series{},
-		durations: map[string]*histogram{},
-		builds:    map[string]*series{},
-		cacheHits: map[string]*series{},
-		restarts:  map[string]*series{},
-		crashes:   map[string]*series{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "metrics"),
+		start:    time.Now(),
+		reg:      prometheus.NewRegistry(),
+		restarts: counter("hop3_process_restarts_total", "Automatic restarts of processes that exited, by app and kind.", "app", "kind"),
+		crashes:  counter("hop3_process_crashes_total", "Processes given up after repeated quick failures (state crashed), by app and kind.", "app", "kind"),
+		deploys:  counter("hop3_deploys_total", "Deploys (pushes, deploy commands) by app and outcome.", "app", "outcome"),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hop3_deploy_duration_seconds",
+			Help:    "How long deploys took, from the new release to its switch or failure.",
+			Buckets: DeployBuckets,
+		}, []string{"app"}),
+		builds:    counter("hop3_builds_total", "Successful builds by app.", "app"),
+		cacheHits: counter("hop3_build_cache_hits_total", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules, build: a whole build).", "app", "cache"),
 	}
 	if sock := cfg.CaddyAdminSocket; sock != "" {
 		m.caddy = &http.Client{
@@ -126,17 +127,16 @@ func New(cfg Config) (*Metrics, error) {
 			},
 		}
 	}
-	return m, nil
-}
-
-func add(m map[string]*series, l Labels, v float64) {
-	k := l.key()
-	s, ok := m[k]
-	if !ok {
-		s = &series{labels: l}
-		m[k] = s
+	// The process collector adds hop3's own process_* metrics (open file
+	// descriptors, virtual memory...) beside the hop3_* ones, which keep
+	// their names for the dashboards that read them.
+	for _, c := range []prometheus.Collector{m.restarts, m.crashes, m.deploys, m.durations, m.builds, m.cacheHits,
+		newCollector(m), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: register: %w", err)
+		}
 	}
-	s.value += v
+	return m, nil
 }
 
 // DeployFinished counts a deploy by outcome ("succeeded", "failed") and
@@ -146,32 +146,15 @@ func (m *Metrics) DeployFinished(app string, ok bool, took time.Duration) {
 	if ok {
 		outcome = "succeeded"
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	add(m.deploys, L("app", app, "outcome", outcome), 1)
-	h, found := m.durations[app]
-	if !found {
-		h = &histogram{labels: L("app", app), counts: make([]uint64, len(DeployBuckets))}
-		m.durations[app] = h
-	}
-	sec := took.Seconds()
-	for i, b := range DeployBuckets {
-		if sec <= b {
-			h.counts[i]++
-			break
-		}
-	}
-	h.sum += sec
-	h.count++
+	m.deploys.WithLabelValues(app, outcome).Inc()
+	m.durations.WithLabelValues(app).Observe(took.Seconds())
 }
 
 // BuildFinished counts a successful build and each environment it reused.
 func (m *Metrics) BuildFinished(app string, cacheHits []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	add(m.builds, L("app", app), 1)
+	m.builds.WithLabelValues(app).Inc()
 	for _, c := range cacheHits {
-		add(m.cacheHits, L("app", app, "cache", c), 1)
+		m.cacheHits.WithLabelValues(app, c).Inc()
 	}
 }
 
@@ -187,7 +170,7 @@ func (m *Metrics) Watch(ctx context.Context, events <-chan supervisor.Event) {
 			if !ok {
 				return
 			}
-			var target map[string]*series
+			var target *prometheus.CounterVec
 			switch {
 			case ev.From == supervisor.Backoff && ev.To == supervisor.Starting:
 				target = m.restarts
@@ -200,232 +183,41 @@ func (m *Metrics) Watch(ctx context.Context, events <-chan supervisor.Event) {
 			if !found || st.Labels["app"] == "" || st.Labels["kind"] == "" {
 				continue
 			}
-			m.mu.Lock()
-			add(target, L("app", st.Labels["app"], "kind", st.Labels["kind"]), 1)
-			m.mu.Unlock()
+			target.WithLabelValues(st.Labels["app"], st.Labels["kind"]).Inc()
 		}
 	}
 }
 
-// states lists every state a process count is exported for, so that a
-// series exists (at 0) before the first process reaches it.
-var states = []supervisor.State{supervisor.Starting, supervisor.Running, supervisor.Backoff,
-	supervisor.Stopping, supervisor.Exited, supervisor.Crashed, supervisor.Draining}
-
-// WriteTo writes every metric of hop3 in the Prometheus text format.
+// WriteTo writes every metric of hop3 in the Prometheus text format. A
+// metric that could not be collected is left out and named in the error.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
-	t := &textWriter{w: cw}
-	m.writeProcesses(t)
-	m.writeAddons(t)
-	m.writeCounters(t)
-	m.writeSelf(t)
-	return cw.n, t.err
+	families, gatherErr := m.reg.Gather()
+	var n int64
+	for _, f := range families {
+		k, err := expfmt.MetricFamilyToText(w, f)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, gatherErr
 }
 
-type group struct{ app, kind string }
+// errorLog passes the errors of a scrape to the operator's log.
+type errorLog struct{ log *slog.Logger }
 
-func (m *Metrics) writeProcesses(t *textWriter) {
-	list := m.cfg.Supervisor.List()
-	byState := map[group]map[supervisor.State]int{}
-	pgids := map[group][]int{}
-	for _, st := range list {
-		g := group{st.Labels["app"], st.Labels["kind"]}
-		if g.app == "" || g.kind == "" {
-			continue
-		}
-		if byState[g] == nil {
-			byState[g] = map[supervisor.State]int{}
-		}
-		byState[g][st.State]++
-		if st.PID > 0 {
-			pgids[g] = append(pgids[g], st.PID)
-		}
-	}
-	groups := make([]group, 0, len(byState))
-	for g := range byState {
-		groups = append(groups, g)
-	}
-	sort.Slice(groups, func(i, j int) bool {
-		if groups[i].app != groups[j].app {
-			return groups[i].app < groups[j].app
-		}
-		return groups[i].kind < groups[j].kind
-	})
-	var all []int
-	for _, ids := range pgids {
-		all = append(all, ids...)
-	}
-	usage := supervisor.GroupUsage(m.cfg.ProcRoot, all)
-
-	t.family("hop3_processes", "gauge", "Supervised processes of each app and Procfile kind, by state.")
-	for _, g := range groups {
-		for _, s := range states {
-			t.sample("hop3_processes", L("app", g.app, "kind", g.kind, "state", s.String()), float64(byState[g][s]))
-		}
-	}
-	t.family("hop3_process_cpu_seconds_total", "counter", "User and system CPU time of the running processes (and their children) of each app and kind; it drops when processes are replaced.")
-	for _, g := range groups {
-		var cpu float64
-		for _, id := range pgids[g] {
-			cpu += usage[id].CPU
-		}
-		t.sample("hop3_process_cpu_seconds_total", L("app", g.app, "kind", g.kind), cpu)
-	}
-	t.family("hop3_process_resident_memory_bytes", "gauge", "Resident memory of the running processes (and their children) of each app and kind.")
-	for _, g := range groups {
-		var rss int64
-		for _, id := range pgids[g] {
-			rss += usage[id].RSS
-		}
-		t.sample("hop3_process_resident_memory_bytes", L("app", g.app, "kind", g.kind), float64(rss))
-	}
-}
-
-func (m *Metrics) writeCounters(t *textWriter) {
-	m.mu.Lock()
-	deploys := values(m.deploys)
-	builds := values(m.builds)
-	hits := values(m.cacheHits)
-	restarts := values(m.restarts)
-	crashes := values(m.crashes)
-	hists := make([]histogram, 0, len(m.durations))
-	for _, h := range m.durations {
-		c := *h
-		c.counts = slices.Clone(h.counts)
-		hists = append(hists, c)
-	}
-	m.mu.Unlock()
-	sort.Slice(hists, func(i, j int) bool { return hists[i].labels.key() < hists[j].labels.key() })
-
-	t.family("hop3_process_restarts_total", "counter", "Automatic restarts of processes that exited, by app and kind.")
-	writeSeries(t, "hop3_process_restarts_total", restarts)
-	t.family("hop3_process_crashes_total", "counter", "Processes given up after repeated quick failures (state crashed), by app and kind.")
-	writeSeries(t, "hop3_process_crashes_total", crashes)
-	t.family("hop3_deploys_total", "counter", "Deploys (pushes, deploy commands) by app and outcome.")
-	writeSeries(t, "hop3_deploys_total", deploys)
-	t.family("hop3_deploy_duration_seconds", "histogram", "How long deploys took, from the new release to its switch or failure.")
-	for _, h := range hists {
-		var cum uint64
-		for i, b := range DeployBuckets {
-			cum += h.counts[i]
-			t.sample("hop3_deploy_duration_seconds_bucket", h.labels.with("le", formatValue(b)), float64(cum))
-		}
-		t.sample("hop3_deploy_duration_seconds_bucket", h.labels.with("le", "+Inf"), float64(h.count))
-		t.sample("hop3_deploy_duration_seconds_sum", h.labels, h.sum)
-		t.sample("hop3_deploy_duration_seconds_count", h.labels, float64(h.count))
-	}
-	t.family("hop3_builds_total", "counter", "Successful builds by app.")
-	writeSeries(t, "hop3_builds_total", builds)
-	t.family("hop3_build_cache_hits_total", "counter", "Dependency environments reused by a build instead of built again, by app and cache (python-venv, node-modules, build: a whole build).")
-	writeSeries(t, "hop3_build_cache_hits_total", hits)
-}
-
-func (m *Metrics) writeSelf(t *textWriter) {
-	t.family("hop3_up", "gauge", "1 while hop3 serves its metrics.")
-	t.sample("hop3_up", nil, 1)
-	t.family("hop3_build_info", "gauge", "hop3's version, as a label.")
-	t.sample("hop3_build_info", L("version", m.cfg.Version), 1)
-	t.family("hop3_start_time_seconds", "gauge", "When hop3 started, in seconds since the epoch.")
-	t.sample("hop3_start_time_seconds", nil, float64(m.start.Unix()))
-	t.family("hop3_goroutines", "gauge", "Goroutines of the hop3 daemon.")
-	t.sample("hop3_goroutines", nil, float64(runtime.NumGoroutine()))
-	t.family("hop3_resident_memory_bytes", "gauge", "Resident memory of the hop3 daemon itself.")
-	t.sample("hop3_resident_memory_bytes", nil, float64(selfRSS(m.cfg.ProcRoot)))
-	if m.cfg.CaddyRestarts != nil {
-		t.family("hop3_caddy_restarts_total", "counter", "Times hop3 restarted Caddy after it died.")
-		t.sample("hop3_caddy_restarts_total", nil, float64(m.cfg.CaddyRestarts()))
-	}
-	if m.cfg.DiskUsage != nil {
-		t.family("hop3_app_disk_bytes", "gauge", "Disk each app takes, by part: its git repository, kept releases, dependency environments and DATA_DIR; measured in the background, after each deploy and every few minutes.")
-		usage := m.cfg.DiskUsage()
-		for _, a := range slices.Sorted(maps.Keys(usage)) {
-			for _, part := range slices.Sorted(maps.Keys(usage[a])) {
-				t.sample("hop3_app_disk_bytes", L("app", a, "part", part), float64(usage[a][part]))
-			}
-		}
-	}
-	if m.cfg.Hosts != nil {
-		t.family("hop3_app_host_info", "gauge", "The host names each app answers to; join with Caddy's per-host metrics on host.")
-		hosts := m.cfg.Hosts()
-		apps := make([]string, 0, len(hosts))
-		for a := range hosts {
-			apps = append(apps, a)
-		}
-		sort.Strings(apps)
-		for _, a := range apps {
-			hs := slices.Clone(hosts[a])
-			sort.Strings(hs)
-			for _, h := range hs {
-				t.sample("hop3_app_host_info", L("app", a, "host", h), 1)
-			}
-		}
-	}
-	if m.cfg.Certificates != nil {
-		m.writeCerts(t, m.cfg.Certificates())
-	}
-}
-
-// writeCerts exports each host's certificate expiry (hosts with a stored
-// certificate only) and whether Caddy is failing to get one.
-func (m *Metrics) writeCerts(t *textWriter, certs []router.CertStatus) {
-	certs = slices.Clone(certs)
-	slices.SortFunc(certs, func(a, b router.CertStatus) int { return strings.Compare(a.Host, b.Host) })
-	t.family("hop3_cert_expiry_seconds", "gauge", "When each host's stored certificate expires, in seconds since the epoch.")
-	for _, c := range certs {
-		if !c.NotAfter.IsZero() {
-			t.sample("hop3_cert_expiry_seconds", L("host", c.Host), float64(c.NotAfter.Unix()))
-		}
-	}
-	t.family("hop3_cert_failing", "gauge", "1 when Caddy logged a failure to get the host's certificate since it last got one.")
-	for _, c := range certs {
-		v := 0.0
-		if c.State == router.CertFailing {
-			v = 1
-		}
-		t.sample("hop3_cert_failing", L("host", c.Host), v)
-	}
-}
-
-func values(m map[string]*series) []series {
-	out := make([]series, 0, len(m))
-	for _, s := range m {
-		out = append(out, *s)
-	}
-	sortSeries(out)
-	return out
-}
-
-func writeSeries(t *textWriter, name string, ss []series) {
-	for _, s := range ss {
-		t.sample(name, s.labels, s.value)
-	}
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// ContentType is the media type of the text format.
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+func (e errorLog) Println(v ...any) { e.log.Warn("collect metrics", "err", fmt.Sprint(v...)) }
 
 // Handler serves /metrics (hop3's) and /caddy/metrics (Caddy's, read from
 // its admin socket at each scrape).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", ContentType)
-		if _, err := m.WriteTo(w); err != nil {
-			m.log.Debug("write metrics", "err", err)
-		}
-	})
+	// A metric that fails to collect is logged and left out; the others
+	// are still served.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      errorLog{m.log},
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	mux.HandleFunc("GET /caddy/metrics", m.caddyMetrics)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

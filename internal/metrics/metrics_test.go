@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"hop3/internal/router"
 	"hop3/runtime/supervisor"
@@ -201,15 +205,106 @@ func TestWatchCountsRestartsAndCrashes(t *testing.T) {
 	}
 }
 
-func TestLabelEscaping(t *testing.T) {
-	if got := formatLabels(L("a", `x"y\z`+"\n")); got != `{a="x\"y\\z\n"}` {
-		t.Errorf("formatLabels = %s", got)
+// TestFamilies pins the name, type and label names of every family hop3
+// exports, on a Metrics with every source set: dashboards and alerts read
+// them. hop3's process_* metrics (client_golang's process collector) may
+// come beside them.
+func TestFamilies(t *testing.T) {
+	m := fullMetrics(t)
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
 	}
-	for v, s := range map[float64]string{1: "1", 0.25: "0.25", 1e20: "1e+20"} {
-		if got := formatValue(v); got != s {
-			t.Errorf("formatValue(%v) = %s, want %s", v, got, s)
+	// Legacy names: what every Prometheus reads.
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("parse the text format: %v\n%s", err, b.String())
+	}
+	wantFamilies := map[string]string{
+		"hop3_processes":                     "GAUGE app,kind,state",
+		"hop3_process_cpu_seconds_total":     "COUNTER app,kind",
+		"hop3_process_resident_memory_bytes": "GAUGE app,kind",
+		"hop3_process_restarts_total":        "COUNTER app,kind",
+		"hop3_process_crashes_total":         "COUNTER app,kind",
+		"hop3_addon_up":                      "GAUGE addon,app,kind",
+		"hop3_addon_size_bytes":              "GAUGE addon,app,kind",
+		"hop3_deploys_total":                 "COUNTER app,outcome",
+		"hop3_deploy_duration_seconds":       "HISTOGRAM app",
+		"hop3_builds_total":                  "COUNTER app",
+		"hop3_build_cache_hits_total":        "COUNTER app,cache",
+		"hop3_up":                            "GAUGE ",
+		"hop3_build_info":                    "GAUGE version",
+		"hop3_start_time_seconds":            "GAUGE ",
+		"hop3_goroutines":                    "GAUGE ",
+		"hop3_resident_memory_bytes":         "GAUGE ",
+		"hop3_caddy_restarts_total":          "COUNTER ",
+		"hop3_app_disk_bytes":                "GAUGE app,part",
+		"hop3_app_host_info":                 "GAUGE app,host",
+		"hop3_cert_expiry_seconds":           "GAUGE host",
+		"hop3_cert_failing":                  "GAUGE host",
+	}
+	for name, f := range families {
+		if strings.HasPrefix(name, "process_") {
+			continue
+		}
+		var labels []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			if l.GetName() != "le" {
+				labels = append(labels, l.GetName())
+			}
+		}
+		got := f.GetType().String() + " " + strings.Join(labels, ",")
+		w, ok := wantFamilies[name]
+		switch {
+		case !ok:
+			t.Errorf("unexpected family %s (%s)", name, got)
+		case got != w:
+			t.Errorf("%s: %s, want %s", name, got, w)
+		}
+		if f.GetHelp() == "" {
+			t.Errorf("%s has no help text", name)
 		}
 	}
+	for name := range wantFamilies {
+		if families[name] == nil {
+			t.Errorf("no family %s", name)
+		}
+	}
+	if families["process_open_fds"] == nil {
+		t.Error("no process metrics of hop3 itself")
+	}
+}
+
+// fullMetrics is a Metrics with every source set and every counter moved.
+func fullMetrics(t *testing.T) *Metrics {
+	t.Helper()
+	sup := &fakeSupervisor{list: []supervisor.Status{
+		proc("a/web.1@v1.1", "a", "web", supervisor.Running, 0),
+		proc("a/worker.1@v1.1", "a", "worker", supervisor.Crashed, 0),
+	}}
+	m, err := New(Config{
+		Supervisor:    sup,
+		Version:       "v9",
+		CaddyRestarts: func() int { return 2 },
+		Hosts:         func() map[string][]string { return map[string][]string{"a": {"a.example.com", "a.example.com"}} },
+		DiskUsage:     func() map[string]map[string]int64 { return map[string]map[string]int64{"a": {"repo": 1}} },
+		Addons:        func() []AddonStat { return []AddonStat{{App: "a", Name: "a-db", Kind: "postgres"}} },
+		Certificates: func() []router.CertStatus {
+			return []router.CertStatus{{Host: "a.example.com", State: router.CertValid, NotAfter: time.Now()}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.DeployFinished("a", true, time.Second)
+	m.BuildFinished("a", []string{"python-venv"})
+	events := make(chan supervisor.Event, 2)
+	events <- supervisor.Event{Name: "a/worker.1@v1.1", From: supervisor.Backoff, To: supervisor.Starting}
+	events <- supervisor.Event{Name: "a/worker.1@v1.1", From: supervisor.Running, To: supervisor.Crashed}
+	close(events)
+	m.Watch(context.Background(), events)
+	return m
 }
 
 // TestUsageOfARealProcessGroup starts a shell that burns CPU in a child of
@@ -285,7 +380,7 @@ func TestHostsAndCaddyProxy(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != ContentType {
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("Content-Type = %q", ct)
 	}
 	got := parseText(t, string(body))
@@ -347,19 +442,10 @@ func TestAddonMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	if _, err := m.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		`hop3_addon_up{app="shop",addon="shop-db",kind="postgres"} 1`,
-		`hop3_addon_up{app="shop",addon="shop-redis",kind="redis"} 0`,
-		`hop3_addon_size_bytes{app="shop",addon="shop-db",kind="postgres"} 7654321`,
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	got := scrape(t, m)
+	want(t, got, `hop3_addon_up{addon="shop-db",app="shop",kind="postgres"}`, 1)
+	want(t, got, `hop3_addon_up{addon="shop-redis",app="shop",kind="redis"}`, 0)
+	want(t, got, `hop3_addon_size_bytes{addon="shop-db",app="shop",kind="postgres"}`, 7654321)
 }
 
 func TestCertificates(t *testing.T) {
@@ -398,5 +484,35 @@ func TestCertificates(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "hop3_cert_") {
 		t.Errorf("certificate metrics with TLS off:\n%s", b.String())
+	}
+}
+
+// TestBadSampleLeftOut: a sample the library refuses (a host name that is
+// not UTF-8) is logged and left out of the scrape; the rest is still served.
+func TestBadSampleLeftOut(t *testing.T) {
+	t.Parallel()
+	var log strings.Builder
+	m, err := New(Config{
+		Supervisor: &fakeSupervisor{},
+		Hosts:      func() map[string][]string { return map[string][]string{"a": {"a.example.com", "b\xff.example.com"}} },
+		Logger:     slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics = %d %s", rec.Code, body)
+	}
+	got := parseText(t, body)
+	want(t, got, `hop3_app_host_info{app="a",host="a.example.com"}`, 1)
+	want(t, got, `hop3_up`, 1)
+	if strings.Contains(body, "b\xff") {
+		t.Errorf("the bad sample was served:\n%s", body)
+	}
+	if l := log.String(); !strings.Contains(l, "collect metrics") || !strings.Contains(l, "hop3_app_host_info") {
+		t.Errorf("the bad sample was not logged: %q", l)
 	}
 }

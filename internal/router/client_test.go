@@ -9,11 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"hop3/internal/hop3test"
 )
 
 // call is one request the fake admin API received.
@@ -358,10 +359,5 @@ func TestClientUnixSocket(t *testing.T) {
 // must stay under 108 bytes and t.TempDir() paths can be long.
 func shortDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "h3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return hop3test.ShortTemp(t)
 }

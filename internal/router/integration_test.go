@@ -26,40 +26,22 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"hop3/internal/hop3test"
 	"hop3/internal/staticserve"
 )
 
-// caddyBin finds the real Caddy: $HOP3_CADDY, then .tools/bin/caddy at the
-// module root, then PATH.
+// caddyBin finds the real Caddy (hop3test.FindTool), or skips the test.
 func caddyBin(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("HOP3_CADDY"); p != "" {
-		return p
+	p, err := hop3test.FindTool("caddy")
+	if err != nil {
+		t.Skip(err)
 	}
-	if dir, err := os.Getwd(); err == nil {
-		for ; ; dir = filepath.Dir(dir) {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				p := filepath.Join(dir, ".tools", "bin", "caddy")
-				if _, err := os.Stat(p); err == nil {
-					return p
-				}
-				break
-			}
-			if dir == filepath.Dir(dir) {
-				break
-			}
-		}
-	}
-	if p, err := exec.LookPath("caddy"); err == nil {
-		return p
-	}
-	t.Skip("caddy binary not found: set HOP3_CADDY, run scripts that install .tools/bin/caddy, or put caddy in PATH")
-	return ""
+	return p
 }
 
 // freePort returns a loopback port that was free a moment ago; callers
@@ -508,98 +490,33 @@ func TestCaddySetUnderLoad(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	res := load.stop()
+	res := load.Stop()
 	t.Logf("%d config changes under load (caddy %s): %s", changes, caddyVer, res)
 	if !inherits(t) {
 		// Caddy binds its own sockets and resets what waits on the old
 		// one at each reload: up to 5% of requests may be lost so.
-		res.unanswered, res.reset = res.unanswered+res.reset, 0
-		res.check(t, 5)
+		res.Unanswered, res.Reset = res.Unanswered+res.Reset, 0
+		checkLoad(t, res, 5)
 		return
 	}
-	res.check(t, 2)
+	checkLoad(t, res, 2)
 }
 
-// edgeLoad is clients requesting one URL until stopped, counting each
-// outcome; no request is sent twice.
-type edgeLoad struct {
-	stopped atomic.Bool
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	res     loadResult
-}
-
-type loadResult struct {
-	ok, unanswered, reset, bad int
-	firstBad                   string
-}
-
-func (r loadResult) String() string {
-	return fmt.Sprintf("%d answered, %d closed unanswered, %d reset, %d wrong answers or other errors",
-		r.ok, r.unanswered, r.reset, r.bad)
-}
-
-// check fails the test on any reset or wrong answer, and on connections
-// closed unanswered beyond maxPercent of requests.
-func (r loadResult) check(t *testing.T, maxPercent int) {
+// checkLoad fails the test on any reset or wrong answer, and on
+// connections closed unanswered beyond maxPercent of requests.
+func checkLoad(t *testing.T, r hop3test.LoadResult, maxPercent int) {
 	t.Helper()
-	total := r.ok + r.unanswered + r.reset + r.bad
-	if r.ok < 100 {
-		t.Fatalf("too little load: %s", r)
-	}
-	if r.bad > 0 || r.reset > 0 {
-		t.Fatalf("requests failed: %s; first: %s", r, r.firstBad)
-	}
-	if r.unanswered*100 > total*maxPercent {
-		t.Fatalf("more than %d%% of requests closed unanswered: %s", maxPercent, r)
+	if err := r.Check(100, maxPercent); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func startEdgeLoad(c *http.Client, url, want string, n int) *edgeLoad {
-	l := &edgeLoad{}
-	for range n {
-		l.wg.Go(func() {
-			for !l.stopped.Load() {
-				resp, err := c.Get(url)
-				// io.EOF from Get itself: not a byte of an answer came.
-				closed := errors.Is(err, io.EOF)
-				var body []byte
-				if err == nil {
-					body, err = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				l.mu.Lock()
-				switch {
-				case closed:
-					l.res.unanswered++
-				case errors.Is(err, syscall.ECONNRESET):
-					l.res.reset++
-					if l.res.firstBad == "" {
-						l.res.firstBad = err.Error()
-					}
-				case err != nil || resp.StatusCode != 200 || !bytes.Contains(body, []byte(want)):
-					l.res.bad++
-					if l.res.firstBad == "" {
-						status := 0
-						if resp != nil {
-							status = resp.StatusCode
-						}
-						l.res.firstBad = fmt.Sprintf("%d %q %v", status, body, err)
-					}
-				default:
-					l.res.ok++
-				}
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
-}
-
-func (l *edgeLoad) stop() loadResult {
-	l.stopped.Store(true)
-	l.wg.Wait()
-	return l.res
+// startEdgeLoad is n clients requesting url with c until stopped, each
+// answer a 200 holding want.
+func startEdgeLoad(c *http.Client, url, want string, n int) *hop3test.Load {
+	return hop3test.StartLoad(c, url, "", func(status int, body string) bool {
+		return status == 200 && strings.Contains(body, want)
+	}, n)
 }
 
 // TestCaddyRestartAfterKill kills Caddy with SIGKILL and expects the
@@ -745,56 +662,12 @@ func TestCaddyTLSInternal(t *testing.T) {
 // returns a client for its admin socket.
 func startOwnerCaddy(t *testing.T, dir string, apps func(port int) string) (*Client, int) {
 	t.Helper()
-	bin := caddyBin(t)
-	sock := filepath.Join(dir, "admin.sock")
-	var otherPort int
-	var client *Client
-	for attempt := 0; ; attempt++ {
-		otherPort = freePort(t)
-		cfg := fmt.Sprintf(`{"admin":{"listen":"unix/%s","config":{"persist":false}},"apps":%s}`, sock, apps(otherPort))
-		boot := filepath.Join(dir, "owner.json")
-		if err := os.WriteFile(boot, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var logBuf bytes.Buffer
-		cmd := exec.Command(bin, "run", "--config", boot)
-		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "cfg"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
-		cmd.Stderr = &syncWriter{w: &logBuf}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		})
-		var err error
-		if client, err = NewClient("unix/" + sock); err != nil {
-			t.Fatal(err)
-		}
-		ready := false
-		for range 200 {
-			if client.Get(context.Background(), "/config/", nil) == nil {
-				ready = true
-				break
-			}
-			select {
-			case <-exited:
-			case <-time.After(50 * time.Millisecond):
-				continue
-			}
-			break
-		}
-		if ready {
-			break
-		}
-		if attempt >= 4 {
-			t.Fatalf("owner caddy did not start")
-		}
+	c := hop3test.StartCaddy(t, caddyBin(t), dir, apps)
+	client, err := NewClient("unix/" + c.Sock)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return client, otherPort
+	return client, c.Port
 }
 
 // TestCaddyAttachCreatesParents attaches to a Caddy whose config lacks
@@ -898,17 +771,6 @@ func TestCaddyAttach(t *testing.T) {
 	if got := get(t, c, owner.url("anything.test", "/")); got.body != "owner" {
 		t.Errorf("owner's server answers %q", got.body)
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 func TestStartCaddyStaleSocket(t *testing.T) {

@@ -72,7 +72,7 @@ func TestMeasureReloadDrops(t *testing.T) {
 				}
 				time.Sleep(25 * time.Millisecond)
 			}
-			res := load.stop()
+			res := load.Stop()
 			tr.CloseIdleConnections()
 			t.Logf("%s, 20 clients, %s: %d changes: %s", mode, clients, n, res)
 		}

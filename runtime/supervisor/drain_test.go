@@ -363,14 +363,12 @@ func TestGroupSockets(t *testing.T) {
 	s, _ := newTestSupervisor(t, Options{})
 	spec := startHTTP(t, s, "app/web.1")
 	st, _ := s.Status(spec.Name)
-	var conns []net.Conn
 	for range 2 {
 		c, err := net.Dial("unix", spec.Socket)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		conns = append(conns, c)
 	}
 	eventually(t, 5*time.Second, "two accepted connections", func() bool {
 		socks, err := GroupSockets(st.PID)

@@ -244,7 +244,7 @@ func (p *proc) handleIdle(req request) bool {
 // outcome is how one run ended.
 type outcome struct {
 	end   bool // the owner must end: stopped, or the first start failed
-	quick bool // failed to start, or exited within StartSecs
+	quick bool // failed to start, or exited within MinUptime
 }
 
 // runOnce spawns the command, waits for readiness and then for the exit.
@@ -295,7 +295,7 @@ func (p *proc) runOnce(first chan<- error) outcome {
 			ran := p.sv.clock.Now().Sub(c.started)
 			p.finishRun(c, desc)
 			p.log.Info("process exited", "exit", desc, "ran", ran.Round(time.Millisecond).String())
-			return outcome{quick: ran < p.sv.opts.StartSecs}
+			return outcome{quick: ran < p.sv.opts.MinUptime}
 		case req := <-p.reqs:
 			switch req.kind {
 			case reqReset:

@@ -26,10 +26,11 @@ type Options struct {
 	// MaxRestarts is how many consecutive quick failures are restarted
 	// before the process is marked Crashed: a process that always fails
 	// quickly runs 1+MaxRestarts times and ends with Restarts ==
-	// MaxRestarts. A run of StartSecs or longer resets the count.
+	// MaxRestarts. A run of MinUptime or longer resets the count.
 	MaxRestarts int
-	// StartSecs: a run shorter than this is a quick failure.
-	StartSecs time.Duration
+	// MinUptime: a run shorter than this is a quick failure (supervisord's
+	// startsecs).
+	MinUptime time.Duration
 	// Clock defaults to real time; tests substitute a fake one.
 	Clock  Clock
 	Logger *slog.Logger
@@ -70,8 +71,8 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.MaxRestarts <= 0 {
 		opts.MaxRestarts = DefaultMaxRestarts
 	}
-	if opts.StartSecs <= 0 {
-		opts.StartSecs = DefaultStartSecs
+	if opts.MinUptime <= 0 {
+		opts.MinUptime = DefaultMinUptime
 	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}

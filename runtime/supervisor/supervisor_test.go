@@ -355,7 +355,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 
 func TestRestartAfterKill(t *testing.T) {
 	t.Parallel()
-	s, _ := newTestSupervisor(t, Options{StartSecs: 50 * time.Millisecond})
+	s, _ := newTestSupervisor(t, Options{MinUptime: 50 * time.Millisecond})
 	events, unsub := s.Subscribe()
 	defer unsub()
 	spec := Spec{Name: "app/web.1", Command: []string{"sh", "-c", "sleep 100 & sleep 100"}, Restart: true, Labels: map[string]string{"kind": "web"}}
@@ -364,7 +364,7 @@ func TestRestartAfterKill(t *testing.T) {
 	}
 	first, _ := s.Status(spec.Name)
 	eventually(t, 5*time.Second, "both sleeps", func() bool { return len(liveMembers(first.PID)) >= 2 })
-	time.Sleep(100 * time.Millisecond) // past StartSecs: a long run
+	time.Sleep(100 * time.Millisecond) // past MinUptime: a long run
 	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ type Schedule interface {
 }
 
 // Clock is the supervisor's source of time for policy decisions: schedules,
-// restart backoff, StartSecs and the times in Status and Event. Timeouts that
+// restart backoff, MinUptime and the times in Status and Event. Timeouts that
 // bound waiting on real processes (StartTimeout, StopTimeout) use real time.
 type Clock interface {
 	Now() time.Time
@@ -91,7 +91,7 @@ const (
 	DefaultBackoffBase  = time.Second
 	DefaultBackoffMax   = 30 * time.Second
 	DefaultMaxRestarts  = 5
-	DefaultStartSecs    = 5 * time.Second
+	DefaultMinUptime    = 5 * time.Second
 	// HealthFailAfter is how long a health check may answer with a failing
 	// status, without a success in between, before the start fails.
 	HealthFailAfter = 5 * time.Second
