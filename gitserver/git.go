@@ -12,27 +12,21 @@ import (
 	"time"
 
 	"hop3/bytesize"
-	"hop3/internal/appname"
+	"hop3/gitrepo"
 )
 
 // RepoName turns the path a git client sends ('/myapp', 'myapp.git',
-// '~/myapp') into an app name, refusing anything that is not one.
-func RepoName(arg string) (string, error) {
+// '~/myapp') into an app name, refusing, through valid, anything that is
+// not one.
+func RepoName(arg string, valid func(string) error) (string, error) {
 	name := strings.TrimPrefix(arg, "~/")
 	name = strings.TrimPrefix(name, "/")
 	name = strings.TrimSuffix(name, "/")
 	name = strings.TrimSuffix(name, ".git")
-	if err := appname.Validate(name); err != nil {
+	if err := valid(name); err != nil {
 		return "", err
 	}
 	return name, nil
-}
-
-// GitEnv is the environment hop3 runs git with: a fixed PATH, and HOME
-// (where git looks for a user's config) set to home; nothing of the
-// daemon's own environment.
-func GitEnv(home string) []string {
-	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + home}
 }
 
 // PackOptions are what the caller adds to a git exchange.
@@ -65,7 +59,7 @@ func RunPack(ctx context.Context, service, repoDir string, s *Session, opts Pack
 		service, repoDir,
 	}
 	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Env = append(GitEnv(repoDir), opts.Env...)
+	cmd.Env = append(gitrepo.Env(repoDir), opts.Env...)
 	for _, kv := range s.Env {
 		// Protocol v2 makes clones and fetches cheaper; git sends it as an env var.
 		if strings.HasPrefix(kv, "GIT_PROTOCOL=") {

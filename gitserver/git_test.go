@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"hop3/internal/appname"
 )
 
 func TestCapReader(t *testing.T) {
@@ -45,12 +47,12 @@ func TestCapReader(t *testing.T) {
 func TestRepoName(t *testing.T) {
 	good := map[string]string{"myapp": "myapp", "/myapp": "myapp", "myapp.git": "myapp", "~/myapp": "myapp", "/my-app.git/": "my-app"}
 	for in, want := range good {
-		if got, err := RepoName(in); err != nil || got != want {
+		if got, err := RepoName(in, appname.Validate); err != nil || got != want {
 			t.Errorf("RepoName(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"../x", "/../x", "A_B", "a/b", "-x", strings.Repeat("a", 41), "", "/", ".git", "~/../../etc", "a\x00b", "a b", "x/.git"} {
-		if got, err := RepoName(in); err == nil {
+		if got, err := RepoName(in, appname.Validate); err == nil {
 			t.Errorf("RepoName(%q) = %q, want an error", in, got)
 		} else if strings.Contains(err.Error(), "\n") {
 			t.Errorf("RepoName(%q): error is not one line: %q", in, err)
@@ -63,7 +65,7 @@ func FuzzRepoName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		name, err := RepoName(in)
+		name, err := RepoName(in, appname.Validate)
 		if err != nil {
 			if strings.ContainsAny(err.Error(), "\r\n") {
 				t.Fatalf("error %q is not one line", err)

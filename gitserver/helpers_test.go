@@ -17,6 +17,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"hop3/gitserver"
+	"hop3/internal/appname"
 )
 
 // fakeKeys is a key table; it records every fingerprint it was asked about.
@@ -48,18 +49,43 @@ func (k *fakeKeys) wasAsked(fp string) bool {
 	return false
 }
 
-// fakeBackend answers commands: "whoami" prints the session's identity,
-// "wait" blocks until stdin ends, "env" prints the environment it got.
-type fakeBackend struct{}
+// refusingDeployer takes no push: it says which app a push reached, and
+// refuses it.
+type refusingDeployer struct{}
 
-func (fakeBackend) Receive(ctx context.Context, s *gitserver.Session, app string) int {
-	fmt.Fprintf(s.Stdout, "receive %s by %s\n", app, s.Identity.Name)
-	return 0
+func (refusingDeployer) PreparePush(ctx context.Context, app string, out io.Writer, color bool) (func(), error) {
+	fmt.Fprintf(out, "prepare %s\n", app)
+	return nil, errors.New("not taking pushes")
 }
 
-func (fakeBackend) Upload(ctx context.Context, s *gitserver.Session, app string) int { return 0 }
+func (refusingDeployer) DeployPush(ctx context.Context, app, rev, pusher string, admin bool, env []string, out io.Writer, color bool) error {
+	return errors.New("not taking pushes")
+}
 
-func (fakeBackend) Command(ctx context.Context, s *gitserver.Session) int {
+func (refusingDeployer) CanRead(ctx context.Context, app string) error { return errors.New("no app") }
+
+// withFakes completes cfg with stand-ins for what New requires besides
+// keys: a deployer that refuses pushes, the command fake, and directories
+// under t's temporary one.
+func withFakes(t *testing.T, cfg gitserver.Config) gitserver.Config {
+	dir := t.TempDir()
+	cfg.Deployer = refusingDeployer{}
+	cfg.Commands = fakeCommands{}
+	cfg.ValidName = appname.Validate
+	cfg.Repos = gitserver.Repos{
+		Dir:        func(app string) string { return filepath.Join(dir, "repos", app+".git") },
+		HooksDir:   filepath.Join(dir, "hooks"),
+		GatesDir:   filepath.Join(dir, "pushes"),
+		Executable: "/bin/false",
+	}
+	return cfg
+}
+
+// fakeCommands answers commands: "whoami" prints the session's identity,
+// "wait" blocks until stdin ends, "env" prints the environment it got.
+type fakeCommands struct{}
+
+func (fakeCommands) Run(ctx context.Context, s *gitserver.Session) int {
 	if len(s.Args) == 0 {
 		return 2
 	}
@@ -140,7 +166,7 @@ func startServer(t *testing.T, cfg gitserver.Config) *testServer {
 		ts.deploy.fp: {Name: "deployer", Apps: []string{"mine"}},
 	}}
 	cfg.Keys = ts.keys
-	cfg.Backend = fakeBackend{}
+	cfg = withFakes(t, cfg)
 	cfg.HostKeyPath = filepath.Join(t.TempDir(), "ssh", "host_ed25519")
 	srv, err := gitserver.New(cfg)
 	if err != nil {
@@ -151,11 +177,17 @@ func startServer(t *testing.T, cfg gitserver.Config) *testServer {
 		t.Fatal(err)
 	}
 	ts.hostKey = hk
+	ts.addr = serve(t, srv)
+	return ts
+}
+
+// serve serves srv on loopback until the test ends and returns its address.
+func serve(t *testing.T, srv *gitserver.Server) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.addr = l.Addr().String()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -164,7 +196,7 @@ func startServer(t *testing.T, cfg gitserver.Config) *testServer {
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return ts
+	return l.Addr().String()
 }
 
 // clientConfig authenticates with the given auth methods.

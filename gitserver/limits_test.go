@@ -415,7 +415,7 @@ func TestEnvRequestsBounded(t *testing.T) {
 func TestHostKeyMode(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ssh", "host_ed25519")
-	cfg := gitserver.Config{HostKeyPath: path, Keys: &fakeKeys{}, Backend: fakeBackend{}}
+	cfg := withFakes(t, gitserver.Config{HostKeyPath: path, Keys: &fakeKeys{}})
 	if _, err := gitserver.New(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -48,19 +48,6 @@ func (id Identity) CanAccess(app string) bool {
 	return false
 }
 
-// WithIdentity returns ctx carrying who acts: what a session's identity may
-// do reaches the code that checks it (which hosts an app may claim) through
-// the calls the session makes.
-func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
-}
-
-// IdentityFrom returns the identity ctx carries, if any.
-func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
-}
-
 // Keys resolves a public key fingerprint (SHA256:...) to an identity.
 // An error means the key is not allowed in.
 type Keys interface {
@@ -93,23 +80,22 @@ type PTY struct {
 	Resize <-chan Window // window changes; closed when the session ends
 }
 
-// Backend does the work behind a session. Each method returns the exit
-// status sent back to the client.
-type Backend interface {
-	// Receive serves a push (git-receive-pack) to app.
-	Receive(ctx context.Context, s *Session, app string) int
-	// Upload serves a fetch or clone (git-upload-pack) of app.
-	Upload(ctx context.Context, s *Session, app string) int
-	// Command runs any other command.
-	Command(ctx context.Context, s *Session) int
-}
-
 // Config configures a Server.
 type Config struct {
 	HostKeyPath string // created (ed25519) when missing
 	Keys        Keys
-	Backend     Backend
-	Logger      *slog.Logger
+	// Deployer decides pushes and allows clones; Repos says where their
+	// files are. Commands runs every other command.
+	Deployer Deployer
+	Repos    Repos
+	Commands Commands
+	// ValidName refuses what is not an app name, before any path is built
+	// from it.
+	ValidName func(string) error
+	// Color decides whether a session's output is coloured, from its
+	// terminal and the environment the client sent; nil: never.
+	Color  func(tty bool, env []string) bool
+	Logger *slog.Logger
 	// IdleTimeout closes a connection with no traffic; MaxTimeout bounds a
 	// whole connection. Zero means the defaults (10 min, none).
 	IdleTimeout time.Duration
@@ -170,8 +156,11 @@ var LocalIdentity = Identity{Name: "local", Admin: true}
 
 // New builds a Server; it loads or creates the host key.
 func New(cfg Config) (*Server, error) {
-	if cfg.Keys == nil || cfg.Backend == nil {
-		return nil, errors.New("gitserver: keys and backend are required")
+	if cfg.Keys == nil || cfg.Deployer == nil || cfg.Commands == nil || cfg.ValidName == nil {
+		return nil, errors.New("gitserver: keys, deployer, commands and a name validator are required")
+	}
+	if cfg.Repos.Dir == nil || cfg.Repos.HooksDir == "" || cfg.Repos.GatesDir == "" || cfg.Repos.Executable == "" {
+		return nil, errors.New("gitserver: the repositories' directories and hop3's executable are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -436,7 +425,7 @@ func (s *Server) dispatch(sess ssh.Session) {
 			sess.Exit(2)
 			return
 		}
-		app, err := RepoName(session.Args[1])
+		app, err := RepoName(session.Args[1], s.cfg.ValidName)
 		if err != nil {
 			fmt.Fprintf(sess.Stderr(), " !     %v\n", err)
 			sess.Exit(1)
@@ -451,12 +440,12 @@ func (s *Server) dispatch(sess ssh.Session) {
 			if s.cfg.MaxPushSize > 0 {
 				session.MaxInput = s.cfg.MaxPushSize
 			}
-			code = s.cfg.Backend.Receive(ctx, session, app)
+			code = s.receive(ctx, session, app)
 		} else {
-			code = s.cfg.Backend.Upload(ctx, session, app)
+			code = s.upload(ctx, session, app)
 		}
 	default:
-		code = s.cfg.Backend.Command(ctx, session)
+		code = s.cfg.Commands.Run(ctx, session)
 	}
 	sess.Exit(code)
 }

@@ -6,13 +6,12 @@ package hooks
 import (
 	"sort"
 	"strings"
+
+	"hop3/gitrepo"
 )
 
 // ZeroRev is the revision git reports for a ref that does not exist.
 const ZeroRev = "0000000000000000000000000000000000000000"
-
-// DeployBranches are the branches whose push deploys the app.
-var deployBranches = []string{"main", "master"}
 
 // Update is one ref changed by a push.
 type Update struct {
@@ -51,7 +50,7 @@ func PlanFor(ups []Update) Plan {
 		}
 		byBranch[b] = u
 	}
-	for _, b := range deployBranches {
+	for _, b := range gitrepo.DeployBranches {
 		if u, ok := byBranch[b]; ok && p.Deploy == nil {
 			u := u
 			p.Deploy = &u

@@ -124,3 +124,22 @@ func keyEvent(ctx context.Context, st *store.Store, stderr io.Writer, format str
 		fmt.Fprintf(stderr, "hop3: record event: %v\n", err)
 	}
 }
+
+// storeKeys adapts the store to the SSH server's key lookup.
+type storeKeys struct{ st *store.Store }
+
+var _ gitserver.Keys = storeKeys{}
+
+// Identify resolves a key fingerprint to an identity.
+func (k storeKeys) Identify(ctx context.Context, fingerprint string) (gitserver.Identity, error) {
+	key, err := k.st.KeyByFingerprint(ctx, fingerprint)
+	if err != nil {
+		return gitserver.Identity{}, err
+	}
+	limits, err := gitserver.ParseKeyOptions(key.Options)
+	if err != nil {
+		// Stored options that no longer read must not widen the key.
+		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
+	}
+	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
+}

@@ -22,6 +22,7 @@ import (
 	"hop3/gitserver"
 	"hop3/internal/addons"
 	"hop3/internal/app"
+	"hop3/internal/appname"
 	"hop3/internal/commands"
 	"hop3/internal/isolation"
 	"hop3/internal/layout"
@@ -257,9 +258,12 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	}
 	defer ms.close()
 
-	// The dispatcher needs the Manager and the Manager hands it commands;
-	// it is set below, before any session can start.
-	var dispatcher *commands.Dispatcher
+	// hop3's own binary: git runs it as the pre-receive hook, and it
+	// serves each app's static files.
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find hop3's executable: %w", err)
+	}
 	mgr, err := app.New(app.Config{
 		Root:           root,
 		CacheDir:       c.cacheDir,
@@ -273,9 +277,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		Observer:       ms.observer(),
 		MaxReleaseSize: c.maxReleaseSize,
 		Isolation:      iso,
-		Commands: func(ctx context.Context, s *gitserver.Session) int {
-			return dispatcher.Run(ctx, s)
-		},
+		Executable:     exe,
 
 		PublicHTTPSAddr: edge.publicHTTPS(),
 		Certs:           certs,
@@ -289,9 +291,9 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 		return err
 	}
 	ms.setAddons(adm)
-	dispatcher, err = commands.New(commands.Config{
+	dispatcher, err := commands.New(commands.Config{
 		Addons:         adm,
-		Backend:        commandsBackend{mgr, adm},
+		Backend:        mgr,
 		Store:          st,
 		Root:           root,
 		Domain:         c.domain,
@@ -356,13 +358,23 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	interval, _ := time.ParseDuration(os.Getenv("HOP3_TEST_AUTOSCALE_INTERVAL"))
 	go mgr.Autoscale(ctx, app.AutoscaleOptions{Budget: c.workerBudget, Interval: interval})
 
+	paths := layout.New(root)
 	ssh, err := gitserver.New(gitserver.Config{
 		HostKeyPath: layout.New(root).HostKey(),
 		MaxPushSize: c.maxPushSize,
 		MaxStartups: c.maxStartups,
-		Keys:        app.Keys{Store: st},
-		Backend:     mgr,
-		Logger:      logger,
+		Keys:        storeKeys{st},
+		Deployer:    mgr,
+		Repos: gitserver.Repos{
+			Dir:        paths.Repo,
+			HooksDir:   paths.GitHooks(),
+			GatesDir:   paths.PushGates(),
+			Executable: exe,
+		},
+		Commands:  dispatcher,
+		ValidName: appname.Validate,
+		Color:     ui.ColorFor,
+		Logger:    logger,
 	})
 	if err != nil {
 		return err
@@ -412,17 +424,6 @@ func caddyProcs() int {
 	return max(1, runtime.NumCPU()/2)
 }
 
-// commandsBackend adapts the orchestrator to the command dispatcher.
-type commandsBackend struct {
-	*app.Manager
-	addons *addons.Manager
-}
-
-// Processes lists the app's processes and those of its add-ons.
-func (b commandsBackend) Processes(name string) []supervisor.Status {
-	return append(b.Manager.Processes(name), b.addons.Processes(name)...)
-}
-
 // newAddons makes the add-on manager: Redis add-ons run as their apps'
 // users, PostgreSQL as Debian's postgres system user (see addons.SystemUser).
 func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso isolation.Policy, backups string, logger *slog.Logger) (*addons.Manager, error) {
@@ -452,15 +453,6 @@ func newAddons(root string, sup *supervisor.Supervisor, st *store.Store, iso iso
 			return iso.User(n), nil
 		},
 	})
-}
-
-func (b commandsBackend) DiskUsage(name string) (int64, bool) {
-	d, ok := b.Manager.DiskUsage(name)
-	return d.Total(), ok
-}
-
-func (b commandsBackend) Deploy(ctx context.Context, name string, noCache bool, actor string, out *ui.Writer) error {
-	return b.Manager.Deploy(ctx, name, app.DeployOptions{NoCache: noCache, Actor: actor}, out)
 }
 
 // listenControl opens <root>/control.sock, through which `hop3 COMMAND` on

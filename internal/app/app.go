@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"hop3/buildpacks"
-	"hop3/gitserver"
 	"hop3/internal/isolation"
 	"hop3/internal/layout"
 	"hop3/internal/router"
@@ -60,17 +59,13 @@ type Config struct {
 	Router         Router
 	Supervisor     Supervisor
 	Logger         *slog.Logger
-	// Commands serves every SSH command other than git's (apps, config:set,
-	// ps, ...); nil answers "unknown command".
-	Commands func(ctx context.Context, s *gitserver.Session) int
 	// Observer, when set, is told about each deploy and build (metrics).
 	Observer Observer
 	// MaxReleaseSize caps the bytes a release's checkout may hold (0: no
 	// cap); an app's MAX_RELEASE_SIZE may lower it, never raise it.
 	MaxReleaseSize int64
-	// Executable is hop3's own binary, which git runs as the pre-receive
-	// hook and which serves each app's static files (hop3 serve-static);
-	// default: the running executable.
+	// Executable is hop3's own binary, which serves each app's static
+	// files (hop3 serve-static); default: the running executable.
 	Executable string
 	// Isolation says whether each app runs as its own user; the zero value
 	// runs every app as hop3's user.
@@ -207,23 +202,4 @@ func (m *Manager) certNote(out *ui.Writer, app string) {
 			out.Fail(s.Warning())
 		}
 	}
-}
-
-// Keys adapts the store to the SSH server's key lookup.
-type Keys struct{ Store *store.Store }
-
-var _ gitserver.Keys = Keys{}
-
-// Identify resolves a key fingerprint to an identity.
-func (k Keys) Identify(ctx context.Context, fingerprint string) (gitserver.Identity, error) {
-	key, err := k.Store.KeyByFingerprint(ctx, fingerprint)
-	if err != nil {
-		return gitserver.Identity{}, err
-	}
-	limits, err := gitserver.ParseKeyOptions(key.Options)
-	if err != nil {
-		// Stored options that no longer read must not widen the key.
-		return gitserver.Identity{}, fmt.Errorf("key %s: %w", key.Name, err)
-	}
-	return gitserver.Identity{Name: key.Name, Admin: key.Role == store.RoleAdmin, Apps: key.Apps, Limits: limits}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"hop3/gitserver"
 	"hop3/internal/router"
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
@@ -76,12 +75,11 @@ func TestValidateConfigClaims(t *testing.T) {
 	if err := st.SetConfig(ctx, "a", map[string]string{"HOST_NAME": "*.hop3.test"}); err != nil {
 		t.Fatal(err)
 	}
-	admin := gitserver.WithIdentity(ctx, gitserver.Identity{Name: "root", Admin: true})
-	deployer := gitserver.WithIdentity(ctx, gitserver.Identity{Name: "dee", Apps: []string{"a"}})
+	const admin, deployer = true, false
 	tests := []struct {
-		ctx  context.Context
-		vars map[string]string
-		want string
+		admin bool
+		vars  map[string]string
+		want  string
 	}{
 		{deployer, map[string]string{"HOST_NAME": "*.hop3.test"}, ""}, // already a's: not claimed again
 		{deployer, map[string]string{"HOST_NAME": "*.hop3.test shop.a.hop3.test"}, ""},
@@ -92,7 +90,6 @@ func TestValidateConfigClaims(t *testing.T) {
 		{deployer, map[string]string{"HOST_NAME": "d.hop3.test"}, "reserved for an app named d"},
 		{deployer, map[string]string{"NGINX_SERVER_NAME": "*.example.test"}, "overlaps www.example.test of app b"},
 		{deployer, map[string]string{"HOST_NAME": "x.b-env.test"}, "overlaps *.b-env.test of app b"},
-		{ctx, map[string]string{"HOST_NAME": "localhost"}, "only an admin key"}, // no identity: no privilege
 		// The variable not in use is claimed too: unsetting HOST_NAME would put it in use.
 		{deployer, map[string]string{"HOST_NAME": "ok.example.net", "NGINX_SERVER_NAME": "*.hop3.test localhost"}, "host localhost"},
 		{admin, map[string]string{"HOST_NAME": "localhost x.b-env.test *.example.test"}, ""},
@@ -108,13 +105,12 @@ func TestValidateConfigClaims(t *testing.T) {
 		{admin, map[string]string{"KEEP_RELEASES": "50"}, ""},
 	}
 	for _, tt := range tests {
-		id, _ := gitserver.IdentityFrom(tt.ctx)
-		err := m.ValidateConfig(tt.ctx, "a", tt.vars)
+		err := m.ValidateConfig(ctx, "a", tt.vars, tt.admin)
 		switch {
 		case tt.want == "" && err != nil:
-			t.Errorf("%s %v: %v, want accepted", id.Name, tt.vars, err)
+			t.Errorf("admin=%v %v: %v, want accepted", tt.admin, tt.vars, err)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-			t.Errorf("%s %v: %v, want %q", id.Name, tt.vars, err, tt.want)
+			t.Errorf("admin=%v %v: %v, want %q", tt.admin, tt.vars, err, tt.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,8 +14,6 @@ import (
 	"time"
 
 	"hop3/buildpacks"
-	"hop3/gitserver"
-	"hop3/hooks"
 	"hop3/internal/isolation"
 	"hop3/internal/store"
 	"hop3/internal/ui"
@@ -22,185 +21,37 @@ import (
 	"hop3/runtime/supervisor"
 )
 
-var _ gitserver.Backend = (*Manager)(nil)
-
-// Receive serves a push. The real git receive-pack stores the objects in
-// its quarantine and runs hop3's pre-receive hook, which hands the ref
-// updates to this process: a push to main (or master) is built, released
-// and started right then, while git waits and the pusher watches. Only when
-// the new release is live does the hook accept, and only then does git move
-// the branch. A failed deploy is refused by git itself ("[remote
-// rejected]"): the branch, the client's tracking ref and the serving
-// release stay where they were.
-func (m *Manager) Receive(ctx context.Context, s *gitserver.Session, app string) int {
-	// The deploy's output goes straight to the session's stderr, as the
-	// client's git passes it through untouched, rather than through the
-	// hook's stderr, which git would prefix with "remote: " line by line.
-	out := ui.New(s.Stderr, ui.ColorFor(s.TTY, s.Env))
+// PreparePush holds app for one push until done is called, creating it
+// (record, directories, repository) on first use; it says on out when it
+// waits for another push, and why it fails.
+func (m *Manager) PreparePush(ctx context.Context, app string, w io.Writer, color bool) (done func(), err error) {
+	out := ui.New(w, color)
 	unlock, err := m.lock(ctx, app, func() {
 		out.Info(fmt.Sprintf("another push to %s is being deployed; waiting for it to finish", app))
 	})
 	if err != nil {
-		return 1
+		return nil, err
 	}
-	defer unlock()
 	if err := m.ensureApp(ctx, app); err != nil {
 		out.Fail(ui.OneLine(err.Error()))
-		return 1
+		unlock()
+		return nil, err
 	}
-	hooksDir, err := m.ensureHooks()
-	if err != nil {
-		m.log.Error("write git hooks", "err", err)
-		out.Fail("the server cannot take pushes: " + ui.OneLine(err.Error()))
-		return 1
-	}
-	gate, err := hooks.Listen(m.paths.PushGates())
-	if err != nil {
-		m.log.Error("open push gate", "app", app, "err", err)
-		out.Fail("the server cannot take pushes: " + ui.OneLine(err.Error()))
-		return 1
-	}
-	defer gate.Close()
-	repo := m.paths.Repo(app)
-	packDone := make(chan error, 1)
-	go func() {
-		packDone <- gitserver.RunPack(ctx, "receive-pack", repo, s, gitserver.PackOptions{HooksDir: hooksDir, Env: []string{gate.Env()}})
-	}()
-	type hooked struct {
-		push *hooks.Push
-		err  error
-	}
-	waitCtx, stopWaiting := context.WithCancel(ctx)
-	defer stopWaiting()
-	arrived := make(chan hooked, 1)
-	go func() {
-		p, err := gate.Wait(waitCtx)
-		arrived <- hooked{p, err}
-	}()
-
-	code, branch := 0, ""
-	var packErr error
-	select {
-	case packErr = <-packDone:
-		// git ended without running the hook: nothing to update, or a pack
-		// it refused (too large, malformed); it told the client why.
-		stopWaiting()
-		if h := <-arrived; h.push != nil {
-			h.push.Reply(1) // not reached: git waits for its hook
-		}
-	case h := <-arrived:
-		if h.err != nil {
-			m.log.Warn("pre-receive hook", "app", app, "err", h.err)
-			packErr = <-packDone
-			break
-		}
-		code, branch = m.preReceive(ctx, app, s.Identity.Name, h.push, out)
-		if err := h.push.Reply(code); err != nil {
-			m.log.Warn("answer the pre-receive hook", "app", app, "err", err)
-		}
-		packErr = <-packDone
-	}
-	if packErr != nil {
-		m.log.Warn("receive-pack failed", "app", app, "err", packErr)
-		return 1
-	}
-	if code != 0 {
-		return code
-	}
-	if branch != "" {
-		if err := setHead(repo, branch); err != nil {
-			m.log.Warn("set HEAD", "app", app, "err", err)
-		}
-	}
-	return 0
+	return unlock, nil
 }
 
-// preReceive decides a push while git waits: it deploys the deploy branch's
-// new revision from git's quarantine and returns the hook's exit status and
-// the branch that went live.
-func (m *Manager) preReceive(ctx context.Context, app, pusher string, p *hooks.Push, out *ui.Writer) (int, string) {
-	plan := hooks.PlanFor(p.Updates)
-	for _, b := range plan.Ignored {
-		out.Info(fmt.Sprintf("branch %s stored, not deployed (push to main or master to deploy)", b))
-	}
-	if plan.Deploy == nil {
-		return 0, ""
-	}
-	// The variables come from the git this process started, through a
-	// socket only hop3's user can reach.
-	src := gitSource{repo: m.paths.Repo(app), env: p.Env}
-	if err := m.deployFrom(ctx, app, plan.Deploy.New, pusher, false, src, out); err != nil {
-		return 1, ""
-	}
-	return 0, plan.Deploy.Branch()
+// DeployPush deploys revision rev of a push, read from the app's
+// repository with git's quarantine variables env, while git waits for the
+// verdict.
+func (m *Manager) DeployPush(ctx context.Context, app, rev, pusher string, admin bool, env []string, w io.Writer, color bool) error {
+	src := gitSource{repo: m.paths.Repo(app), env: env}
+	return m.deployFrom(ctx, app, rev, actor{name: pusher, admin: admin}, false, src, ui.New(w, color))
 }
 
-// ensureHooks writes the pre-receive hook git runs for every push: hop3's
-// own executable, run as `hop3 hook pre-receive`. It lives outside every
-// repository (git is told so with core.hooksPath), so a hook written into
-// a repository is never run.
-func (m *Manager) ensureHooks() (string, error) {
-	dir := m.paths.GitHooks()
-	exe := m.cfg.Executable
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return "", fmt.Errorf("find hop3's executable: %w", err)
-		}
-	}
-	script := "#!/bin/sh\nexec '" + strings.ReplaceAll(exe, "'", `'\''`) + "' hook pre-receive\n"
-	path := filepath.Join(dir, "pre-receive")
-	if b, err := os.ReadFile(path); err == nil && string(b) == script {
-		return dir, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	// A fresh name per writer: pushes to other apps may be here at once,
-	// and git must never run a half-written hook.
-	f, err := os.CreateTemp(dir, "pre-receive.*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(script); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Chmod(0o700); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return dir, os.Rename(f.Name(), path)
-}
-
-// Upload serves a clone or fetch of an app's repository.
-func (m *Manager) Upload(ctx context.Context, s *gitserver.Session, app string) int {
-	if _, err := m.cfg.Store.App(ctx, app); err != nil {
-		fmt.Fprintf(s.Stderr, " !     no app named %s\n", app)
-		return 1
-	}
-	if err := gitserver.RunPack(ctx, "upload-pack", m.paths.Repo(app), s, gitserver.PackOptions{}); err != nil {
-		m.log.Warn("upload-pack failed", "app", app, "err", err)
-		return 1
-	}
-	return 0
-}
-
-// Command runs every other SSH command.
-func (m *Manager) Command(ctx context.Context, s *gitserver.Session) int {
-	if m.cfg.Commands != nil {
-		return m.cfg.Commands(ctx, s)
-	}
-	name := ""
-	if len(s.Args) > 0 {
-		name = s.Args[0]
-	}
-	fmt.Fprintf(s.Stderr, " !     unknown command %q\n", name)
-	return 2
+// CanRead reports whether app exists to be cloned or fetched.
+func (m *Manager) CanRead(ctx context.Context, app string) error {
+	_, err := m.cfg.Store.App(ctx, app)
+	return err
 }
 
 // ensureApp creates an app (record, repository, directories) on first use.
@@ -220,8 +71,15 @@ func (m *Manager) ensureApp(ctx context.Context, app string) error {
 
 // deploy builds revision rev of app, already in its repository, into a new
 // release and switches traffic to it.
-func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache bool, out *ui.Writer) error {
-	return m.deployFrom(ctx, app, rev, pusher, noCache, gitSource{repo: m.paths.Repo(app)}, out)
+func (m *Manager) deploy(ctx context.Context, app, rev string, who actor, noCache bool, out *ui.Writer) error {
+	return m.deployFrom(ctx, app, rev, who, noCache, gitSource{repo: m.paths.Repo(app)}, out)
+}
+
+// actor is who asks for a deploy: the name recorded with the release, and
+// whether an admin's key asked, which decides the hosts the app may claim.
+type actor struct {
+	name  string
+	admin bool
 }
 
 // deployFrom builds revision rev of app, read from src, into a new release
@@ -229,13 +87,13 @@ func (m *Manager) deploy(ctx context.Context, app, rev, pusher string, noCache b
 // is touched; any error before it leaves the previous release serving. The
 // attempt is recorded either way, but takes a release number only if it
 // goes live.
-func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCache bool, src gitSource, out *ui.Writer) (err error) {
+func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, noCache bool, src gitSource, out *ui.Writer) (err error) {
 	st := m.cfg.Store
 	a, err := st.App(ctx, app)
 	if err != nil {
 		return err
 	}
-	rel, err := st.CreateRelease(ctx, app, rev, pusher)
+	rel, err := st.CreateRelease(ctx, app, rev, who.name)
 	if err != nil {
 		return fmt.Errorf("record release: %w", err)
 	}
@@ -283,15 +141,23 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 		if err != nil {
 			msg = fmt.Sprintf("deploy d%d (%s) failed: %s", rel.Attempt, short(rev), detail)
 		}
-		m.event(ctx, app, "deploy", pusher, msg)
+		m.event(ctx, app, "deploy", who.name, msg)
 		m.observeDeploy(app, err == nil, time.Since(started))
 		m.log.Info("deploy", "app", app, "attempt", rel.Attempt, "release", rel.Number, "status", status.String(), "duration", time.Since(started).Round(time.Millisecond), "err", detail)
+		// Told above, with its detail lines: the caller prints it no more.
+		err = ui.Reported(err)
 	}()
 
 	if a.Release > 0 {
 		m.reportState(app, a.Release, out)
 	}
-	limit, err := m.releaseSizeCap(ctx, app)
+	// Read once: the size cap, the build and the processes see the same
+	// config, even should it change while the build runs.
+	config, err := st.Config(ctx, app)
+	if err != nil {
+		return err
+	}
+	limit, err := m.releaseSizeCap(config)
 	if err != nil {
 		return err
 	}
@@ -317,7 +183,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 	if err := m.giveRelease(dir, u); err != nil {
 		return err
 	}
-	r, err := m.buildRelease(ctx, app, rel.Number, dir, u, noCache, out)
+	r, err := m.buildRelease(ctx, app, rel.Number, dir, u, config, noCache, who.admin, out)
 	if err != nil {
 		return err
 	}
@@ -355,13 +221,9 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev, pusher string, noCac
 }
 
 // releaseSizeCap is the most an app's release may hold: the server's cap,
-// or the app's MAX_RELEASE_SIZE when that is lower.
-func (m *Manager) releaseSizeCap(ctx context.Context, app string) (int64, error) {
+// or the app's MAX_RELEASE_SIZE (in its config vars) when that is lower.
+func (m *Manager) releaseSizeCap(config map[string]string) (int64, error) {
 	limit := m.cfg.MaxReleaseSize
-	config, err := m.cfg.Store.Config(ctx, app)
-	if err != nil {
-		return 0, err
-	}
 	n, err := appReleaseSize(config)
 	if err != nil {
 		return 0, err
@@ -377,26 +239,29 @@ func appReleaseSize(env map[string]string) (int64, error) {
 	return sizeEnv(env, "MAX_RELEASE_SIZE")
 }
 
-// buildRelease reads the Procfile and builds the checked-out source in dir.
-func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, u *supervisor.Credential, noCache bool, out *ui.Writer) (release, error) {
+// buildRelease reads the Procfile and builds the checked-out source in dir,
+// with the app's config vars as the deploy read them.
+func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir string, u *supervisor.Credential, config map[string]string, noCache, admin bool, out *ui.Writer) (release, error) {
 	r := release{app: app, number: number, dir: dir, user: u}
 	pf, err := readProcfile(dir)
 	if err != nil {
 		return r, err
 	}
 	r.procfile = pf
-	config, err := m.cfg.Store.Config(ctx, app)
+	// Read before the build, which runs the app's code in dir: what was
+	// checked here is what the processes get.
+	files, err := readRepoEnvFiles(dir)
 	if err != nil {
 		return r, err
 	}
-	dotenv, err := readDotenv(dir)
+	dotenv, err := files.vars(nil)
 	if err != nil {
 		return r, err
 	}
 	buildEnv := merge(dotenv, config)
 	// Values that shape the route (hosts, static paths, sizes) fail the push
 	// here, before anything runs, rather than after the switch.
-	if err := m.ValidateConfig(ctx, app, buildEnv); err != nil {
+	if err := m.ValidateConfig(ctx, app, buildEnv, admin); err != nil {
 		return r, err
 	}
 	if e, ok := pf.Get("preflight"); ok && e.Kind == procfile.KindPreflight {
@@ -437,7 +302,7 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	}
 	m.observeBuild(app, res.CacheHits)
 	r.meta = releaseMeta{Packs: res.Packs, Venv: res.Venv, Env: res.Env, Envs: res.Envs}
-	r.env, err = m.runtimeEnv(ctx, r)
+	r.env, err = m.processEnv(r, config, files)
 	if err != nil {
 		return r, err
 	}
@@ -445,17 +310,28 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 	return r, err
 }
 
-// runtimeEnv composes a release's process environment: system basics, the
-// buildpacks' additions, the repository's ENV and .env, then config vars;
-// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
-// and piku's name for it, DATA_ROOT, so apps moved from piku run
-// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
-// itself, where apps may not.)
+// runtimeEnv composes the process environment of an already built release
+// (processEnv) from the app's config vars and the release's ENV and .env
+// as they are now.
 func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string, error) {
 	config, err := m.cfg.Store.Config(ctx, r.app)
 	if err != nil {
 		return nil, err
 	}
+	files, err := readRepoEnvFiles(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	return m.processEnv(r, config, files)
+}
+
+// processEnv composes a release's process environment: system basics, the
+// buildpacks' additions, the repository's ENV and .env, then config vars;
+// hop3's own values come last so they can not be spoofed: APP, DATA_DIR,
+// and piku's name for it, DATA_ROOT, so apps moved from piku run
+// unchanged. (piku's LOG_ROOT is not set: hop3 writes the processes' logs
+// itself, where apps may not.)
+func (m *Manager) processEnv(r release, config map[string]string, files repoEnvFiles) (map[string]string, error) {
 	systemPath := "/usr/local/bin:/usr/bin:/bin"
 	if p := os.Getenv("PATH"); p != "" {
 		systemPath = p
@@ -480,7 +356,7 @@ func (m *Manager) runtimeEnv(ctx context.Context, r release) (map[string]string,
 	}
 	// piku expands $VAR in ENV against the environment it starts apps
 	// with; these are hop3's equivalents.
-	repoEnv, err := readRepoEnv(r.dir, merge(env, own))
+	repoEnv, err := files.vars(merge(env, own))
 	if err != nil {
 		return nil, err
 	}
@@ -587,29 +463,41 @@ func readProcfile(dir string) (*procfile.Procfile, error) {
 	return nil, fmt.Errorf("no Procfile: add one naming your processes, e.g. %q", example)
 }
 
-// readDotenv reads the repository's environment files, ENV (piku's) then
-// .env, without expanding them against hop3's own environment.
-func readDotenv(dir string) (map[string]string, error) {
-	return readRepoEnv(dir, nil)
+// repoEnvFiles is a release's environment files as read from it, once per
+// deploy: piku's ENV and .env. Either may be missing (nil).
+type repoEnvFiles struct {
+	pikuENV []byte
+	dotenv  []byte
 }
 
-// readRepoEnv reads the repository's ENV, piku's file, expanding $VAR
-// against base and the lines before, then its .env, which wins over ENV
-// for a name both set. Either may be missing.
-func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
-	env, err := readPikuENV(dir, base)
-	if err != nil {
-		return nil, err // names ENV
+// readRepoEnvFiles reads the release's ENV and .env.
+func readRepoEnvFiles(dir string) (repoEnvFiles, error) {
+	var f repoEnvFiles
+	var err error
+	if f.pikuENV, err = readPikuENV(dir); err != nil {
+		return f, err // names ENV
 	}
-	path := filepath.Join(dir, ".env")
-	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dir, ".env")); errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if f.dotenv, err = readInRelease(dir, ".env"); err != nil {
+		return f, err // names .env
+	}
+	return f, nil
+}
+
+// vars reads the ENV file, expanding $VAR against base and the lines
+// before (the build gives none: piku's variables stay as written), then
+// .env, which wins over ENV for a name both set.
+func (f repoEnvFiles) vars(base map[string]string) (map[string]string, error) {
+	env, err := parsePikuENV(f.pikuENV, base)
+	if err != nil {
+		return nil, fmt.Errorf("ENV: %w", err)
+	}
+	if f.dotenv == nil {
 		return env, nil
 	}
-	src, err := readInRelease(dir, ".env")
-	if err != nil {
-		return nil, err // names .env
-	}
-	dotenv, err := parseDotenvBytes(src)
+	dotenv, err := parseDotenvBytes(f.dotenv)
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}

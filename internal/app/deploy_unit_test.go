@@ -28,7 +28,7 @@ func TestDeployGenericApp(t *testing.T) {
 	rev := u.commit(t, "shop", genericApp)
 
 	var out bytes.Buffer
-	if err := u.m.Deploy(ctx, "shop", DeployOptions{Actor: "alice"}, ui.New(&out, false)); err != nil {
+	if err := u.m.Deploy(ctx, "shop", false, "alice", false, ui.New(&out, false)); err != nil {
 		t.Fatalf("deploy: %v\n%s", err, out.String())
 	}
 	a, err := u.st.App(ctx, "shop")
@@ -113,7 +113,7 @@ func TestDeployFailureKeepsLiveRelease(t *testing.T) {
 	u := newUnitManager(t)
 	ctx := t.Context()
 	u.commit(t, "shop", genericApp)
-	if err := u.m.Deploy(ctx, "shop", DeployOptions{Actor: "alice"}, ui.New(&bytes.Buffer{}, false)); err != nil {
+	if err := u.m.Deploy(ctx, "shop", false, "alice", false, ui.New(&bytes.Buffer{}, false)); err != nil {
 		t.Fatal(err)
 	}
 	liveProcs := u.sup.names("shop")
@@ -122,12 +122,16 @@ func TestDeployFailureKeepsLiveRelease(t *testing.T) {
 	u.commit(t, "shop", map[string]string{"Procfile": "web: exec sleep 61\nworker: exec sleep 61\n"})
 	u.sup.setFailKind("web")
 	var out bytes.Buffer
-	err := u.m.Deploy(ctx, "shop", DeployOptions{Actor: "alice"}, ui.New(&out, false))
+	err := u.m.Deploy(ctx, "shop", false, "alice", false, ui.New(&out, false))
 	if err == nil || !strings.Contains(err.Error(), "web.1 did not start") {
 		t.Fatalf("deploy with a web process that exits = %v, want web.1 did not start", err)
 	}
 	if !strings.Contains(out.String(), "deploy d2 failed and took no release number; v1 serves on") {
 		t.Errorf("output lacks the failure summary:\n%s", out.String())
+	}
+	// Told once, and marked so: the command that asked prints it no more.
+	if n := strings.Count(out.String(), " !     web.1 did not start"); n != 1 || !ui.IsReported(err) {
+		t.Errorf("the failure was printed %d times (want 1), marked as told: %v\n%s", n, ui.IsReported(err), out.String())
 	}
 	a, err := u.st.App(ctx, "shop")
 	if err != nil {
@@ -155,16 +159,19 @@ func TestDeployFailureKeepsLiveRelease(t *testing.T) {
 }
 
 // TestDeployRefusals: a deploy with nothing to deploy or no Procfile fails
-// with one clear line and starts nothing.
+// with one clear line and starts nothing. A deploy that began prints that
+// line and returns the error marked as told (ui.Reported); a refusal before
+// it began prints nothing and is not marked, so the caller prints it.
 func TestDeployRefusals(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
 		files map[string]string // nil: no commit at all
 		want  string
+		told  bool
 	}{
-		{"no branch", nil, "shop has no main or master branch to deploy: push first"},
-		{"no Procfile", map[string]string{"README": "hello\n"}, "no Procfile: add one naming your processes"},
+		{"no branch", nil, "shop has no main or master branch to deploy: push first", false},
+		{"no Procfile", map[string]string{"README": "hello\n"}, "no Procfile: add one naming your processes", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,9 +183,17 @@ func TestDeployRefusals(t *testing.T) {
 			} else if err := u.m.Create(ctx, "shop"); err != nil {
 				t.Fatal(err)
 			}
-			err := u.m.Deploy(ctx, "shop", DeployOptions{Actor: "alice"}, ui.New(&bytes.Buffer{}, false))
+			var out bytes.Buffer
+			err := u.m.Deploy(ctx, "shop", false, "alice", false, ui.New(&out, false))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("deploy = %v, want one line with %q", err, tt.want)
+			}
+			printed, wantPrinted := strings.Count(out.String(), " !     "), 0
+			if tt.told {
+				wantPrinted = 1
+			}
+			if ui.IsReported(err) != tt.told || printed != wantPrinted {
+				t.Errorf("marked as told: %v, %d failure lines; want %v, %d\n%s", ui.IsReported(err), printed, tt.told, wantPrinted, out.String())
 			}
 			if calls := u.sup.callsOf("start"); len(calls) != 0 {
 				t.Errorf("a refused deploy started %q", calls)

@@ -46,6 +46,13 @@ func (m *Manager) DiskUsage(app string) (DiskUsage, bool) {
 	return d, ok
 }
 
+// DiskTotal returns app's last measured disk use in bytes; false before
+// the first measure.
+func (m *Manager) DiskTotal(app string) (int64, bool) {
+	d, ok := m.DiskUsage(app)
+	return d.Total(), ok
+}
+
 // DiskUsages returns every app's last measured disk use.
 func (m *Manager) DiskUsages() map[string]DiskUsage {
 	m.disk.mu.Lock()

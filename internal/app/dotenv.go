@@ -66,28 +66,21 @@ func readInRelease(dir, name string) ([]byte, error) {
 	return src, nil
 }
 
-// readPikuENV reads a repository's ENV file as piku does (KEY=VALUE lines,
-// $VAR expanded against base and the lines before; see piku.ParseENV). A
-// missing file, or a directory of that name, is no settings. Where piku
-// silently ignored a whole file with one malformed line, this refuses it,
-// with the line, as .env is refused: a push must not lose settings quietly.
-func readPikuENV(dir string, base map[string]string) (map[string]string, error) {
+// readPikuENV reads a repository's ENV file, piku's. A missing file, or a
+// directory of that name, is no settings (nil).
+func readPikuENV(dir string) ([]byte, error) {
 	fi, err := os.Lstat(filepath.Join(dir, "ENV"))
 	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.IsDir()) {
-		return map[string]string{}, nil
+		return nil, nil
 	}
-	src, err := readInRelease(dir, "ENV")
-	if err != nil {
-		return nil, err
-	}
-	env, err := parsePikuENV(src, base)
-	if err != nil {
-		return nil, fmt.Errorf("ENV: %w", err)
-	}
-	return env, nil
+	return readInRelease(dir, "ENV")
 }
 
-// parsePikuENV is readPikuENV on the file's content.
+// parsePikuENV reads an ENV file's content as piku does (KEY=VALUE lines,
+// $VAR expanded against base and the lines before; see piku.ParseENV).
+// Where piku silently ignored a whole file with one malformed line, this
+// refuses it, with the line, as .env is refused: a push must not lose
+// settings quietly.
 func parsePikuENV(src []byte, base map[string]string) (map[string]string, error) {
 	if len(src) > maxDotenvSize {
 		return nil, fmt.Errorf("larger than %d KiB", maxDotenvSize>>10)

@@ -17,6 +17,19 @@ func writeDotenv(t testing.TB, content string) string {
 	return dir
 }
 
+// readRepoEnv reads dir's ENV and .env and expands ENV against base, as a
+// deploy does for its processes.
+func readRepoEnv(dir string, base map[string]string) (map[string]string, error) {
+	files, err := readRepoEnvFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	return files.vars(base)
+}
+
+// readDotenv is readRepoEnv without a base, as a deploy does for its build.
+func readDotenv(dir string) (map[string]string, error) { return readRepoEnv(dir, nil) }
+
 func TestReadDotenv(t *testing.T) {
 	good := []struct {
 		in   string

@@ -9,18 +9,12 @@ import (
 	"sort"
 	"strings"
 
-	"hop3/gitserver"
+	"hop3/gitrepo"
 	"hop3/internal/store"
 	"hop3/internal/ui"
 	"hop3/procfile"
 	"hop3/runtime/supervisor"
 )
-
-// DeployOptions tune a deploy started by a command rather than a push.
-type DeployOptions struct {
-	NoCache bool   // rebuild dependency environments from scratch
-	Actor   string // who asked, recorded with the release
-}
 
 // waitNote tells the caller, once, that another change to app is running.
 func waitNote(out *ui.Writer, app string) func() {
@@ -42,23 +36,26 @@ func (m *Manager) liveRelease(ctx context.Context, app string) (store.App, relea
 	return a, r, err
 }
 
-// Deploy builds and deploys the app's current revision again.
-func (m *Manager) Deploy(ctx context.Context, app string, opts DeployOptions, out *ui.Writer) error {
+// Deploy builds and deploys the app's current revision again, asked by
+// the key named by (recorded with the release; admin: whether it is an
+// admin's).
+// noCache rebuilds dependency environments from scratch.
+func (m *Manager) Deploy(ctx context.Context, app string, noCache bool, by string, admin bool, out *ui.Writer) error {
 	unlock, err := m.lock(ctx, app, waitNote(out, app))
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	var rev string
-	for _, b := range []string{"main", "master"} {
+	for _, b := range gitrepo.DeployBranches {
 		if rev, err = resolveBranch(m.paths.Repo(app), b); err == nil {
 			break
 		}
 	}
 	if rev == "" {
-		return fmt.Errorf("%s has no main or master branch to deploy: push first", app)
+		return fmt.Errorf("%s has no %s branch to deploy: push first", app, strings.Join(gitrepo.DeployBranches, " or "))
 	}
-	return m.deploy(ctx, app, rev, opts.Actor, opts.NoCache, out)
+	return m.deploy(ctx, app, rev, actor{name: by, admin: admin}, noCache, out)
 }
 
 // Restart starts the live release's processes anew beside the running ones
@@ -292,8 +289,9 @@ func (m *Manager) RunOneOff(ctx context.Context, app string, argv []string, stdi
 }
 
 // RunTerminal runs a command like RunOneOff, on a pseudo-terminal of the
-// client's size that follows its window changes (ssh -t).
-func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error) {
+// client's size that follows its window changes (ssh -t); term names the
+// client's terminal type (TERM), empty when it sent none.
+func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, rw io.ReadWriter, term string, size supervisor.WinSize, resize <-chan supervisor.WinSize) (int, error) {
 	if len(argv) == 0 {
 		return 0, errors.New("no command given")
 	}
@@ -307,16 +305,9 @@ func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, te
 	}
 	env := copyEnv(r.env)
 	env["PROC_TYPE"] = "run"
-	if pty.Term != "" {
-		env["TERM"] = pty.Term
+	if term != "" {
+		env["TERM"] = term
 	}
-	resize := make(chan supervisor.WinSize, 1)
-	go func() {
-		defer close(resize)
-		for w := range pty.Resize {
-			resize <- supervisor.WinSize{Cols: w.Cols, Rows: w.Rows}
-		}
-	}()
 	return tr.RunTerminal(ctx, supervisor.Spec{
 		Name:    fmt.Sprintf("%s/run@v%d.%d", app, r.number, m.gen.Add(1)),
 		Command: argv,
@@ -324,7 +315,7 @@ func (m *Manager) RunTerminal(ctx context.Context, app string, argv []string, te
 		Env:     envList(env),
 		User:    r.user,
 		Sandbox: m.sandboxFor(r),
-	}, term, supervisor.WinSize{Cols: pty.Size.Cols, Rows: pty.Size.Rows}, resize)
+	}, rw, size, resize)
 }
 
 // Destroy stops and removes an app: processes, route, repository, releases,

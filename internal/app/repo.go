@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hop3/bytesize"
-	"hop3/gitserver"
+	"hop3/gitrepo"
 )
 
 // initRepo creates the bare repository of an app when it does not exist.
@@ -28,20 +28,7 @@ func initRepo(dir string) error {
 	if _, err := git.PlainInit(dir, true); err != nil {
 		return fmt.Errorf("init repository: %w", err)
 	}
-	return setHead(dir, "main")
-}
-
-// setHead points HEAD at branch, so that a clone checks out what is deployed.
-func setHead(dir, branch string) error {
-	r, err := git.PlainOpen(dir)
-	if err != nil {
-		return fmt.Errorf("open repository: %w", err)
-	}
-	ref := plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(branch))
-	if err := r.Storer.SetReference(ref); err != nil {
-		return fmt.Errorf("set HEAD: %w", err)
-	}
-	return nil
+	return gitrepo.SetHead(dir, gitrepo.DeployBranches[0])
 }
 
 // resolveBranch returns the revision a branch points at.
@@ -67,7 +54,7 @@ type gitSource struct {
 
 func (g gitSource) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"--git-dir", g.repo}, args...)...)
-	cmd.Env = append(append(gitserver.GitEnv(g.repo), "GIT_CONFIG_NOSYSTEM=1"), g.env...)
+	cmd.Env = append(append(gitrepo.Env(g.repo), "GIT_CONFIG_NOSYSTEM=1"), g.env...)
 	return cmd
 }
 

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"hop3/bytesize"
-	"hop3/gitserver"
 	"hop3/internal/hostclaim"
 	"hop3/internal/router"
 	"hop3/internal/staticserve"
@@ -173,12 +172,13 @@ func (m *Manager) appHosts(ctx context.Context, app string, routes []router.Rout
 	return out, nil
 }
 
-// ClaimHosts checks that app may answer at hosts, asked by id, with the one
-// host rule (package hostclaim) every entry point shares: domains:add,
+// ClaimHosts checks that app may answer at hosts, asked by an admin's key
+// or not (admin), with the one host rule (package hostclaim) every entry
+// point shares: domains:add,
 // HOST_NAME through config:set or a pushed .env, and an import. Hosts the
 // app already holds are not claimed again, so a deployer's push is not
 // refused for a host an admin gave the app. It stores nothing.
-func (m *Manager) ClaimHosts(ctx context.Context, app string, hosts []string, id gitserver.Identity) error {
+func (m *Manager) ClaimHosts(ctx context.Context, app string, hosts []string, admin bool) error {
 	routes := m.liveRoutes()
 	mine, err := m.appHosts(ctx, app, routes)
 	if err != nil {
@@ -201,7 +201,7 @@ func (m *Manager) ClaimHosts(ctx context.Context, app string, hosts []string, id
 			}
 			loaded = true
 		}
-		if err := rule.Check(app, n, id.Admin, held); err != nil {
+		if err := rule.Check(app, n, admin, held); err != nil {
 			return err
 		}
 	}
@@ -371,9 +371,8 @@ func sizeEnv(env map[string]string, name string) (int64, error) {
 // reason instead of breaking the app's route later. The route is built by
 // the code that builds it at every start (routeFor), for the live release's
 // Procfile or, before the first deploy, a probe one; new host names are
-// claimed as the identity ctx carries (gitserver.WithIdentity; none is
-// treated as a deployer of no app).
-func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
+// claimed as an admin's key or a deployer's (admin).
+func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[string]string, admin bool) error {
 	env := map[string]string{}
 	for k, v := range vars {
 		// No process could start with it: exec refuses NUL in the environment.
@@ -387,8 +386,7 @@ func (m *Manager) ValidateConfig(ctx context.Context, app string, vars map[strin
 	if err != nil {
 		return err
 	}
-	id, _ := gitserver.IdentityFrom(ctx)
-	if err := m.ClaimHosts(ctx, app, append(route.Hosts, anyConfigHosts(env)...), id); err != nil {
+	if err := m.ClaimHosts(ctx, app, append(route.Hosts, anyConfigHosts(env)...), admin); err != nil {
 		return err
 	}
 	if _, err := maxBodySize(env); err != nil {

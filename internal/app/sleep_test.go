@@ -161,7 +161,7 @@ func TestValidateConfigSleepAfter(t *testing.T) {
 		v       string
 		wantErr bool
 	}{{"15m", false}, {"0", false}, {"300", false}, {"soon", true}, {"-1h", true}} {
-		err := m.ValidateConfig(t.Context(), "a", map[string]string{SleepAfterKey: tt.v})
+		err := m.ValidateConfig(t.Context(), "a", map[string]string{SleepAfterKey: tt.v}, false)
 		if (err != nil) != tt.wantErr {
 			t.Errorf("SLEEP_AFTER=%s: %v, want error %v", tt.v, err, tt.wantErr)
 		}

@@ -12,6 +12,7 @@ import (
 	"hop3/internal/addons"
 	"hop3/internal/store"
 	"hop3/internal/ui"
+	"hop3/runtime/supervisor"
 )
 
 // Addons is what the add-on commands need from the add-on manager.
@@ -30,6 +31,8 @@ type Addons interface {
 	// Attach starts the app's add-ons that are not running (kept from a
 	// destroyed app of the same name).
 	Attach(ctx context.Context, app string) error
+	// Processes lists the processes of the app's add-ons.
+	Processes(app string) []supervisor.Status
 }
 
 var _ Addons = (*addons.Manager)(nil)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"hop3/internal/addons"
+	"hop3/runtime/supervisor"
 )
 
 // fakeAddons keeps add-ons in memory and records what it was asked.
@@ -98,6 +99,8 @@ func (f *fakeAddons) AppDestroyed(ctx context.Context, app string, purge bool) (
 }
 
 func (f *fakeAddons) Attach(ctx context.Context, app string) error { return nil }
+
+func (f *fakeAddons) Processes(app string) []supervisor.Status { return nil }
 
 func addonEnv(t *testing.T) (*env, *fakeAddons) {
 	e := newEnv(t)

@@ -85,7 +85,7 @@ func (inv *invocation) appState(a store.App) string {
 	case !a.Asleep.IsZero():
 		return "sleeping"
 	}
-	for _, p := range inv.d.cfg.Backend.Processes(a.Name) {
+	for _, p := range inv.processes(a.Name) {
 		if p.State == supervisor.Crashed {
 			return "crashed"
 		}
@@ -118,7 +118,7 @@ func (inv *invocation) apps(ctx context.Context, c *command, args []string) erro
 	for i, a := range apps {
 		inv.noteApp(a.Name)
 		rows[i] = appJSON{Name: a.Name, State: inv.appState(a), Release: a.Release, URL: inv.d.cfg.Backend.URL(a.Name), CreatedAt: a.CreatedAt}
-		if n, ok := inv.d.cfg.Backend.DiskUsage(a.Name); ok {
+		if n, ok := inv.d.cfg.Backend.DiskTotal(a.Name); ok {
 			rows[i].DiskBytes = &n
 		}
 	}
@@ -187,8 +187,6 @@ func (inv *invocation) destroy(ctx context.Context, c *command, args []string) e
 		return err
 	}
 	if *confirm == "" {
-		// Not failure lines: those would mark the command as already
-		// reported (see failWatch).
 		inv.ui.Info(fmt.Sprintf("This removes %s: its processes, route, repository, releases and config.", a.Name))
 		fmt.Fprintf(inv.stderr, "       Type the app's name to confirm: ")
 		line, rerr := bufio.NewReader(io.LimitReader(inv.stdin, 1024)).ReadString('\n')
@@ -231,7 +229,7 @@ func (inv *invocation) deploy(ctx context.Context, c *command, args []string) er
 	if err != nil {
 		return err
 	}
-	return inv.d.cfg.Backend.Deploy(ctx, a.Name, *noCache, inv.id.Name, inv.ui)
+	return inv.d.cfg.Backend.Deploy(ctx, a.Name, *noCache, inv.id.Name, inv.id.Admin, inv.ui)
 }
 
 func writeJSON(w io.Writer, v any) error {

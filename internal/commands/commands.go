@@ -9,16 +9,12 @@
 package commands
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"slices"
-	"strings"
-	"sync"
 
 	"hop3/gitserver"
 	"hop3/internal/router"
@@ -34,7 +30,9 @@ type Backend interface {
 	URL(app string) string
 	Create(ctx context.Context, app string) error
 	Destroy(ctx context.Context, app string, purge bool) error
-	Deploy(ctx context.Context, app string, noCache bool, actor string, out *ui.Writer) error
+	// Deploy builds and deploys the app's current revision again, for the
+	// key named actor (admin: whether it is an admin's).
+	Deploy(ctx context.Context, app string, noCache bool, actor string, admin bool, out *ui.Writer) error
 	Restart(ctx context.Context, app string, out *ui.Writer) error
 	StopApp(ctx context.Context, app string, out *ui.Writer) error
 	StartApp(ctx context.Context, app string, out *ui.Writer) error
@@ -44,16 +42,18 @@ type Backend interface {
 	Processes(app string) []supervisor.Status
 	LiveEnv(ctx context.Context, app string) (map[string]string, error)
 	RunOneOff(ctx context.Context, app string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
-	// RunTerminal is RunOneOff on a terminal (ssh -t).
-	RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error)
+	// RunTerminal is RunOneOff on a terminal (ssh -t) of the client's type
+	// (term), size and window changes.
+	RunTerminal(ctx context.Context, app string, argv []string, rw io.ReadWriter, term string, size supervisor.WinSize, resize <-chan supervisor.WinSize) (int, error)
 	UpdateRoute(ctx context.Context, app string) error
-	// DiskUsage is the app's disk use in bytes as last measured (the
+	// DiskTotal is the app's disk use in bytes as last measured (the
 	// repository, releases, environments and DATA_DIR), false before the
 	// first measure; it never waits for one.
-	DiskUsage(app string) (int64, bool)
+	DiskTotal(app string) (int64, bool)
 	// ValidateConfig refuses config vars that would break the app's route
-	// (hosts, static paths, sizes, timeouts), with a one-line reason.
-	ValidateConfig(ctx context.Context, app string, vars map[string]string) error
+	// (hosts, static paths, sizes, timeouts), with a one-line reason; new
+	// hosts are claimed as an admin's key asks or as a deployer's (admin).
+	ValidateConfig(ctx context.Context, app string, vars map[string]string, admin bool) error
 	// BuildLog is the file holding the output of a deploy attempt.
 	BuildLog(app string, rel store.Release) string
 }
@@ -140,7 +140,6 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		// emulates a terminal's line discipline.
 		stdout, stderr = &crlfWriter{w: stdout}, &crlfWriter{w: stderr}
 	}
-	watch := &failWatch{w: stderr}
 	inv := &invocation{
 		d:      d,
 		id:     s.Identity,
@@ -148,12 +147,11 @@ func (d *Dispatcher) Run(ctx context.Context, s *gitserver.Session) int {
 		term:   s,
 		stdin:  s.Stdin,
 		stdout: stdout,
-		stderr: watch,
-		watch:  watch,
-		ui:     ui.New(watch, ui.ColorFor(s.TTY, s.Env)),
+		stderr: stderr,
+		ui:     ui.New(stderr, ui.ColorFor(s.TTY, s.Env)),
 	}
 	inv.table = inv.commands()
-	return inv.run(gitserver.WithIdentity(ctx, s.Identity), s.Args)
+	return inv.run(ctx, s.Args)
 }
 
 // invocation is one command being run: its caller, its streams, and the
@@ -166,7 +164,6 @@ type invocation struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	watch  *failWatch
 	ui     *ui.Writer
 	table  []*command
 	// about are the apps the command named or listed, for
@@ -220,7 +217,6 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	if c.admin && !inv.id.Admin {
 		return inv.report(failf("%s is for admin keys only (key %s is a deployer)", c.name, inv.id.Name))
 	}
-	before := inv.watch.mark()
 	err := c.run(ctx, c, args[1:])
 	// After the command's own output and its failure, if any.
 	defer inv.repeatCertFailures(ctx)
@@ -232,7 +228,7 @@ func (inv *invocation) run(ctx context.Context, args []string) int {
 	if errors.As(err, &code) {
 		return int(code)
 	}
-	if err != nil && !isUserError(err) && inv.watch.reported(before, err) {
+	if ui.IsReported(err) && !isUserError(err) {
 		// The orchestrator already told the user why on this session.
 		inv.d.log.Info("command failed", "command", c.name, "key", inv.id.Name, "err", err)
 		return exitFail
@@ -301,52 +297,6 @@ func (inv *invocation) event(ctx context.Context, app, kind, format string, a ..
 	if err := inv.d.cfg.Store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		inv.d.log.Warn("record event", "app", app, "kind", kind, "err", err)
 	}
-}
-
-// failWatch remembers the failure lines (" !     ...") written to a
-// session, so that a failure the orchestrator already reported is not
-// printed twice.
-type failWatch struct {
-	w io.Writer
-
-	mu    sync.Mutex
-	lines []string
-}
-
-var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
-
-func (f *failWatch) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(" !     ")) {
-		f.mu.Lock()
-		for _, line := range strings.Split(ansi.ReplaceAllString(string(p), ""), "\n") {
-			if msg, ok := strings.CutPrefix(strings.TrimRight(line, "\r"), " !     "); ok {
-				f.lines = append(f.lines, msg)
-			}
-		}
-		f.mu.Unlock()
-	}
-	return f.w.Write(p)
-}
-
-// mark returns how many failure lines were written so far.
-func (f *failWatch) mark() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.lines)
-}
-
-// reported tells whether a failure line written since mark already says
-// what err says.
-func (f *failWatch) reported(since int, err error) bool {
-	msg := ui.OneLine(err.Error())
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, line := range f.lines[since:] {
-		if line != "" && (strings.Contains(msg, line) || strings.Contains(line, msg)) {
-			return true
-		}
-	}
-	return false
 }
 
 // crlfWriter ends lines with CRLF for a client whose terminal is raw.

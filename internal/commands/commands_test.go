@@ -1106,13 +1106,20 @@ func TestBackendFailureReportedOnce(t *testing.T) {
 	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 1 {
 		t.Errorf("a failed restart: %+v", r)
 	}
-	// Told by the orchestrator already: not repeated.
-	e.be.say = "remove route: caddy is down"
+	// Told by the orchestrator already, and marked so: not repeated.
+	e.be.say, e.be.told = "remove route: caddy is down", true
 	r = e.run(admin, "", "restart", "myapp")
 	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 1 {
 		t.Errorf("a failed restart the orchestrator reported: %+v", r)
 	}
-	// An unrelated failure line does not hide the error.
+	// The mark decides, not the words on the session: a failure line that
+	// says the same, from an error not marked, does not hide it.
+	e.be.told = false
+	r = e.run(admin, "", "restart", "myapp")
+	if r.code != exitFail || strings.Count(r.stderr, "caddy is down") != 2 {
+		t.Errorf("a failed restart printed but not marked: %+v", r)
+	}
+	// Nor does an unrelated failure line.
 	e.be.say = "routing: something else"
 	r = e.run(admin, "", "restart", "myapp")
 	if r.code != exitFail || !strings.Contains(r.stderr, "something else") || !strings.Contains(r.stderr, "caddy is down") {

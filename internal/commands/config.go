@@ -136,7 +136,7 @@ func (inv *invocation) configSet(ctx context.Context, c *command, args []string)
 	}
 	merged := maps.Clone(current)
 	maps.Copy(merged, vars)
-	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, merged); err != nil {
+	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, merged, inv.id.Admin); err != nil {
 		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.SetConfig(ctx, a.Name, vars); err != nil {
@@ -185,7 +185,7 @@ func (inv *invocation) configUnset(ctx context.Context, c *command, args []strin
 	for _, k := range present {
 		delete(rest, k)
 	}
-	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, rest); err != nil {
+	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, rest, inv.id.Admin); err != nil {
 		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.UnsetConfig(ctx, a.Name, present); err != nil {

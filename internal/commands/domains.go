@@ -177,7 +177,7 @@ func (inv *invocation) domainsAdd(ctx context.Context, c *command, args []string
 	}
 	// The one host rule, as the caller's role allows (the identity travels
 	// in ctx), against every other app's domains, config and live routes.
-	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, map[string]string{"HOST_NAME": strings.Join(add, " ")}); err != nil {
+	if err := inv.d.cfg.Backend.ValidateConfig(ctx, a.Name, map[string]string{"HOST_NAME": strings.Join(add, " ")}, inv.id.Admin); err != nil {
 		return inv.claimError(err)
 	}
 	if err := inv.d.cfg.Store.AddDomains(ctx, a.Name, add); err != nil {

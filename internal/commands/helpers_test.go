@@ -33,6 +33,7 @@ type fakeBackend struct {
 	liveEnv map[string]string
 	fail    error  // returned by the methods that change an app
 	say     string // a failure line Restart prints before returning fail
+	told    bool   // Restart marks fail as reported (ui.Reported), as the orchestrator does
 	runCode int
 }
 
@@ -51,8 +52,8 @@ func (f *fakeBackend) Calls() []string {
 	return slices.Clone(f.calls)
 }
 
-// DiskUsage reports 3 MiB for every app but one not measured yet.
-func (f *fakeBackend) DiskUsage(app string) (int64, bool) {
+// DiskTotal reports 3 MiB for every app but one not measured yet.
+func (f *fakeBackend) DiskTotal(app string) (int64, bool) {
 	if app == "unmeasured" {
 		return 0, false
 	}
@@ -76,7 +77,7 @@ func (f *fakeBackend) Destroy(ctx context.Context, app string, purge bool) error
 	return f.st.DeleteApp(ctx, app)
 }
 
-func (f *fakeBackend) Deploy(ctx context.Context, app string, noCache bool, actor string, out *ui.Writer) error {
+func (f *fakeBackend) Deploy(ctx context.Context, app string, noCache bool, actor string, admin bool, out *ui.Writer) error {
 	return f.record("Deploy %s nocache=%v actor=%s", app, noCache, actor)
 }
 
@@ -84,7 +85,11 @@ func (f *fakeBackend) Restart(ctx context.Context, app string, out *ui.Writer) e
 	if f.say != "" {
 		out.Fail(f.say)
 	}
-	return f.record("Restart %s", app)
+	err := f.record("Restart %s", app)
+	if f.told {
+		return ui.Reported(err)
+	}
+	return err
 }
 
 func (f *fakeBackend) StopApp(ctx context.Context, app string, out *ui.Writer) error {
@@ -126,8 +131,8 @@ func (f *fakeBackend) LiveEnv(ctx context.Context, app string) (map[string]strin
 
 // RunOneOff echoes its argv to stdout and its stdin to stderr.
 // ValidateConfig applies the host rule as the orchestrator does, against the
-// other apps' domains and HOST_NAME in the store, as the caller in ctx.
-func (f *fakeBackend) ValidateConfig(ctx context.Context, app string, vars map[string]string) error {
+// other apps' domains and HOST_NAME in the store, as an admin or not.
+func (f *fakeBackend) ValidateConfig(ctx context.Context, app string, vars map[string]string, admin bool) error {
 	if strings.Contains(vars["STATIC_PATHS"], "..") {
 		return fmt.Errorf("STATIC_PATHS entry %q: the directory leaves the app", vars["STATIC_PATHS"])
 	}
@@ -144,17 +149,16 @@ func (f *fakeBackend) ValidateConfig(ctx context.Context, app string, vars map[s
 			held = append(held, hostclaim.Held{App: a.Name, Host: h})
 		}
 	}
-	id, _ := gitserver.IdentityFrom(ctx)
 	for _, h := range strings.Fields(strings.ReplaceAll(vars["HOST_NAME"], ",", " ")) {
-		if err := (hostclaim.Rule{Domain: "localhost"}).Check(app, strings.ToLower(h), id.Admin, held); err != nil {
+		if err := (hostclaim.Rule{Domain: "localhost"}).Check(app, strings.ToLower(h), admin, held); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (f *fakeBackend) RunTerminal(ctx context.Context, app string, argv []string, term io.ReadWriter, pty *gitserver.PTY) (int, error) {
-	if err := f.record("RunTerminal %s %q %s", app, argv, pty.Term); err != nil {
+func (f *fakeBackend) RunTerminal(ctx context.Context, app string, argv []string, rw io.ReadWriter, term string, size supervisor.WinSize, resize <-chan supervisor.WinSize) (int, error) {
+	if err := f.record("RunTerminal %s %q %s", app, argv, term); err != nil {
 		return 0, err
 	}
 	return 0, nil

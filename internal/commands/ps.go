@@ -114,10 +114,20 @@ func (inv *invocation) ps(ctx context.Context, c *command, args []string) error 
 	return nil
 }
 
+// processes lists the app's supervised processes, then those of its
+// add-ons.
+func (inv *invocation) processes(app string) []supervisor.Status {
+	procs := inv.d.cfg.Backend.Processes(app)
+	if inv.d.cfg.Addons != nil {
+		procs = append(procs, inv.d.cfg.Addons.Processes(app)...)
+	}
+	return procs
+}
+
 // processRows describes the app's supervised processes with the resources
 // their process groups use.
 func (inv *invocation) processRows(app string, now time.Time) []processJSON {
-	procs := inv.d.cfg.Backend.Processes(app)
+	procs := inv.processes(app)
 	var pgids []int
 	for _, p := range procs {
 		if p.PID > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"hop3/gitserver"
+	"hop3/runtime/supervisor"
 )
 
 // runOneOff runs `run APP -- COMMAND...`. Nothing after APP is read as a
@@ -40,7 +41,15 @@ func (inv *invocation) runIn(ctx context.Context, app string, argv []string) err
 	var code int
 	var err error
 	if inv.pty != nil {
-		code, err = inv.d.cfg.Backend.RunTerminal(ctx, app, argv, sessionTerm{inv.term}, inv.pty)
+		resize := make(chan supervisor.WinSize, 1)
+		go func() {
+			defer close(resize)
+			for w := range inv.pty.Resize {
+				resize <- supervisor.WinSize{Cols: w.Cols, Rows: w.Rows}
+			}
+		}()
+		size := supervisor.WinSize{Cols: inv.pty.Size.Cols, Rows: inv.pty.Size.Rows}
+		code, err = inv.d.cfg.Backend.RunTerminal(ctx, app, argv, sessionTerm{inv.term}, inv.pty.Term, size, resize)
 	} else {
 		code, err = inv.d.cfg.Backend.RunOneOff(ctx, app, argv, inv.stdin, inv.stdout, inv.stderr)
 	}

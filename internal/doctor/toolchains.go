@@ -58,10 +58,6 @@ const toolchainTimeout = 10 * time.Second
 // (composer, run as root, first warns about it; gradle opens with a rule).
 var versionLineRe = regexp.MustCompile(`\d+\.\d+`)
 
-// ansiRe matches the colour codes some tools print even into a pipe
-// (Maven).
-var ansiRe = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
-
 // ListToolchains reports each of Toolchains, found or not, as an info line
 // named "toolchain:<name>":
 // the version and path of what was found, or the package to install. The
@@ -121,7 +117,7 @@ func toolchain(ctx context.Context, sys System, tc Toolchain) Result {
 
 // versionLine is the first line of out that holds a version number.
 func versionLine(out string) string {
-	for _, l := range strings.Split(ansiRe.ReplaceAllString(out, ""), "\n") {
+	for _, l := range strings.Split(ui.StripANSI(out), "\n") {
 		if l = strings.TrimSpace(l); versionLineRe.MatchString(l) {
 			return l
 		}

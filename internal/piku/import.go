@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"hop3/bytesize"
 	"hop3/internal/hostclaim"
 	"hop3/internal/layout"
+	"hop3/internal/ui"
 )
 
 // Daemon runs a command on the running hop3 daemon, as `hop3 COMMAND`
@@ -457,8 +457,6 @@ type failWatch struct {
 	done    bool
 }
 
-var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
-
 func (f *failWatch) Write(p []byte) (int, error) {
 	f.partial = append(f.partial, p...)
 	for {
@@ -480,7 +478,7 @@ func (f *failWatch) flush() {
 }
 
 func (f *failWatch) line(l string) {
-	l = ansi.ReplaceAllString(l, "")
+	l = ui.StripANSI(l)
 	switch {
 	case f.done:
 	case len(f.lines) == 0:
