@@ -214,6 +214,12 @@ var skipInTree = map[string]bool{
 	".venv": true, ".mypy_cache": true, ".pytest_cache": true, ".ruff_cache": true,
 }
 
+// SourceHash hashes the source tree in dir as a build key sees it: names,
+// modes and contents, without version control, caches and dependency trees.
+func SourceHash(ctx context.Context, dir string) (string, error) {
+	return hashTree(ctx, dir, skipInTree)
+}
+
 // hashTree hashes the names, modes and contents of the files under dir,
 // leaving out the directories whose names skip holds.
 func hashTree(ctx context.Context, dir string, skip map[string]bool) (string, error) {

@@ -63,7 +63,7 @@ func TestBuildsNodeShared(t *testing.T) {
 
 	w.git("commit", "-q", "--allow-empty", "-m", "unchanged")
 	out = w.mustPush(d, alice, app)
-	wantPushOutput(t, out, "Reusing the build of an unchanged tree", "web.1 ready")
+	wantPushOutput(t, out, "Reusing the build of an unchanged tree", "which has stayed up: no settle wait", "web.1 ready")
 	wantNoPushOutput(t, out, "npm ci", "npm run build", "Installing dependencies")
 	v2 := releaseNumberOf(t, out)
 	wantLive(t, d, app, v2)

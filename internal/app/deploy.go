@@ -176,6 +176,11 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 	for _, n := range notes {
 		out.Info(n)
 	}
+	// Hashed before the app's user owns the tree: what was pushed.
+	source, err := buildpacks.SourceHash(ctx, dir)
+	if err != nil {
+		m.log.Warn("hash the pushed tree", "app", app, "err", err)
+	}
 	u, err := m.prepareApp(ctx, app)
 	if err != nil {
 		return err
@@ -187,6 +192,7 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 	if err != nil {
 		return err
 	}
+	r.meta.Source = source
 	metaJSON, _ = json.Marshal(r.meta)
 	// Recorded now: should hop3 die after the switch, the next start must
 	// be able to start this release again.
@@ -203,6 +209,10 @@ func (m *Manager) deployFrom(ctx context.Context, app, rev string, who actor, no
 		if err := m.runHook(ctx, r, e, out); err != nil {
 			return fmt.Errorf("release command failed: %w", err)
 		}
+	}
+	if by := m.provenBy(ctx, a.Release, r, time.Now()); by > 0 {
+		r.proven = true
+		out.Info(fmt.Sprintf("Same tree, build and settings as v%d, which has stayed up: no settle wait", by))
 	}
 	if err := m.activate(ctx, r, nil, out); err != nil {
 		return err

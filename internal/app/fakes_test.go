@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	"hop3/internal/router"
@@ -26,6 +27,7 @@ import (
 type fakeSupervisor struct {
 	mu      sync.Mutex
 	running map[string]supervisor.Spec
+	since   map[string]time.Time // when each running process started
 	started []supervisor.Spec
 	ran     []supervisor.Spec
 	calls   []string // "start NAME", "stop NAME", "drain NAME", "run NAME"
@@ -37,7 +39,7 @@ type fakeSupervisor struct {
 var _ Supervisor = (*fakeSupervisor)(nil)
 
 func newFakeSupervisor() *fakeSupervisor {
-	return &fakeSupervisor{running: map[string]supervisor.Spec{}}
+	return &fakeSupervisor{running: map[string]supervisor.Spec{}, since: map[string]time.Time{}}
 }
 
 func (s *fakeSupervisor) Start(ctx context.Context, spec supervisor.Spec) error {
@@ -49,7 +51,17 @@ func (s *fakeSupervisor) Start(ctx context.Context, spec supervisor.Spec) error 
 		return &supervisor.StartError{Name: spec.Name, Err: errors.New("exited after 10ms (exit status 1)")}
 	}
 	s.running[spec.Name] = spec
+	s.since[spec.Name] = time.Now()
 	return nil
+}
+
+// age makes every running process look started d earlier.
+func (s *fakeSupervisor) age(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, t := range s.since {
+		s.since[name] = t.Add(-d)
+	}
 }
 
 func (s *fakeSupervisor) Stop(ctx context.Context, name string) error {
@@ -87,7 +99,7 @@ func (s *fakeSupervisor) List() []supervisor.Status {
 	defer s.mu.Unlock()
 	var out []supervisor.Status
 	for name, spec := range s.running {
-		out = append(out, supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running})
+		out = append(out, supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running, StartedAt: s.since[name]})
 	}
 	slices.SortFunc(out, func(a, b supervisor.Status) int { return strings.Compare(a.Name, b.Name) })
 	return out

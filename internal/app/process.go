@@ -29,6 +29,8 @@ type releaseMeta struct {
 	Venv  string            `json:"venv,omitempty"`
 	Env   map[string]string `json:"env,omitempty"` // runtime additions from the buildpacks
 	Envs  []string          `json:"envs,omitempty"`
+	// Source is the hash of the pushed tree before the build (see provenBy).
+	Source string `json:"source,omitempty"`
 }
 
 // release is everything needed to run one release of an app.
@@ -43,6 +45,7 @@ type release struct {
 	scale    map[string]int
 	user     *supervisor.Credential // who the app's processes run as; nil: hop3's user
 	wake     bool                   // started by a request to the sleeping app: ready is enough
+	proven   bool                   // runs exactly what the live generation has run for longer than its settle time
 }
 
 // processName identifies a process to the supervisor.
@@ -96,9 +99,10 @@ func (m *Manager) specs(r release, kinds map[string]bool) ([]supervisor.Spec, er
 	startTimeout := durationEnv(r.env, "APP_START_TIMEOUT", 60*time.Second)
 	stopTimeout := durationEnv(r.env, "STOP_TIMEOUT", 10*time.Second)
 	settle := durationEnv(r.env, "SETTLE_TIME", DefaultSettleTime)
-	if r.wake {
+	if r.wake || r.proven {
 		// A request waits: nothing else serves it, so nothing is kept
-		// safe by waiting longer.
+		// safe by waiting longer. Or the live generation has already
+		// shown that this very release stays up (provenBy).
 		settle = 0
 	}
 	healthHost := r.app + "." + m.cfg.Domain
