@@ -28,11 +28,14 @@ func (m *Manager) provenBy(ctx context.Context, live int, r release, now time.Ti
 		return 0
 	}
 	// Through JSON, as the live release's record was: an empty map and a
-	// missing one are the same build.
+	// missing one are the same build. Paths into each release's own
+	// directory (NODE_PATH, PATH) name the same thing.
 	a, errA := json.Marshal(l.meta)
 	b, errB := json.Marshal(r.meta)
-	if errA != nil || errB != nil || !bytes.Equal(a, b) ||
-		!maps.Equal(l.env, r.env) || !maps.Equal(l.scale, r.scale) {
+	if errA != nil || errB != nil || !bytes.Equal(inRelease(a, l.dir), inRelease(b, r.dir)) ||
+		!maps.EqualFunc(l.env, r.env, func(x, y string) bool {
+			return bytes.Equal(inRelease([]byte(x), l.dir), inRelease([]byte(y), r.dir))
+		}) || !maps.Equal(l.scale, r.scale) {
 		return 0
 	}
 	settle := durationEnv(r.env, "SETTLE_TIME", DefaultSettleTime)
@@ -53,4 +56,9 @@ func (m *Manager) provenBy(ctx context.Context, live int, r release, now time.Ti
 		return 0
 	}
 	return live
+}
+
+// inRelease writes paths into the release directory dir as "$RELEASE/...".
+func inRelease(b []byte, dir string) []byte {
+	return bytes.ReplaceAll(b, []byte(dir), []byte("$RELEASE"))
 }
