@@ -124,7 +124,10 @@ func (r Rule) Check(app, host string, admin bool, held []Held) error {
 	owner, platform := r.Namespace(host)
 	switch {
 	case owner != "" && owner != app:
-		return &Error{Host: host, Owner: owner, msg: fmt.Sprintf("host %s is reserved for an app named %s", host, owner)}
+		// Say what is possible, not only what is not: the app's own name
+		// space, or a domain outside the platform's.
+		return &Error{Host: host, Owner: owner, msg: fmt.Sprintf("host %s is reserved for an app named %s: under %s an app answers to %s.%s and the names below it; for other names use a domain of your own",
+			host, owner, strings.ToLower(r.Domain), app, strings.ToLower(r.Domain))}
 	case platform && !admin:
 		return &Error{Host: host, msg: fmt.Sprintf("host %s is the platform's (%s): only an admin key may give it to an app", host, platformWhy(host, r.Domain))}
 	}

@@ -32,6 +32,8 @@ func TestCheck(t *testing.T) {
 		{"localhost", false, "platform's", ""},
 		{"127.0.0.1", false, "IP address", ""},
 		{"b.hop3.test", false, "reserved for an app named b", "b"},
+		// The refusal says what the app may have instead.
+		{"www.hop3.test", true, "under hop3.test an app answers to a.hop3.test and the names below it; for other names use a domain of your own", "www"},
 		{"x.b.hop3.test", false, "reserved for an app named b", "b"},
 		{"*.b.hop3.test", false, "reserved for an app named b", "b"},
 		{"d.hop3.test", false, "reserved for an app named d", "d"}, // before d exists
