@@ -14,12 +14,16 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all setup build run lint test test-short fuzz bench clean
+.PHONY: all setup setup-test build run lint test test-short fuzz bench clean
 
 all: build
 
 setup:
 	@bash scripts/setup.sh
+
+# The tests also build Java, Ruby and PHP apps: their toolchains too.
+setup-test:
+	@HOP3_SETUP_LANGS=1 bash scripts/setup.sh
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/hop3 ./cmd/hop3
@@ -32,7 +36,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # lint first: a finding fails the run before the long tests start.
-test: lint setup
+test: lint setup-test
 	$(GO) test -race -timeout 20m -count=1 ./...
 
 # Every native fuzz target (func FuzzXxx in a _test.go file), one after

