@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -36,7 +37,8 @@ import (
 // Starting at two when the apps fit the cores would only defer the same
 // decision: an idle app gives its second worker back anyway. The
 // autoscaler gives a busy app its second worker within seconds
-// (AutoscaleUpAfter samples).
+// (AutoscaleUpAfter samples), whether its workers are busy on CPU or its
+// requests wait for a thread.
 
 // Scaling labels of a Granian process, shown by ps.
 const (
@@ -48,6 +50,8 @@ const (
 const (
 	workersLabel = "workers"
 	scalingLabel = "scaling"
+	// threadsLabel is a wsgi entry's blocking threads per worker.
+	threadsLabel = "threads"
 )
 
 // perWorkerMemory is the memory the auto budget sets aside for one Granian
@@ -187,19 +191,27 @@ const (
 // scalePolicy decides from an entry's recent load whether it gains or
 // gives back a worker.
 //
-// The load is the CPU time of the entry's Granian process group (its
-// workers and their threads) per second per worker, read from /proc by
-// hop3 each interval: it costs requests nothing. Measured with six clients
+// Two signals, both read by hop3 each interval at no cost to requests.
+// The first is the CPU time of the entry's Granian process group (its
+// workers and their threads) per second per worker, read from /proc.
+// Measured with six clients
 // through Caddy on one worker, each second: a CPU-bound view (20 ms of
 // CPU) read 1.00 with one blocking thread, and 0.74 to 1.00 in 11 of 12
 // seconds (0.47 in one) with four on a busy machine, its GIL holding it to
 // one core, so a second worker doubles what it can serve. A view that
 // waits 20 ms on I/O read 0.00 to 0.02 while serving 50 requests/s, all
 // its one blocking thread allows (188 of 200 with four threads, 0.00 to
-// 0.04): it gains no worker, and GRANIAN_THREADS, not another process, is
-// what serves it more. Connections queued at the app's socket would see
-// that case, but Linux does not show a unix socket's accept queue in /proc
-// and Granian's workers accept at once into their own queues.
+// 0.04): CPU alone would never give it a worker.
+//
+// The second sees that case: the requests Caddy has in flight to a wsgi
+// entry's socket (counters Caddy keeps anyway, read from its admin API),
+// against its capacity, workers × blocking threads. More in flight than
+// threads means every thread busy and requests waiting in
+// Granian's queue, CPU or not. (The socket's accept queue would say the
+// same, but Linux does not show a unix socket's in /proc, and Granian's
+// workers accept at once into their own queues.) It is one count per
+// sample, not a time average, so the policy averages it over the same
+// window as the CPU.
 type scalePolicy struct {
 	up, down           float64 // load per worker that counts as busy; as idle
 	upAfter, downAfter int     // samples looked at
@@ -214,21 +226,57 @@ type scaleView struct {
 	max     int       // the most this entry may have
 	room    int       // workers the machine's budget has left
 	samples []float64 // load per worker, oldest first, since the entry's last start
+
+	// threads is a wsgi entry's blocking threads per worker; 0 leaves the
+	// requests in flight out of the decision. An asgi entry has 0: one
+	// worker's event loop serves many requests at once, so requests in
+	// flight do not mean requests waiting, and its CPU tells when it is
+	// full.
+	threads int
+	// inFlight holds the requests Caddy had in flight to the entry at
+	// each sample, beside samples; NaN where Caddy did not answer.
+	inFlight []float64
+}
+
+// queued reports whether the requests in flight averaged more than the
+// entry's capacity over the last n samples: every thread busy and more
+// waiting. (Exactly the capacity is one client after another, which
+// another worker would not serve faster.) An unknown sample in the
+// window leaves the decision to the CPU.
+func (v scaleView) queued(n int) bool {
+	if v.threads <= 0 || len(v.inFlight) != len(v.samples) || len(v.inFlight) < n {
+		return false
+	}
+	return mean(v.inFlight[len(v.inFlight)-n:]) > float64(v.workers*v.threads)
+}
+
+// quiet reports whether each of the last n samples' requests in flight
+// stays below half the capacity of one worker fewer: taking the worker
+// back would not queue requests at once. An unknown sample counts as
+// quiet: with Caddy not answering, the CPU alone decides.
+func (v scaleView) quiet(n int) bool {
+	if v.threads <= 0 || len(v.inFlight) != len(v.samples) || len(v.inFlight) < n {
+		return true
+	}
+	limit := float64((v.workers-1)*v.threads) / 2
+	return allOf(v.inFlight[len(v.inFlight)-n:], func(q float64) bool { return math.IsNaN(q) || q < limit })
 }
 
 // decide returns +1 (one more worker), -1 (one fewer) or 0. Hysteresis:
 // a worker is added when the load per worker averaged up or more over the
 // last upAfter samples (the mean, because on a machine busy with other
-// work a busy worker gets less than a core now and then), and taken back only when every one of the last downAfter samples,
-// spread over one worker fewer, stays below down, so the change it makes
-// does not undo itself. Samples start again after each change, which
-// spaces changes by upAfter samples at least.
+// work a busy worker gets less than a core now and then), or when requests
+// queued over them (queued), and taken back only when every one of the
+// last downAfter samples, spread over one worker fewer, stays below down
+// and its requests in flight stay quiet, so the change it makes does not
+// undo itself. Samples start again after each change, which spaces changes
+// by upAfter samples at least.
 func (p scalePolicy) decide(v scaleView) int {
 	if v.pinned {
 		return 0
 	}
 	n := len(v.samples)
-	if n >= p.upAfter && mean(v.samples[n-p.upAfter:]) >= p.up {
+	if n >= p.upAfter && (mean(v.samples[n-p.upAfter:]) >= p.up || v.queued(p.upAfter)) {
 		if v.workers < v.max && v.room > 0 {
 			return 1
 		}
@@ -236,7 +284,7 @@ func (p scalePolicy) decide(v scaleView) int {
 	}
 	if v.workers > 1 && n >= p.downAfter {
 		spread := float64(v.workers) / float64(v.workers-1)
-		if allOf(v.samples[n-p.downAfter:], func(u float64) bool { return u*spread < p.down }) {
+		if allOf(v.samples[n-p.downAfter:], func(u float64) bool { return u*spread < p.down }) && v.quiet(p.downAfter) {
 			return -1
 		}
 	}
@@ -273,10 +321,11 @@ type usageReader func(pgids []int) map[int]supervisor.Usage
 // series is what the autoscaler remembers of one entry's running
 // generation.
 type series struct {
-	pid     int
-	cpu     float64 // CPU seconds at the last sample
-	at      time.Time
-	samples []float64
+	pid      int
+	cpu      float64 // CPU seconds at the last sample
+	at       time.Time
+	samples  []float64
+	inFlight []float64 // beside samples; NaN when unknown
 }
 
 // scaleChange is one decision to carry out.
@@ -291,11 +340,14 @@ type scaleChange struct {
 // state is the loop's own; only the set of switches in flight is shared
 // with the goroutines that carry them out.
 type autoscaler struct {
-	budget  int
-	maxApp  int
-	policy  scalePolicy
-	usage   usageReader
-	observe func(k workerKey, workers int, load float64) // each sample, for debug logs
+	budget int
+	maxApp int
+	policy scalePolicy
+	usage  usageReader
+	// queue reads the requests in flight to each socket (Manager.queueReader);
+	// nil, or a nil answer, leaves the CPU alone to decide.
+	queue   func() map[string]int
+	observe func(k workerKey, workers int, load, inFlight float64) // each sample, for debug logs
 	series  map[workerKey]*series
 	mu      sync.Mutex
 	pending map[workerKey]int // switches in flight: the count they go to
@@ -333,10 +385,32 @@ func entries(procs []supervisor.Status) map[workerKey]granianEntry {
 	return out
 }
 
+// sampled reports whether the autoscaler samples e: a running auto entry.
+func sampled(e granianEntry) bool {
+	return e.st.Labels[scalingLabel] == ScalingAuto && e.st.State == supervisor.Running && e.st.PID > 0
+}
+
+// threads is the entry's blocking threads per worker; 0 for asgi.
+func (e granianEntry) threads() int {
+	n, _ := strconv.Atoi(e.st.Labels[threadsLabel])
+	return max(n, 0)
+}
+
 // plan takes one sample of every auto entry at now and returns the changes
 // to make, which it counts as in flight until done is called for each.
 func (a *autoscaler) plan(procs []supervisor.Status, now time.Time) []scaleChange {
 	live := entries(procs)
+	// Caddy is asked outside the lock, which the switches in flight
+	// take when they end, and only when a wsgi entry can use the answer.
+	var queue map[string]int
+	if a.queue != nil {
+		for _, e := range live {
+			if sampled(e) && e.threads() > 0 {
+				queue = a.queue()
+				break
+			}
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	used := 0
@@ -347,7 +421,7 @@ func (a *autoscaler) plan(procs []supervisor.Status, now time.Time) []scaleChang
 			n = max(n, p)
 		}
 		used += n
-		if e.st.Labels[scalingLabel] == ScalingAuto && e.st.State == supervisor.Running && e.st.PID > 0 {
+		if sampled(e) {
 			pgids = append(pgids, e.st.PID)
 		}
 	}
@@ -362,7 +436,7 @@ func (a *autoscaler) plan(procs []supervisor.Status, now time.Time) []scaleChang
 	usage := a.usage(pgids)
 	var changes []scaleChange
 	for k, e := range live {
-		if e.st.Labels[scalingLabel] != ScalingAuto || e.st.State != supervisor.Running || e.st.PID <= 0 {
+		if !sampled(e) {
 			continue
 		}
 		u, ok := usage[e.st.PID]
@@ -377,19 +451,26 @@ func (a *autoscaler) plan(procs []supervisor.Status, now time.Time) []scaleChang
 		}
 		if dt := now.Sub(s.at).Seconds(); dt > 0 && e.workers > 0 {
 			load := max(u.CPU-s.cpu, 0) / dt / float64(e.workers)
+			q := math.NaN()
+			if n, ok := queue[e.st.Labels["socket"]]; ok && e.threads() > 0 {
+				q = float64(n)
+			}
 			s.samples = append(s.samples, load)
+			s.inFlight = append(s.inFlight, q)
 			if a.observe != nil {
-				a.observe(k, e.workers, load)
+				a.observe(k, e.workers, load, q)
 			}
 			if keep := max(a.policy.upAfter, a.policy.downAfter); len(s.samples) > keep {
 				s.samples = s.samples[len(s.samples)-keep:]
+				s.inFlight = s.inFlight[len(s.inFlight)-keep:]
 			}
 		}
 		s.cpu, s.at = u.CPU, now
 		if _, busy := a.pending[k]; busy {
 			continue // one switch at a time per entry
 		}
-		d := a.policy.decide(scaleView{workers: e.workers, max: a.maxApp, room: a.budget - used, samples: s.samples})
+		d := a.policy.decide(scaleView{workers: e.workers, max: a.maxApp, room: a.budget - used, samples: s.samples,
+			threads: e.threads(), inFlight: s.inFlight})
 		if d == 0 {
 			continue
 		}
@@ -443,8 +524,10 @@ func (m *Manager) Autoscale(ctx context.Context, opts AutoscaleOptions) {
 	a := newAutoscaler(budget, maxApp, func(pgids []int) map[int]supervisor.Usage {
 		return supervisor.GroupUsage("/proc", pgids)
 	})
-	a.observe = func(k workerKey, workers int, load float64) {
-		m.log.Debug("worker load", "app", k.app, "kind", k.kind, "workers", workers, "load", strconv.FormatFloat(load, 'f', 2, 64))
+	a.queue = m.queueReader(ctx)
+	a.observe = func(k workerKey, workers int, load, inFlight float64) {
+		m.log.Debug("worker load", "app", k.app, "kind", k.kind, "workers", workers, "load", strconv.FormatFloat(load, 'f', 2, 64),
+			"in_flight", strconv.FormatFloat(inFlight, 'f', -1, 64))
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()

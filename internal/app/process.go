@@ -244,11 +244,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		// on 2 cores its median was 2.6 ms against 8.1 ms with 4, and at
 		// 100 req/s no worse (BENCHMARKS.md §9). Apps whose views wait on
 		// I/O raise it with GRANIAN_THREADS.
-		threads := 1
-		if n, err := strconv.Atoi(r.env["GRANIAN_THREADS"]); err == nil && n > 0 {
-			threads = n
-		}
-		argv = append(argv, "--blocking-threads", strconv.Itoa(threads))
+		argv = append(argv, "--blocking-threads", strconv.Itoa(blockingThreads(r.env)))
 	}
 	env := copyEnv(r.env)
 	env["PROC_TYPE"] = e.Name
@@ -275,6 +271,9 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	env["GRANIAN_UDS_PERMISSIONS"] = fmt.Sprintf("%04o", isolation.SocketMode)
 	lbl := labels(r.app, e.Name, 1, r.number, r.gen)
 	lbl["socket"], lbl["iface"] = sock, iface
+	if iface == "wsgi" {
+		lbl[threadsLabel] = strconv.Itoa(blockingThreads(r.env)) // the autoscaler's capacity
+	}
 	return supervisor.Spec{
 		Name:       processName(r.app, e.Name, 1, r.number, r.gen),
 		Labels:     lbl,
