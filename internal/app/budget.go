@@ -250,16 +250,23 @@ func (v scaleView) queued(n int) bool {
 	return mean(v.inFlight[len(v.inFlight)-n:]) > float64(v.workers*v.threads)
 }
 
-// quiet reports whether each of the last n samples' requests in flight
-// stays below half the capacity of one worker fewer: taking the worker
-// back would not queue requests at once. An unknown sample counts as
-// quiet: with Caddy not answering, the CPU alone decides.
+// quiet reports whether the requests in flight over the last n samples,
+// spread over one worker fewer, averaged below half its capacity: taking
+// the worker back would not make requests wait. The mean, as for queued:
+// one count per sample catches a lone request now and then, which a
+// worker fewer serves as well. Unknown samples are left out, and with
+// none known (Caddy not answering) the CPU alone decides.
 func (v scaleView) quiet(n int) bool {
 	if v.threads <= 0 || len(v.inFlight) != len(v.samples) || len(v.inFlight) < n {
 		return true
 	}
-	limit := float64((v.workers-1)*v.threads) / 2
-	return allOf(v.inFlight[len(v.inFlight)-n:], func(q float64) bool { return math.IsNaN(q) || q < limit })
+	var known []float64
+	for _, q := range v.inFlight[len(v.inFlight)-n:] {
+		if !math.IsNaN(q) {
+			known = append(known, q)
+		}
+	}
+	return len(known) == 0 || mean(known) < float64((v.workers-1)*v.threads)/2
 }
 
 // decide returns +1 (one more worker), -1 (one fewer) or 0. Hysteresis:
@@ -268,8 +275,8 @@ func (v scaleView) quiet(n int) bool {
 // work a busy worker gets less than a core now and then), or when requests
 // queued over them (queued), and taken back only when every one of the
 // last downAfter samples, spread over one worker fewer, stays below down
-// and its requests in flight stay quiet, so the change it makes does not
-// undo itself. Samples start again after each change, which spaces changes
+// and its requests in flight over them were quiet, so the change it makes
+// does not undo itself. Samples start again after each change, which spaces changes
 // by upAfter samples at least.
 func (p scalePolicy) decide(v scaleView) int {
 	if v.pinned {

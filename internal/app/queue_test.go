@@ -22,7 +22,7 @@ import (
 
 // TestScaleDecisionQueue: a wsgi entry whose requests wait for a thread
 // gains a worker with its CPU idle, and gives it back only when its
-// requests in flight leave one worker fewer room to spare as well.
+// requests in flight would leave one worker fewer room to spare as well.
 func TestScaleDecisionQueue(t *testing.T) {
 	t.Parallel()
 	p := scalePolicy{up: 0.75, down: 0.3, upAfter: 3, downAfter: 5}
@@ -58,14 +58,17 @@ func TestScaleDecisionQueue(t *testing.T) {
 		{"counts not beside the samples: CPU decides", scaleView{workers: 1, max: 2, room: 3, samples: idle3, threads: 1, inFlight: repeat(6, 4)}, 0},
 
 		{"idle and nothing in flight: one fewer", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: repeat(0, 5)}, -1},
-		// On one worker fewer one request would have half of its one
-		// thread's room: not below half, so the worker stays.
-		{"one request in one sample keeps the worker", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: []float64{0, 0, 1, 0, 0}}, 0},
+		{"a request now and then: one fewer", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: []float64{0, 0, 1, 0, 0}}, -1},
+		// On one worker fewer, a request in flight at every other sample
+		// would keep its one thread busy half the time or more.
+		{"half of one worker fewer keeps the worker", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: []float64{0, 1, 0, 1, 1}}, 0},
 		{"requests in flight keep a worker the CPU would give back", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: repeat(1, 5)}, 0},
 		{"below half of one worker fewer: one fewer", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 4, inFlight: repeat(1, 5)}, -1},
 		{"half of one worker fewer keeps it", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 4, inFlight: repeat(2, 5)}, 0},
 		{"three workers, light traffic: one fewer", scaleView{workers: 3, max: 4, room: 0, samples: idle5, threads: 1, inFlight: repeat(0, 5)}, -1},
 		{"caddy silent: the CPU alone gives back", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: repeat(unknown, 5)}, -1},
+		{"what caddy said counts", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: []float64{1, unknown, 1, unknown, unknown}}, 0},
+		{"what caddy said was quiet", scaleView{workers: 2, max: 2, room: 0, samples: idle5, threads: 1, inFlight: []float64{0, unknown, 0, unknown, 1}}, -1},
 		{"quiet queue, busy CPU keeps it", scaleView{workers: 2, max: 2, room: 0, samples: repeat(0.2, 5), threads: 1, inFlight: repeat(0, 5)}, 0},
 		{"quiet, not long enough", scaleView{workers: 2, max: 2, room: 0, samples: repeat(0.01, 4), threads: 1, inFlight: repeat(0, 4)}, 0},
 	}
@@ -137,8 +140,8 @@ func TestAutoscalerPlanQueue(t *testing.T) {
 	procs[0].Labels["socket"] = "/run/io.v1.2.sock"
 	delete(inFlight, io)
 	io = procs[0].Labels["socket"]
-	// One request at a time keeps it: on one worker it would fill the
-	// only thread.
+	// A request in flight at every sample keeps it: on one worker it
+	// would keep the only thread busy.
 	inFlight[io] = 1
 	for i := range 8 {
 		if c := step(); len(c) != 0 {
@@ -151,7 +154,7 @@ func TestAutoscalerPlanQueue(t *testing.T) {
 		down = append(down, step()...)
 	}
 	if len(down) != 1 || down[0].workers != 1 || down[0].reason != "idle" {
-		t.Fatalf("after 4 quiet samples planned %+v, want io back to 1 worker", down)
+		t.Fatalf("over 4 quiet samples planned %+v, want io back to 1 worker once", down)
 	}
 
 	// Caddy is asked only while a wsgi entry can use the answer.
@@ -219,7 +222,7 @@ func TestBySocket(t *testing.T) {
 		"unix/" + filepath.Join(dir, "web.sock"):   3,
 		"unix/" + filepath.Join(dir, "other.sock"): 1,
 		"unix/" + filepath.Join(dir, "gone.sock"):  2,
-		"127.0.0.1:5000":                           4,
+		"127.0.0.1:5000": 4,
 	})
 	want := map[string]int{
 		filepath.Join(dir, "web.sock"):   3,
