@@ -128,3 +128,60 @@ func TestWorkerBudgetScales(t *testing.T) {
 		t.Errorf("the pinned app was autoscaled:\n%s", ev)
 	}
 }
+
+// ioApp answers after waiting 50 ms, as a view waits on a database: its
+// worker uses next to no CPU while its one blocking thread is taken.
+func ioApp() map[string]string {
+	return map[string]string{
+		"app.py": `import time
+def app(environ, start_response):
+    time.sleep(0.05)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+`,
+		"requirements.txt": "# no dependencies\n",
+		"Procfile":         "wsgi: app:app\n",
+	}
+}
+
+// TestWorkerBudgetQueue: an auto app whose view waits on I/O uses no CPU
+// to speak of, yet with six clients its one blocking thread keeps requests
+// waiting: the requests Caddy has in flight give it a second worker, which
+// it gives back once they stop, and no request fails meanwhile.
+func TestWorkerBudgetQueue(t *testing.T) {
+	t.Parallel()
+	root := shortTemp(t)
+	// Samples every 300 ms: queued after 1.5 s of load, idle after 9 s.
+	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
+	alice := newUser(t, "alice")
+	d.register(alice)
+
+	w := newWorkdir(t, ioApp())
+	w.mustPush(d, alice, "waits")
+	wantBody(t, d, "waits.localhost", "/", "ok")
+	eventually(t, 10*time.Second, wantWorkers(d, alice, "waits", "1 auto"))
+
+	l := startLoad(t, d, "waits.localhost", 6)
+	eventually(t, 120*time.Second, wantWorkers(d, alice, "waits", "2 auto"))
+	// Load goes on across the switch and a little after.
+	time.Sleep(3 * time.Second)
+	endLoad(t, l, "under load")
+
+	// Idle: a request now and then, each answered, while the worker goes
+	// back.
+	last := time.Now()
+	eventually(t, 120*time.Second, func() error {
+		if time.Since(last) > 2*time.Second {
+			wantBody(t, d, "waits.localhost", "/", "ok")
+			last = time.Now()
+		}
+		return wantWorkers(d, alice, "waits", "1 auto")()
+	})
+
+	ev := d.mustCmd(alice, "events", "waits").stdout
+	for _, want := range []string{"scaled wsgi to 2 workers (load)", "scaled wsgi to 1 worker (idle)"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("events lack %q:\n%s", want, ev)
+		}
+	}
+}
