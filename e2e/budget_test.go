@@ -161,15 +161,17 @@ func TestWorkerBudgetQueue(t *testing.T) {
 	wantBody(t, d, "waits.localhost", "/", "ok")
 	eventually(t, 10*time.Second, wantWorkers(d, alice, "waits", "1 auto"))
 
+	start := time.Now()
 	l := startLoad(t, d, "waits.localhost", 6)
 	eventually(t, 120*time.Second, wantWorkers(d, alice, "waits", "2 auto"))
+	t.Logf("scaled up after %s of load", time.Since(start).Round(time.Millisecond))
 	// Load goes on across the switch and a little after.
 	time.Sleep(3 * time.Second)
 	endLoad(t, l, "under load")
 
 	// Idle: a request now and then, each answered, while the worker goes
 	// back.
-	last := time.Now()
+	last, idle := time.Now(), time.Now()
 	eventually(t, 120*time.Second, func() error {
 		if time.Since(last) > 2*time.Second {
 			wantBody(t, d, "waits.localhost", "/", "ok")
@@ -177,6 +179,7 @@ func TestWorkerBudgetQueue(t *testing.T) {
 		}
 		return wantWorkers(d, alice, "waits", "1 auto")()
 	})
+	t.Logf("scaled down after %s idle", time.Since(idle).Round(time.Millisecond))
 
 	ev := d.mustCmd(alice, "events", "waits").stdout
 	for _, want := range []string{"scaled wsgi to 2 workers (load)", "scaled wsgi to 1 worker (idle)"} {
