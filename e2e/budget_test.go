@@ -72,27 +72,32 @@ func wantWorkers(d *daemon, u user, app string, want string) func() error {
 	}
 }
 
-// TestWorkerBudgetScales: an auto app starts with one Granian worker,
-// gains a second under sustained CPU load driven through Caddy, and gives
-// it back once the load stops, each change a zero-downtime switch that
-// fails no request; events record both decisions. An app pinned with
-// ps:scale stays at its count under the same load.
-func TestWorkerBudgetScales(t *testing.T) {
-	t.Parallel()
-	root := shortTemp(t)
-	// Samples every 300 ms: busy after 1.5 s of load, idle after 9 s.
-	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
+// budgetDaemon starts hop3 with a short autoscaler interval and one user.
+// Samples every 300 ms: busy after 1.5 s of load, idle after 9 s.
+func budgetDaemon(t *testing.T) (*daemon, user) {
+	t.Helper()
+	d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
 	alice := newUser(t, "alice")
 	d.register(alice)
+	return d, alice
+}
 
-	w := newWorkdir(t, cpuApp())
-	w.mustPush(d, alice, "busy")
-	wantBody(t, d, "busy.localhost", "/", "ok")
-	eventually(t, 10*time.Second, wantWorkers(d, alice, "busy", "1 auto"))
+// scaleUpAndBack pushes files as app, an auto app answering "ok", and
+// checks it starts with one Granian worker, gains a second under six
+// clients driven through Caddy, and gives it back once the load stops,
+// each change a zero-downtime switch that fails no request; events record
+// both decisions. It returns how long the load took to scale it up.
+func scaleUpAndBack(t *testing.T, d *daemon, u user, app string, files map[string]string) time.Duration {
+	t.Helper()
+	host := app + ".localhost"
+	w := newWorkdir(t, files)
+	w.mustPush(d, u, app)
+	wantBody(t, d, host, "/", "ok")
+	eventually(t, 10*time.Second, wantWorkers(d, u, app, "1 auto"))
 
 	start := time.Now()
-	l := startLoad(t, d, "busy.localhost", 6)
-	eventually(t, 120*time.Second, wantWorkers(d, alice, "busy", "2 auto"))
+	l := startLoad(t, d, host, 6)
+	eventually(t, 120*time.Second, wantWorkers(d, u, app, "2 auto"))
 	took := time.Since(start)
 	t.Logf("scaled up after %s of load", took.Round(time.Millisecond))
 	// Load goes on across the switch and a little after.
@@ -100,17 +105,29 @@ func TestWorkerBudgetScales(t *testing.T) {
 	endLoad(t, l, "under load")
 
 	// Idle: the odd request, each answered, while the worker goes back.
+	idle := time.Now()
 	eventually(t, 120*time.Second, func() error {
-		wantBody(t, d, "busy.localhost", "/", "ok")
-		return wantWorkers(d, alice, "busy", "1 auto")()
+		wantBody(t, d, host, "/", "ok")
+		return wantWorkers(d, u, app, "1 auto")()
 	})
+	t.Logf("scaled down after %s idle", time.Since(idle).Round(time.Millisecond))
 
-	ev := d.mustCmd(alice, "events", "busy").stdout
+	ev := d.mustCmd(u, "events", app).stdout
 	for _, want := range []string{"scaled wsgi to 2 workers (load)", "scaled wsgi to 1 worker (idle)"} {
 		if !strings.Contains(ev, want) {
 			t.Errorf("events lack %q:\n%s", want, ev)
 		}
 	}
+	return took
+}
+
+// TestWorkerBudgetScales: an auto app whose view burns CPU scales up and
+// back (scaleUpAndBack). An app pinned with ps:scale stays at its count
+// under the same load.
+func TestWorkerBudgetScales(t *testing.T) {
+	t.Parallel()
+	d, alice := budgetDaemon(t)
+	took := scaleUpAndBack(t, d, alice, "busy", cpuApp())
 
 	// Pinned: the same load for longer than the auto app needed changes
 	// nothing.
@@ -118,7 +135,7 @@ func TestWorkerBudgetScales(t *testing.T) {
 	p.mustPush(d, alice, "pinned")
 	d.mustCmd(alice, "ps:scale", "pinned", "wsgi=1")
 	eventually(t, 10*time.Second, wantWorkers(d, alice, "pinned", "1 pinned"))
-	l = startLoad(t, d, "pinned.localhost", 6)
+	l := startLoad(t, d, "pinned.localhost", 6)
 	time.Sleep(max(2*took, 10*time.Second))
 	if err := wantWorkers(d, alice, "pinned", "1 pinned")(); err != nil {
 		t.Error(err)
@@ -147,44 +164,9 @@ def app(environ, start_response):
 // TestWorkerBudgetQueue: an auto app whose view waits on I/O uses no CPU
 // to speak of, yet with six clients its one blocking thread keeps requests
 // waiting: the requests Caddy has in flight give it a second worker, which
-// it gives back once they stop, and no request fails meanwhile.
+// it gives back once they stop (scaleUpAndBack).
 func TestWorkerBudgetQueue(t *testing.T) {
 	t.Parallel()
-	root := shortTemp(t)
-	// Samples every 300 ms: queued after 1.5 s of load, idle after 9 s.
-	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
-	alice := newUser(t, "alice")
-	d.register(alice)
-
-	w := newWorkdir(t, ioApp())
-	w.mustPush(d, alice, "waits")
-	wantBody(t, d, "waits.localhost", "/", "ok")
-	eventually(t, 10*time.Second, wantWorkers(d, alice, "waits", "1 auto"))
-
-	start := time.Now()
-	l := startLoad(t, d, "waits.localhost", 6)
-	eventually(t, 120*time.Second, wantWorkers(d, alice, "waits", "2 auto"))
-	t.Logf("scaled up after %s of load", time.Since(start).Round(time.Millisecond))
-	// Load goes on across the switch and a little after.
-	time.Sleep(3 * time.Second)
-	endLoad(t, l, "under load")
-
-	// Idle: a request now and then, each answered, while the worker goes
-	// back.
-	last, idle := time.Now(), time.Now()
-	eventually(t, 120*time.Second, func() error {
-		if time.Since(last) > 2*time.Second {
-			wantBody(t, d, "waits.localhost", "/", "ok")
-			last = time.Now()
-		}
-		return wantWorkers(d, alice, "waits", "1 auto")()
-	})
-	t.Logf("scaled down after %s idle", time.Since(idle).Round(time.Millisecond))
-
-	ev := d.mustCmd(alice, "events", "waits").stdout
-	for _, want := range []string{"scaled wsgi to 2 workers (load)", "scaled wsgi to 1 worker (idle)"} {
-		if !strings.Contains(ev, want) {
-			t.Errorf("events lack %q:\n%s", want, ev)
-		}
-	}
+	d, alice := budgetDaemon(t)
+	scaleUpAndBack(t, d, alice, "waits", ioApp())
 }
