@@ -194,24 +194,23 @@ const (
 // Two signals, both read by hop3 each interval at no cost to requests.
 // The first is the CPU time of the entry's Granian process group (its
 // workers and their threads) per second per worker, read from /proc.
-// Measured with six clients
-// through Caddy on one worker, each second: a CPU-bound view (20 ms of
-// CPU) read 1.00 with one blocking thread, and 0.74 to 1.00 in 11 of 12
-// seconds (0.47 in one) with four on a busy machine, its GIL holding it to
-// one core, so a second worker doubles what it can serve. A view that
-// waits 20 ms on I/O read 0.00 to 0.02 while serving 50 requests/s, all
-// its one blocking thread allows (188 of 200 with four threads, 0.00 to
-// 0.04): CPU alone would never give it a worker.
+// Measured with six clients through Caddy on one worker, each second: a
+// CPU-bound view (20 ms of CPU) read 1.00 with one blocking thread, and
+// 0.74 to 1.00 in 11 of 12 seconds (0.47 in one) with four on a busy
+// machine, its GIL holding it to one core, so a second worker doubles
+// what it can serve. A view that waits 20 ms on I/O read 0.00 to 0.02
+// while serving 50 requests/s, all its one blocking thread allows (188 of
+// 200 with four threads, 0.00 to 0.04): CPU alone would never give it a
+// worker.
 //
 // The second sees that case: the requests Caddy has in flight to a wsgi
 // entry's socket (counters Caddy keeps anyway, read from its admin API),
 // against its capacity, workers × blocking threads. More in flight than
-// threads means every thread busy and requests waiting in
-// Granian's queue, CPU or not. (The socket's accept queue would say the
-// same, but Linux does not show a unix socket's in /proc, and Granian's
-// workers accept at once into their own queues.) It is one count per
-// sample, not a time average, so the policy averages it over the same
-// window as the CPU.
+// that means every thread busy and requests waiting in Granian's queue,
+// CPU or not. (The socket's accept queue would say the same, but Linux
+// does not show a unix socket's in /proc, and Granian's workers accept at
+// once into their own queues.) It is one count per sample, not a time
+// average, so the policy averages it over the same window as the CPU.
 type scalePolicy struct {
 	up, down           float64 // load per worker that counts as busy; as idle
 	upAfter, downAfter int     // samples looked at
@@ -276,8 +275,8 @@ func (v scaleView) quiet(n int) bool {
 // queued over them (queued), and taken back only when every one of the
 // last downAfter samples, spread over one worker fewer, stays below down
 // and its requests in flight over them were quiet, so the change it makes
-// does not undo itself. Samples start again after each change, which spaces changes
-// by upAfter samples at least.
+// does not undo itself. Samples start again after each change, which
+// spaces changes by upAfter samples at least.
 func (p scalePolicy) decide(v scaleView) int {
 	if v.pinned {
 		return 0
