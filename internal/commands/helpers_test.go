@@ -103,7 +103,7 @@ func (f *fakeBackend) StartApp(ctx context.Context, app string, out *ui.Writer) 
 func (f *fakeBackend) Scale(ctx context.Context, app string, counts map[string]int, out *ui.Writer) error {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		parts = append(parts, k+"="+strconv.Itoa(counts[k]))
+		parts = append(parts, k+"="+countLabel(counts[k]))
 	}
 	return f.record("Scale %s %s", app, strings.Join(parts, " "))
 }
