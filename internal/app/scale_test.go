@@ -128,16 +128,18 @@ func TestScaleAuto(t *testing.T) {
 	// Zero downtime: the new wsgi generation started before the pinned
 	// one drained, and the worker entry was left alone.
 	calls, _ := u.sup.record()
-	var oldWSGI string
-	for _, name := range pinnedGen {
-		if strings.Contains(name, "wsgi") {
-			oldWSGI = name
+	wsgiOf := func(names []string) string {
+		i := slices.IndexFunc(names, func(n string) bool { return strings.Contains(n, "wsgi") })
+		if i < 0 {
+			t.Fatalf("no wsgi among %q", names)
 		}
+		return names[i]
 	}
-	started := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "start ") && strings.Contains(c, "wsgi") && c != "start "+oldWSGI })
+	oldWSGI, newWSGI := wsgiOf(pinnedGen), wsgiOf(u.sup.names("shop"))
+	started := slices.Index(calls, "start "+newWSGI)
 	drained := slices.Index(calls, "drain "+oldWSGI)
-	if started < 0 || drained < 0 || started > drained {
-		t.Errorf("calls %q: want a new wsgi started before %s drained", calls, oldWSGI)
+	if oldWSGI == newWSGI || started < 0 || drained < 0 || started > drained {
+		t.Errorf("calls %q: want %s started before %s drained", calls, newWSGI, oldWSGI)
 	}
 	for _, name := range pinnedGen {
 		if strings.Contains(name, "worker") && !slices.Contains(u.sup.names("shop"), name) {
