@@ -136,35 +136,54 @@ func (m *Manager) Scale(ctx context.Context, app string, counts map[string]int, 
 	})
 }
 
-func (m *Manager) scale(ctx context.Context, a store.App, r release, counts map[string]int, out *ui.Writer) error {
-	app := a.Name
-	kinds := map[string]bool{}
+// ValidateScale refuses, with a one-line reason, counts that Scale would
+// refuse for app's live release, changing nothing.
+func (m *Manager) ValidateScale(ctx context.Context, app string, counts map[string]int) error {
+	_, r, err := m.liveRelease(ctx, app)
+	if err != nil {
+		return err
+	}
+	return m.checkScale(ctx, r, counts)
+}
+
+// checkScale refuses counts for kinds of release r that can not take them.
+func (m *Manager) checkScale(ctx context.Context, r release, counts map[string]int) error {
 	var config map[string]string
 	for _, kind := range slices.Sorted(maps.Keys(counts)) {
 		n := counts[kind]
 		e, ok := r.procfile.Get(kind)
 		if !ok || (e.Kind != procfile.KindWSGI && e.Kind != procfile.KindASGI && e.Kind != procfile.KindWeb && e.Kind != procfile.KindWorker) {
-			return fmt.Errorf("%s has no scalable process %q; its Procfile has: %s", app, kind, strings.Join(scalable(r.procfile), ", "))
+			return fmt.Errorf("%s has no scalable process %q; its Procfile has: %s", r.app, kind, strings.Join(scalable(r.procfile), ", "))
 		}
 		if n == store.ScaleAuto {
 			if config == nil {
 				var err error
-				if config, err = m.cfg.Store.Config(ctx, app); err != nil {
+				if config, err = m.cfg.Store.Config(ctx, r.app); err != nil {
 					return err
 				}
 			}
 			if why := autoScaleRefusal(r, e, config); why != "" {
 				return errors.New(why)
 			}
-			if _, pinned := r.scale[kind]; !pinned {
-				out.Info(kind + " is already scaled automatically")
-				continue
-			}
-			kinds[kind] = true
 			continue
 		}
 		if n < 0 || n > MaxScale {
 			return fmt.Errorf("scale %s=%d: use a count from 0 to %d", kind, n, MaxScale)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) scale(ctx context.Context, a store.App, r release, counts map[string]int, out *ui.Writer) error {
+	app := a.Name
+	if err := m.checkScale(ctx, r, counts); err != nil {
+		return err
+	}
+	kinds := map[string]bool{}
+	for _, kind := range slices.Sorted(maps.Keys(counts)) {
+		if _, pinned := r.scale[kind]; counts[kind] == store.ScaleAuto && !pinned {
+			out.Info(kind + " is already scaled automatically")
+			continue
 		}
 		kinds[kind] = true
 	}

@@ -175,6 +175,14 @@ func TestScaleAuto(t *testing.T) {
 		t.Errorf("a refused auto switched %q to %q", before, got)
 	}
 
+	// ValidateScale says the same before anything is said or done.
+	if err := u.m.ValidateScale(ctx, "shop", map[string]int{"worker": store.ScaleAuto}); err == nil || !strings.Contains(err.Error(), "only wsgi/asgi") {
+		t.Errorf("ValidateScale(worker=auto) = %v", err)
+	}
+	if err := u.m.ValidateScale(ctx, "shop", map[string]int{"wsgi": store.ScaleAuto, "worker": 2}); err != nil {
+		t.Errorf("ValidateScale(wsgi=auto worker=2) = %v", err)
+	}
+
 	// A config pin: auto says how to remove it and changes nothing.
 	if err := u.st.SetConfig(ctx, "shop", map[string]string{"GRANIAN_WORKERS": "3"}); err != nil {
 		t.Fatal(err)
@@ -182,6 +190,9 @@ func TestScaleAuto(t *testing.T) {
 	err = scale(map[string]int{"wsgi": store.ScaleAuto})
 	if err == nil || !strings.Contains(err.Error(), "`config:unset shop GRANIAN_WORKERS`") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("wsgi=auto under GRANIAN_WORKERS: %v", err)
+	}
+	if verr := u.m.ValidateScale(ctx, "shop", map[string]int{"wsgi": store.ScaleAuto}); verr == nil || err == nil || verr.Error() != err.Error() {
+		t.Errorf("ValidateScale = %v, want Scale's %v", verr, err)
 	}
 	if got := stored(); !maps.Equal(got, map[string]int{"wsgi": 2}) {
 		t.Errorf("stored scale after a refused auto = %v", got)

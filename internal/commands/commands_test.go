@@ -531,6 +531,8 @@ func TestScale(t *testing.T) {
 		{[]string{"ps:scale", "myapp", "wsgi=Auto"}, exitUsage, "not a whole number or auto"},
 		{[]string{"ps:scale", "myapp", "wsgi="}, exitUsage, "not a whole number or auto"},
 		{[]string{"ps:scale", "myapp", "wrong=auto"}, exitFail, `has no process "wrong"`},
+		// Refused by the backend before anything is said or changed.
+		{[]string{"ps:scale", "myapp", "wsgi=2", "worker=auto"}, exitFail, "scale worker=auto: only wsgi/asgi entries are scaled automatically"},
 		{[]string{"ps:scale", "myapp", "worker=-1"}, exitUsage, "between 0 and 32"},
 		{[]string{"ps:scale", "myapp", "worker=33"}, exitUsage, "between 0 and 32"},
 		{[]string{"ps:scale", "myapp", "=3"}, exitUsage, "is not KIND=N"},

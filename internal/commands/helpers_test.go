@@ -108,6 +108,17 @@ func (f *fakeBackend) Scale(ctx context.Context, app string, counts map[string]i
 	return f.record("Scale %s %s", app, strings.Join(parts, " "))
 }
 
+// ValidateScale refuses auto for any kind but wsgi, as the orchestrator
+// does for entries Granian does not serve.
+func (f *fakeBackend) ValidateScale(ctx context.Context, app string, counts map[string]int) error {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		if counts[k] == store.ScaleAuto && k != "wsgi" {
+			return fmt.Errorf("scale %s=auto: only wsgi/asgi entries are scaled automatically", k)
+		}
+	}
+	return nil
+}
+
 func (f *fakeBackend) Rollback(ctx context.Context, app string, number int, actor string, out *ui.Writer) error {
 	return f.record("Rollback %s %d actor=%s", app, number, actor)
 }

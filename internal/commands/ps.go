@@ -221,6 +221,9 @@ func (inv *invocation) psScale(ctx context.Context, c *command, args []string) e
 			return failf("%s", msg)
 		}
 	}
+	if err := inv.d.cfg.Backend.ValidateScale(ctx, a.Name, counts); err != nil {
+		return err
+	}
 	var desc []string
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		desc = append(desc, k+"="+countLabel(counts[k]))
