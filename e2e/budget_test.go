@@ -72,6 +72,16 @@ func wantWorkers(d *daemon, u user, app string, want string) func() error {
 	}
 }
 
+// budgetDaemon starts hop3 with the autoscaler sampling every 300 ms (an
+// entry is busy after 1.5 s of load, idle after 9 s) and one user.
+func budgetDaemon(t *testing.T) (*daemon, user) {
+	t.Helper()
+	d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
+	alice := newUser(t, "alice")
+	d.register(alice)
+	return d, alice
+}
+
 // TestWorkerBudgetScales: an auto app starts with one Granian worker,
 // gains a second under sustained CPU load driven through Caddy, and gives
 // it back once the load stops, each change a zero-downtime switch that
@@ -79,11 +89,7 @@ func wantWorkers(d *daemon, u user, app string, want string) func() error {
 // ps:scale stays at its count under the same load.
 func TestWorkerBudgetScales(t *testing.T) {
 	t.Parallel()
-	root := shortTemp(t)
-	// Samples every 300 ms: busy after 1.5 s of load, idle after 9 s.
-	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
-	alice := newUser(t, "alice")
-	d.register(alice)
+	d, alice := budgetDaemon(t)
 
 	w := newWorkdir(t, cpuApp())
 	w.mustPush(d, alice, "busy")
@@ -137,11 +143,7 @@ func TestWorkerBudgetScales(t *testing.T) {
 // which it names.
 func TestWorkerBudgetUnpin(t *testing.T) {
 	t.Parallel()
-	root := shortTemp(t)
-	// Samples every 300 ms: an idle entry gives a worker back after 9 s.
-	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
-	alice := newUser(t, "alice")
-	d.register(alice)
+	d, alice := budgetDaemon(t)
 	files := wsgiApp("ok")
 	files["Procfile"] = "wsgi: app:app\nworker: exec sleep 600\n"
 	w := newWorkdir(t, files)
