@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,10 +80,12 @@ func restartedManager(t *testing.T, procfiles map[string]string, held ...string)
 
 // TestRestoreStartsAppsSideBySide holds both apps' processes short of
 // ready: only a restore that starts the second app before the first is
-// ready sees both starts begin. Once let through, both are live again.
+// ready sees both starts begin. Once let through, both are live again and
+// routed to their own port: ports and routes are handed out to both at
+// once (the race detector watches).
 func TestRestoreStartsAppsSideBySide(t *testing.T) {
 	t.Parallel()
-	procfiles := map[string]string{"alpha": "worker: exec sleep 60\n", "beta": "worker: exec sleep 60\n"}
+	procfiles := map[string]string{"alpha": "web: exec sleep 60\n", "beta": "web: exec sleep 60\n"}
 	u, g, _ := restartedManager(t, procfiles, "alpha", "beta")
 	done := make(chan error, 1)
 	go func() { done <- u.m.Restore(t.Context()) }()
@@ -109,13 +112,24 @@ func TestRestoreStartsAppsSideBySide(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("restore: %v", err)
 	}
+	ports := map[string]bool{}
 	for app := range procfiles {
-		if names := u.sup.names(app); len(names) != 1 {
-			t.Errorf("%s runs %q after the restore, want its one worker", app, names)
+		specs := u.sup.runningSpecs(app)
+		if len(specs) != 1 {
+			t.Fatalf("%s runs %+v after the restore, want its one web process", app, specs)
 		}
 		if got := u.current(t, app); got != u.releaseDir(app, 1) {
 			t.Errorf("current of %s -> %s, want v1's directory", app, got)
 		}
+		port := specs[0].Labels["port"]
+		want := []string{"127.0.0.1:" + port}
+		if routes := u.rt.routes(app); len(routes) != 1 || !slices.Equal(routes[0].Upstreams, want) {
+			t.Errorf("%s routed %+v, want one route to %v", app, routes, want)
+		}
+		if ports[port] {
+			t.Errorf("both apps were given port %s", port)
+		}
+		ports[port] = true
 	}
 }
 
