@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"hop3/buildpacks"
 	"hop3/internal/isolation"
 	"hop3/procfile"
 	"hop3/runtime/sandbox"
@@ -219,8 +220,15 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		iface = "asgi"
 	}
 	sock := m.releaseSocket(r.app, e.Name, r.number, r.gen)
-	argv := []string{
-		filepath.Join(r.meta.Venv, "bin", "granian"),
+	launcher := []string{filepath.Join(r.meta.Venv, "bin", "granian")}
+	if oneProcess(iface, workers, r.env) {
+		path, err := m.writeGranianLauncher(r.app)
+		if err != nil {
+			return supervisor.Spec{}, err
+		}
+		launcher = []string{filepath.Join(r.meta.Venv, "bin", "python"), path}
+	}
+	argv := append(launcher,
 		"--interface", iface,
 		"--uds", sock,
 		"--workers", strconv.Itoa(workers),
@@ -231,7 +239,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 		// Granian's own SIGKILL of workers must not cut a drain short.
 		"--workers-kill-timeout", strconv.Itoa(granianKillTimeout(r.env)),
 		"--log-level", "info",
-	}
+	)
 	if truthy(r.env["ACCESS_LOG"]) {
 		argv = append(argv, "--access-log") // into the process's log, which `logs` shows
 	}
@@ -266,6 +274,12 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	// command line win, the others (for example GRANIAN_BACKPRESSURE) pass.
 	delete(env, "GRANIAN_WORKERS")
 	delete(env, "GRANIAN_THREADS")
+	delete(env, oneProcessVar)
+	if len(launcher) > 1 {
+		// The launcher serves in one process only under the Granian whose
+		// internals it was written against; any other runs Granian's CLI.
+		env["HOP3_GRANIAN_VERSION"] = buildpacks.DefaultGranianVersion
+	}
 	// Caddy connects as another user, through its group: the socket must
 	// be group-writable. Older Granians ignore the variable.
 	env["GRANIAN_UDS_PERMISSIONS"] = fmt.Sprintf("%04o", isolation.SocketMode)
@@ -291,6 +305,35 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 
 //go:embed hop3_asgi.py
 var asgiShim []byte
+
+//go:embed hop3_granian.py
+var granianLauncher []byte
+
+// oneProcessVar is the config var an app sets to 0 to keep Granian's
+// manager process for a one-worker wsgi entry.
+const oneProcessVar = "GRANIAN_ONE_PROCESS"
+
+// oneProcess tells whether a Granian entry runs through hop3's launcher,
+// which serves the one worker in the process hop3 supervises instead of
+// under a manager that forks it: hop3 already restarts the process when it
+// dies, so the manager only costs memory (about 9 MiB PSS for Flask).
+// wsgi only: an asgi generation's drain reads its WebSocket counts from the
+// workers, which it tells from the group's leader, Granian's manager
+// (webSocketReports); with no manager the leader is the worker.
+func oneProcess(iface string, workers int, env map[string]string) bool {
+	v, set := env[oneProcessVar]
+	return iface == "wsgi" && workers == 1 && (!set || truthy(v))
+}
+
+// writeGranianLauncher puts hop3's one-process Granian launcher in the
+// app's run directory and returns its path.
+func (m *Manager) writeGranianLauncher(app string) (string, error) {
+	dir := m.paths.Run(app)
+	if err := writeAppFile(dir, "hop3_granian.py", granianLauncher); err != nil {
+		return "", fmt.Errorf("write granian launcher: %w", err)
+	}
+	return filepath.Join(dir, "hop3_granian.py"), nil
+}
 
 // asgiShimTarget is what Granian imports for an asgi entry; the wrapper
 // imports the app named by HOP3_ASGI_APP.
