@@ -14,9 +14,14 @@ import sys
 def _fallback(why):
     if why:
         print(f"hop3: running Granian's manager and workers: {why}", file=sys.stderr, flush=True)
+    _granian_cli()
+
+
+def _granian_cli():
+    # As Granian's own `granian` command runs: GRANIAN_* variables are flags.
     import granian.cli
 
-    granian.cli.cli()
+    granian.cli.cli(auto_envvar_prefix="GRANIAN")
 
 
 # Methods of Granian's process server this relies on; the attributes are
@@ -84,7 +89,7 @@ def main():
 
     granian.server.Server = server
     granian.cli.Server = server
-    granian.cli.cli()
+    _granian_cli()
 
 
 if __name__ == "__main__":
