@@ -56,8 +56,10 @@ def _one_process_server():
             if missing:
                 print(f"hop3: running Granian's manager and workers: Granian lacks {', '.join(missing)}", file=sys.stderr, flush=True)
                 return super()._serve(spawn_target, target_loader)
-            if self.workers != 1 or getattr(self, "workers_lifetime", None) or getattr(self, "workers_rss", None):
-                # Respawning by lifetime or memory needs the manager.
+            if self.workers != 1:
+                return super()._serve(spawn_target, target_loader)
+            if getattr(self, "workers_lifetime", None) or getattr(self, "workers_rss", None):
+                print("hop3: running Granian's manager and workers: respawning by lifetime or memory needs the manager", file=sys.stderr, flush=True)
                 return super()._serve(spawn_target, target_loader)
             self._env_loader(self.env_files)
             # The app is imported before the socket exists, so a connect

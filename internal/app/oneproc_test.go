@@ -2,6 +2,7 @@ package app
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -69,6 +70,77 @@ func TestGranianOneProcessSpec(t *testing.T) {
 				if err != nil || string(b) != string(granianLauncher) {
 					t.Fatalf("launcher not written: %v", err)
 				}
+			}
+		})
+	}
+}
+
+// TestGranianLauncherFallback runs the embedded launcher against stand-in
+// Granian packages: the version hop3 installs with the internals it relies
+// on serves in one process; another version, or one lacking an internal,
+// runs Granian's own command line and says why once.
+func TestGranianLauncherFallback(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	const cli = `import sys
+from .server import Server
+def cli(auto_envvar_prefix=None):
+    print("cli", Server.__name__, auto_envvar_prefix)
+`
+	mpFull := `class MPServer:
+    def _init_shared_socket(self): pass
+    def _start_ipc(self): pass
+    def _call_hooks(self, hooks): pass
+    def _spawn_worker(self, idx, target, callback_loader): pass
+    def _serve(self, spawn_target, target_loader): pass
+`
+	mpShort := "class MPServer:\n    def _serve(self, spawn_target, target_loader): pass\n"
+	tests := []struct {
+		name, version, mp string
+		stdout, stderr    string
+	}{
+		{"the installed version", buildpacks.DefaultGranianVersion, mpFull, "cli OneProcess GRANIAN", ""},
+		{"another version", "0.1.0", mpFull, "cli MPServer GRANIAN",
+			"hop3: running Granian's manager and workers: Granian 0.1.0 is not " + buildpacks.DefaultGranianVersion},
+		{"an internal missing", buildpacks.DefaultGranianVersion, mpShort, "cli MPServer GRANIAN",
+			"hop3: running Granian's manager and workers: Granian lacks _init_shared_socket, _start_ipc, _call_hooks, _spawn_worker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			files := map[string]string{
+				"granian/__init__.py":        "__version__ = " + strconv.Quote(tt.version) + "\n",
+				"granian/server/__init__.py": "from .mp import MPServer as MPServer\nServer = MPServer\n",
+				"granian/server/mp.py":       tt.mp,
+				"granian/cli.py":             cli,
+				"hop3_granian.py":            string(granianLauncher),
+			}
+			for name, body := range files {
+				p := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command(python, "-S", filepath.Join(dir, "hop3_granian.py"))
+			cmd.Dir = dir
+			cmd.Env = []string{"PYTHONPATH=" + dir, "HOP3_GRANIAN_VERSION=" + buildpacks.DefaultGranianVersion}
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("launcher: %v\n%s", err, stderr.String())
+			}
+			if got := strings.TrimSpace(stdout.String()); got != tt.stdout {
+				t.Errorf("stdout %q, want %q", got, tt.stdout)
+			}
+			if got := strings.TrimSpace(stderr.String()); got != tt.stderr {
+				t.Errorf("stderr %q, want %q", got, tt.stderr)
 			}
 		})
 	}
