@@ -33,6 +33,39 @@ def app(environ, start_response):
 	}
 }
 
+// slowAnswer is what a request to slowApp's /slow got.
+type slowAnswer struct {
+	code int
+	body string
+	err  error
+}
+
+// requestSlow starts a request to host's /slow and returns once it is in
+// the running release's hands; its answer comes on the channel.
+func requestSlow(d *daemon, host string) <-chan slowAnswer {
+	slow := make(chan slowAnswer, 1)
+	go func() {
+		code, body, err := tryGet(d.httpAddr, host, "/slow")
+		slow <- slowAnswer{code, body, err}
+	}()
+	time.Sleep(time.Second)
+	return slow
+}
+
+// wantSlowAnswer waits for requestSlow's answer, which must be 200 want
+// from the release that took it.
+func wantSlowAnswer(t *testing.T, slow <-chan slowAnswer, want string) {
+	t.Helper()
+	select {
+	case a := <-slow:
+		if a.err != nil || a.code != 200 || a.body != want {
+			t.Fatalf("long request = %d %q %v, want 200 %q from the old release", a.code, a.body, a.err, want)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("long request never answered")
+	}
+}
+
 // TestDrainLongRequest starts a 15 s request, then pushes: the push returns
 // as soon as the new release is live (under 5 s, the build being cached),
 // new requests reach the new release at once, `ps` shows the old one
@@ -44,17 +77,7 @@ func TestDrainLongRequest(t *testing.T) {
 	w.mustPush(d, alice, "slow")
 	wantBody(t, d, "slow.localhost", "/", "v1")
 
-	type answer struct {
-		code int
-		body string
-		err  error
-	}
-	slow := make(chan answer, 1)
-	go func() {
-		code, body, err := tryGet(d.httpAddr, "slow.localhost", "/slow")
-		slow <- answer{code, body, err}
-	}()
-	time.Sleep(time.Second) // the request is in the old release's hands
+	slow := requestSlow(d, "slow.localhost")
 
 	w.commit("v2", slowApp("v2"))
 	start := time.Now()
@@ -70,14 +93,7 @@ func TestDrainLongRequest(t *testing.T) {
 		t.Errorf("ps does not show the old release draining with its connections:\n%s", ps)
 	}
 	t.Logf("ps during the drain:\n%s", ps)
-	select {
-	case a := <-slow:
-		if a.err != nil || a.code != 200 || a.body != "slow v1" {
-			t.Fatalf("long request = %d %q %v, want 200 %q from the old release", a.code, a.body, a.err, "slow v1")
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("long request never answered")
-	}
+	wantSlowAnswer(t, slow, "slow v1")
 	// The drained generation is gone.
 	eventually(t, 10*time.Second, func() error {
 		if ps, _, _ := d.ssh(alice, "ps", "slow"); strings.Contains(ps, "draining") {

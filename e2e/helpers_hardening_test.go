@@ -156,21 +156,26 @@ func granianPIDs(t *testing.T, root, app string) []int {
 }
 
 // parentOf reads a process's parent pid.
-func parentOf(pid int) int {
+func parentOf(pid int) int { return statField(pid, 1) }
+
+// statField reads the number at index i of /proc/PID/stat's fields after
+// the command name (0 is the state, 1 the parent, 2 the process group); 0
+// when the process is gone.
+func statField(pid, i int) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
 	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
+	j := strings.LastIndexByte(s, ')')
+	if j < 0 {
 		return 0
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
+	f := strings.Fields(s[j+1:])
+	if len(f) <= i {
 		return 0
 	}
-	n, _ := strconv.Atoi(f[1])
+	n, _ := strconv.Atoi(f[i])
 	return n
 }
 

@@ -2,27 +2,14 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 // groupOf reads a process's process group.
-func groupOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 3 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[2])
-	return n
-}
+func groupOf(pid int) int { return statField(pid, 2) }
 
 // wantGranians waits until app runs exactly n Granian processes, all in one
 // process group led by the first of them, and returns them.
@@ -53,7 +40,8 @@ func wantGranians(t *testing.T, root, app string, n int) []int {
 // TestOneProcessGranian: a wsgi app with one worker runs as one process (no
 // Granian manager); a long request across a deploy still finishes on the
 // old release; a kill -9 of that process is recovered and the page answers
-// again; two pinned workers run as a manager and two workers; and
+// again; two pinned workers run as a manager and two workers, which go
+// with the manager when it is killed and come back; and
 // GRANIAN_ONE_PROCESS=0 keeps the manager for one worker.
 func TestOneProcessGranian(t *testing.T) {
 	t.Parallel()
@@ -78,28 +66,11 @@ func TestOneProcessGranian(t *testing.T) {
 	}
 
 	// A long request across a deploy finishes on the old release.
-	type answer struct {
-		code int
-		body string
-		err  error
-	}
-	slow := make(chan answer, 1)
-	go func() {
-		code, body, err := tryGet(d.httpAddr, host, "/slow")
-		slow <- answer{code, body, err}
-	}()
-	time.Sleep(time.Second) // the request is in the old release's hands
+	slow := requestSlow(d, host)
 	w.commit("v2", slowApp("v2"))
 	w.mustPush(d, alice, app)
 	wantBody(t, d, host, "/", "v2")
-	select {
-	case a := <-slow:
-		if a.err != nil || a.code != 200 || a.body != "slow v1" {
-			t.Fatalf("long request = %d %q %v, want 200 %q from the old release", a.code, a.body, a.err, "slow v1")
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("long request never answered")
-	}
+	wantSlowAnswer(t, slow, "slow v1")
 
 	// kill -9 of the one process: hop3 starts it again.
 	old := wantGranians(t, root, app, 1)[0]
@@ -121,10 +92,29 @@ func TestOneProcessGranian(t *testing.T) {
 	// Two pinned workers: Granian's manager and its two workers.
 	d.mustCmd(alice, "ps:scale", app, "wsgi=2")
 	pids = wantGranians(t, root, app, 3)
-	if cl := cmdline(pids[0]); strings.Contains(cl, "hop3_granian.py") {
+	manager := groupOf(pids[0])
+	if !slices.Contains(pids, manager) {
+		t.Fatalf("the group leader %d is not one of the Granian processes %v", manager, pids)
+	}
+	if cl := cmdline(manager); strings.Contains(cl, "hop3_granian.py") {
 		t.Errorf("two workers run through the one-process launcher: %s", cl)
 	}
 	wantBody(t, d, host, "/", "v2")
+	// kill -9 of the manager: its workers go with it and hop3 starts it again.
+	killPID(t, manager)
+	eventually(t, 60*time.Second, func() error {
+		for _, p := range pids {
+			if syscallKill0(p) == nil && !isZombie(p) {
+				return fmt.Errorf("Granian process %d (of the killed manager %d) still runs", p, manager)
+			}
+		}
+		code, body, err := tryGet(d.httpAddr, host, "/")
+		if err != nil || code != 200 || body != "v2" {
+			return fmt.Errorf("GET / = %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	wantGranians(t, root, app, 3)
 
 	// Opted out, one worker keeps its manager.
 	d.mustCmd(alice, "ps:scale", app, "wsgi=1")
