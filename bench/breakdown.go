@@ -126,7 +126,7 @@ func breakdownTable(sc mxScenario, stats map[string]*mxStats) string {
 	b.WriteString("\n")
 	p99 := map[string]float64{}
 	cpu := map[string]map[string]float64{}
-	spread := 1.0
+	spread := 0.0 // unknown until a stack has two runs
 	for k, s := range stats {
 		p99[k] = float64(s.p99)
 		cpu[k] = s.cpu
@@ -146,7 +146,7 @@ func breakdownTable(sc mxScenario, stats map[string]*mxStats) string {
 type factor struct {
 	what string
 	x    float64
-	how  string
+	how  string // the ratios it is made of, if more than one
 }
 
 // breakdownReading decomposes hop3's p99 over the baseline's into a
@@ -172,7 +172,7 @@ func breakdownReading(name string, p99 map[string]float64, cpu map[string]map[st
 	h, base := p99["hop3"], p99["uwsgi"]
 	if h > 0 && base > 0 {
 		fs = append(fs,
-			factor{"hop3's routes and setup (hop3 as it runs over a bare Caddy route to a Granian of its own)", h / cg, ""},
+			factor{"hop3's routes and config (hop3 as it runs over the bare Caddy → Granian pair)", h / cg, ""},
 			factor{"HTTP instead of the uwsgi protocol between nginx and uWSGI", nu / base, ""})
 		total, totalName = h/base, "hop3 / nginx → uWSGI"
 	}
@@ -200,9 +200,12 @@ func breakdownReading(name string, p99 map[string]float64, cpu map[string]map[st
 		b.WriteString("No single component is slower. ")
 	default:
 		fmt.Fprintf(&b, "The largest factor, carrying the gap, is %s: %.2f×; the others together make %.2f×. ", big.what, big.x, total/big.x)
-		if big.x < spread {
+		switch {
+		case spread == 0:
+			b.WriteString("With one run of each stack, how much p99 moves between runs is not known. ")
+		case big.x < spread:
 			fmt.Fprintf(&b, "It is smaller than the spread between the runs of one stack (up to %.2f× at p99), so more runs are needed to be sure. ", spread)
-		} else {
+		default:
 			fmt.Fprintf(&b, "It is larger than the spread between the runs of one stack (up to %.2f× at p99). ", spread)
 		}
 	}

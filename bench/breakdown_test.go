@@ -100,7 +100,7 @@ func TestBreakdownReading(t *testing.T) {
 				"p99 hop3 / nginx → uWSGI = 2.42×",
 				"the proxy (Caddy for nginx) 2.00× (2.00× in front of uWSGI, 2.00× in front of Granian)",
 				"the app server (Granian for uWSGI) 1.10×",
-				"hop3's routes and setup (hop3 as it runs over a bare Caddy route to a Granian of its own) 1.10×",
+				"hop3's routes and config (hop3 as it runs over the bare Caddy → Granian pair) 1.10×",
 				"HTTP instead of the uwsgi protocol between nginx and uWSGI 1.00×",
 				"The largest factor, carrying the gap, is the proxy (Caddy for nginx): 2.00×; the others together make 1.21×.",
 				"larger than the spread between the runs of one stack (up to 1.30× at p99)",
@@ -116,6 +116,11 @@ func TestBreakdownReading(t *testing.T) {
 				"The largest factor, carrying the gap, is the app server (Granian for uWSGI): 1.50×",
 				"smaller than the spread between the runs of one stack (up to 2.00× at p99), so more runs are needed",
 			},
+		},
+		{
+			name: "one run each",
+			p99:  map[string]float64{cellNU: ms(2), cellNG: ms(2), cellCU: ms(3), cellCG: ms(3)},
+			want: []string{"is the proxy (Caddy for nginx): 1.50×", "With one run of each stack, how much p99 moves between runs is not known."},
 		},
 		{
 			name: "no gap",
