@@ -13,8 +13,9 @@ import (
 )
 
 // The breakdown crosses the two proxies with the two app servers, each
-// pair its own processes, all speaking HTTP/1.1 with keep-alive to the
-// app server's unix socket, so that one comparison changes one component:
+// pair its own processes, all speaking HTTP/1.1 to the app server's unix
+// socket (keep-alive where the app server keeps it), so that one
+// comparison changes one component:
 //
 //	nginx → uWSGI    nginx → Granian
 //	Caddy → uWSGI    Caddy → Granian
@@ -28,7 +29,7 @@ const (
 )
 
 // startBreakdown starts the four pairs of the breakdown for the Flask app:
-// uWSGI as the baseline runs it but on an HTTP/1.1 socket, Granian with
+// uWSGI as the baseline runs it but on an HTTP socket, Granian with
 // hop3's command line and 2 workers (the app is pinned to 2, like the
 // baseline), nginx with upstream keep-alive, and Caddy with hop3's server
 // settings and runtime environment but one bare route.
@@ -97,10 +98,13 @@ func startBreakdown(ctx context.Context, env *benchEnv, m *mainSetup) ([]mxStack
 func breakdownTable(sc mxScenario, stats map[string]*mxStats) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**Where the difference comes from, %s.** The four pairs of {nginx, Caddy} × {uWSGI, Granian} run in the same rotation as the rows above, "+
-		"each pair its own processes started by the benchmark: uWSGI as the baseline runs it (master, 2 processes, 1 thread) on an `--http11-socket` "+
-		"(HTTP/1.1 with keep-alive; the plain `--http-socket` closes each connection), Granian with hop3's command line and 2 workers, nginx with "+
-		"`proxy_pass` and an upstream keep-alive pool of 32, Caddy with hop3's server settings and Go runtime environment but one bare route "+
-		"(host matcher → `reverse_proxy` to the unix socket). CPU is per request sent, in µs.\n\n", sc.name)
+		"each pair its own processes started by the benchmark, all over HTTP/1.1 to the app server's unix socket: uWSGI as the baseline runs it "+
+		"(master, 2 processes, 1 thread) on an `--http-socket`, Granian with hop3's command line and 2 workers, nginx with `proxy_pass` and an "+
+		"upstream keep-alive pool of 32, Caddy with hop3's server settings and Go runtime environment but one bare route (host matcher → "+
+		"`reverse_proxy` to the socket). Both proxies keep their connections to the app server alive; Granian keeps them, uWSGI's `--http-socket` "+
+		"closes each after its answer. uWSGI's keep-alive socket (`--http11-socket`) does not fit 2 single-threaded workers: each worker stays on one "+
+		"proxy connection waiting for its next request, the proxy's other connections wait in the listen queue until it overflows, and when tried "+
+		"at 1000 req/s about a quarter of the requests failed. CPU is per request sent, in µs.\n\n", sc.name)
 	b.WriteString("| proxy → app server | requests | p50 | p99 | p99 of each run | p99 × nginx → uWSGI (HTTP) | CPU µs/req proxy | CPU µs/req app | non-2xx | no answer |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	base := stats[cellNU]
