@@ -81,14 +81,9 @@ func (b *builder) goToolchain(ctx context.Context) (goTool string, env map[strin
 	if err != nil {
 		return "", nil, "", err
 	}
-	env = withEnv(b.env, nil)
-	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return "", nil, "", err
-		}
-		env["GOCACHE"] = filepath.Join(cacheDir, "go-build")
-		env["GOMODCACHE"] = filepath.Join(cacheDir, "go-mod")
+	env, _, err = b.toolEnv(map[string]string{"GOCACHE": "go-build", "GOMODCACHE": "go-mod"})
+	if err != nil {
+		return "", nil, "", err
 	}
 	// The go command finds its own GOROOT from its location; a GOROOT
 	// inherited from the server could belong to another toolchain.
@@ -96,12 +91,8 @@ func (b *builder) goToolchain(ctx context.Context) (goTool string, env map[strin
 	if _, set := b.spec.Env["GOROOT"]; set {
 		env["GOROOT"] = b.spec.Env["GOROOT"]
 	}
-	if b.goVer == "" {
-		v, err := output(ctx, b.cred(), env, b.dir, goTool, "env", "GOVERSION")
-		if err != nil {
-			return "", nil, "", fmt.Errorf("ask go its version: %w", err)
-		}
-		b.goVer = v
+	if err := b.askVersion(ctx, &b.goVer, env, "go", goTool, "env", "GOVERSION"); err != nil {
+		return "", nil, "", err
 	}
 	return goTool, env, b.goVer, nil
 }

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,15 +16,6 @@ import (
 
 // PackJava builds a Maven or Gradle project.
 const PackJava = "java"
-
-// What a build without the tools it needs says: the JDK and the build tools
-// come from the system. Debian's maven package brings a JRE only, so javac
-// is asked for on its own.
-const (
-	javacMissing  = "javac is not installed for the build: install Debian's default-jdk-headless package (apt-get install default-jdk-headless)"
-	mavenMissing  = "mvn is not installed for the build: install Debian's maven package (apt-get install maven)"
-	gradleMissing = "gradle is not installed for the build: commit the project's gradlew, or install Debian's gradle package (apt-get install gradle)"
-)
 
 // JavaProcfileExample is the Procfile line a Java app in dir without a
 // Procfile is told to add: hop3 does not guess which jar serves, nor how.
@@ -99,9 +89,9 @@ func (b *builder) javaToolchain(ctx context.Context) (*javaTools, error) {
 	switch {
 	case b.has("pom.xml"):
 		tc.tool, tc.outDir = "maven", "target"
-		mvn, err := b.tool("", "mvn")
+		mvn, err := b.need("", "mvn")
 		if err != nil {
-			return nil, missingTool(mavenMissing, err)
+			return nil, err
 		}
 		tc.argv = []string{mvn, "-B", "package", "-DskipTests"}
 		tc.shown = "mvn " + strings.Join(tc.argv[1:], " ")
@@ -120,27 +110,29 @@ func (b *builder) javaToolchain(ctx context.Context) (*javaTools, error) {
 				tc.argv = append([]string{"/bin/sh"}, tc.argv...)
 			}
 		} else {
-			gradle, err := b.tool("", "gradle")
+			gradle, err := b.need("", "gradle")
 			if err != nil {
-				return nil, missingTool(gradleMissing, err)
+				return nil, err
 			}
 			tc.argv = append([]string{gradle}, args...)
 			tc.shown = "gradle " + strings.Join(args, " ")
 			tc.label = "gradle build"
 		}
 	}
-	if tc.javac, err = b.tool("", "javac"); err != nil {
-		return nil, missingTool(javacMissing, err)
+	if tc.javac, err = b.need("", "javac"); err != nil {
+		return nil, err
 	}
 	if tc.env, err = b.javaEnv(tc.tool); err != nil {
 		return nil, err
 	}
-	if tc.tool == "maven" && b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
+	if tc.tool == "maven" {
+		repo, err := b.cachePath("m2")
 		if err != nil {
 			return nil, err
 		}
-		tc.argv = append(tc.argv, "-Dmaven.repo.local="+filepath.Join(cacheDir, "m2"))
+		if repo != "" {
+			tc.argv = append(tc.argv, "-Dmaven.repo.local="+repo)
+		}
 	}
 	javacVer, err := output(ctx, b.cred(), tc.env, b.dir, tc.javac, "-version")
 	if err != nil {
@@ -171,13 +163,13 @@ func (b *builder) javaToolchain(ctx context.Context) (*javaTools, error) {
 // directory from the user database, not HOME: user.home is set to the
 // build's HOME so that ~/.m2 and ~/.gradle are the app's own.
 func (b *builder) javaEnv(tool string) (map[string]string, error) {
-	env := withEnv(b.env, nil)
-	if _, set := b.spec.Env["GRADLE_USER_HOME"]; tool == "gradle" && !set && b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return nil, err
-		}
-		env["GRADLE_USER_HOME"] = filepath.Join(cacheDir, "gradle")
+	caches := map[string]string{}
+	if _, set := b.spec.Env["GRADLE_USER_HOME"]; tool == "gradle" && !set {
+		caches["GRADLE_USER_HOME"] = "gradle"
+	}
+	env, _, err := b.toolEnv(caches)
+	if err != nil {
+		return nil, err
 	}
 	if home := env["HOME"]; home != "" {
 		opts := "MAVEN_OPTS"
@@ -187,15 +179,6 @@ func (b *builder) javaEnv(tool string) (map[string]string, error) {
 		env[opts] = strings.TrimSpace(env[opts] + " -Duser.home=" + home)
 	}
 	return env, nil
-}
-
-// missingTool turns a failed lookup into the one line that names the
-// package to install.
-func missingTool(msg string, err error) error {
-	if errors.Is(err, errNotFound) {
-		return fmt.Errorf("%s (%v)", msg, err)
-	}
-	return err
 }
 
 // mavenVersion picks "Apache Maven X.Y.Z" out of `mvn --version`, without

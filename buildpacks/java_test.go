@@ -35,63 +35,6 @@ func TestDetectJava(t *testing.T) {
 	}
 }
 
-// fakeJavaTools writes javac, mvn and gradle scripts into a directory and
-// returns it. The build tools write their arguments and the variables a
-// Java build sets into <release>/called.
-func fakeJavaTools(t *testing.T, names ...string) string {
-	t.Helper()
-	bin := t.TempDir()
-	scripts := map[string]string{
-		"javac": "#!/bin/sh\necho javac 17.0.99\n",
-		"mvn": "#!/bin/sh\ncase \"$*\" in *--version*) printf '\\033[0mApache Maven 3.8.99\\n'; echo 'Maven home: /x'; exit 0;; esac\n" +
-			"echo \"mvn $*|MAVEN_OPTS=$MAVEN_OPTS\" > called\n",
-		"gradle": "#!/bin/sh\ncase \"$*\" in *--version*) printf '\\n------\\nGradle 8.99\\n------\\n'; exit 0;; esac\n" +
-			"echo \"gradle $*|GRADLE_USER_HOME=$GRADLE_USER_HOME|GRADLE_OPTS=$GRADLE_OPTS\" > called\n",
-	}
-	for _, name := range names {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(scripts[name]), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bin
-}
-
-// TestJavaMissingTools: a build without its tools fails with one line
-// naming the Debian package to install.
-func TestJavaMissingTools(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		project string
-		tools   []string
-		want    string
-	}{
-		{"no mvn", "pom.xml", []string{"javac", "gradle"}, "install Debian's maven package (apt-get install maven)"},
-		{"no javac", "pom.xml", []string{"mvn"}, "install Debian's default-jdk-headless package (apt-get install default-jdk-headless)"},
-		{"no gradle", "build.gradle", []string{"javac", "mvn"}, "commit the project's gradlew, or install Debian's gradle package (apt-get install gradle)"},
-		{"gradlew but no javac", "build.gradle.kts", []string{"gradle"}, "apt-get install default-jdk-headless"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, tt.project), "")
-			if tt.name == "gradlew but no javac" {
-				writeFile(t, filepath.Join(dir, "gradlew"), "#!/bin/sh\n")
-			}
-			spec := Spec{App: "test", Dir: dir, CacheDir: t.TempDir(), HasProcfile: true, Report: newRecorder(t),
-				Env: map[string]string{"PATH": fakeJavaTools(t, tt.tools...)}}
-			_, err := Build(testContext(t), spec)
-			if err == nil {
-				t.Fatal("Build succeeded")
-			}
-			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, tt.want) {
-				t.Errorf("error = %q, want one line holding %q", msg, tt.want)
-			}
-		})
-	}
-}
-
 // TestJavaArgv checks what each kind of project runs, with which cache
 // and which user.home.
 func TestJavaArgv(t *testing.T) {
@@ -161,7 +104,7 @@ func TestJavaArgv(t *testing.T) {
 				writeFile(t, filepath.Join(dir, name), content)
 			}
 			cache := t.TempDir()
-			env := map[string]string{"PATH": fakeJavaTools(t, "javac", "mvn", "gradle") + ":/usr/bin:/bin"}
+			env := map[string]string{"PATH": fakeTools(t, "javac", "mvn", "gradle") + ":/usr/bin:/bin"}
 			for k, v := range tt.env {
 				env[k] = v
 			}

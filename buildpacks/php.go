@@ -17,14 +17,10 @@ import (
 // PackPHP builds a PHP app, which php-fpm serves.
 const PackPHP = "php"
 
-// What a build or a start says when a PHP tool is missing: the toolchain
-// comes from the system, Debian's packages.
-const (
-	phpMissing      = "php is not installed for the build: install Debian's php-cli package (apt-get install php-cli)"
-	composerMissing = "composer is not installed for the build: install Debian's composer package (apt-get install composer)"
-	// PHPFPMMissing is the one line for a server without php-fpm.
-	PHPFPMMissing = "php-fpm is not installed: install Debian's php-fpm package (apt-get install php-fpm)"
-)
+// PHPFPMMissing is the one line for a server without php-fpm, which the
+// app's start needs as much as its build: the toolchain comes from the
+// system, Debian's packages.
+const PHPFPMMissing = "php-fpm is not installed: install Debian's php-fpm package (apt-get install php-fpm)"
 
 // maxLint bounds how many files `php -l` checks, one process each: a
 // large app is still checked where it most often breaks, its own entry
@@ -103,11 +99,8 @@ func (b *builder) buildPHP(ctx context.Context) error {
 		return err
 	}
 	if b.has("composer.json") {
-		composer, err := b.tool("", "composer")
+		composer, err := b.need("", "composer")
 		if err != nil {
-			if errors.Is(err, errNotFound) {
-				return fmt.Errorf("%s (%v)", composerMissing, err)
-			}
 			return err
 		}
 		argv := []string{composer, "install", "--no-dev", "--no-interaction", "--prefer-dist", "--no-progress", "--optimize-autoloader"}
@@ -189,32 +182,20 @@ func phpFiles(dir string) (files []string, more bool, err error) {
 // phpToolchain finds php, the environment to run PHP's tools in, and
 // php's version, once per build.
 func (b *builder) phpToolchain(ctx context.Context) (string, map[string]string, string, error) {
-	php, err := b.tool("", "php")
+	php, err := b.need("", "php")
 	if err != nil {
-		if errors.Is(err, errNotFound) {
-			return "", nil, "", fmt.Errorf("%s (%v)", phpMissing, err)
-		}
 		return "", nil, "", err
 	}
-	env := withEnv(b.env, nil)
-	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return "", nil, "", err
-		}
-		env["COMPOSER_HOME"] = filepath.Join(cacheDir, "composer-home")
-		env["COMPOSER_CACHE_DIR"] = filepath.Join(cacheDir, "composer-cache")
+	env, _, err := b.toolEnv(map[string]string{"COMPOSER_HOME": "composer-home", "COMPOSER_CACHE_DIR": "composer-cache"})
+	if err != nil {
+		return "", nil, "", err
 	}
 	if b.cred() == nil && os.Geteuid() == 0 {
 		// Composer asks root to confirm; the build has no one to ask.
 		env["COMPOSER_ALLOW_SUPERUSER"] = "1"
 	}
-	if b.phpVer == "" {
-		v, err := output(ctx, b.cred(), env, b.dir, php, "-r", "echo 'PHP ', PHP_VERSION;")
-		if err != nil {
-			return "", nil, "", fmt.Errorf("ask php its version: %w", err)
-		}
-		b.phpVer = v
+	if err := b.askVersion(ctx, &b.phpVer, env, "php", php, "-r", "echo 'PHP ', PHP_VERSION;"); err != nil {
+		return "", nil, "", err
 	}
 	return php, env, b.phpVer, nil
 }

@@ -79,42 +79,6 @@ func TestFindPHPFPM(t *testing.T) {
 	}
 }
 
-func TestPHPMissingTools(t *testing.T) {
-	t.Parallel()
-	dir := fixture(t, "php-app")
-	// A PATH with no php on it.
-	spec := Spec{App: "test", Dir: dir, CacheDir: testCache(t), HasProcfile: true, Report: newRecorder(t),
-		Env: map[string]string{"PATH": t.TempDir()}}
-	_, err := Build(testContext(t), spec)
-	if err == nil {
-		t.Fatal("Build succeeded without php")
-	}
-	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "install Debian's php-cli package (apt-get install php-cli)") {
-		t.Errorf("error = %q", msg)
-	}
-}
-
-func TestPHPMissingComposer(t *testing.T) {
-	t.Parallel()
-	php := needTool(t, "php")
-	if _, err := FindPHPFPM("", os.Getenv("PATH")); err != nil {
-		t.Skip(err)
-	}
-	bin := t.TempDir()
-	if err := os.Symlink(php, filepath.Join(bin, "php")); err != nil {
-		t.Fatal(err)
-	}
-	dir := fixture(t, "php-composer-app")
-	_, err := Build(testContext(t), Spec{App: "test", Dir: dir, CacheDir: t.TempDir(), HasProcfile: true, Report: newRecorder(t),
-		Env: map[string]string{"PATH": bin}})
-	if err == nil {
-		t.Fatal("Build succeeded without composer")
-	}
-	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "install Debian's composer package (apt-get install composer)") {
-		t.Errorf("error = %q", msg)
-	}
-}
-
 func TestPHPBuild(t *testing.T) {
 	t.Parallel()
 	needTool(t, "php")

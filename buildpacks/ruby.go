@@ -18,10 +18,6 @@ import (
 // PackRuby builds a Bundler app (a Gemfile).
 const PackRuby = "ruby"
 
-// rubyMissing is what a build without ruby or bundler says: the toolchain
-// comes from the system.
-const rubyMissing = "ruby and bundler are not installed for the build: install Debian's ruby-bundler package (apt-get install ruby-bundler)"
-
 // The files of the app that go into its gem environment, and the directory
 // of packaged gems (`bundle cache`) installed from without a gem server.
 const (
@@ -175,17 +171,15 @@ func (b *builder) setRubyEnv(tc rubyToolchain, root, bundlePath, without string)
 // rubyToolchain finds ruby and bundle and asks their versions, once per
 // build.
 func (b *builder) rubyToolchain(ctx context.Context) (rubyToolchain, error) {
-	ruby, err := b.tool("", "ruby")
-	if err == nil {
-		var bundle string
-		if bundle, err = b.tool("", "bundle"); err == nil {
-			return b.rubyVersions(ctx, ruby, bundle)
-		}
+	ruby, err := b.need("", "ruby")
+	if err != nil {
+		return rubyToolchain{}, err
 	}
-	if errors.Is(err, errNotFound) {
-		return rubyToolchain{}, fmt.Errorf("%s (%v)", rubyMissing, err)
+	bundle, err := b.need("", "bundle")
+	if err != nil {
+		return rubyToolchain{}, err
 	}
-	return rubyToolchain{}, err
+	return b.rubyVersions(ctx, ruby, bundle)
 }
 
 func (b *builder) rubyVersions(ctx context.Context, ruby, bundle string) (rubyToolchain, error) {

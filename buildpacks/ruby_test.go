@@ -62,20 +62,6 @@ func TestDetectRuby(t *testing.T) {
 	}
 }
 
-func TestRubyMissingBundler(t *testing.T) {
-	t.Parallel()
-	dir := fixture(t, "ruby-app")
-	spec := Spec{App: "test", Dir: dir, CacheDir: t.TempDir(), EnvsDir: filepath.Join(t.TempDir(), "envs"),
-		HasProcfile: true, Report: newRecorder(t), Env: map[string]string{"PATH": t.TempDir()}}
-	_, err := Build(testContext(t), spec)
-	if err == nil {
-		t.Fatal("Build succeeded without ruby")
-	}
-	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "install Debian's ruby-bundler package (apt-get install ruby-bundler)") {
-		t.Errorf("error = %q", msg)
-	}
-}
-
 // TestRubyBuild installs the fixture's gems from vendor/cache into a shared
 // environment, runs them through the runtime environment the build
 // returns, reuses the environment for an unchanged lock, and fails with

@@ -16,10 +16,6 @@ import (
 // PackRust builds a Cargo package.
 const PackRust = "rust"
 
-// cargoMissing is what a build without cargo says: the toolchain comes from
-// the system.
-const cargoMissing = "cargo is not installed for the build: install Debian's cargo package (apt-get install cargo) or a rustup toolchain on PATH"
-
 // buildRust runs `cargo build --release` and copies the package's binaries
 // into <Dir>/target/release, where the Procfile names them
 // (web: target/release/NAME). The target directory is CacheDir/cargo-target
@@ -129,22 +125,15 @@ func binTargets(metadata []byte, manifest string) ([]string, error) {
 // rustToolchain finds cargo, the environment to run it in, and its
 // version, once per build.
 func (b *builder) rustToolchain(ctx context.Context) (string, map[string]string, string, error) {
-	cargo, err := b.tool(b.spec.Tools.Cargo, "cargo")
+	cargo, err := b.need(b.spec.Tools.Cargo, "cargo")
 	if err != nil {
-		if errors.Is(err, errNotFound) {
-			return "", nil, "", fmt.Errorf("%s (%v)", cargoMissing, err)
-		}
 		return "", nil, "", err
 	}
-	env := withEnv(b.env, nil)
-	if b.spec.CacheDir != "" {
-		cacheDir, err := filepath.Abs(b.spec.CacheDir)
-		if err != nil {
-			return "", nil, "", err
-		}
-		env["CARGO_HOME"] = filepath.Join(cacheDir, "cargo-home")
-		env["CARGO_TARGET_DIR"] = filepath.Join(cacheDir, "cargo-target")
-	} else {
+	env, cached, err := b.toolEnv(map[string]string{"CARGO_HOME": "cargo-home", "CARGO_TARGET_DIR": "cargo-target"})
+	if err != nil {
+		return "", nil, "", err
+	}
+	if !cached {
 		env["CARGO_TARGET_DIR"] = filepath.Join(b.dir, "target")
 	}
 	// A rustup proxy finds its toolchains under RUSTUP_HOME, by default in
@@ -156,12 +145,8 @@ func (b *builder) rustToolchain(ctx context.Context) (string, map[string]string,
 			env["RUSTUP_HOME"] = filepath.Join(home, ".rustup")
 		}
 	}
-	if b.cargoVer == "" {
-		v, err := output(ctx, b.cred(), env, b.dir, cargo, "--version")
-		if err != nil {
-			return "", nil, "", fmt.Errorf("ask cargo its version: %w", err)
-		}
-		b.cargoVer = v
+	if err := b.askVersion(ctx, &b.cargoVer, env, "cargo", cargo, "--version"); err != nil {
+		return "", nil, "", err
 	}
 	return cargo, env, b.cargoVer, nil
 }

@@ -72,6 +72,16 @@ func wantWorkers(d *daemon, u user, app string, want string) func() error {
 	}
 }
 
+// budgetDaemon starts hop3 with the autoscaler sampling every 300 ms (an
+// entry is busy after 1.5 s of load, idle after 9 s) and one user.
+func budgetDaemon(t *testing.T) (*daemon, user) {
+	t.Helper()
+	d := startDaemonEnv(t, shortTemp(t), "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
+	alice := newUser(t, "alice")
+	d.register(alice)
+	return d, alice
+}
+
 // TestWorkerBudgetScales: an auto app starts with one Granian worker,
 // gains a second under sustained CPU load driven through Caddy, and gives
 // it back once the load stops, each change a zero-downtime switch that
@@ -79,11 +89,7 @@ func wantWorkers(d *daemon, u user, app string, want string) func() error {
 // ps:scale stays at its count under the same load.
 func TestWorkerBudgetScales(t *testing.T) {
 	t.Parallel()
-	root := shortTemp(t)
-	// Samples every 300 ms: busy after 1.5 s of load, idle after 9 s.
-	d := startDaemonEnv(t, root, "127.0.0.1:0", []string{"HOP3_TEST_AUTOSCALE_INTERVAL=300ms"})
-	alice := newUser(t, "alice")
-	d.register(alice)
+	d, alice := budgetDaemon(t)
 
 	w := newWorkdir(t, cpuApp())
 	w.mustPush(d, alice, "busy")
@@ -127,4 +133,65 @@ func TestWorkerBudgetScales(t *testing.T) {
 	if ev := d.mustCmd(alice, "events", "pinned").stdout; strings.Contains(ev, "autoscale") {
 		t.Errorf("the pinned app was autoscaled:\n%s", ev)
 	}
+}
+
+// TestWorkerBudgetUnpin: ps:scale wsgi=2 pins an auto app's workers (ps:
+// 2 pinned), wsgi=auto hands them back from that count (ps: 2 auto) and
+// the autoscaler then takes the idle second worker back, while a client
+// requesting the page through both switches gets every answer. auto is
+// refused in one line for a worker entry and under a GRANIAN_WORKERS pin,
+// which it names.
+func TestWorkerBudgetUnpin(t *testing.T) {
+	t.Parallel()
+	d, alice := budgetDaemon(t)
+	files := wsgiApp("ok")
+	files["Procfile"] = "wsgi: app:app\nworker: exec sleep 600\n"
+	w := newWorkdir(t, files)
+	w.mustPush(d, alice, "flex")
+	wantBody(t, d, "flex.localhost", "/", "ok")
+	eventually(t, 10*time.Second, wantWorkers(d, alice, "flex", "1 auto"))
+
+	l := startLoad(t, d, "flex.localhost", 1)
+	d.mustCmd(alice, "ps:scale", "flex", "wsgi=2")
+	if err := wantWorkers(d, alice, "flex", "2 pinned")(); err != nil {
+		t.Error(err)
+	}
+	if ps := d.mustCmd(alice, "ps", "flex").stdout; !strings.Contains(ps, "2 (pinned)") {
+		t.Errorf("ps after wsgi=2 lacks 2 (pinned):\n%s", ps)
+	}
+	r := d.mustCmd(alice, "ps:scale", "flex", "wsgi=auto")
+	if !strings.Contains(r.stderr, "wsgi's workers follow the load again, from 2") {
+		t.Errorf("ps:scale wsgi=auto said:\n%s", r.stderr)
+	}
+	if err := wantWorkers(d, alice, "flex", "2 auto")(); err != nil {
+		t.Error(err)
+	}
+	if ps := d.mustCmd(alice, "ps", "flex").stdout; !strings.Contains(ps, "2 (auto)") {
+		t.Errorf("ps after wsgi=auto lacks 2 (auto):\n%s", ps)
+	}
+	time.Sleep(time.Second) // load a little after the switch too
+	endLoad(t, l, "through pin and unpin")
+
+	// The autoscaler owns the entry again: idle, it gives a worker back.
+	eventually(t, 90*time.Second, func() error {
+		wantBody(t, d, "flex.localhost", "/", "ok")
+		return wantWorkers(d, alice, "flex", "1 auto")()
+	})
+	ev := d.mustCmd(alice, "events", "flex").stdout
+	for _, want := range []string{"scaled wsgi=2", "scaled wsgi=auto", "scaled wsgi to 1 worker (idle)"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("events lack %q:\n%s", want, ev)
+		}
+	}
+
+	wantFail(t, d.command(alice, "", "ps:scale", "flex", "worker=auto"), 1,
+		"scale worker=auto: only wsgi/asgi entries are scaled automatically; worker is a worker process, give it a count (worker=N)")
+	d.mustCmd(alice, "config:set", "flex", "GRANIAN_WORKERS=2")
+	eventually(t, 10*time.Second, wantWorkers(d, alice, "flex", "2 pinned"))
+	wantFail(t, d.command(alice, "", "ps:scale", "flex", "wsgi=auto"), 1,
+		"scale wsgi=auto: GRANIAN_WORKERS=2 in flex's config pins its workers; `config:unset flex GRANIAN_WORKERS` hands them to the autoscaler")
+	if err := wantWorkers(d, alice, "flex", "2 pinned")(); err != nil {
+		t.Error(err)
+	}
+	wantBody(t, d, "flex.localhost", "/", "ok")
 }

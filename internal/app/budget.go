@@ -26,6 +26,7 @@ import (
 // its config sets GRANIAN_WORKERS or WEB_CONCURRENCY; hop3 never changes a
 // pinned count. Every other entry is "auto": it starts with one worker, and
 // the autoscaler adds one while the app is busy and takes it back once idle.
+// ps:scale KIND=auto removes a ps:scale pin (unpinnedWorkers).
 //
 // Auto entries start with one worker, whatever the number of apps. Each
 // worker more costs memory while idle (measured: a minimal WSGI app's
@@ -103,14 +104,15 @@ func MemAvailable(r io.Reader) int64 {
 	return 0
 }
 
-// envWorkers is the worker count an app's config pins, if any.
-func envWorkers(env map[string]string) (int, bool) {
+// envWorkers is the worker count an app's config pins, if any, and the
+// variable that pins it.
+func envWorkers(env map[string]string) (n int, key string, ok bool) {
 	for _, k := range []string{"GRANIAN_WORKERS", "WEB_CONCURRENCY"} {
 		if n, err := strconv.Atoi(env[k]); err == nil && n > 0 {
-			return n, true
+			return n, k, true
 		}
 	}
-	return 0, false
+	return 0, "", false
 }
 
 // granianWorkers is the worker count of a release's wsgi/asgi entry kind,
@@ -119,10 +121,44 @@ func (m *Manager) granianWorkers(r release, kind string) (int, bool) {
 	if n, ok := r.scale[kind]; ok {
 		return n, true
 	}
-	if n, ok := envWorkers(r.env); ok {
+	if n, _, ok := envWorkers(r.env); ok {
 		return n, true
 	}
 	return m.workers.count(workerKey{r.app, kind}), false
+}
+
+// maxAppWorkers is the most workers the autoscaler gives one entry: one
+// per core.
+func maxAppWorkers() int {
+	return min(max(runtime.NumCPU(), 1), MaxScale)
+}
+
+// unpinnedWorkers is the count an entry pinned at pinned workers starts
+// from when ps:scale hands it back to the autoscaler: the count it runs
+// now, within what the autoscaler itself would give it. Starting from one
+// would take workers from an app that may be busy at that moment, and only
+// load gives them back, seconds later; an idle app gives the extra workers
+// back one at a time (AutoscaleDownAfter samples each), as it does those
+// the autoscaler gave it.
+func unpinnedWorkers(pinned int) int {
+	return min(max(pinned, 1), maxAppWorkers())
+}
+
+// autoScaleRefusal says why ps:scale KIND=auto can not hand entry e of
+// release r back to the autoscaler (config holds the app's config vars),
+// or "" when it can.
+func autoScaleRefusal(r release, e procfile.Entry, config map[string]string) string {
+	if e.Kind != procfile.KindWSGI && e.Kind != procfile.KindASGI {
+		return fmt.Sprintf("scale %s=auto: only wsgi/asgi entries are scaled automatically; %s is a %s process, give it a count (%s=N)", e.Name, e.Name, e.Kind, e.Name)
+	}
+	n, key, ok := envWorkers(r.env)
+	if !ok {
+		return ""
+	}
+	if _, set := config[key]; set {
+		return fmt.Sprintf("scale %s=auto: %s=%d in %s's config pins its workers; `config:unset %s %s` hands them to the autoscaler", e.Name, key, n, r.app, r.app, key)
+	}
+	return fmt.Sprintf("scale %s=auto: %s=%d in %s's ENV or .env pins its workers; remove it there and push to hand them to the autoscaler", e.Name, key, n, r.app)
 }
 
 // workerKey names one wsgi/asgi entry of one app.
@@ -438,7 +474,7 @@ func (m *Manager) Autoscale(ctx context.Context, opts AutoscaleOptions) {
 	if interval <= 0 {
 		interval = DefaultAutoscaleInterval
 	}
-	maxApp := min(max(runtime.NumCPU(), 1), MaxScale)
+	maxApp := maxAppWorkers()
 	m.log.Info("worker budget", "workers", budget, "per_app", maxApp, "interval", interval)
 	a := newAutoscaler(budget, maxApp, func(pgids []int) map[int]supervisor.Usage {
 		return supervisor.GroupUsage("/proc", pgids)

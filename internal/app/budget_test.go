@@ -108,17 +108,19 @@ func TestEnvWorkersPin(t *testing.T) {
 	tests := []struct {
 		env    map[string]string
 		n      int
+		key    string
 		pinned bool
 	}{
-		{map[string]string{}, 0, false},
-		{map[string]string{"GRANIAN_WORKERS": "3"}, 3, true},
-		{map[string]string{"WEB_CONCURRENCY": "2"}, 2, true},
-		{map[string]string{"GRANIAN_WORKERS": "0"}, 0, false},
-		{map[string]string{"WEB_CONCURRENCY": "many"}, 0, false},
+		{map[string]string{}, 0, "", false},
+		{map[string]string{"GRANIAN_WORKERS": "3"}, 3, "GRANIAN_WORKERS", true},
+		{map[string]string{"WEB_CONCURRENCY": "2"}, 2, "WEB_CONCURRENCY", true},
+		{map[string]string{"GRANIAN_WORKERS": "0"}, 0, "", false},
+		{map[string]string{"WEB_CONCURRENCY": "many"}, 0, "", false},
+		{map[string]string{"GRANIAN_WORKERS": "x", "WEB_CONCURRENCY": "4"}, 4, "WEB_CONCURRENCY", true},
 	}
 	for _, tt := range tests {
-		if n, pinned := envWorkers(tt.env); n != tt.n || pinned != tt.pinned {
-			t.Errorf("envWorkers(%v) = %d, %v; want %d, %v", tt.env, n, pinned, tt.n, tt.pinned)
+		if n, key, pinned := envWorkers(tt.env); n != tt.n || key != tt.key || pinned != tt.pinned {
+			t.Errorf("envWorkers(%v) = %d, %q, %v; want %d, %q, %v", tt.env, n, key, pinned, tt.n, tt.key, tt.pinned)
 		}
 	}
 }

@@ -2,14 +2,12 @@ package app
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"hop3/internal/router"
 	"hop3/internal/store"
-	"hop3/runtime/supervisor"
 )
 
 // routesOnly is a router that holds routes in memory, listing them as the
@@ -26,17 +24,6 @@ func (r *routesOnly) Routes() []router.Route {
 	return out
 }
 
-type noSupervisor struct{}
-
-func (noSupervisor) Start(context.Context, supervisor.Spec) error { return nil }
-func (noSupervisor) Stop(context.Context, string) error           { return nil }
-func (noSupervisor) Drain(string, supervisor.Drain) error         { return nil }
-func (noSupervisor) Status(string) (supervisor.Status, bool)      { return supervisor.Status{}, false }
-func (noSupervisor) List() []supervisor.Status                    { return nil }
-func (noSupervisor) Run(context.Context, supervisor.Spec, io.Reader, io.Writer, io.Writer) (int, error) {
-	return 0, nil
-}
-
 func claimsManager(t *testing.T) (*Manager, *store.Store, *routesOnly) {
 	t.Helper()
 	root := t.TempDir()
@@ -46,7 +33,7 @@ func claimsManager(t *testing.T) (*Manager, *store.Store, *routesOnly) {
 	}
 	t.Cleanup(func() { st.Close() })
 	rt := &routesOnly{routes: map[string]router.Route{}}
-	m, err := New(Config{Root: root, Domain: "hop3.test", Store: st, Router: rt, Supervisor: noSupervisor{}})
+	m, err := New(Config{Root: root, Domain: "hop3.test", Store: st, Router: rt, Supervisor: newFakeSupervisor()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func TestSpecsForDrainAndReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m, err := New(Config{Root: t.TempDir(), Domain: "example.org", Store: st, Router: nopRouter{}, Supervisor: &listSupervisor{}})
+	m, err := New(Config{Root: t.TempDir(), Domain: "example.org", Store: st, Router: nopRouter{}, Supervisor: newFakeSupervisor()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,19 +10,6 @@ import (
 	"hop3/internal/store"
 	"hop3/runtime/supervisor"
 )
-
-type listSupervisor struct{ list []supervisor.Status }
-
-func (l *listSupervisor) Start(ctx context.Context, spec supervisor.Spec) error { return nil }
-func (l *listSupervisor) Stop(ctx context.Context, name string) error           { return nil }
-func (l *listSupervisor) List() []supervisor.Status                             { return l.list }
-func (l *listSupervisor) Drain(name string, d supervisor.Drain) error           { return nil }
-func (l *listSupervisor) Status(name string) (supervisor.Status, bool) {
-	return supervisor.Status{}, false
-}
-func (l *listSupervisor) Run(ctx context.Context, spec supervisor.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	return 0, nil
-}
 
 type nopRouter struct{}
 
@@ -44,10 +30,11 @@ func TestRecordProcessEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := "shop/worker.1@v3.7"
-	sup := &listSupervisor{list: []supervisor.Status{{
+	sup := newFakeSupervisor()
+	sup.report(supervisor.Status{
 		Name: w, Labels: labels("shop", "worker", 1, 3, 7), State: supervisor.Crashed,
 		Restarts: 5, LastExit: "exit status 3",
-	}}}
+	})
 	m, err := New(Config{Root: t.TempDir(), Store: st, Router: nopRouter{}, Supervisor: sup})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,12 +36,51 @@ type fakeSupervisor struct {
 	// failKind, when set, makes starts of that Procfile entry fail, as a
 	// process that exits at once would.
 	failKind string
+	// serving, when set (serveSockets), gives each started process with a
+	// socket an HTTP server on it, so requests through the app's stable
+	// socket link reach the generation that runs.
+	serving bool
+	servers map[string]*http.Server
+	// reported holds processes the supervisor lists in a state the test
+	// chose (crashed, backing off), as it would after their exits.
+	reported map[string]supervisor.Status
 }
 
 var _ Supervisor = (*fakeSupervisor)(nil)
 
 func newFakeSupervisor() *fakeSupervisor {
-	return &fakeSupervisor{running: map[string]supervisor.Spec{}, since: map[string]time.Time{}}
+	return &fakeSupervisor{
+		running:  map[string]supervisor.Spec{},
+		since:    map[string]time.Time{},
+		servers:  map[string]*http.Server{},
+		reported: map[string]supervisor.Status{},
+	}
+}
+
+// serveSockets makes every later start of a process with a socket listen
+// on it and answer each request with the process's name, until the
+// process is stopped or drained or the test ends. Socket paths must stay
+// short (a temporary root from os.MkdirTemp, not t.TempDir).
+func (s *fakeSupervisor) serveSockets(t *testing.T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serving = true
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for name, srv := range s.servers {
+			srv.Close()
+			delete(s.servers, name)
+		}
+	})
+}
+
+// report makes the supervisor list st (and answer Status for its name)
+// until it is stopped or drained, as a process in st.State would be.
+func (s *fakeSupervisor) report(st supervisor.Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reported[st.Name] = st
 }
 
 func (s *fakeSupervisor) Start(ctx context.Context, spec supervisor.Spec) error {
@@ -49,6 +90,17 @@ func (s *fakeSupervisor) Start(ctx context.Context, spec supervisor.Spec) error 
 	s.started = append(s.started, spec)
 	if s.failKind != "" && spec.Labels["kind"] == s.failKind {
 		return &supervisor.StartError{Name: spec.Name, Err: errors.New("exited after 10ms (exit status 1)")}
+	}
+	if s.serving && spec.Socket != "" {
+		ln, err := net.Listen("unix", spec.Socket)
+		if err != nil {
+			return &supervisor.StartError{Name: spec.Name, Err: err}
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, spec.Name)
+		})}
+		go srv.Serve(ln)
+		s.servers[spec.Name] = srv
 	}
 	s.running[spec.Name] = spec
 	s.since[spec.Name] = time.Now()
@@ -68,11 +120,7 @@ func (s *fakeSupervisor) Stop(ctx context.Context, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, "stop "+name)
-	if _, ok := s.running[name]; !ok {
-		return supervisor.ErrNotFound
-	}
-	delete(s.running, name)
-	return nil
+	return s.end(name)
 }
 
 // Drain ends the process at once: the fake has no requests to wait for.
@@ -80,8 +128,21 @@ func (s *fakeSupervisor) Drain(name string, _ supervisor.Drain) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, "drain "+name)
+	return s.end(name)
+}
+
+// end removes process name, closing its server; s.mu is held.
+func (s *fakeSupervisor) end(name string) error {
+	if _, ok := s.reported[name]; ok {
+		delete(s.reported, name)
+		return nil
+	}
 	if _, ok := s.running[name]; !ok {
 		return supervisor.ErrNotFound
+	}
+	if srv, ok := s.servers[name]; ok {
+		srv.Close()
+		delete(s.servers, name)
 	}
 	delete(s.running, name)
 	return nil
@@ -90,6 +151,9 @@ func (s *fakeSupervisor) Drain(name string, _ supervisor.Drain) error {
 func (s *fakeSupervisor) Status(name string) (supervisor.Status, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if st, ok := s.reported[name]; ok {
+		return st, true
+	}
 	spec, ok := s.running[name]
 	return supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running}, ok
 }
@@ -100,6 +164,9 @@ func (s *fakeSupervisor) List() []supervisor.Status {
 	var out []supervisor.Status
 	for name, spec := range s.running {
 		out = append(out, supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running, StartedAt: s.since[name]})
+	}
+	for _, st := range s.reported {
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b supervisor.Status) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -113,6 +180,13 @@ func (s *fakeSupervisor) Run(ctx context.Context, spec supervisor.Spec, stdin io
 	s.calls = append(s.calls, "run "+spec.Name)
 	s.ran = append(s.ran, spec)
 	return 0, nil
+}
+
+// last returns the spec of the most recent start.
+func (s *fakeSupervisor) last() supervisor.Spec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started[len(s.started)-1]
 }
 
 // names lists the running processes of app, sorted.

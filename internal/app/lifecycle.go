@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -125,31 +127,91 @@ func (m *Manager) StartApp(ctx context.Context, app string, out *ui.Writer) erro
 const MaxScale = 32
 
 // Scale sets process counts (for wsgi/asgi: Granian workers) and applies
-// them with zero downtime; kinds not named keep running untouched.
+// them with zero downtime; kinds not named keep running untouched. A
+// wsgi/asgi count of store.ScaleAuto hands the entry's workers back to the
+// autoscaler.
 func (m *Manager) Scale(ctx context.Context, app string, counts map[string]int, out *ui.Writer) error {
 	return m.withLive(ctx, app, out, func(a store.App, r release) error {
 		return m.scale(ctx, a, r, counts, out)
 	})
 }
 
-func (m *Manager) scale(ctx context.Context, a store.App, r release, counts map[string]int, out *ui.Writer) error {
-	app := a.Name
-	kinds := map[string]bool{}
-	for kind, n := range counts {
+// ValidateScale refuses, with a one-line reason, counts that Scale would
+// refuse for app's live release, changing nothing.
+func (m *Manager) ValidateScale(ctx context.Context, app string, counts map[string]int) error {
+	_, r, err := m.liveRelease(ctx, app)
+	if err != nil {
+		return err
+	}
+	return m.checkScale(ctx, r, counts)
+}
+
+// checkScale refuses counts for kinds of release r that can not take them.
+func (m *Manager) checkScale(ctx context.Context, r release, counts map[string]int) error {
+	var config map[string]string
+	for _, kind := range slices.Sorted(maps.Keys(counts)) {
+		n := counts[kind]
 		e, ok := r.procfile.Get(kind)
 		if !ok || (e.Kind != procfile.KindWSGI && e.Kind != procfile.KindASGI && e.Kind != procfile.KindWeb && e.Kind != procfile.KindWorker) {
-			return fmt.Errorf("%s has no scalable process %q; its Procfile has: %s", app, kind, strings.Join(scalable(r.procfile), ", "))
+			return fmt.Errorf("%s has no scalable process %q; its Procfile has: %s", r.app, kind, strings.Join(scalable(r.procfile), ", "))
+		}
+		if n == store.ScaleAuto {
+			if config == nil {
+				var err error
+				if config, err = m.cfg.Store.Config(ctx, r.app); err != nil {
+					return err
+				}
+			}
+			if why := autoScaleRefusal(r, e, config); why != "" {
+				return errors.New(why)
+			}
+			continue
 		}
 		if n < 0 || n > MaxScale {
 			return fmt.Errorf("scale %s=%d: use a count from 0 to %d", kind, n, MaxScale)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) scale(ctx context.Context, a store.App, r release, counts map[string]int, out *ui.Writer) error {
+	app := a.Name
+	if err := m.checkScale(ctx, r, counts); err != nil {
+		return err
+	}
+	kinds := map[string]bool{}
+	for _, kind := range slices.Sorted(maps.Keys(counts)) {
+		if _, pinned := r.scale[kind]; counts[kind] == store.ScaleAuto && !pinned {
+			out.Info(kind + " is already scaled automatically")
+			continue
 		}
 		kinds[kind] = true
 	}
 	if err := m.cfg.Store.SetScale(ctx, app, counts); err != nil {
 		return err
 	}
-	for k, n := range counts {
-		r.scale[k] = n
+	running := a.State != store.AppStopped && a.Asleep.IsZero()
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		n := counts[k]
+		if n != store.ScaleAuto {
+			r.scale[k] = n
+			continue
+		}
+		pinned, ok := r.scale[k]
+		if !ok {
+			continue
+		}
+		delete(r.scale, k)
+		if running {
+			// A stopped or sleeping entry starts again from one worker, as
+			// any auto entry does.
+			start := unpinnedWorkers(pinned)
+			m.workers.set(workerKey{app, k}, start)
+			out.Info(fmt.Sprintf("%s's workers follow the load again, from %d", k, start))
+		}
+	}
+	if len(kinds) == 0 {
+		return nil
 	}
 	if a.State == store.AppStopped {
 		out.Info(app + " is stopped; the new scale applies when it starts")

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"hop3/internal/router"
 	"hop3/internal/store"
@@ -71,42 +73,68 @@ func (m *Manager) Routes(ctx context.Context) ([]router.Route, error) {
 }
 
 // Restore starts the live release of every running app, as after a restart
-// of hop3. One app that fails to start does not keep the others down.
+// of hop3. Apps start a few at a time (restoreLimit): most of a start is
+// waiting for readiness and the settle time, which overlap. One app that
+// fails to start does not keep the others down.
 func (m *Manager) Restore(ctx context.Context) error {
 	if n, err := m.cfg.Store.FailBuilding(ctx, interrupted); err != nil {
 		return err
 	} else if n > 0 {
 		m.log.Warn("deploys interrupted by a stop of hop3 marked failed", "count", n)
 	}
+	return m.restoreApps(ctx, restoreLimit())
+}
+
+// restoreLimit is how many apps Restore starts at once: a few per core,
+// since starting apps mostly waits, but capped, so twenty apps importing
+// their code at once do not slow every one of them down.
+func restoreLimit() int { return min(runtime.NumCPU()*2, 8) }
+
+// restoreApps starts the live release of every running app, at most limit
+// at once, and joins their errors in the order of the apps.
+func (m *Manager) restoreApps(ctx context.Context, limit int) error {
 	apps, err := m.cfg.Store.Apps(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, a := range apps {
+	errs := make([]error, len(apps))
+	slots := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for i, a := range apps {
 		if a.Release == 0 || a.State == store.AppStopped {
 			continue
 		}
-		if !a.Asleep.IsZero() {
-			err := m.restoreAsleep(ctx, a.Name, a.Release)
-			if err == nil {
-				m.log.Info("app sleeps until its next request", "app", a.Name, "release", a.Release)
-				continue
-			}
-			m.log.Error("put sleeping app's waker up; starting it instead", "app", a.Name, "err", err)
-		}
-		r, err := m.loadRelease(ctx, a.Name, a.Release)
-		if err == nil {
-			err = m.activate(ctx, r, nil, ui.New(io.Discard, false))
-		}
-		if err != nil {
-			m.log.Error("restore app", "app", a.Name, "release", a.Release, "err", err)
-			errs = append(errs, fmt.Errorf("%s: %w", a.Name, err))
-			continue
-		}
-		m.log.Info("app restored", "app", a.Name, "release", a.Release)
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			errs[i] = m.restoreApp(ctx, a)
+		})
 	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// restoreApp starts one app's live release, or puts its waker up when it
+// was asleep, and logs how that went.
+func (m *Manager) restoreApp(ctx context.Context, a store.App) error {
+	if !a.Asleep.IsZero() {
+		err := m.restoreAsleep(ctx, a.Name, a.Release)
+		if err == nil {
+			m.log.Info("app sleeps until its next request", "app", a.Name, "release", a.Release)
+			return nil
+		}
+		m.log.Error("put sleeping app's waker up; starting it instead", "app", a.Name, "err", err)
+	}
+	r, err := m.loadRelease(ctx, a.Name, a.Release)
+	if err == nil {
+		err = m.activate(ctx, r, nil, ui.New(io.Discard, false))
+	}
+	if err != nil {
+		m.log.Error("restore app", "app", a.Name, "release", a.Release, "err", err)
+		return fmt.Errorf("%s: %w", a.Name, err)
+	}
+	m.log.Info("app restored", "app", a.Name, "release", a.Release)
+	return nil
 }
 
 // interrupted is the failure recorded for deploys a stop of hop3 cut short.

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -171,87 +169,8 @@ func TestValidateConfigSleepAfter(t *testing.T) {
 	}
 }
 
-// socketSupervisor runs no processes: each started spec with a socket
-// gets an HTTP server on it that answers with the generation's name.
-type socketSupervisor struct {
-	mu      sync.Mutex
-	running map[string]*http.Server
-	specs   map[string]supervisor.Spec
-	started []supervisor.Spec
-	fail    bool // the next starts fail, as an app crashing at start
-}
-
-func newSocketSupervisor() *socketSupervisor {
-	return &socketSupervisor{running: map[string]*http.Server{}, specs: map[string]supervisor.Spec{}}
-}
-
-func (s *socketSupervisor) Start(ctx context.Context, spec supervisor.Spec) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.started = append(s.started, spec)
-	if s.fail {
-		return errors.New("exited after 10ms (exit status 1)")
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, spec.Name)
-	})}
-	if spec.Socket != "" {
-		ln, err := net.Listen("unix", spec.Socket)
-		if err != nil {
-			return err
-		}
-		go srv.Serve(ln)
-	}
-	s.running[spec.Name], s.specs[spec.Name] = srv, spec
-	return nil
-}
-
-func (s *socketSupervisor) Stop(ctx context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	srv, ok := s.running[name]
-	if !ok {
-		return supervisor.ErrNotFound
-	}
-	srv.Close()
-	delete(s.running, name)
-	delete(s.specs, name)
-	return nil
-}
-
-func (s *socketSupervisor) Drain(name string, _ supervisor.Drain) error {
-	return s.Stop(context.Background(), name)
-}
-
-func (s *socketSupervisor) Status(name string) (supervisor.Status, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	spec, ok := s.specs[name]
-	return supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running}, ok
-}
-
-func (s *socketSupervisor) List() []supervisor.Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []supervisor.Status
-	for name, spec := range s.specs {
-		out = append(out, supervisor.Status{Name: name, Labels: spec.Labels, State: supervisor.Running})
-	}
-	return out
-}
-
-func (s *socketSupervisor) Run(context.Context, supervisor.Spec, io.Reader, io.Writer, io.Writer) (int, error) {
-	return 0, nil
-}
-
-func (s *socketSupervisor) last() supervisor.Spec {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.started[len(s.started)-1]
-}
-
 // sleepyManager is a Manager with one deployed wsgi app, "a", running.
-func sleepyManager(t *testing.T) (*Manager, *store.Store, *socketSupervisor) {
+func sleepyManager(t *testing.T) (*Manager, *store.Store, *fakeSupervisor) {
 	t.Helper()
 	root, err := os.MkdirTemp("", "sl") // socket paths stay short
 	if err != nil {
@@ -263,7 +182,8 @@ func sleepyManager(t *testing.T) (*Manager, *store.Store, *socketSupervisor) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sup := newSocketSupervisor()
+	sup := newFakeSupervisor()
+	sup.serveSockets(t)
 	m, err := New(Config{Root: root, Store: st, Router: nopRouter{}, Supervisor: sup, SleepAfter: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -441,9 +361,7 @@ func TestSleepingAppCommands(t *testing.T) {
 		if err := m.putToSleep(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
-		sup.mu.Lock()
-		sup.fail = true
-		sup.mu.Unlock()
+		sup.setFailKind("wsgi")
 		if code, _, err := getSocket(m.paths.WebSocket("a")); err != nil || code != 503 {
 			t.Errorf("request = %d %v, want 503", code, err)
 		}

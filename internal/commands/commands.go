@@ -37,6 +37,10 @@ type Backend interface {
 	StopApp(ctx context.Context, app string, out *ui.Writer) error
 	StartApp(ctx context.Context, app string, out *ui.Writer) error
 	Scale(ctx context.Context, app string, counts map[string]int, out *ui.Writer) error
+	// ValidateScale refuses, with a one-line reason and changing nothing,
+	// counts Scale would refuse (such as auto for an entry Granian does
+	// not serve).
+	ValidateScale(ctx context.Context, app string, counts map[string]int) error
 	Rollback(ctx context.Context, app string, number int, actor string, out *ui.Writer) error
 	ApplyConfig(ctx context.Context, app string, out *ui.Writer) error
 	Processes(app string) []supervisor.Status

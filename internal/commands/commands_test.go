@@ -513,7 +513,11 @@ func TestScale(t *testing.T) {
 	e.app("myapp", "wsgi: app:app\nworker: python worker.py\nrelease: true\ncron1: */5 * * * * true\n")
 	e.app("new", "")
 	e.ok("ps:scale", "myapp", "worker=3", "wsgi=4")
-	if got := e.be.Calls(); !slices.Equal(got, []string{"Scale myapp worker=3 wsgi=4"}) {
+	// auto reaches the backend as store.ScaleAuto, which the backend takes
+	// or refuses (a worker entry is never scaled automatically).
+	e.ok("ps:scale", "myapp", "wsgi=auto")
+	want := []string{"Scale myapp worker=3 wsgi=4", "Scale myapp wsgi=auto"}
+	if got := e.be.Calls(); !slices.Equal(got, want) {
 		t.Errorf("backend calls = %q", got)
 	}
 	tests := []struct {
@@ -523,7 +527,12 @@ func TestScale(t *testing.T) {
 	}{
 		{[]string{"ps:scale", "myapp"}, exitUsage, "missing KIND=N"},
 		{[]string{"ps:scale", "myapp", "worker"}, exitUsage, `"worker" is not KIND=N`},
-		{[]string{"ps:scale", "myapp", "worker=two"}, exitUsage, "not a whole number"},
+		{[]string{"ps:scale", "myapp", "worker=two"}, exitUsage, "not a whole number or auto"},
+		{[]string{"ps:scale", "myapp", "wsgi=Auto"}, exitUsage, "not a whole number or auto"},
+		{[]string{"ps:scale", "myapp", "wsgi="}, exitUsage, "not a whole number or auto"},
+		{[]string{"ps:scale", "myapp", "wrong=auto"}, exitFail, `has no process "wrong"`},
+		// Refused by the backend before anything is said or changed.
+		{[]string{"ps:scale", "myapp", "wsgi=2", "worker=auto"}, exitFail, "scale worker=auto: only wsgi/asgi entries are scaled automatically"},
 		{[]string{"ps:scale", "myapp", "worker=-1"}, exitUsage, "between 0 and 32"},
 		{[]string{"ps:scale", "myapp", "worker=33"}, exitUsage, "between 0 and 32"},
 		{[]string{"ps:scale", "myapp", "=3"}, exitUsage, "is not KIND=N"},
@@ -539,12 +548,16 @@ func TestScale(t *testing.T) {
 		}
 		oneFailLine(t, r, tt.want)
 	}
-	if got := e.be.Calls(); len(got) != 1 {
+	if got := e.be.Calls(); len(got) != len(want) {
 		t.Errorf("bad scales reached the backend: %q", got)
 	}
-	evs := e.events("myapp")
-	if len(evs) != 1 || evs[0].Message != "scaled worker=3 wsgi=4" {
-		t.Errorf("events = %+v", evs)
+	var msgs []string
+	for _, ev := range e.events("myapp") {
+		msgs = append(msgs, ev.Message)
+	}
+	slices.Sort(msgs)
+	if !slices.Equal(msgs, []string{"scaled worker=3 wsgi=4", "scaled wsgi=auto"}) {
+		t.Errorf("events = %q", msgs)
 	}
 }
 

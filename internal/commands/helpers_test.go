@@ -103,9 +103,20 @@ func (f *fakeBackend) StartApp(ctx context.Context, app string, out *ui.Writer) 
 func (f *fakeBackend) Scale(ctx context.Context, app string, counts map[string]int, out *ui.Writer) error {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		parts = append(parts, k+"="+strconv.Itoa(counts[k]))
+		parts = append(parts, k+"="+countLabel(counts[k]))
 	}
 	return f.record("Scale %s %s", app, strings.Join(parts, " "))
+}
+
+// ValidateScale refuses auto for any kind but wsgi, as the orchestrator
+// does for entries Granian does not serve.
+func (f *fakeBackend) ValidateScale(ctx context.Context, app string, counts map[string]int) error {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		if counts[k] == store.ScaleAuto && k != "wsgi" {
+			return fmt.Errorf("scale %s=auto: only wsgi/asgi entries are scaled automatically", k)
+		}
+	}
+	return nil
 }
 
 func (f *fakeBackend) Rollback(ctx context.Context, app string, number int, actor string, out *ui.Writer) error {

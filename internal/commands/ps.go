@@ -221,9 +221,12 @@ func (inv *invocation) psScale(ctx context.Context, c *command, args []string) e
 			return failf("%s", msg)
 		}
 	}
+	if err := inv.d.cfg.Backend.ValidateScale(ctx, a.Name, counts); err != nil {
+		return err
+	}
 	var desc []string
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		desc = append(desc, fmt.Sprintf("%s=%d", k, counts[k]))
+		desc = append(desc, k+"="+countLabel(counts[k]))
 	}
 	inv.ui.Step(fmt.Sprintf("Scaling %s: %s", a.Name, strings.Join(desc, " ")))
 	if err := inv.d.cfg.Backend.Scale(ctx, a.Name, counts, inv.ui); err != nil {
@@ -233,20 +236,36 @@ func (inv *invocation) psScale(ctx context.Context, c *command, args []string) e
 	return nil
 }
 
-// parseCount reads one KIND=N argument of ps:scale.
+// autoCount is how ps:scale names store.ScaleAuto: the worker budget
+// decides the count.
+const autoCount = "auto"
+
+// parseCount reads one KIND=N or KIND=auto argument of ps:scale; auto is
+// store.ScaleAuto.
 func parseCount(arg string) (string, int, error) {
 	kind, num, ok := strings.Cut(arg, "=")
 	if !ok || kind == "" {
 		return "", 0, fmt.Errorf("%q is not KIND=N", arg)
 	}
+	if num == autoCount {
+		return kind, store.ScaleAuto, nil
+	}
 	n, err := strconv.Atoi(num)
 	if err != nil {
-		return "", 0, fmt.Errorf("%q: %q is not a whole number", arg, num)
+		return "", 0, fmt.Errorf("%q: %q is not a whole number or auto", arg, num)
 	}
 	if n < 0 || n > maxScale {
 		return "", 0, fmt.Errorf("%q: the count must be between 0 and %d", arg, maxScale)
 	}
 	return kind, n, nil
+}
+
+// countLabel shows a count parseCount read.
+func countLabel(n int) string {
+	if n == store.ScaleAuto {
+		return autoCount
+	}
+	return strconv.Itoa(n)
 }
 
 // liveKinds lists the process kinds of a release's Procfile, read from the

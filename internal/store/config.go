@@ -108,9 +108,14 @@ func (s *Store) Scale(ctx context.Context, app string) (map[string]int, error) {
 	return counts, nil
 }
 
+// ScaleAuto, as a count given to SetScale, removes the kind's count: the
+// kind is as if never scaled, and a wsgi/asgi entry's workers go back to
+// the autoscaler.
+const ScaleAuto = -1
+
 // SetScale sets the process counts of the given kinds, leaving other kinds
-// alone. Counts must not be negative. It returns ErrNotFound when there is
-// no such app.
+// alone; ScaleAuto removes a kind's count. Other counts must not be
+// negative. It returns ErrNotFound when there is no such app.
 func (s *Store) SetScale(ctx context.Context, app string, counts map[string]int) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := appExists(ctx, tx, app); err != nil {
@@ -119,6 +124,12 @@ func (s *Store) SetScale(ctx context.Context, app string, counts map[string]int)
 		// Sorted, so that an error names the same kind every time.
 		for _, kind := range slices.Sorted(maps.Keys(counts)) {
 			n := counts[kind]
+			if n == ScaleAuto {
+				if _, err := tx.ExecContext(ctx, "DELETE FROM scale WHERE app = ? AND kind = ?", app, kind); err != nil {
+					return err
+				}
+				continue
+			}
 			if n < 0 {
 				return fmt.Errorf("negative count %d for %s", n, kind)
 			}

@@ -115,6 +115,10 @@ func TestScale(t *testing.T) {
 		{map[string]int{"web": 3}, map[string]int{"web": 3, "worker": 1}},
 		{map[string]int{"worker": 0}, map[string]int{"web": 3, "worker": 0}},
 		{map[string]int{}, map[string]int{"web": 3, "worker": 0}},
+		// ScaleAuto removes a count, and removing one never set is no error.
+		{map[string]int{"worker": ScaleAuto, "never": ScaleAuto}, map[string]int{"web": 3}},
+		{map[string]int{"worker": 2, "web": ScaleAuto}, map[string]int{"worker": 2}},
+		{map[string]int{"web": 3, "worker": ScaleAuto}, map[string]int{"web": 3}},
 	}
 	for i, st := range steps {
 		if err := s.SetScale(ctx, "web", st.set); err != nil {
@@ -129,11 +133,13 @@ func TestScale(t *testing.T) {
 		}
 	}
 	// A negative count is refused and nothing of that call is kept.
-	if err := s.SetScale(ctx, "web", map[string]int{"a": 5, "web": -1}); err == nil {
+	// A negative count other than ScaleAuto is refused and nothing of that
+	// call is kept, a removal included.
+	if err := s.SetScale(ctx, "web", map[string]int{"a": 5, "web": ScaleAuto, "x": -2}); err == nil {
 		t.Error("SetScale with a negative count succeeded")
 	}
 	got, _ = s.Scale(ctx, "web")
-	if want := map[string]int{"web": 3, "worker": 0}; !reflect.DeepEqual(got, want) {
+	if want := map[string]int{"web": 3}; !reflect.DeepEqual(got, want) {
 		t.Errorf("after refused SetScale scale = %v, want %v", got, want)
 	}
 }
