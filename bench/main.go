@@ -42,10 +42,11 @@ type benchEnv struct {
 	conns   int
 	explore bool
 
-	rateDur     time.Duration // one fixed-rate run of the matrix
-	rateWarm    time.Duration // warm-up of each stack before a scenario's runs
-	rateTimeout time.Duration // a request unanswered by then counts as no answer
-	wsConns     int           // WebSockets held open in the matrix
+	rateDur     time.Duration   // one fixed-rate run of the matrix
+	rateWarm    time.Duration   // warm-up of each stack before a scenario's runs
+	rateTimeout time.Duration   // a request unanswered by then counts as no answer
+	wsConns     int             // WebSockets held open in the matrix
+	mx          map[string]bool // the matrix scenarios to run (-mx)
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -86,9 +87,15 @@ func main() {
 	rateWarm := flag.Duration("rate-warm", 15*time.Second, "matrix: warm-up of each stack at the scenario's rate, long enough for the worker budget to react")
 	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
 	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
+	mx := flag.String("mx", "", "comma-separated matrix scenarios to run ("+strings.Join(mxKeys, ",")+"); default all. 100 and 1000 include the breakdown by proxy and app server, ten the memory breakdown")
 	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation,langs); default all")
 	langs := flag.String("langs", "", "comma-separated languages of the langs scenario (python,node,go,rust,java,ruby,php); default all")
 	flag.Parse()
+	mxWant, err := parseMx(*mx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -mx: %v\n", err)
+		os.Exit(2)
+	}
 
 	repo, err := os.Getwd()
 	if err == nil {
@@ -120,6 +127,7 @@ func main() {
 		rateWarm:    *rateWarm,
 		rateTimeout: *rateTimeout,
 		wsConns:     *wsConns,
+		mx:          mxWant,
 	}
 	if p, err := exec.LookPath("nginx"); err == nil {
 		env.nginxBin = p

@@ -209,18 +209,39 @@ func rssKB(pid int) int {
 }
 
 // pssKB returns the proportional set size of a process in KiB.
-func pssKB(pid int) int {
+func pssKB(pid int) int { return readPSS(pid).pss }
+
+// pssSplit is a process's proportional set size, in KiB, and how much of it
+// is anonymous memory (heap, stacks: what the process itself allocated)
+// and file pages (the interpreter, libraries, the binary: shared with every
+// process that maps the same files, so PSS divides them among those).
+type pssSplit struct {
+	pss, anon, file, shmem int
+}
+
+func (p pssSplit) add(q pssSplit) pssSplit {
+	return pssSplit{p.pss + q.pss, p.anon + q.anon, p.file + q.file, p.shmem + q.shmem}
+}
+
+// readPSS reads /proc/<pid>/smaps_rollup; a process that is gone reads as zero.
+func readPSS(pid int) pssSplit {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
 	if err != nil {
-		return 0
+		return pssSplit{}
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
+	return parseSmapsRollup(string(b))
+}
+
+func parseSmapsRollup(s string) pssSplit {
+	var p pssSplit
+	fields := map[string]*int{"Pss": &p.pss, "Pss_Anon": &p.anon, "Pss_File": &p.file, "Pss_Shmem": &p.shmem}
+	for _, l := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if f := fields[k]; ok && f != nil {
+			*f, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 		}
 	}
-	return 0
+	return p
 }
 
 // usage is what a set of processes consumed.

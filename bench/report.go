@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -13,9 +14,9 @@ func renderReport(env *benchEnv, m *mainSetup, sections []section, load string, 
 	b.WriteString("Written by `make bench` (`go run ./bench`); do not edit by hand. Every server listens on loopback; ")
 	b.WriteString("the load generator, the proxy and the app share the same cores, as they would on a small server.\n\n")
 	cpus, model, mem := machine()
-	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s memory. Load average at start %s. Other work ran on the machine at the same time (the project's test suites): read every ratio as measured under that load, with both sides alternated in the same conditions.\n", cpus, model, mem, load)
+	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s memory. Load average at start %s. Read every ratio as measured under that load, with both sides alternated in the same conditions.\n", cpus, model, mem, load)
 	fmt.Fprintf(&b, "- Run: %s, %s in total.\n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
-	fmt.Fprintf(&b, "- Reproduce: `make bench` (installs nginx-light and wrk from Debian, uWSGI, Flask and Granian from PyPI into `.cache/bench/venv`, then runs `go run ./bench`).")
+	fmt.Fprintf(&b, "- Reproduce: `make bench` (installs nginx-light and wrk from Debian, uWSGI, Flask and Granian from PyPI into `.cache/bench/venv`, then runs `go run ./bench`). This report: `go run ./bench %s`.", strings.Join(os.Args[1:], " "))
 	if only != "" {
 		fmt.Fprintf(&b, " This report ran only `-only %s`.", only)
 	}

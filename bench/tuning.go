@@ -135,7 +135,7 @@ func scenarioTuning(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 		ngxPort[name] = p
 		servers = append(servers, nginxProxyServer{p, grans[name]["hop3"]})
 	}
-	ngx, err := startNginxProxy(ctx, env, servers)
+	ngx, err := startNginxProxy(ctx, env, "tune", servers)
 	if err != nil {
 		return b.String(), err
 	}
@@ -149,17 +149,11 @@ func scenarioTuning(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 		}
 		r, err := startCaddyReplica(ctx, env, v.key, m.caddyCfg, cenv, func(cfg map[string]any) {
 			if v.bare {
-				var routes []any
-				for app, socks := range grans {
-					routes = append(routes, map[string]any{
-						"match":  []any{map[string]any{"host": []any{m.d.host(app)}}},
-						"handle": []any{map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "unix/" + socks[v.granian]}}}},
-					})
+				socks := map[string]string{}
+				for app, s := range grans {
+					socks[m.d.host(app)] = s[v.granian]
 				}
-				routes = append(routes, map[string]any{"handle": []any{map[string]any{"handler": "static_response", "status_code": 404}}})
-				srv := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)["hop3"].(map[string]any)
-				srv["routes"] = routes
-				delete(srv, "errors")
+				bareRoutes(cfg, socks)
 				return
 			}
 			walkProxies(cfg, func(h map[string]any) {
@@ -274,6 +268,23 @@ func reading(label string, variants []tuneVariant, stats map[string]*runStats) s
 	return b.String()
 }
 
+// bareRoutes replaces the routes of hop3's config by one bare route per
+// host (host matcher → reverse_proxy to a unix socket, nothing else) and a
+// 404 for any other host: Caddy's floor for proxying a request.
+func bareRoutes(cfg map[string]any, socks map[string]string) {
+	var routes []any
+	for _, host := range sortedKeys(socks) {
+		routes = append(routes, map[string]any{
+			"match":  []any{map[string]any{"host": []any{host}}},
+			"handle": []any{map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": "unix/" + socks[host]}}}},
+		})
+	}
+	routes = append(routes, map[string]any{"handle": []any{map[string]any{"handler": "static_response", "status_code": 404}}})
+	srv := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)["hop3"].(map[string]any)
+	srv["routes"] = routes
+	delete(srv, "errors")
+}
+
 // granianGroup finds the process group of the Granian listening on sock.
 func granianGroup(sock string) int {
 	for _, p := range allProcs() {
@@ -380,8 +391,8 @@ type nginxProxyServer struct {
 
 // startNginxProxy runs nginx with proxy_pass to unix-socket upstreams and
 // upstream keep-alive, as a diagnostic of the proxy's cost.
-func startNginxProxy(ctx context.Context, env *benchEnv, servers []nginxProxyServer) (*proc, error) {
-	dir := filepath.Join(env.work, "nginx-proxy")
+func startNginxProxy(ctx context.Context, env *benchEnv, name string, servers []nginxProxyServer) (*proc, error) {
+	dir := filepath.Join(env.work, "nginx-proxy-"+name)
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
@@ -399,7 +410,7 @@ func startNginxProxy(ctx context.Context, env *benchEnv, servers []nginxProxySer
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProc("nginx proxy", dir, nil, filepath.Join(dir, "stderr.log"), env.nginxBin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	p, err := startProc("nginx proxy "+name, dir, nil, filepath.Join(dir, "stderr.log"), env.nginxBin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
 	if err != nil {
 		return nil, err
 	}
