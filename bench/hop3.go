@@ -92,10 +92,13 @@ func (d *hop3d) granianPID(app string) int {
 	pid, start := 0, uint64(0)
 	for _, p := range descendants(d.PID()) {
 		c := cmdline(p.pid)
-		if p.pgrp != p.pid || len(c) == 0 || !strings.HasSuffix(c[0], "granian") && !strings.Contains(strings.Join(c, " "), "bin/granian") {
+		// A one-worker wsgi entry runs through hop3's launcher, the venv's
+		// python with hop3_granian.py: one process, leading its group.
+		line := strings.Join(c, " ")
+		if p.pgrp != p.pid || len(c) == 0 || !strings.HasSuffix(c[0], "granian") && !strings.Contains(line, "bin/granian") && !strings.Contains(line, "/hop3_granian.py") {
 			continue
 		}
-		if strings.Contains(strings.Join(c, " "), runDir) && (pid == 0 || p.start >= start) {
+		if strings.Contains(line, runDir) && (pid == 0 || p.start >= start) {
 			pid, start = p.pid, p.start
 		}
 	}
