@@ -254,11 +254,16 @@ func leaderAndRest(pgid int) (leader int, rest []int) {
 // read right after its runs.
 func tenMemory(d *hop3d, x *mxSetup) string {
 	caddy := memPart{label: "hop3: Caddy (serves every app)"}
-	gMain := memPart{label: "hop3: Granian main processes"}
-	gWork := memPart{label: "hop3: Granian workers"}
+	gMain := memPart{label: "hop3: Granian manager processes"}
+	gWork := memPart{label: "hop3: Granian workers (a one-worker app's one process)"}
 	caddy.addPID(d.caddyPID())
 	for _, name := range x.ten {
 		leader, rest := leaderAndRest(d.granianPID(name))
+		if len(rest) == 0 {
+			// One worker served in the process hop3 runs: no manager.
+			gWork.addPID(leader)
+			continue
+		}
 		gMain.addPID(leader)
 		for _, pid := range rest {
 			gWork.addPID(pid)
@@ -321,7 +326,7 @@ func memReading(hop3, uw [3]memPart, th, tu memPart) string {
 		fmt.Fprintf(&b, "hop3 would need to save %.1f MiB (PSS), %.0f %% of its %.1f MiB, to reach nginx → uWSGI's %.1f MiB. ",
 			mib(gap), 100*float64(gap)/float64(th.pss.pss), mib(th.pss.pss), mib(tu.pss.pss))
 	}
-	names := []string{"Caddy against nginx", "Granian main processes against uWSGI masters", "Granian workers against uWSGI workers"}
+	names := []string{"Caddy against nginx", "Granian managers against uWSGI masters", "Granian workers against uWSGI workers"}
 	var parts []string
 	for i := range hop3 {
 		parts = append(parts, fmt.Sprintf("%s %+.1f MiB", names[i], mib(hop3[i].pss.pss-uw[i].pss.pss)))

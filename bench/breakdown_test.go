@@ -155,7 +155,7 @@ func TestMemBreakdown(t *testing.T) {
 		"| **hop3, total** | 26 | 440.0 MiB | 340.0 MiB | 100.0 MiB |",
 		"| **nginx → uWSGI, total** | 33 | 364.0 MiB | 292.0 MiB | 72.0 MiB |",
 		"hop3 would need to save 76.0 MiB (PSS), 17 % of its 440.0 MiB, to reach nginx → uWSGI's 364.0 MiB.",
-		"Caddy against nginx +36.0 MiB, Granian main processes against uWSGI masters +20.0 MiB, Granian workers against uWSGI workers +20.0 MiB",
+		"Caddy against nginx +36.0 MiB, Granian managers against uWSGI masters +20.0 MiB, Granian workers against uWSGI workers +20.0 MiB",
 		"anonymous memory +48.0 MiB and file pages +28.0 MiB",
 		"Per worker: Granian 20.0 MiB (15 workers), uWSGI 14.0 MiB (20).",
 	} {
