@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,14 @@ type Spec struct {
 	HasPHP bool
 	// Report receives progress; nil discards it.
 	Report Reporter
+	// SharedObjects is the machine-wide store of shared libraries: the
+	// *.so files of a complete environment become hard links to one
+	// read-only copy per content there, so apps built alike share their
+	// pages. Empty leaves every environment its own files.
+	SharedObjects string
+	// Log receives debug lines about what could not be shared; nil
+	// discards them.
+	Log *slog.Logger
 }
 
 // BuildUser is the user an app's build runs as, and how trees change
@@ -396,6 +405,11 @@ func joinPath(parts ...string) string {
 		}
 	}
 	return strings.Join(keep, string(os.PathListSeparator))
+}
+
+// envStore is the store of environments in dir for this build.
+func (b *builder) envStore(dir string) envStore {
+	return envStore{dir: dir, as: b.spec.As, shared: sharedStore{dir: b.spec.SharedObjects, log: b.spec.Log}}
 }
 
 func (b *builder) hit(name string) {

@@ -326,7 +326,7 @@ func (b *builder) nodeEnv(ctx context.Context, env map[string]string, in nodeEnv
 	if err != nil {
 		return "", err
 	}
-	store := envStore{dir: envsDir, as: b.spec.As}
+	store := b.envStore(envsDir)
 	npmrc, err := os.ReadFile(filepath.Join(b.dir, ".npmrc"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("read .npmrc: %w", err)

@@ -114,7 +114,7 @@ func (b *builder) buildPython(ctx context.Context) error {
 		return err
 	}
 
-	store := envStore{dir: envsDir, as: b.spec.As}
+	store := b.envStore(envsDir)
 	venv, ok := store.complete(key)
 	if ok && !b.spec.NoCache && isExecutable(filepath.Join(venv, "bin", "granian")) {
 		b.rep.Step("Reusing virtualenv (requirements unchanged)")

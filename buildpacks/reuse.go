@@ -250,7 +250,7 @@ func (b *builder) saveBuild(ctx context.Context, key string, before treeSnapshot
 		"created": time.Now().UTC().Format(time.RFC3339),
 	}
 	tops := topmost(changed, before)
-	path, err := envStore{dir: envsDir, as: b.spec.As}.create(key, b.spec.NoCache, meta, func(tmp, final string) error {
+	path, err := b.envStore(envsDir).create(key, b.spec.NoCache, meta, func(tmp, final string) error {
 		tree := filepath.Join(tmp, buildTreeDir)
 		if err := os.Mkdir(tree, 0o755); err != nil {
 			return err

@@ -80,7 +80,7 @@ func (b *builder) buildRuby(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store := envStore{dir: envsDir, as: b.spec.As}
+	store := b.envStore(envsDir)
 	path, ok := store.complete(key)
 	if ok && !b.spec.NoCache {
 		b.rep.Step(fmt.Sprintf("Reusing gems (%s unchanged)", in.lockName()))

@@ -38,6 +38,9 @@ type envStore struct {
 	// as, when set, fills environments as the app's user and takes them
 	// back before they are marked complete.
 	as *BuildUser
+	// shared, when its dir is set, receives the environment's shared
+	// objects once no app can change them.
+	shared sharedStore
 }
 
 // complete reports whether the environment named name exists and is
@@ -98,6 +101,9 @@ func (s envStore) create(key string, fresh bool, meta any, fill, seal func(tmp, 
 			return "", err
 		}
 	}
+	// After seal, which may rewrite files in place: a shared copy must
+	// never be written.
+	s.shared.dedupe(tmp)
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("write environment marker: %w", err)

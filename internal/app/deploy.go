@@ -303,6 +303,9 @@ func (m *Manager) buildRelease(ctx context.Context, app string, number int, dir 
 		HasPHP:      routed.Kind == procfile.KindPHP,
 		NoCache:     noCache,
 		Report:      out,
+		// Environments are complete and hop3's before they are shared.
+		SharedObjects: m.paths.SharedObjects(),
+		Log:           m.log,
 	})
 	if err != nil {
 		if bctx.Err() == context.DeadlineExceeded {

@@ -105,6 +105,11 @@ func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 	if err := buildpacks.PruneEnvs(m.paths.Envs(app), envs); err != nil {
 		m.log.Warn("prune environments", "app", app, "err", err)
 	}
+	// Other apps' builds may be linking to the store meanwhile: its own
+	// lock keeps their copies from being removed under them.
+	if err := buildpacks.PruneSharedObjects(m.paths.SharedObjects()); err != nil {
+		m.log.Warn("prune shared objects", "err", err)
+	}
 }
 
 // BuildLog is the file that holds the output of a deploy attempt.

@@ -139,6 +139,12 @@ func (l Layout) Tmp(app string) string { return filepath.Join(l.TmpDir(), app) }
 // Cache is the default directory of the shared build caches.
 func (l Layout) Cache() string { return filepath.Join(l.root, "cache") }
 
+// SharedObjects holds the one copy per content of the shared libraries
+// environments link to. It is under the root, not the cache directory (which
+// may be given from elsewhere), because a hard link needs the apps' file
+// system.
+func (l Layout) SharedObjects() string { return filepath.Join(l.root, "cache", "shared-objects") }
+
 // Caddy is the directory of the Caddy hop3 starts (laid out by router).
 func (l Layout) Caddy() string { return filepath.Join(l.root, "caddy") }
 

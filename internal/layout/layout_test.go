@@ -38,6 +38,7 @@ func TestLayout(t *testing.T) {
 		{l.IsolationState(), "/r/run/isolation"},
 		{l.TmpDir(), "/r/tmp"},
 		{l.Tmp("a"), "/r/tmp/a"},
+		{l.SharedObjects(), "/r/cache/shared-objects"},
 		{l.Cache(), "/r/cache"},
 		{l.Caddy(), "/r/caddy"},
 		{l.Admin(), "/r/admin"},
