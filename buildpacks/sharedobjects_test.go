@@ -50,13 +50,13 @@ func TestSharedObjectsLinked(t *testing.T) {
 	same := "ELF granian"
 	a := makeEnv(t, store, "py-a", map[string]string{
 		"lib/_granian.cpython-311-x86_64-linux-gnu.so": same,
-		"lib/libz.so.1.2":                              "ELF libz a",
-		"lib/app.py":                                   "print(1)",
+		"lib/libz.so.1.2": "ELF libz a",
+		"lib/app.py":      "print(1)",
 	})
 	b := makeEnv(t, store, "py-b", map[string]string{
 		"lib/_granian.cpython-311-x86_64-linux-gnu.so": same,
-		"lib/libz.so.1.2":                              "ELF libz b",
-		"lib/app.py":                                   "print(1)",
+		"lib/libz.so.1.2": "ELF libz b",
+		"lib/app.py":      "print(1)",
 	})
 	so := "lib/_granian.cpython-311-x86_64-linux-gnu.so"
 	inoA, n := inode(t, filepath.Join(a, so))
