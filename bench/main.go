@@ -46,6 +46,7 @@ type benchEnv struct {
 	rateWarm    time.Duration   // warm-up of each stack before a scenario's runs
 	rateTimeout time.Duration   // a request unanswered by then counts as no answer
 	wsConns     int             // WebSockets held open in the matrix
+	tenPin      int             // workers the 10-app scenario's apps are pinned to; 0 leaves them to the worker budget
 	mx          map[string]bool // the matrix scenarios to run (-mx)
 
 	mu       sync.Mutex
@@ -87,6 +88,7 @@ func main() {
 	rateWarm := flag.Duration("rate-warm", 15*time.Second, "matrix: warm-up of each stack at the scenario's rate, long enough for the worker budget to react")
 	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
 	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
+	tenPin := flag.Int("ten-pin", 0, "matrix: pin the 10-app scenario's apps to this many workers with ps:scale (0: leave them to the worker budget)")
 	mx := flag.String("mx", "", "comma-separated matrix scenarios to run ("+strings.Join(mxKeys, ",")+"); default all. 100 and 1000 include the breakdown by proxy and app server, ten the memory breakdown")
 	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation,langs); default all")
 	langs := flag.String("langs", "", "comma-separated languages of the langs scenario (python,node,go,rust,java,ruby,php); default all")
@@ -127,6 +129,7 @@ func main() {
 		rateWarm:    *rateWarm,
 		rateTimeout: *rateTimeout,
 		wsConns:     *wsConns,
+		tenPin:      *tenPin,
 		mx:          mxWant,
 	}
 	if p, err := exec.LookPath("nginx"); err == nil {

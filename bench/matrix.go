@@ -281,6 +281,11 @@ func (x *mxSetup) setupTen(ctx context.Context, env *benchEnv, m *mainSetup) err
 		if err := waitHTTP(ctx, d.url("/"), d.host(name), flask.expect, 60*time.Second); err != nil {
 			return err
 		}
+		if env.tenPin > 0 {
+			if out, code := d.ssh(ctx, "ps:scale", name, "wsgi="+strconv.Itoa(env.tenPin)); code != 0 {
+				return fmt.Errorf("pin %s to %d workers: %s", name, env.tenPin, out)
+			}
+		}
 		x.ten = append(x.ten, name)
 		dir := filepath.Join(env.work, "apps", name)
 		if err := copyTree(env.fixture("flask"), dir); err != nil {
