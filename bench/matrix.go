@@ -15,6 +15,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"hop3/internal/layout"
 )
 
 // mxStack is one side of a matrix scenario: where its requests go and
@@ -448,9 +450,27 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 			tenU = append(tenU, getTarget(nginxURL(x.tenPorts[i], "/"), ""))
 			tenUG = append(tenUG, x.tenUW[i].pid())
 		}
+		// Diagnostic: nginx in front of hop3's own ten Granians, through the
+		// same sockets Caddy dials, tells a stall of the proxy from one of
+		// the apps.
+		var ngServers []nginxProxyServer
+		var tenNG []vegeta.Target
+		for _, name := range x.ten {
+			port, err := freePort()
+			if err != nil {
+				return b.String(), err
+			}
+			ngServers = append(ngServers, nginxProxyServer{port, filepath.Join(layout.New(d.root).Run(name), "web.sock")})
+			tenNG = append(tenNG, getTarget(nginxURL(port, "/"), ""))
+		}
+		ngx, err := startNginxProxy(ctx, env, "ten-granian", ngServers)
+		if err != nil {
+			return b.String(), err
+		}
 		scenarios = append(scenarios, mxScenario{key: "ten", name: "10 Flask apps × 100 req/s", rate: 1000, stacks: []mxStack{
 			{key: "hop3", label: "hop3", targets: tenH, groups: map[string][]int{"proxy": {caddy}, "app": tenHG}},
 			{key: "uwsgi", label: "nginx → uWSGI", targets: tenU, groups: map[string][]int{"proxy": {x.tenNginx.pid()}, "app": tenUG}},
+			{key: "nginx-granian", label: "diagnostic: nginx → hop3's ten Granians", targets: tenNG, groups: map[string][]int{"proxy": {ngx.pid()}, "app": tenHG}},
 		}})
 	}
 	scenarios = append(scenarios, mxScenario{key: "body", name: "10 MB POST at 4 req/s", rate: 4, stacks: flaskStacks(post, "/upload")})
