@@ -222,7 +222,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	sock := m.releaseSocket(r.app, e.Name, r.number, r.gen)
 	launcher := []string{filepath.Join(r.meta.Venv, "bin", "granian")}
 	if oneProcess(iface, workers, r.env) {
-		path, err := m.writeGranianLauncher(r.app)
+		path, err := m.writeRunFile(r.app, "hop3_granian.py", granianLauncher)
 		if err != nil {
 			return supervisor.Spec{}, err
 		}
@@ -259,7 +259,7 @@ func (m *Manager) granianSpec(r release, e procfile.Entry, workers int) (supervi
 	if iface == "asgi" {
 		// Granian runs hop3's wrapper, which runs the app and lets a
 		// replaced generation close its WebSockets properly.
-		shim, err := m.writeASGIShim(r.app)
+		shim, err := m.writeRunFile(r.app, "hop3_asgi.py", asgiShim)
 		if err != nil {
 			return supervisor.Spec{}, err
 		}
@@ -325,28 +325,20 @@ func oneProcess(iface string, workers int, env map[string]string) bool {
 	return iface == "wsgi" && workers == 1 && (!set || truthy(v))
 }
 
-// writeGranianLauncher puts hop3's one-process Granian launcher in the
-// app's run directory and returns its path.
-func (m *Manager) writeGranianLauncher(app string) (string, error) {
-	dir := m.paths.Run(app)
-	if err := writeAppFile(dir, "hop3_granian.py", granianLauncher); err != nil {
-		return "", fmt.Errorf("write granian launcher: %w", err)
-	}
-	return filepath.Join(dir, "hop3_granian.py"), nil
-}
 
 // asgiShimTarget is what Granian imports for an asgi entry; the wrapper
 // imports the app named by HOP3_ASGI_APP.
 const asgiShimTarget = "hop3_asgi:app"
 
-// writeASGIShim puts hop3's ASGI wrapper in the app's run directory (which
-// the app's processes can read) and returns its path.
-func (m *Manager) writeASGIShim(app string) (string, error) {
+// writeRunFile puts one of hop3's Python files (the ASGI wrapper, the
+// Granian launcher) in the app's run directory, which the app's processes
+// can read, and returns its path.
+func (m *Manager) writeRunFile(app, name string, data []byte) (string, error) {
 	dir := m.paths.Run(app)
-	if err := writeAppFile(dir, "hop3_asgi.py", asgiShim); err != nil {
-		return "", fmt.Errorf("write asgi wrapper: %w", err)
+	if err := writeAppFile(dir, name, data); err != nil {
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
-	return filepath.Join(dir, "hop3_asgi.py"), nil
+	return filepath.Join(dir, name), nil
 }
 
 // writeAppFile replaces dir/name with data, readable by all. dir may be the
