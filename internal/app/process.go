@@ -325,7 +325,6 @@ func oneProcess(iface string, workers int, env map[string]string) bool {
 	return iface == "wsgi" && workers == 1 && (!set || truthy(v))
 }
 
-
 // asgiShimTarget is what Granian imports for an asgi entry; the wrapper
 // imports the app named by HOP3_ASGI_APP.
 const asgiShimTarget = "hop3_asgi:app"
