@@ -47,6 +47,7 @@ type benchEnv struct {
 	rateTimeout time.Duration   // a request unanswered by then counts as no answer
 	wsConns     int             // WebSockets held open in the matrix
 	tenPin      int             // workers the 10-app scenario's apps are pinned to; 0 leaves them to the worker budget
+	tenCaddy    [][]string      // Go environments of Caddy replicas added to the 10-app scenario as diagnostic stacks
 	mx          map[string]bool // the matrix scenarios to run (-mx)
 
 	mu       sync.Mutex
@@ -88,6 +89,7 @@ func main() {
 	rateWarm := flag.Duration("rate-warm", 15*time.Second, "matrix: warm-up of each stack at the scenario's rate, long enough for the worker budget to react")
 	rateTimeout := flag.Duration("rate-timeout", 10*time.Second, "matrix: a request unanswered by then counts as no answer")
 	wsConns := flag.Int("ws", 1000, "matrix: WebSockets held open at once")
+	tenCaddy := flag.String("ten-caddy", "", "matrix: semicolon-separated Go environments (e.g. 'GOGC=400;GOMAXPROCS=2 GOGC=400'), each a replica of hop3's Caddy (its live config) run in the 10-app scenario's rotation")
 	tenPin := flag.Int("ten-pin", 0, "matrix: pin the 10-app scenario's apps to this many workers with ps:scale (0: leave them to the worker budget)")
 	mx := flag.String("mx", "", "comma-separated matrix scenarios to run ("+strings.Join(mxKeys, ",")+"); default all. 100 and 1000 include the breakdown by proxy and app server, ten the memory breakdown")
 	only := flag.String("only", "", "comma-separated scenarios to run (throughput,tuning,matrix,defaults,start,footprint,zerodowntime,push,routing,isolation,langs); default all")
@@ -130,6 +132,7 @@ func main() {
 		rateTimeout: *rateTimeout,
 		wsConns:     *wsConns,
 		tenPin:      *tenPin,
+		tenCaddy:    splitEnvs(*tenCaddy),
 		mx:          mxWant,
 	}
 	if p, err := exec.LookPath("nginx"); err == nil {
@@ -393,4 +396,16 @@ func versions(env *benchEnv) [][2]string {
 		{"Go (hop3)", strings.TrimPrefix(run("go", "env", "GOVERSION"), "go")},
 		{"Linux", run("uname", "-r")},
 	}
+}
+
+// splitEnvs parses -ten-caddy: environments separated by ";", each a
+// space-separated list of KEY=value.
+func splitEnvs(s string) [][]string {
+	var out [][]string
+	for _, e := range strings.Split(s, ";") {
+		if f := strings.Fields(e); len(f) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
 }

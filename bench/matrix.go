@@ -162,6 +162,7 @@ func runScenario(ctx context.Context, env *benchEnv, sc mxScenario) (map[string]
 			stats[st.key].runs = append(stats[st.key].runs, r)
 			logf("  %-13s %-28s sent %6d  p50 %-8s p95 %-8s p99 %-8s CPU %5.1f%%  PSS %6.1f MiB  non-2xx %d  no answer %d",
 				st.key, sc.name, r.res.sent, fmtDur(r.res.p50), fmtDur(r.res.p95), fmtDur(r.res.p99), r.cpuPct, r.pss, r.res.non2xx, r.res.noAnswer)
+			logf("  %-13s seconds with p99 over 2× the run's p95: %s", st.key, r.res.worstSeconds(2*r.res.p95))
 			time.Sleep(time.Second) // let the previous load's stragglers finish
 		}
 	}
@@ -234,6 +235,7 @@ type mxSetup struct {
 	ten       []string // hop3 apps of the 10-app scenario
 	tenUW     []*proc
 	tenNginx  *proc
+	tenHTTP   []int // process groups of the ten uWSGIs on HTTP sockets (the proxy pair)
 	tenPorts  []int
 	ws        string // hop3 app with a WebSocket echo
 	files     string // hop3 static app
@@ -467,11 +469,40 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 		if err != nil {
 			return b.String(), err
 		}
-		scenarios = append(scenarios, mxScenario{key: "ten", name: "10 Flask apps × 100 req/s", rate: 1000, stacks: []mxStack{
+		tenStacks := []mxStack{
 			{key: "hop3", label: "hop3", targets: tenH, groups: map[string][]int{"proxy": {caddy}, "app": tenHG}},
 			{key: "uwsgi", label: "nginx → uWSGI", targets: tenU, groups: map[string][]int{"proxy": {x.tenNginx.pid()}, "app": tenUG}},
 			{key: "nginx-granian", label: "diagnostic: nginx → hop3's ten Granians", targets: tenNG, groups: map[string][]int{"proxy": {ngx.pid()}, "app": tenHG}},
-		}})
+		}
+		// Diagnostic pair: nginx and a Caddy with bare routes, each in
+		// front of the same ten uWSGIs on HTTP sockets, tell the proxy's
+		// part of the tail with the app server held fixed.
+		pair, err := tenProxyPair(ctx, env, m, x)
+		if err != nil {
+			return b.String(), err
+		}
+		tenStacks = append(tenStacks, pair...)
+		// Diagnostic: replicas of hop3's Caddy under other Go runtime
+		// settings, in the same rotation, to weigh each against hop3's own.
+		if len(env.tenCaddy) > 0 {
+			cfg, err := d.adminGet(ctx, "/config/", 10*time.Second)
+			if err != nil {
+				return b.String(), err
+			}
+			for i, ce := range env.tenCaddy {
+				c, err := startCaddyBin(ctx, env, env.caddyBin, "ten"+strconv.Itoa(i), cfg, ce, nil)
+				if err != nil {
+					return b.String(), err
+				}
+				var ts []vegeta.Target
+				for _, name := range x.ten {
+					ts = append(ts, getTarget("http://127.0.0.1:"+strconv.Itoa(c.port)+"/", d.host(name)))
+				}
+				tenStacks = append(tenStacks, mxStack{key: "caddy-" + strings.Join(ce, "-"), label: "diagnostic: hop3's Caddy config, `" + strings.Join(ce, " ") + "`",
+					targets: ts, groups: map[string][]int{"proxy": {c.proc.pid()}, "app": tenHG}})
+			}
+		}
+		scenarios = append(scenarios, mxScenario{key: "ten", name: "10 Flask apps × 100 req/s", rate: 1000, stacks: tenStacks})
 	}
 	scenarios = append(scenarios, mxScenario{key: "body", name: "10 MB POST at 4 req/s", rate: 4, stacks: flaskStacks(post, "/upload")})
 	if want["static"] {
@@ -502,6 +533,7 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 		case sc.key == "ten":
 			// Right after the runs, while every process is as the load left it.
 			after.WriteString(tenMemory(d, x))
+			after.WriteString(tenReading(sc, stats))
 		}
 	}
 	b.WriteString("\n")
@@ -608,4 +640,100 @@ func failSuffix(kind string) string {
 		return ""
 	}
 	return ", the last: " + kind
+}
+
+// tenProxyPair starts ten more uWSGIs, on HTTP sockets so that both
+// proxies can reach them, and nginx (proxy_pass) and a Caddy (hop3's Go
+// settings, one bare reverse_proxy route per app) in front of them.
+func tenProxyPair(ctx context.Context, env *benchEnv, m *mainSetup, x *mxSetup) ([]mxStack, error) {
+	dir, err := shortDir("hb-tenpair-")
+	if err != nil {
+		return nil, err
+	}
+	env.cleanup(func() { os.RemoveAll(dir) })
+	var ngServers []nginxProxyServer
+	var ngTargets, cTargets []vegeta.Target
+	socks := map[string]string{}
+	for _, name := range x.ten {
+		sock := filepath.Join(dir, name+".sock")
+		p, err := startUWSGIOn(ctx, env, "http-"+name, filepath.Join(env.work, "apps", name), uwsgiHTTP, sock)
+		if err != nil {
+			return nil, err
+		}
+		x.tenHTTP = append(x.tenHTTP, p.pid())
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ngServers = append(ngServers, nginxProxyServer{port, sock})
+		ngTargets = append(ngTargets, getTarget("http://127.0.0.1:"+strconv.Itoa(port)+"/", ""))
+		socks[m.d.host(name)] = sock
+	}
+	ngx, err := startNginxProxy(ctx, env, "ten-uwsgi-http", ngServers)
+	if err != nil {
+		return nil, err
+	}
+	c, err := startCaddyReplica(ctx, env, "ten-uwsgi-http", m.caddyCfg, caddyGoEnv(m.d), func(cfg map[string]any) { bareRoutes(cfg, socks) })
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range x.ten {
+		cTargets = append(cTargets, getTarget("http://127.0.0.1:"+strconv.Itoa(c.port)+"/", m.d.host(name)))
+	}
+	return []mxStack{
+		{key: "nginx-uwsgi-http", label: "diagnostic: nginx → ten uWSGIs on HTTP sockets", targets: ngTargets, groups: map[string][]int{"proxy": {ngx.pid()}, "app": x.tenHTTP}},
+		{key: "caddy-uwsgi-http", label: "diagnostic: Caddy (bare routes) → the same ten uWSGIs", targets: cTargets, groups: map[string][]int{"proxy": {c.proc.pid()}, "app": x.tenHTTP}},
+	}, nil
+}
+
+// worstBest is the highest and lowest p99 of a stack's runs.
+func (s *mxStats) worstBest() (worst, best time.Duration) {
+	for i, r := range s.runs {
+		if i == 0 || r.res.p99 > worst {
+			worst = r.res.p99
+		}
+		if i == 0 || r.res.p99 < best {
+			best = r.res.p99
+		}
+	}
+	return worst, best
+}
+
+// tenReading sets the 10-app scenario's stacks side by side by how steady
+// their runs were, then weighs the proxy with the app servers held fixed
+// (nginx and Caddy in front of the same uWSGIs) and the app servers with
+// the proxy held fixed (nginx in front of uWSGI and of hop3's Granians).
+func tenReading(sc mxScenario, stats map[string]*mxStats) string {
+	var b strings.Builder
+	b.WriteString("**How steady each stack's runs were** (10 apps; the same rotation):\n\n" +
+		"| stack | median p99 | best run | worst run | worst / best |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, st := range sc.stacks {
+		s := stats[st.key]
+		if s == nil || len(s.runs) == 0 {
+			continue
+		}
+		w, bst := s.worstBest()
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", st.label, fmtDur(s.p99), fmtDur(bst), fmtDur(w), ratio(float64(w), float64(bst)))
+	}
+	b.WriteString("\n")
+	pair := func(a, base string) (string, string) {
+		x, y := stats[a], stats[base]
+		if x == nil || y == nil {
+			return "", ""
+		}
+		xw, _ := x.worstBest()
+		yw, _ := y.worstBest()
+		return ratio(float64(x.p99), float64(y.p99)), ratio(float64(xw), float64(yw))
+	}
+	if med, worst := pair("caddy-uwsgi-http", "nginx-uwsgi-http"); med != "" {
+		fmt.Fprintf(&b, "Reading: with the app servers held fixed (the same ten uWSGIs on HTTP sockets), Caddy's median p99 is %s nginx's and its worst run %s nginx's worst.", med, worst)
+		if med2, worst2 := pair("nginx-granian", "uwsgi"); med2 != "" {
+			fmt.Fprintf(&b, " With the proxy held fixed (nginx), hop3's ten Granians are %s uWSGI's median p99, worst run %s.", med2, worst2)
+		}
+		if med3, worst3 := pair("hop3", "uwsgi"); med3 != "" {
+			fmt.Fprintf(&b, " hop3 as it runs: %s, worst run %s.", med3, worst3)
+		}
+		b.WriteString("\n\n")
+	}
+	return b.String()
 }

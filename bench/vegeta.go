@@ -39,6 +39,22 @@ type rateResult struct {
 	noAnswer      int           // connection errors and timeouts: no status at all
 	errs          map[string]int
 	wall          time.Duration
+	perSec        []time.Duration // p99 of the requests sent in each second of the run
+}
+
+// worstSeconds names the seconds whose p99 exceeds limit, as "+Ns X":
+// a stall shows as a few bad seconds, a slower stack as all of them high.
+func (r rateResult) worstSeconds(limit time.Duration) string {
+	var out []string
+	for i, p := range r.perSec {
+		if p > limit {
+			out = append(out, "+"+strconv.Itoa(i)+"s "+fmtDur(p))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, " ")
 }
 
 // errors is every request that did not get a 2xx answer.
@@ -63,8 +79,16 @@ func runRate(ctx context.Context, l rateLoad) rateResult {
 	t0 := time.Now()
 	res := rateResult{errs: map[string]int{}}
 	var lat []time.Duration
+	var secs [][]time.Duration
 	for r := range atk.Attack(vegeta.NewStaticTargeter(l.targets...), rate, l.dur, "bench") {
 		res.sent++
+		if r.Code != 0 {
+			sec := max(0, int(r.Timestamp.Sub(t0)/time.Second))
+			for len(secs) <= sec {
+				secs = append(secs, nil)
+			}
+			secs[sec] = append(secs[sec], r.Latency)
+		}
 		switch {
 		case r.Code == 0:
 			res.noAnswer++
@@ -78,6 +102,10 @@ func runRate(ctx context.Context, l rateLoad) rateResult {
 		}
 	}
 	res.wall = time.Since(t0)
+	for _, s := range secs {
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		res.perSec = append(res.perSec, percentile(s, 99))
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	res.p50, res.p95, res.p99 = percentile(lat, 50), percentile(lat, 95), percentile(lat, 99)
 	return res

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,6 +152,22 @@ func TestEdgeCaddyUser(t *testing.T) {
 
 	t.Run("caddy's credentials", func(t *testing.T) {
 		wantCaddyCredentials(t, caddyPID(t, root))
+	})
+
+	t.Run("caddy's Go settings", func(t *testing.T) {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", caddyPID(t, root)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			got[kv] = true
+		}
+		for _, want := range []string{"GOGC=400", fmt.Sprintf("GOMAXPROCS=%d", max(1, runtime.NumCPU()/2))} {
+			if !got[want] {
+				t.Errorf("caddy's environment lacks %s", want)
+			}
+		}
 	})
 
 	t.Run("caddy's files", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -314,10 +315,14 @@ func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, 
 		}
 		return nil, nil
 	}
+	goEnv, err := caddyGoEnv(os.Getenv, runtime.NumCPU())
+	if err != nil {
+		return nil, err
+	}
 	caddy, err := router.StartCaddy(ctx, router.ProcessOptions{
 		Bin:       c.caddyBin,
 		Dir:       e.caddyDir,
-		Env:       []string{"GOMAXPROCS=" + strconv.Itoa(caddyProcs())},
+		Env:       goEnv,
 		Listeners: e.listeners, // nil when Caddy binds its addresses
 		User:      e.user,
 	}, e.rt, logger)

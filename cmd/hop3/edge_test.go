@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -90,5 +91,37 @@ func TestCaddyDirs(t *testing.T) {
 		if uid, gid, mode := ownerOf(t, d); uid != c || gid != c || mode != 0o700 {
 			t.Errorf("held admin socket: %s is %d:%d %v, want Caddy's 0700", d, uid, gid, mode)
 		}
+	}
+}
+
+func TestCaddyGoEnv(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		env   map[string]string
+		cores int
+		want  string // joined with spaces; "" when refused
+		err   string
+	}{
+		{"defaults on 2 cores", nil, 2, "GOMAXPROCS=1 GOGC=400", ""},
+		{"defaults on 8 cores", nil, 8, "GOMAXPROCS=4 GOGC=400", ""},
+		{"one core", nil, 1, "GOMAXPROCS=1 GOGC=400", ""},
+		{"overrides", map[string]string{"HOP3_CADDY_GOMAXPROCS": "2", "HOP3_CADDY_GOGC": "100"}, 2, "GOMAXPROCS=2 GOGC=100", ""},
+		{"GC off", map[string]string{"HOP3_CADDY_GOGC": "off"}, 2, "GOMAXPROCS=1 GOGC=off", ""},
+		{"bad GOGC", map[string]string{"HOP3_CADDY_GOGC": "lots"}, 2, "", `HOP3_CADDY_GOGC="lots": want a percentage, 1 or more, or off`},
+		{"zero GOGC", map[string]string{"HOP3_CADDY_GOGC": "0"}, 2, "", `HOP3_CADDY_GOGC="0"`},
+		{"bad GOMAXPROCS", map[string]string{"HOP3_CADDY_GOMAXPROCS": "0"}, 2, "", `HOP3_CADDY_GOMAXPROCS="0": want a count of threads, 1 or more`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := caddyGoEnv(func(k string) string { return c.env[k] }, c.cores)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("caddyGoEnv: %v, %v; want error %q", got, err, c.err)
+				}
+				return
+			}
+			if err != nil || strings.Join(got, " ") != c.want {
+				t.Fatalf("caddyGoEnv: %q, %v; want %q", got, err, c.want)
+			}
+		})
 	}
 }

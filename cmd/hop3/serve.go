@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -412,16 +411,29 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 	return ssh.Shutdown(sctx)
 }
 
-// caddyProcs gives Caddy half the cores: the proxy competes with the apps
-// for CPU, and on 2 cores GOMAXPROCS=1 gave more throughput through Caddy
-// than the default (see the benchmarks).
-func caddyProcs() int {
-	if v := os.Getenv("HOP3_CADDY_GOMAXPROCS"); v != "" {
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-			return n
+// caddyGoEnv is the Go runtime settings of the Caddy hop3 runs, each
+// overridable from hop3's environment (HOP3_CADDY_GOMAXPROCS,
+// HOP3_CADDY_GOGC). The proxy competes with the apps for CPU: on 2 cores
+// GOMAXPROCS=1 (half the cores) gave more throughput through Caddy than the
+// default, and GOGC=400 (a GC every 5× the live heap instead of 2×) the
+// steadiest tail with ten apps behind it, for about 15 MiB more after load
+// (BENCHMARKS.md §7 and §8).
+func caddyGoEnv(getenv func(string) string, cores int) ([]string, error) {
+	procs := strconv.Itoa(max(1, cores/2))
+	if v := strings.TrimSpace(getenv("HOP3_CADDY_GOMAXPROCS")); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			return nil, usageError("HOP3_CADDY_GOMAXPROCS=%q: want a count of threads, 1 or more", v)
 		}
+		procs = v
 	}
-	return max(1, runtime.NumCPU()/2)
+	gogc := "400"
+	if v := strings.TrimSpace(getenv("HOP3_CADDY_GOGC")); v != "" {
+		if n, err := strconv.Atoi(v); v != "off" && (err != nil || n < 1) {
+			return nil, usageError("HOP3_CADDY_GOGC=%q: want a percentage, 1 or more, or off", v)
+		}
+		gogc = v
+	}
+	return []string{"GOMAXPROCS=" + procs, "GOGC=" + gogc}, nil
 }
 
 // newAddons makes the add-on manager: Redis add-ons run as their apps'
