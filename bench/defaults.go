@@ -104,7 +104,7 @@ func defaultsCaddyEnv(ctx context.Context, env *benchEnv, m *mainSetup) (string,
 		return "", err
 	}
 	base := caddyGoEnv(m.d)
-	variants := [][]string{base, append(base[:len(base):len(base)], "GOGC=400"), append(base[:len(base):len(base)], "GOGC=400", "GOMEMLIMIT=64MiB")}
+	variants := [][]string{base, setEnv(base, "GOGC=100"), setEnv(base, "GOMEMLIMIT=64MiB")}
 	var b strings.Builder
 	b.WriteString("**Caddy's Go runtime**, Flask at 1000 req/s through a Caddy with hop3's config (each variant its own Caddy; PSS / RSS of Caddy alone, idle and after the load):\n\n")
 	b.WriteString("| Caddy environment | requests | p50 | p95 | p99 | Caddy CPU µs/req | Caddy PSS / RSS idle | after the load | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
