@@ -168,3 +168,39 @@ func TestMemBreakdown(t *testing.T) {
 		t.Errorf("memory breakdown lacks %q:\n%s", w, got)
 	}
 }
+
+// TestTenReading: the steadiness table lists every stack's best and worst
+// run, and the reading weighs the proxy with the app servers held fixed
+// and the app servers with the proxy held fixed.
+func TestTenReading(t *testing.T) {
+	runs := func(ms ...float64) *mxStats {
+		s := &mxStats{}
+		for _, m := range ms {
+			s.runs = append(s.runs, mxRun{res: rateResult{p99: time.Duration(m * float64(time.Millisecond))}})
+		}
+		s.finish()
+		return s
+	}
+	sc := mxScenario{stacks: []mxStack{{key: "hop3", label: "hop3"}, {key: "uwsgi", label: "nginx → uWSGI"},
+		{key: "nginx-granian", label: "ng"}, {key: "nginx-uwsgi-http", label: "nu"}, {key: "caddy-uwsgi-http", label: "cu"}}}
+	stats := map[string]*mxStats{
+		"hop3": runs(6, 8, 12), "uwsgi": runs(5, 4, 6),
+		"nginx-granian": runs(5, 4, 6), "nginx-uwsgi-http": runs(4, 5, 5), "caddy-uwsgi-http": runs(8, 10, 7.5),
+	}
+	got := tenReading(sc, stats)
+	for _, want := range []string{
+		"| hop3 | 8.00 ms | 6.00 ms | 12.0 ms | 2.00× |",
+		"| nginx → uWSGI | 5.00 ms | 4.00 ms | 6.00 ms | 1.50× |",
+		"Caddy's median p99 is 1.60× nginx's and its worst run 2.00× nginx's worst",
+		"hop3's ten Granians are 1.00× uWSGI's median p99, worst run 1.00×",
+		"hop3 as it runs: 1.60×, worst run 2.00×",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("tenReading lacks %q:\n%s", want, got)
+		}
+	}
+	delete(stats, "caddy-uwsgi-http")
+	if got := tenReading(sc, stats); strings.Contains(got, "Reading:") {
+		t.Errorf("tenReading without the proxy pair still reads it:\n%s", got)
+	}
+}
