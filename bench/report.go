@@ -30,7 +30,7 @@ func renderReport(env *benchEnv, m *mainSetup, sections []section, load string, 
 		for _, a := range m.apps {
 			fmt.Fprintf(&b, "- %s: `%s`\n", a.name, shortenPaths(strings.Join(a.tmpl.argv, " "), m.d.root))
 		}
-		b.WriteString("\nand its Caddy with `GOMAXPROCS` set by `cmd/hop3`; the reverse_proxy handler of an app's route, as `internal/router` built it (read back from Caddy's admin API):\n\n")
+		b.WriteString("\nand its Caddy with `GOMAXPROCS` and `GOGC` set by `cmd/hop3`; the reverse_proxy handler of an app's route, as `internal/router` built it (read back from Caddy's admin API):\n\n")
 		b.WriteString("```json\n" + shortenPaths(proxyJSON(m.caddyCfg, "hello"), m.d.root) + "\n```\n\n")
 	}
 	b.WriteString(summary(sections))

@@ -417,7 +417,7 @@ func runDaemon(ctx context.Context, c serveConfig, logger *slog.Logger, stdout i
 // GOMAXPROCS=1 (half the cores) gave more throughput through Caddy than the
 // default, and GOGC=400 (a GC every 5× the live heap instead of 2×) the
 // steadiest tail with ten apps behind it, for about 15 MiB more after load
-// (BENCHMARKS.md §7 and §8).
+// (BENCHMARKS.md §8 and §9).
 func caddyGoEnv(getenv func(string) string, cores int) ([]string, error) {
 	procs := strconv.Itoa(max(1, cores/2))
 	if v := strings.TrimSpace(getenv("HOP3_CADDY_GOMAXPROCS")); v != "" {
