@@ -422,6 +422,9 @@ func (m *Manager) Destroy(ctx context.Context, app string, purge bool) error {
 			errs = append(errs, err)
 		}
 	}
+	// The app's environments went with its directory: copies only they
+	// linked would otherwise stay until some later deploy prunes.
+	m.pruneSharedObjects()
 	return errors.Join(errs...)
 }
 

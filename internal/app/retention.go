@@ -105,6 +105,13 @@ func (m *Manager) prune(ctx context.Context, app string, live releaseMeta) {
 	if err := buildpacks.PruneEnvs(m.paths.Envs(app), envs); err != nil {
 		m.log.Warn("prune environments", "app", app, "err", err)
 	}
+	m.pruneSharedObjects()
+}
+
+// pruneSharedObjects removes the store's copies of shared objects that no
+// environment links any more, once some environments are gone. Only disk
+// is at stake: a failure is logged, never returned.
+func (m *Manager) pruneSharedObjects() {
 	// Other apps' builds may be linking to the store meanwhile: its own
 	// lock keeps their copies from being removed under them.
 	if err := buildpacks.PruneSharedObjects(m.paths.SharedObjects()); err != nil {
