@@ -490,7 +490,7 @@ func scenarioMatrix(ctx context.Context, env *benchEnv, m *mainSetup) (string, e
 				return b.String(), err
 			}
 			for i, ce := range env.tenCaddy {
-				c, err := startCaddyBin(ctx, env, env.caddyBin, "ten"+strconv.Itoa(i), cfg, ce, nil)
+				c, err := startCaddyReplica(ctx, env, "ten"+strconv.Itoa(i), cfg, ce, nil)
 				if err != nil {
 					return b.String(), err
 				}
