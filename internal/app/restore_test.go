@@ -3,12 +3,15 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"hop3/runtime/supervisor"
@@ -17,14 +20,27 @@ import (
 // gatedSupervisor is a fakeSupervisor whose starts of a held app's
 // processes wait until the test opens that app's gate, as a real start
 // waits until the process is ready. It tells the test when each start
-// begins.
+// begins, and counts the starts under way.
 type gatedSupervisor struct {
 	*fakeSupervisor
 	begun chan string              // the app of each start, as it begins
 	gates map[string]chan struct{} // closed: the app's starts may finish
+
+	mu       sync.Mutex
+	underway int // starts begun and not yet returned
+	most     int // the most starts ever under way at once
 }
 
 func (s *gatedSupervisor) Start(ctx context.Context, spec supervisor.Spec) error {
+	s.mu.Lock()
+	s.underway++
+	s.most = max(s.most, s.underway)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.underway--
+		s.mu.Unlock()
+	}()
 	app := spec.Labels["app"]
 	s.begun <- app
 	if gate, ok := s.gates[app]; ok {
@@ -35,6 +51,13 @@ func (s *gatedSupervisor) Start(ctx context.Context, spec supervisor.Spec) error
 		}
 	}
 	return s.fakeSupervisor.Start(ctx, spec)
+}
+
+// mostAtOnce is the most starts that were ever under way at once.
+func (s *gatedSupervisor) mostAtOnce() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.most
 }
 
 // lockedBuffer is a log destination several goroutines may write to.
@@ -208,4 +231,84 @@ func logged(logs *lockedBuffer, want string) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
+}
+
+// TestRestoreCapsAppsAtOnce restores more apps than the cap with every
+// start held short of ready. The test runs in a synctest bubble, so that
+// synctest.Wait returns only once every start that can begin has begun:
+// a restore that ignored the cap would have every app's start under way
+// at the first wait. Held starts are then let through one at a time, and
+// each must let exactly one more app begin, until every app is live.
+func TestRestoreCapsAppsAtOnce(t *testing.T) {
+	t.Parallel()
+	if got, want := restoreLimit(), min(2*runtime.NumCPU(), 8); got != want {
+		t.Fatalf("restoreLimit() = %d, want min(2 × %d cores, 8) = %d", got, runtime.NumCPU(), want)
+	}
+	tests := []struct {
+		name  string
+		limit int // 0: Restore with its own cap, restoreLimit
+		apps  int
+	}{
+		{"one at a time", 1, 3},
+		{"three at once", 3, 7},
+		{"Restore's own cap", 0, restoreLimit() + 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				procfiles := map[string]string{}
+				var names []string
+				for i := range tt.apps {
+					name := fmt.Sprintf("app%02d", i)
+					procfiles[name] = "web: exec sleep 60\n"
+					names = append(names, name)
+				}
+				u, g, logs := restartedManager(t, procfiles, names...)
+				limit, restore := tt.limit, func() error { return u.m.restoreApps(t.Context(), tt.limit) }
+				if tt.limit == 0 {
+					limit, restore = restoreLimit(), func() error { return u.m.Restore(t.Context()) }
+				}
+				done := make(chan error, 1)
+				go func() { done <- restore() }()
+
+				var held []string // apps whose start is under way, oldest first
+				released := 0
+				var err error
+				for finished := false; !finished; {
+					synctest.Wait()
+					for len(g.begun) > 0 {
+						held = append(held, <-g.begun)
+					}
+					// Every app not yet let through has begun, up to the cap.
+					if want := min(limit, tt.apps-released); len(held) != want {
+						t.Errorf("%d starts under way at once with %d apps let through, want %d", len(held), released, want)
+					}
+					select {
+					case err = <-done:
+						finished = true
+						continue
+					default:
+					}
+					if len(held) == 0 {
+						t.Fatalf("restore waits with no start under way:\n%s", logs)
+					}
+					close(g.gates[held[0]])
+					held = held[1:]
+					released++
+				}
+				if err != nil {
+					t.Fatalf("restore: %v", err)
+				}
+				if most := g.mostAtOnce(); most != limit {
+					t.Errorf("at most %d starts were under way at once, want the cap, %d", most, limit)
+				}
+				for _, app := range names {
+					if specs := u.sup.runningSpecs(app); len(specs) != 1 {
+						t.Errorf("%s runs %+v after the restore, want its one web process", app, specs)
+					}
+				}
+			})
+		})
+	}
 }
