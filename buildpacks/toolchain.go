@@ -7,32 +7,47 @@ import (
 	"path/filepath"
 )
 
-// toolMissing is the line a build fails with when a tool its pack cannot
-// do without is not there, by the tool's default name. The toolchains come
-// from the system: each line names the Debian package that brings the
-// tool. Debian's maven package brings a JRE only, so javac is asked for on
-// its own.
-var toolMissing = map[string]string{
-	"cargo":    "cargo is not installed for the build: install Debian's cargo package (apt-get install cargo) or a rustup toolchain on PATH",
-	"php":      "php is not installed for the build: install Debian's php-cli package (apt-get install php-cli)",
-	"composer": "composer is not installed for the build: install Debian's composer package (apt-get install composer)",
-	"ruby":     rubyMissing,
-	"bundle":   rubyMissing,
-	"javac":    "javac is not installed for the build: install Debian's default-jdk-headless package (apt-get install default-jdk-headless)",
-	"mvn":      "mvn is not installed for the build: install Debian's maven package (apt-get install maven)",
-	"gradle":   "gradle is not installed for the build: commit the project's gradlew, or install Debian's gradle package (apt-get install gradle)",
+// DebianPackages names the Debian package that brings each tool a pack
+// cannot build without, by the tool's default name: the toolchains come
+// from the system. Debian's maven package brings a JRE only, so javac is
+// asked for on its own; ruby-bundler brings ruby and bundle. hop3 doctor
+// lists the same packages.
+var DebianPackages = map[string]string{
+	"cargo":    "cargo",
+	"php":      "php-cli",
+	"composer": "composer",
+	"ruby":     "ruby-bundler",
+	"bundle":   "ruby-bundler",
+	"javac":    "default-jdk-headless",
+	"mvn":      "maven",
+	"gradle":   "gradle",
 }
 
-// rubyMissing is said for ruby and for bundle: Debian's ruby-bundler
-// brings both.
-const rubyMissing = "ruby and bundler are not installed for the build: install Debian's ruby-bundler package (apt-get install ruby-bundler)"
+// toolMissing is the line a build fails with when tool (a default name of
+// DebianPackages) is not there; false for a tool with no such line.
+func toolMissing(tool string) (string, bool) {
+	pkg, ok := DebianPackages[tool]
+	if !ok {
+		return "", false
+	}
+	get := fmt.Sprintf("install Debian's %s package (apt-get install %s)", pkg, pkg)
+	switch tool {
+	case "cargo":
+		return "cargo is not installed for the build: " + get + " or a rustup toolchain on PATH", true
+	case "ruby", "bundle":
+		return "ruby and bundler are not installed for the build: " + get, true
+	case "gradle":
+		return "gradle is not installed for the build: commit the project's gradlew, or " + get, true
+	}
+	return tool + " is not installed for the build: " + get, true
+}
 
 // need finds a tool the pack cannot build without, as tool does (configured,
 // else def on the build's PATH). A tool that is not there is the one line
 // of toolMissing for def, followed by what the lookup found in brackets.
 func (b *builder) need(configured, def string) (string, error) {
 	p, err := b.tool(configured, def)
-	if msg, ok := toolMissing[def]; ok && errors.Is(err, errNotFound) {
+	if msg, ok := toolMissing(def); ok && errors.Is(err, errNotFound) {
 		return "", fmt.Errorf("%s (%v)", msg, err)
 	}
 	return p, err

@@ -39,15 +39,16 @@ var Toolchains = []Toolchain{
 	{Name: "npm", Commands: []string{"npm"}, VersionArgs: []string{"--version"}, Package: "npm"},
 	{Name: "corepack", Commands: []string{"corepack"}, VersionArgs: []string{"--version"}, Package: "nodejs"},
 	{Name: "go", Commands: []string{"go"}, VersionArgs: []string{"version"}, Package: "golang-go"},
-	{Name: "cargo", Commands: []string{"cargo"}, VersionArgs: []string{"--version"}, Package: "cargo"},
-	{Name: "java", Commands: []string{"java"}, VersionArgs: []string{"-version"}, Package: "default-jdk-headless"},
-	{Name: "mvn", Commands: []string{"mvn"}, VersionArgs: []string{"--version"}, Package: "maven"},
-	{Name: "gradle", Commands: []string{"gradle"}, VersionArgs: []string{"--version"}, Package: "gradle"},
-	{Name: "ruby", Commands: []string{"ruby"}, VersionArgs: []string{"--version"}, Package: "ruby"},
-	{Name: "bundler", Commands: []string{"bundle"}, VersionArgs: []string{"--version"}, Package: "ruby-bundler"},
+	{Name: "cargo", Commands: []string{"cargo"}, VersionArgs: []string{"--version"}, Package: buildpacks.DebianPackages["cargo"]},
+	// javac, not java: Debian's maven brings a JRE, which builds nothing.
+	{Name: "javac", Commands: []string{"javac"}, VersionArgs: []string{"-version"}, Package: buildpacks.DebianPackages["javac"]},
+	{Name: "mvn", Commands: []string{"mvn"}, VersionArgs: []string{"--version"}, Package: buildpacks.DebianPackages["mvn"]},
+	{Name: "gradle", Commands: []string{"gradle"}, VersionArgs: []string{"--version"}, Package: buildpacks.DebianPackages["gradle"]},
+	{Name: "ruby", Commands: []string{"ruby"}, VersionArgs: []string{"--version"}, Package: buildpacks.DebianPackages["ruby"]},
+	{Name: "bundler", Commands: []string{"bundle"}, VersionArgs: []string{"--version"}, Package: buildpacks.DebianPackages["bundle"]},
 	{Name: "php-fpm", VersionArgs: []string{"-v"}, Package: "php-fpm",
 		Find: func() (string, error) { return buildpacks.FindPHPFPM("", os.Getenv("PATH")) }},
-	{Name: "composer", Commands: []string{"composer"}, VersionArgs: []string{"--version"}, Package: "composer"},
+	{Name: "composer", Commands: []string{"composer"}, VersionArgs: []string{"--version"}, Package: buildpacks.DebianPackages["composer"]},
 }
 
 // toolchainTimeout bounds each version query: a JVM tool can take seconds

@@ -18,6 +18,7 @@ func TestListToolchains(t *testing.T) {
 		"python3": "/usr/bin/python3", "node": "/usr/bin/node", "mvn": "/usr/bin/mvn",
 		"ruby": "/usr/bin/ruby", "bundle": "/usr/bin/bundle",
 		"composer": "/usr/bin/composer", "gradle": "/usr/bin/gradle",
+		"java": "/usr/bin/java", // a JRE alone: doctor looks for javac
 	}
 	outputs := map[string]string{
 		"/usr/bin/python3 --version":       "Python 3.11.2\n",
@@ -29,7 +30,7 @@ func TestListToolchains(t *testing.T) {
 		"/usr/bin/composer --version":      "Do not run Composer as root/super user! See https://getcomposer.org/root for details\nComposer version 2.5.5 2023-03-21 11:50:05\n",
 		"/opt/hop3/tools/bin/uv --version": "uv 0.13.9\n",
 	}
-	found := len(path) + 1 // and the configured uv
+	found := len(path) - 1 + 1 // not java, but the configured uv
 	// php-fpm is where the PHP build finds it, on this machine.
 	wantFPM := "not found (apt-get install php-fpm)"
 	if fpm, err := buildpacks.FindPHPFPM("", os.Getenv("PATH")); err == nil {
@@ -94,6 +95,8 @@ func TestListToolchains(t *testing.T) {
 		{"node", "v18.19.0 (/usr/bin/node)"},
 		{"npm", "not found (apt-get install npm)"},
 		{"cargo", "not found (apt-get install cargo)"},
+		// The build needs javac, which Debian's maven (a JRE) does not bring.
+		{"javac", "not found (apt-get install default-jdk-headless)"},
 		{"mvn", "Apache Maven 3.8.7 (/usr/bin/mvn)"},
 		{"gradle", "version unknown: context deadline exceeded (/usr/bin/gradle)"},
 		{"ruby", "ruby 3.1.2p20 (2022-04-12 revision 4491bb740a) [x86_64-linux-gnu] (/usr/bin/ruby)"},
