@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -315,14 +314,10 @@ func (e *edge) start(ctx context.Context, c serveConfig, routes []router.Route, 
 		}
 		return nil, nil
 	}
-	goEnv, err := caddyGoEnv(os.Getenv, runtime.NumCPU())
-	if err != nil {
-		return nil, err
-	}
 	caddy, err := router.StartCaddy(ctx, router.ProcessOptions{
 		Bin:       c.caddyBin,
 		Dir:       e.caddyDir,
-		Env:       goEnv,
+		Env:       c.caddyEnv,
 		Listeners: e.listeners, // nil when Caddy binds its addresses
 		User:      e.user,
 	}, e.rt, logger)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,5 +126,21 @@ func TestCaddyGoEnv(t *testing.T) {
 				t.Fatalf("caddyGoEnv: %q, %v; want %q", got, err, c.want)
 			}
 		})
+	}
+}
+
+// TestServeCaddyGoEnv: a bad HOP3_CADDY_GOGC stops serve before it starts
+// anything (its root is not even made), with a usage error.
+func TestServeCaddyGoEnv(t *testing.T) {
+	t.Setenv("HOP3_CADDY_GOGC", "lots")
+	root := filepath.Join(t.TempDir(), "root")
+	var stdout, stderr bytes.Buffer
+	err := serve(context.Background(), []string{"--root", root}, &stdout, &stderr)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(ee.msg, `HOP3_CADDY_GOGC="lots"`) {
+		t.Fatalf("serve with HOP3_CADDY_GOGC=lots = %v, want a usage error naming it", err)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("serve made its root before refusing: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,8 @@ type serveConfig struct {
 
 	tlsOnDemand bool
 	acmeDNS     string
+
+	caddyEnv []string // Go runtime settings of the Caddy hop3 runs (caddyGoEnv)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -180,6 +183,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.caddyBin == "" {
 		c.caddyBin = findTool("caddy")
 	}
+	caddyEnv, err := caddyGoEnv(os.Getenv, runtime.NumCPU())
+	if err != nil {
+		return err
+	}
+	c.caddyEnv = caddyEnv
 	if c.uv == "" {
 		c.uv = findTool("uv")
 	}
